@@ -1,0 +1,152 @@
+//! The tenant service: tenants' lifecycle, settings, feature flags and custom domains.
+//!
+//! # Layout
+//! - [`domain`]: the `tenant` and `reservation` aggregates (pure `decide`/`evolve`).
+//! - [`api`]: the gRPC handlers, their access policy and the domain-verification prover.
+//! - [`projection`]: the `tenants` read model in Postgres schema `tenant`, and its queries.
+//! - [`trials`]: the sweep that expires trials after 30 days.
+//! - [`config`] and [`start`]: wiring it all to NATS, Postgres and a listener.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod projection;
+pub mod trials;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_eventstore::{EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames};
+use tenantry_kit::auth::{JwksSource, Verifier, VerifierConfig};
+use tenantry_kit::config::CommonConfig;
+use tenantry_kit::db::DbSettings;
+use tenantry_kit::server::{self, Readiness};
+use tenantry_kit::Clock;
+use tenantry_proto::tenant::v1::tenant_service_server::TenantServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use api::TenantApi;
+use api::domains::{DomainProver, HttpProver};
+pub use config::TenantConfig;
+
+/// Migrations of the `tenant` schema, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("nats: {0}")]
+    Nats(String),
+    #[error("event store: {0}")]
+    Store(#[from] tenantry_eventstore::StoreError),
+    #[error(transparent)]
+    Db(#[from] tenantry_kit::db::DbError),
+    #[error(transparent)]
+    Jwks(#[from] tenantry_kit::auth::JwksError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a test or `tenantry dev` may replace.
+pub struct Overrides {
+    pub clock: Arc<dyn Clock>,
+    pub prover: Option<Arc<dyn DomainProver>>,
+}
+
+impl Default for Overrides {
+    fn default() -> Self {
+        Self { clock: Arc::new(tenantry_kit::SystemClock), prover: None }
+    }
+}
+
+/// A started tenant service.
+pub struct Running {
+    pub addr: SocketAddr,
+    /// The projection's position, for tests that wait on it.
+    pub positions: Positions,
+    /// The handlers, for tests and jobs that call them directly.
+    pub api: TenantApi,
+    pub task: JoinHandle<()>,
+}
+
+/// Connects, migrates, and serves on `listener` until `shutdown` resolves.
+pub async fn start(
+    common: &CommonConfig,
+    config: &TenantConfig,
+    listener: TcpListener,
+    overrides: Overrides,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let nats = async_nats::connect(&common.nats_url).await.map_err(|e| StartError::Nats(e.to_string()))?;
+    let names = StreamNames::new(common.stream_prefix.as_deref())?;
+    let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
+
+    let db = DbSettings {
+        admin_url: common.database_url.clone(),
+        schema: config.db_schema.clone(),
+        service_role: config.db_role.clone(),
+        service_password: common.database_service_password().map_err(|e| StartError::Other(format!("database password file: {e}")))?,
+        max_connections: config.db_max_connections,
+    };
+    db.prepare(&MIGRATOR).await?;
+    let pool = db.service_pool().await?;
+
+    let verifier = Arc::new(
+        Verifier::new(VerifierConfig {
+            issuer: common.jwt_issuer.clone(),
+            audience: common.jwt_audience.clone(),
+            jwks: JwksSource::parse(&common.jwks),
+            refresh_interval: Duration::from_secs(30),
+        })
+        .await?,
+    );
+
+    let runner = ProjectionRunner::new(store.clone(), pool.clone(), projection::TenantsProjection, RunnerConfig::default());
+    let prover = match overrides.prover {
+        Some(p) => p,
+        None => Arc::new(HttpProver::new(None).map_err(|e| StartError::Other(e.to_string()))?),
+    };
+    let api = TenantApi {
+        tenants: Repository::new(store.clone(), 100_000),
+        reservations: Repository::new(store.clone(), 10_000),
+        pool: pool.clone(),
+        positions: runner.positions(),
+        clock: overrides.clock,
+        prover,
+        read_wait: Duration::from_secs(5),
+    };
+
+    let routes = tonic::service::Routes::new(TenantServiceServer::new(api.clone()));
+    let router = server::router(
+        routes,
+        &[api::policy::SERVICE],
+        api::policy::policy(),
+        verifier,
+        Readiness { nats, pool },
+        axum::Router::new(),
+    )
+    .await;
+
+    let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
+    let positions = runner.positions();
+    let sweep_api = api.clone();
+    let sweep_every = Duration::from_secs(config.trial_sweep_interval_secs.max(1));
+    let task = tokio::spawn(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let projection = tokio::spawn(runner.run(stopped(stop_rx.clone())));
+        let sweeper = tokio::spawn(trials::sweep_every(sweep_api, sweep_every, stopped(stop_rx.clone())));
+        if let Err(e) = server::serve(listener, router, shutdown).await {
+            tracing::error!(error = %e, "server failed");
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::join!(projection, sweeper);
+    });
+    tracing::info!(%addr, "tenant service listening");
+    Ok(Running { addr, positions, api, task })
+}

@@ -1,0 +1,107 @@
+//! Events as stored: an `EventBatch` of `Envelope`s per JetStream message.
+
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use tenantry_proto::events::v1::{Envelope, EventBatch};
+use thiserror::Error;
+
+use crate::time;
+
+/// A domain event that can be written to and read from the log.
+pub trait EventPayload: Sized + Send + Sync + 'static {
+    /// Dotted and versioned name, e.g. `tenant.created.v1`.
+    fn event_type(&self) -> &'static str;
+    fn encode_payload(&self) -> Vec<u8>;
+    /// Old versions are upcast here; an unknown type is an error, never skipped.
+    fn decode(event_type: &str, payload: &[u8]) -> Result<Self, DecodeError>;
+}
+
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("unknown event type {0}")]
+    UnknownType(String),
+    #[error("bad payload for {event_type}: {source}")]
+    Payload { event_type: String, source: prost::DecodeError },
+}
+
+impl DecodeError {
+    pub fn payload(event_type: &str, source: prost::DecodeError) -> Self {
+        Self::Payload { event_type: event_type.to_owned(), source }
+    }
+}
+
+/// What every event carries besides its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    pub event_id: String,
+    pub tenant_id: String,
+    pub aggregate_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub causation_id: String,
+    pub correlation_id: String,
+    /// Stream sequence of the message that holds the event.
+    pub position: u64,
+}
+
+/// A decoded event with its metadata.
+#[derive(Debug, Clone)]
+pub struct StoredEvent<E> {
+    pub meta: EventMeta,
+    pub event: E,
+}
+
+/// One message of the log: the events one command appended to one aggregate.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub position: u64,
+    pub subject: String,
+    pub batch: EventBatch,
+    /// W3C trace context of the command that appended it, to continue the trace.
+    pub traceparent: Option<String>,
+}
+
+impl StoredMessage {
+    pub fn decode(
+        position: u64,
+        subject: impl Into<String>,
+        payload: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<Self, crate::StoreError> {
+        let batch = EventBatch::decode(payload)
+            .map_err(|e| crate::StoreError::Corrupt(format!("message {position}: {e}")))?;
+        Ok(Self { position, subject: subject.into(), batch, traceparent })
+    }
+
+    /// The events of this message decoded as `E`, in order.
+    pub fn events<E: EventPayload>(&self) -> Result<Vec<StoredEvent<E>>, DecodeError> {
+        self.batch
+            .events
+            .iter()
+            .map(|env| {
+                Ok(StoredEvent {
+                    meta: meta_of(env, self.position),
+                    event: E::decode(&env.event_type, &env.payload)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The tenant of the message (all its events share the aggregate, hence the tenant).
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.batch.events.first().map(|e| e.tenant_id.as_str())
+    }
+}
+
+pub(crate) fn meta_of(env: &Envelope, position: u64) -> EventMeta {
+    EventMeta {
+        event_id: env.event_id.clone(),
+        tenant_id: env.tenant_id.clone(),
+        aggregate_id: env.aggregate_id.clone(),
+        occurred_at: time::from_proto(env.occurred_at.as_ref()),
+        actor: env.actor.clone(),
+        causation_id: env.causation_id.clone(),
+        correlation_id: env.correlation_id.clone(),
+        position,
+    }
+}

@@ -1,0 +1,36 @@
+//! The `projection_checkpoints` table, kept in the projection's own schema (the pool's
+//! search_path), so a rebuild into a fresh schema starts from position 0.
+
+use sqlx::PgConnection;
+
+pub async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map_or(0, |(p,)| p as u64))
+}
+
+/// Reads the checkpoint and locks its row until the transaction ends.
+pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let (position,): (i64,) =
+        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_one(conn)
+            .await?;
+    Ok(position as u64)
+}
+
+pub(crate) async fn write_checkpoint(conn: &mut PgConnection, name: &str, position: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
+        .bind(name)
+        .bind(position as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

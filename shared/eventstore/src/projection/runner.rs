@@ -1,0 +1,281 @@
+//! The loop that feeds a projection from its durable consumer.
+//!
+//! One runner per projection is active at a time across all replicas of a service: it holds a
+//! Postgres advisory lock on a dedicated connection and runs every apply transaction on that
+//! same connection, so a runner that loses its session cannot commit anything. Other replicas
+//! follow the checkpoint (for `wait_for`) and take over when the lock frees.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::message::AckKind;
+use futures::{Stream, StreamExt};
+use sqlx::{Acquire, PgConnection, PgPool};
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::checkpoint::{lock_checkpoint, read_checkpoint, write_checkpoint};
+use super::{Positions, Projection, ProjectionError};
+use crate::event::StoredMessage;
+use crate::streams::EventStore;
+
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Most messages applied in one transaction.
+    pub batch_size: usize,
+    /// Durable consumer name; defaults to the projection's name. A rebuild uses another.
+    pub consumer_name: Option<String>,
+    /// Upper bound of the retry backoff after a failed batch.
+    pub max_backoff: Duration,
+    /// How often a replica that is not running the projection reads its checkpoint.
+    pub follower_poll: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            consumer_name: None,
+            max_backoff: Duration::from_secs(30),
+            follower_poll: Duration::from_millis(20),
+        }
+    }
+}
+
+pub struct ProjectionRunner<P> {
+    store: EventStore,
+    pool: PgPool,
+    projection: Arc<P>,
+    config: RunnerConfig,
+    positions: Positions,
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    /// `pool` must have the projection's schema as its search_path.
+    pub fn new(store: EventStore, pool: PgPool, projection: P, config: RunnerConfig) -> Self {
+        Self { store, pool, projection: Arc::new(projection), config, positions: Positions::default() }
+    }
+
+    /// The handle queries use to wait for this projection.
+    pub fn positions(&self) -> Positions {
+        self.positions.clone()
+    }
+
+    fn consumer_name(&self) -> String {
+        self.config.consumer_name.clone().unwrap_or_else(|| self.projection.name().to_owned())
+    }
+
+    /// Runs until `shutdown` resolves. Failures (NATS or Postgres down, a handler error) are
+    /// retried with backoff; they never end the loop.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let span = info_span!("projection", name = %self.projection.name());
+        self.run_inner(shutdown).instrument(span).await;
+    }
+
+    async fn run_inner(self, shutdown: impl Future<Output = ()> + Send) {
+        let mut shutdown = pin!(shutdown);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let term = async {
+                let mut conn = self.pool.acquire().await?.detach();
+                if try_lead(&mut conn, self.projection.name()).await? {
+                    debug!("leading projection");
+                    Ok::<_, ProjectionError>(Some(self.lead(&mut conn, &mut backoff).await))
+                } else {
+                    drop(conn);
+                    self.follow(Duration::from_secs(1)).await?;
+                    Ok(None)
+                }
+            };
+            let outcome = tokio::select! {
+                _ = &mut shutdown => return,
+                outcome = term => outcome,
+            };
+            match outcome {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => {
+                    metrics::counter!("tenantry_projection_errors_total", "projection" => self.projection.name().to_owned()).increment(1);
+                    warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "projection failed, retrying");
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// Applies batches until something fails; the caller backs off and starts a new term
+    /// (re-reading the checkpoint). Shutdown drops this future.
+    async fn lead(&self, conn: &mut PgConnection, backoff: &mut Duration) -> ProjectionError {
+        let checkpoint = match read_checkpoint(conn, self.projection.name()).await {
+            Ok(c) => c,
+            Err(e) => return e.into(),
+        };
+        self.positions.advance(checkpoint);
+        let messages = match self.subscribe(checkpoint).await {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        let mut chunks = pin!(messages.ready_chunks(self.config.batch_size));
+        while let Some(chunk) = chunks.next().await {
+            let chunk: Result<Vec<_>, _> = chunk.into_iter().collect();
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return ProjectionError::Other(format!("consumer: {e}")),
+            };
+            match self.apply_chunk(conn, &chunk).await {
+                Ok(position) => {
+                    *backoff = Duration::from_millis(100);
+                    if let Some(last) = chunk.last() {
+                        // AckPolicy::All: acknowledging the last message acknowledges the batch.
+                        if let Err(e) = last.ack().await {
+                            return ProjectionError::Other(format!("ack: {e}"));
+                        }
+                        if let Ok(info) = last.info() {
+                            metrics::gauge!("tenantry_projection_lag", "projection" => self.projection.name().to_owned()).set(info.pending as f64);
+                        }
+                    }
+                    self.positions.advance(position);
+                }
+                Err(e) => {
+                    for msg in &chunk {
+                        let _ = msg.ack_with(AckKind::Nak(Some(*backoff))).await;
+                    }
+                    return e;
+                }
+            }
+        }
+        ProjectionError::Other("consumer stream ended".into())
+    }
+
+    /// Applies one batch and its checkpoint in one transaction; returns the new checkpoint.
+    async fn apply_chunk(
+        &self,
+        conn: &mut PgConnection,
+        chunk: &[async_nats::jetstream::Message],
+    ) -> Result<u64, ProjectionError> {
+        let name = self.projection.name();
+        let mut tx = conn.begin().await?;
+        let checkpoint = lock_checkpoint(&mut tx, name).await?;
+        let mut messages = Vec::with_capacity(chunk.len());
+        for msg in chunk {
+            let info = msg.info().map_err(|e| ProjectionError::Other(format!("message info: {e}")))?;
+            // At or below the checkpoint: already applied (a redelivery).
+            if info.stream_sequence <= checkpoint {
+                continue;
+            }
+            let traceparent = msg.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
+            messages.push(StoredMessage::decode(info.stream_sequence, msg.subject.as_str(), &msg.payload, traceparent)?);
+        }
+        let Some(last) = messages.last().map(|m| m.position) else {
+            return Ok(checkpoint);
+        };
+        self.projection.apply(&mut tx, &messages).await?;
+        write_checkpoint(&mut tx, name, last).await?;
+        tx.commit().await?;
+        let events: usize = messages.iter().map(|m| m.batch.events.len()).sum();
+        metrics::counter!("tenantry_projection_applied_total", "projection" => name.to_owned()).increment(events as u64);
+        Ok(last)
+    }
+
+    /// (Re)creates the durable consumer at `checkpoint + 1` and returns its message stream.
+    ///
+    /// The checkpoint in Postgres is the truth; the consumer is only a cursor, so it is
+    /// recreated at the start of every term rather than trusted.
+    async fn subscribe(
+        &self,
+        checkpoint: u64,
+    ) -> Result<impl Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + use<P>, ProjectionError> {
+        let consumer = self.create_consumer(checkpoint).await?;
+        consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch_size)
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::Other(format!("consume: {e}")))
+    }
+
+    async fn create_consumer(&self, checkpoint: u64) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
+        let name = self.consumer_name();
+        let stream = &self.store.stream;
+        // Not found is fine: first run.
+        let _ = stream.delete_consumer(&name).await;
+        stream
+            .create_consumer(pull::Config {
+                durable_name: Some(name),
+                filter_subject: self.projection.filter(self.store.root()),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 },
+                ack_policy: AckPolicy::All,
+                ack_wait: Duration::from_secs(60),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ProjectionError::Other(format!("create consumer: {e}")))
+    }
+
+    /// Mirrors the checkpoint of the replica that runs the projection, for `wait_for`.
+    async fn follow(&self, period: Duration) -> Result<(), ProjectionError> {
+        let deadline = tokio::time::Instant::now() + period;
+        while tokio::time::Instant::now() < deadline {
+            let mut conn = self.pool.acquire().await?;
+            self.positions.advance(read_checkpoint(&mut conn, self.projection.name()).await?);
+            drop(conn);
+            tokio::time::sleep(self.config.follower_poll).await;
+        }
+        Ok(())
+    }
+
+    /// Applies everything the log holds now and returns the final checkpoint: used to rebuild
+    /// a projection into fresh tables (give it a pool on a fresh schema and its own
+    /// `consumer_name`).
+    pub async fn catch_up(self) -> Result<u64, ProjectionError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let checkpoint = read_checkpoint(&mut conn, self.projection.name()).await?;
+        let mut consumer = self.create_consumer(checkpoint).await?;
+        let pending = consumer
+            .info()
+            .await
+            .map_err(|e| ProjectionError::Other(format!("consumer info: {e}")))?
+            .num_pending;
+        if pending == 0 {
+            return Ok(checkpoint);
+        }
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(self.config.batch_size)
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::Other(format!("consume: {e}")))?;
+        let mut chunks = pin!(messages.ready_chunks(self.config.batch_size));
+        let mut position = checkpoint;
+        while let Some(chunk) = chunks.next().await {
+            let chunk: Vec<_> = chunk
+                .into_iter()
+                .collect::<Result<_, _>>()
+                .map_err(|e| ProjectionError::Other(format!("consumer: {e}")))?;
+            position = self.apply_chunk(&mut conn, &chunk).await?;
+            let Some(last) = chunk.last() else { continue };
+            let _ = last.ack().await;
+            let pending = last.info().map(|i| i.pending).unwrap_or(1);
+            if pending == 0 {
+                break;
+            }
+        }
+        let _ = self.store.stream.delete_consumer(&self.consumer_name()).await;
+        Ok(position)
+    }
+}
+
+/// Takes the projection's advisory lock on this session if it is free.
+async fn try_lead(conn: &mut PgConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let (locked,): (bool,) =
+        sqlx::query_as("SELECT pg_try_advisory_lock(hashtext(current_schema() || '/' || $1))")
+            .bind(name)
+            .fetch_one(conn)
+            .await?;
+    Ok(locked)
+}

@@ -1,0 +1,78 @@
+//! The gRPC request edge of every service: a span per call (continuing the caller's trace),
+//! request metrics, and authentication against the service's [`RpcPolicy`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+use super::{Access, RpcPolicy, Verifier};
+use crate::ApiError;
+
+/// Shared state of [`authenticate`].
+#[derive(Clone)]
+pub struct AuthState {
+    pub verifier: Arc<Verifier>,
+    pub policy: Arc<RpcPolicy>,
+}
+
+/// Outermost: opens the request span with the caller's trace as parent and records metrics.
+pub async fn trace(request: Request, next: Next) -> Response {
+    let method = request.uri().path().to_owned();
+    let span = tracing::info_span!("grpc", rpc = %method, tenant_id = tracing::field::Empty, code = tracing::field::Empty);
+    crate::telemetry::set_parent_from_headers(&span, request.headers());
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    // Unary errors travel in headers (trailers-only responses); success is 0.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_owned();
+    span.record("code", code.as_str());
+    metrics::counter!("tenantry_grpc_requests_total", "rpc" => method.clone(), "code" => code).increment(1);
+    metrics::histogram!("tenantry_grpc_request_duration_seconds", "rpc" => method).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Denies what the policy does not allow; puts the verified [`super::TenantContext`] into the
+/// request.
+pub async fn authenticate(State(auth): State<AuthState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    match auth.policy.lookup(path) {
+        Some(Access::Public) => next.run(request).await,
+        None => reject(ApiError::PermissionDenied(format!("{path} is not declared in the access policy"))),
+        Some(Access::Role(required)) => {
+            let Some(token) = bearer(&request) else {
+                return reject(ApiError::Unauthenticated("missing bearer token".into()));
+            };
+            let context = match auth.verifier.verify(token).await {
+                Ok(c) => c,
+                Err(e) => return reject(e),
+            };
+            if !context.role.satisfies(required) {
+                return reject(ApiError::PermissionDenied(format!("requires role {required}")));
+            }
+            if let Some(tenant) = context.tenant_id {
+                tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
+            }
+            request.extensions_mut().insert(context);
+            next.run(request).await
+        }
+    }
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+fn reject(error: ApiError) -> Response {
+    tonic::Status::from(error).into_http::<Body>()
+}

@@ -1,0 +1,19 @@
+//! Who is calling, and may they?
+//!
+//! Every gRPC request passes [`middleware::authenticate`]: the RPC's declared [`Access`] is
+//! looked up in the service's [`RpcPolicy`] (an RPC that declares nothing is denied), the
+//! bearer JWT is verified against the JWKS ([`Verifier`]), and a [`TenantContext`] is put into
+//! the request for the handler. Handlers take the tenant from the context, never from the body.
+
+mod context;
+mod jwks;
+pub mod middleware;
+mod policy;
+mod signing;
+mod verify;
+
+pub use context::TenantContext;
+pub use jwks::{JwksError, JwksSource};
+pub use policy::{Access, Role, RpcPolicy};
+pub use signing::{SigningKey, jwks};
+pub use verify::{AccessClaims, ACCESS_TOKEN_TYPE, MAX_TOKEN_BYTES, Verifier, VerifierConfig};

@@ -1,0 +1,140 @@
+//! Access-token verification (RFC 8725 hygiene): EdDSA only, a known key id, our issuer and
+//! audience, `typ` `at+jwt`, time claims within a 60 s skew, bounded size.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::{JwksError, JwksSource, Role, TenantContext};
+use crate::ApiError;
+
+/// `typ` header of access tokens (RFC 9068); an ID token (`JWT`) is not an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// Tokens larger than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Claims of a Tenantry access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    /// Absent only on platform-admin tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    pub role: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    /// An unknown key id triggers at most one JWKS refresh per interval.
+    pub refresh_interval: Duration,
+}
+
+/// Verifies bearer tokens with a cached JWKS. Cheap to share behind an `Arc`.
+pub struct Verifier {
+    config: VerifierConfig,
+    validation: Validation,
+    keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
+    last_refresh: Mutex<Option<Instant>>,
+    http: reqwest::Client,
+}
+
+impl Verifier {
+    /// Loads the JWKS once; fails if it cannot be read.
+    pub async fn new(config: VerifierConfig) -> Result<Self, JwksError> {
+        crate::install_crypto();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| JwksError::from_reason(format!("http client: {e}")))?;
+        let keys = config.jwks.load(&http).await?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 60;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+        Ok(Self {
+            config,
+            validation,
+            keys: RwLock::new(Arc::new(keys)),
+            last_refresh: Mutex::new(Some(Instant::now())),
+            http,
+        })
+    }
+
+    /// Verifies `token` and returns its caller. Every failure is `UNAUTHENTICATED`.
+    pub async fn verify(&self, token: &str) -> Result<TenantContext, ApiError> {
+        let deny = |why: &str| ApiError::Unauthenticated(why.to_owned());
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(deny("token too large"));
+        }
+        let header = decode_header(token).map_err(|_| deny("malformed token"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(deny("unsupported algorithm"));
+        }
+        let typ = header.typ.as_deref().unwrap_or_default();
+        if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")) {
+            return Err(deny("not an access token"));
+        }
+        let kid = header.kid.as_deref().ok_or_else(|| deny("missing key id"))?;
+        if kid.is_empty() || kid.len() > 128 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(deny("malformed key id"));
+        }
+        let key = match self.key(kid) {
+            Some(key) => key,
+            None => {
+                self.refresh_if_due().await;
+                self.key(kid).ok_or_else(|| deny("unknown key id"))?
+            }
+        };
+        let claims = decode::<AccessClaims>(token, &key, &self.validation)
+            .map_err(|e| deny(&format!("invalid token: {e}")))?
+            .claims;
+        let role: Role = claims.role.parse().map_err(|_| deny("unknown role"))?;
+        let tenant_id = match (&claims.tenant_id, role) {
+            (Some(t), _) => Some(Uuid::try_parse(t).map_err(|_| deny("malformed tenant_id"))?),
+            (None, Role::PlatformAdmin) => None,
+            (None, _) => return Err(deny("missing tenant_id")),
+        };
+        Ok(TenantContext { tenant_id, subject: claims.sub, role, token_id: claims.jti })
+    }
+
+    fn key(&self, kid: &str) -> Option<DecodingKey> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        keys.get(kid).cloned()
+    }
+
+    /// Re-reads the JWKS unless it was read less than `refresh_interval` ago, so a flood of
+    /// tokens with made-up key ids cannot turn into a flood of fetches.
+    async fn refresh_if_due(&self) {
+        let mut last = self.last_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.config.refresh_interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        match self.config.jwks.load(&self.http).await {
+            Ok(keys) => *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys),
+            Err(e) => tracing::warn!(error = %e, "jwks refresh failed, keeping the cached keys"),
+        }
+    }
+}
+
+impl JwksError {
+    fn from_reason(reason: String) -> Self {
+        Self(reason)
+    }
+}

@@ -1,0 +1,53 @@
+//! A command's metadata from its request: idempotency key, actor, correlation, trace.
+
+use std::sync::Arc;
+
+use tenantry_eventstore::CommandMeta;
+use uuid::Uuid;
+
+use crate::{ApiError, Clock, TenantContext};
+
+/// Metadata key of the client's idempotency key; the same key sent twice has one effect.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Metadata key grouping the events of one request or saga across services.
+pub const CORRELATION_ID: &str = "x-correlation-id";
+
+/// Builds the metadata of a command made by `caller` through `request`.
+pub fn meta<T>(
+    request: &tonic::Request<T>,
+    caller: &TenantContext,
+    clock: &Arc<dyn Clock>,
+) -> Result<CommandMeta, ApiError> {
+    let metadata = request.metadata();
+    let command_id = match metadata.get(IDEMPOTENCY_KEY) {
+        Some(value) => {
+            let key = value.to_str().map_err(|_| ApiError::invalid(IDEMPOTENCY_KEY, "must be ASCII"))?;
+            check_key(IDEMPOTENCY_KEY, key)?;
+            // Scoped by caller so two tenants' keys cannot collide in the dedupe window.
+            format!("{}:{key}", caller.tenant_id.map_or_else(|| "platform".to_owned(), |t| t.to_string()))
+        }
+        None => Uuid::now_v7().to_string(),
+    };
+    let correlation_id = match metadata.get(CORRELATION_ID) {
+        Some(value) => {
+            let id = value.to_str().map_err(|_| ApiError::invalid(CORRELATION_ID, "must be ASCII"))?;
+            check_key(CORRELATION_ID, id)?;
+            id.to_owned()
+        }
+        None => command_id.clone(),
+    };
+    Ok(CommandMeta {
+        command_id,
+        actor: caller.actor(),
+        correlation_id,
+        occurred_at: clock.now(),
+        traceparent: crate::telemetry::current_traceparent(),
+    })
+}
+
+fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
+    let ok = !key.is_empty()
+        && key.len() <= 64
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(ApiError::invalid(field, "must be 1-64 of [A-Za-z0-9_-]")) }
+}

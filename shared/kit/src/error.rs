@@ -1,0 +1,128 @@
+//! The one error type handlers return, and the one place it becomes a `tonic::Status`.
+//!
+//! Internal details are logged, never returned to the caller.
+
+use tenantry_eventstore::{ExecuteError, InvalidToken, StoreError, projection::Lagging};
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input; names the field so a client can point at it.
+    #[error("invalid argument: {field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    /// Lost an optimistic-concurrency race too many times; safe to retry.
+    #[error("aborted: {0}")]
+    Aborted(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field: field.into(), reason: reason.into() }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidArgument { .. } => Code::InvalidArgument,
+            Self::NotFound(_) => Code::NotFound,
+            Self::AlreadyExists(_) => Code::AlreadyExists,
+            Self::PermissionDenied(_) => Code::PermissionDenied,
+            Self::Unauthenticated(_) => Code::Unauthenticated,
+            Self::FailedPrecondition(_) => Code::FailedPrecondition,
+            Self::Aborted(_) => Code::Aborted,
+            Self::Unavailable(_) => Code::Unavailable,
+            Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Status::internal("internal error")
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "dependency unavailable");
+                Status::unavailable("a dependency is unavailable, retry later")
+            }
+            ApiError::InvalidArgument { field, reason } => {
+                Status::invalid_argument(format!("{field}: {reason}"))
+            }
+            other => {
+                let code = other.code();
+                let message = match other {
+                    ApiError::NotFound(m)
+                    | ApiError::AlreadyExists(m)
+                    | ApiError::PermissionDenied(m)
+                    | ApiError::Unauthenticated(m)
+                    | ApiError::FailedPrecondition(m)
+                    | ApiError::Aborted(m)
+                    | ApiError::DeadlineExceeded(m) => m,
+                    _ => String::new(),
+                };
+                Status::new(code, message)
+            }
+        }
+    }
+}
+
+impl From<InvalidToken> for ApiError {
+    fn from(e: InvalidToken) -> Self {
+        Self::invalid(e.field, e.reason)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidToken(t) => t.into(),
+            StoreError::Conflict { subject, .. } => Self::Aborted(format!("concurrent modification of {subject}")),
+            StoreError::TooLarge { .. } => Self::invalid("request", "too large"),
+            StoreError::Unavailable(d) => Self::Unavailable(d),
+            StoreError::Corrupt(d) => Self::Internal(d),
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<ExecuteError<E>> for ApiError {
+    fn from(e: ExecuteError<E>) -> Self {
+        match e {
+            ExecuteError::Rejected(domain) => domain.into(),
+            ExecuteError::Contended(subject) => Self::Aborted(format!("too many concurrent modifications of {subject}, retry")),
+            ExecuteError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(format!("database: {e}")),
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<Lagging> for ApiError {
+    fn from(e: Lagging) -> Self {
+        Self::DeadlineExceeded(e.to_string())
+    }
+}

@@ -1,0 +1,36 @@
+//! What every Tenantry service is built from.
+//!
+//! # Layout
+//! - [`config`]: flags and `TENANTRY_*` environment variables shared by all services.
+//! - [`telemetry`]: tracing, OpenTelemetry export and W3C trace context in and out.
+//! - [`metrics`]: the Prometheus recorder behind `/metrics`.
+//! - [`error`]: [`ApiError`], the one error type handlers return, and its `tonic::Status` mapping.
+//! - [`auth`]: JWT verification against a JWKS, roles, the per-RPC access policy and the
+//!   [`TenantContext`] put into every request.
+//! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
+//! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
+//! - [`clock`]: the time source, replaceable in tests.
+//! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod command;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+pub mod validate;
+
+pub use auth::{Access, Role, RpcPolicy, TenantContext};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ApiError;
+
+/// Installs rustls' ring provider for every TLS client in the process (reqwest is built
+/// without a default provider). Idempotent.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

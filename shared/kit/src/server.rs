@@ -1,0 +1,106 @@
+//! Serving a service: gRPC (with health and reflection) and its HTTP endpoints (`/healthz`,
+//! `/readyz`, `/metrics`, plus whatever the service adds) on one port, HTTP/1.1 and h2c, with
+//! graceful shutdown.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::auth::middleware::{AuthState, authenticate, trace};
+use crate::auth::{RpcPolicy, Verifier};
+
+/// What `/readyz` checks: the service can reach NATS and its database.
+#[derive(Clone)]
+pub struct Readiness {
+    pub nats: async_nats::Client,
+    pub pool: sqlx::PgPool,
+}
+
+/// Assembles the router of a service.
+///
+/// `grpc` holds the service's own gRPC services; `service_names` are marked SERVING in gRPC
+/// health; `http` holds extra HTTP routes (webhooks, WebSocket) that do their own auth.
+pub async fn router(
+    grpc: Routes,
+    service_names: &[&str],
+    policy: RpcPolicy,
+    verifier: Arc<Verifier>,
+    readiness: Readiness,
+    http: Router,
+) -> Router {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in service_names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+    let mut grpc = grpc.add_service(health_service);
+    // Reflection lets grpcurl and the RBAC test enumerate every RPC.
+    if let Ok(reflection) = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tenantry_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+    {
+        grpc = grpc.add_service(reflection);
+    }
+    let auth = AuthState { verifier, policy: Arc::new(policy) };
+    let grpc = grpc
+        .into_axum_router()
+        // Inner: deny what the policy does not allow, then hand the caller to the handler.
+        .layer(axum::middleware::from_fn_with_state(auth, authenticate))
+        // Outer: the span and metrics cover rejected calls too.
+        .layer(axum::middleware::from_fn(trace));
+    let endpoints = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready).with_state(readiness))
+        .route("/metrics", get(|| async { crate::metrics::handle().render() }));
+    grpc.merge(endpoints).merge(http)
+}
+
+async fn ready(State(r): State<Readiness>) -> (StatusCode, &'static str) {
+    let nats_up = r.nats.connection_state() == async_nats::connection::State::Connected;
+    let db_up = sqlx::query("SELECT 1").execute(&r.pool).await.is_ok();
+    match (nats_up, db_up) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "nats unreachable"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+/// Serves `router` on an already bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Without TCP_NODELAY small gRPC frames wait on delayed ACKs (tens of milliseconds).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,24 @@
+//! Generated code for Tenantry's protobuf APIs and events.
+//!
+//! # Layout
+//! - [`events::v1`]: the event log's `EventBatch`/`Envelope` and every service's event payloads.
+//! - [`tenant::v1`]: the tenant service API.
+//! - [`FILE_DESCRIPTOR_SET`]: all of the above, for gRPC reflection.
+
+#![allow(clippy::all, missing_docs)]
+
+/// Every Tenantry proto file as an encoded `FileDescriptorSet`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/tenantry_descriptor.bin"));
+
+pub mod events {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.events.v1.rs"));
+    }
+}
+
+pub mod tenant {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.tenant.v1.rs"));
+    }
+}
