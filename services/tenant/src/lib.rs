@@ -19,12 +19,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenantry_eventstore::{EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames};
+use tenantry_eventstore::{
+    EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames,
+};
+use tenantry_kit::Clock;
 use tenantry_kit::auth::{JwksSource, Verifier, VerifierConfig};
 use tenantry_kit::config::CommonConfig;
 use tenantry_kit::db::DbSettings;
 use tenantry_kit::server::{self, Readiness};
-use tenantry_kit::Clock;
 use tenantry_proto::tenant::v1::tenant_service_server::TenantServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -58,7 +60,10 @@ pub struct Overrides {
 
 impl Default for Overrides {
     fn default() -> Self {
-        Self { clock: Arc::new(tenantry_kit::SystemClock), prover: None }
+        Self {
+            clock: Arc::new(tenantry_kit::SystemClock),
+            prover: None,
+        }
     }
 }
 
@@ -80,7 +85,9 @@ pub async fn start(
     overrides: Overrides,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
-    let nats = async_nats::connect(&common.nats_url).await.map_err(|e| StartError::Nats(e.to_string()))?;
+    let nats = async_nats::connect(&common.nats_url)
+        .await
+        .map_err(|e| StartError::Nats(e.to_string()))?;
     let names = StreamNames::new(common.stream_prefix.as_deref())?;
     let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
 
@@ -88,7 +95,9 @@ pub async fn start(
         admin_url: common.database_url.clone(),
         schema: config.db_schema.clone(),
         service_role: config.db_role.clone(),
-        service_password: common.database_service_password().map_err(|e| StartError::Other(format!("database password file: {e}")))?,
+        service_password: common
+            .database_service_password()
+            .map_err(|e| StartError::Other(format!("database password file: {e}")))?,
         max_connections: config.db_max_connections,
     };
     db.prepare(&MIGRATOR).await?;
@@ -104,7 +113,12 @@ pub async fn start(
         .await?,
     );
 
-    let runner = ProjectionRunner::new(store.clone(), pool.clone(), projection::TenantsProjection, RunnerConfig::default());
+    let runner = ProjectionRunner::new(
+        store.clone(),
+        pool.clone(),
+        projection::TenantsProjection,
+        RunnerConfig::default(),
+    );
     let prover = match overrides.prover {
         Some(p) => p,
         None => Arc::new(HttpProver::new(None).map_err(|e| StartError::Other(e.to_string()))?),
@@ -130,7 +144,9 @@ pub async fn start(
     )
     .await;
 
-    let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
     let positions = runner.positions();
     let sweep_api = api.clone();
     let sweep_every = Duration::from_secs(config.trial_sweep_interval_secs.max(1));
@@ -140,7 +156,11 @@ pub async fn start(
             let _ = rx.wait_for(|s| *s).await;
         };
         let projection = tokio::spawn(runner.run(stopped(stop_rx.clone())));
-        let sweeper = tokio::spawn(trials::sweep_every(sweep_api, sweep_every, stopped(stop_rx.clone())));
+        let sweeper = tokio::spawn(trials::sweep_every(
+            sweep_api,
+            sweep_every,
+            stopped(stop_rx.clone()),
+        ));
         if let Err(e) = server::serve(listener, router, shutdown).await {
             tracing::error!(error = %e, "server failed");
         }
@@ -148,5 +168,10 @@ pub async fn start(
         let _ = tokio::join!(projection, sweeper);
     });
     tracing::info!(%addr, "tenant service listening");
-    Ok(Running { addr, positions, api, task })
+    Ok(Running {
+        addr,
+        positions,
+        api,
+        task,
+    })
 }

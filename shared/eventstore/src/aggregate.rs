@@ -87,7 +87,11 @@ pub struct Repository<A: Aggregate> {
 
 impl<A: Aggregate> Repository<A> {
     pub fn new(store: EventStore, capacity: usize) -> Self {
-        Self { store, cache: Arc::default(), capacity }
+        Self {
+            store,
+            cache: Arc::default(),
+            capacity,
+        }
     }
 
     pub fn store(&self) -> &EventStore {
@@ -126,7 +130,13 @@ impl<A: Aggregate> Repository<A> {
         if cache.len() >= self.capacity && !cache.contains_key(address) {
             cache.clear();
         }
-        cache.insert(address.clone(), Cached { state: state.clone(), version });
+        cache.insert(
+            address.clone(),
+            Cached {
+                state: state.clone(),
+                version,
+            },
+        );
     }
 
     async fn forget(&self, address: &AggregateAddress) {
@@ -151,7 +161,11 @@ impl<A: Aggregate> Repository<A> {
         for _ in 0..MAX_ATTEMPTS {
             let events = state.decide(command).map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
-                return Ok(Executed { position: version, state, duplicate: false });
+                return Ok(Executed {
+                    position: version,
+                    state,
+                    duplicate: false,
+                });
             }
             let batch = batch_of(address, &events, meta);
             let metas: Vec<EventMeta> = batch.events.iter().map(|e| meta_of(e, 0)).collect();
@@ -168,7 +182,11 @@ impl<A: Aggregate> Repository<A> {
                     // actually holds rather than our re-decision.
                     self.forget(address).await;
                     let (state, _) = self.catch_up(address, A::default(), 0).await?;
-                    return Ok(Executed { position: outcome.position, state, duplicate: true });
+                    return Ok(Executed {
+                        position: outcome.position,
+                        state,
+                        duplicate: true,
+                    });
                 }
                 Ok(outcome) => {
                     for (event, mut event_meta) in events.iter().zip(metas) {
@@ -176,7 +194,11 @@ impl<A: Aggregate> Repository<A> {
                         state.evolve(event, &event_meta);
                     }
                     self.remember(address, &state, outcome.position).await;
-                    return Ok(Executed { position: outcome.position, state, duplicate: false });
+                    return Ok(Executed {
+                        position: outcome.position,
+                        state,
+                        duplicate: false,
+                    });
                 }
                 Err(StoreError::Conflict { .. }) => {
                     (state, version) = self.catch_up(address, state, version).await?;
@@ -194,7 +216,9 @@ impl<A: Aggregate> Repository<A> {
 
 /// Applies every event of a stored message to `state`.
 pub fn fold<A: Aggregate>(state: &mut A, message: &StoredMessage) -> Result<(), StoreError> {
-    let events = message.events::<A::Event>().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let events = message
+        .events::<A::Event>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     for stored in &events {
         state.evolve(&stored.event, &stored.meta);
     }

@@ -70,7 +70,10 @@ impl EventStore {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", request.message_id.as_str());
         if let Some(expected) = request.expected {
-            headers.insert("Nats-Expected-Last-Subject-Sequence", expected.to_string().as_str());
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                expected.to_string().as_str(),
+            );
         }
         if let Some(tp) = &request.traceparent {
             headers.insert("traceparent", tp.as_str());
@@ -84,12 +87,18 @@ impl EventStore {
 }
 
 fn settle(
-    ack: Result<async_nats::jetstream::publish::PublishAck, async_nats::jetstream::context::PublishError>,
+    ack: Result<
+        async_nats::jetstream::publish::PublishAck,
+        async_nats::jetstream::context::PublishError,
+    >,
     subject: String,
     expected: u64,
 ) -> Result<AppendOutcome, StoreError> {
     match ack {
-        Ok(ack) => Ok(AppendOutcome { position: ack.sequence, duplicate: ack.duplicate }),
+        Ok(ack) => Ok(AppendOutcome {
+            position: ack.sequence,
+            duplicate: ack.duplicate,
+        }),
         Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
             Err(StoreError::Conflict { subject, expected })
         }

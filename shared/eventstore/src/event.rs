@@ -21,12 +21,18 @@ pub enum DecodeError {
     #[error("unknown event type {0}")]
     UnknownType(String),
     #[error("bad payload for {event_type}: {source}")]
-    Payload { event_type: String, source: prost::DecodeError },
+    Payload {
+        event_type: String,
+        source: prost::DecodeError,
+    },
 }
 
 impl DecodeError {
     pub fn payload(event_type: &str, source: prost::DecodeError) -> Self {
-        Self::Payload { event_type: event_type.to_owned(), source }
+        Self::Payload {
+            event_type: event_type.to_owned(),
+            source,
+        }
     }
 }
 
@@ -70,7 +76,12 @@ impl StoredMessage {
     ) -> Result<Self, crate::StoreError> {
         let batch = EventBatch::decode(payload)
             .map_err(|e| crate::StoreError::Corrupt(format!("message {position}: {e}")))?;
-        Ok(Self { position, subject: subject.into(), batch, traceparent })
+        Ok(Self {
+            position,
+            subject: subject.into(),
+            batch,
+            traceparent,
+        })
     }
 
     /// The events of this message decoded as `E`, in order.

@@ -26,7 +26,7 @@ pub mod streams;
 pub mod subject;
 pub mod time;
 
-pub use aggregate::{Aggregate, CommandMeta, Executed, ExecuteError, Repository};
+pub use aggregate::{Aggregate, CommandMeta, ExecuteError, Executed, Repository};
 pub use append::{AppendOutcome, AppendRequest};
 pub use error::{InvalidToken, StoreError};
 pub use event::{DecodeError, EventMeta, EventPayload, StoredEvent, StoredMessage};

@@ -21,11 +21,20 @@ impl EventStore {
         let mut messages = Vec::new();
         let mut next = after + 1;
         loop {
-            match self.stream.direct_get_next_for_subject(subject.clone(), Some(next)).await {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject.clone(), Some(next))
+                .await
+            {
                 Ok(msg) => {
                     let traceparent = msg.headers.get("traceparent").map(|v| v.to_string());
                     next = msg.sequence + 1;
-                    messages.push(StoredMessage::decode(msg.sequence, subject.clone(), &msg.payload, traceparent)?);
+                    messages.push(StoredMessage::decode(
+                        msg.sequence,
+                        subject.clone(),
+                        &msg.payload,
+                        traceparent,
+                    )?);
                 }
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(messages),
                 Err(e) => return Err(StoreError::Unavailable(format!("read {subject}: {e}"))),

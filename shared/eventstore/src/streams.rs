@@ -20,7 +20,10 @@ impl StreamNames {
     /// `EVENTS`/`evt` without a prefix; `<PREFIX>_EVENTS`/`<prefix>.evt` with one.
     pub fn new(prefix: Option<&str>) -> Result<Self, StoreError> {
         match prefix.filter(|p| !p.is_empty()) {
-            None => Ok(Self { events_stream: "EVENTS".into(), events_root: "evt".into() }),
+            None => Ok(Self {
+                events_stream: "EVENTS".into(),
+                events_root: "evt".into(),
+            }),
             Some(p) => {
                 crate::subject::validate_token("stream_prefix", p)?;
                 Ok(Self {

@@ -15,23 +15,36 @@ const MAX_TOKEN_LEN: usize = 128;
 /// Checks that `value` can be used as one subject token.
 pub fn validate_token(field: &'static str, value: &str) -> Result<(), InvalidToken> {
     if value.is_empty() {
-        return Err(InvalidToken { field, reason: "must not be empty" });
+        return Err(InvalidToken {
+            field,
+            reason: "must not be empty",
+        });
     }
     if value.len() > MAX_TOKEN_LEN {
-        return Err(InvalidToken { field, reason: "must be at most 128 bytes" });
+        return Err(InvalidToken {
+            field,
+            reason: "must be at most 128 bytes",
+        });
     }
     if value.contains(['.', '*', '>']) {
-        return Err(InvalidToken { field, reason: "must not contain '.', '*' or '>'" });
+        return Err(InvalidToken {
+            field,
+            reason: "must not contain '.', '*' or '>'",
+        });
     }
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(InvalidToken { field, reason: "must not contain whitespace or control characters" });
+        return Err(InvalidToken {
+            field,
+            reason: "must not contain whitespace or control characters",
+        });
     }
     Ok(())
 }
 
 /// Checks a dotted subject root such as `evt` or `test1.evt`: each part a valid token.
 pub fn validate_root(field: &'static str, root: &str) -> Result<(), InvalidToken> {
-    root.split('.').try_for_each(|part| validate_token(field, part))
+    root.split('.')
+        .try_for_each(|part| validate_token(field, part))
 }
 
 /// Where an aggregate lives: its tenant, type and id, already validated.
@@ -52,7 +65,11 @@ impl AggregateAddress {
         validate_token("tenant_id", &tenant_id)?;
         validate_token("aggregate_type", aggregate_type)?;
         validate_token("aggregate_id", &aggregate_id)?;
-        Ok(Self { tenant_id, aggregate_type, aggregate_id })
+        Ok(Self {
+            tenant_id,
+            aggregate_type,
+            aggregate_id,
+        })
     }
 
     pub fn tenant_id(&self) -> &str {
@@ -69,7 +86,10 @@ impl AggregateAddress {
 
     /// `<root>.<tenant_id>.<aggregate_type>.<aggregate_id>`
     pub fn subject(&self, root: &str) -> String {
-        format!("{root}.{}.{}.{}", self.tenant_id, self.aggregate_type, self.aggregate_id)
+        format!(
+            "{root}.{}.{}.{}",
+            self.tenant_id, self.aggregate_type, self.aggregate_id
+        )
     }
 }
 

@@ -3,7 +3,10 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 pub fn to_proto(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
 }
 
 /// Out-of-range or missing timestamps read as the epoch: stored events were validated on write.

@@ -25,7 +25,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(RwLock::new(start)) }
+        Self {
+            now: Arc::new(RwLock::new(start)),
+        }
     }
 
     pub fn advance(&self, by: Duration) {

@@ -21,16 +21,25 @@ pub fn meta<T>(
     let metadata = request.metadata();
     let command_id = match metadata.get(IDEMPOTENCY_KEY) {
         Some(value) => {
-            let key = value.to_str().map_err(|_| ApiError::invalid(IDEMPOTENCY_KEY, "must be ASCII"))?;
+            let key = value
+                .to_str()
+                .map_err(|_| ApiError::invalid(IDEMPOTENCY_KEY, "must be ASCII"))?;
             check_key(IDEMPOTENCY_KEY, key)?;
             // Scoped by caller so two tenants' keys cannot collide in the dedupe window.
-            format!("{}:{key}", caller.tenant_id.map_or_else(|| "platform".to_owned(), |t| t.to_string()))
+            format!(
+                "{}:{key}",
+                caller
+                    .tenant_id
+                    .map_or_else(|| "platform".to_owned(), |t| t.to_string())
+            )
         }
         None => Uuid::now_v7().to_string(),
     };
     let correlation_id = match metadata.get(CORRELATION_ID) {
         Some(value) => {
-            let id = value.to_str().map_err(|_| ApiError::invalid(CORRELATION_ID, "must be ASCII"))?;
+            let id = value
+                .to_str()
+                .map_err(|_| ApiError::invalid(CORRELATION_ID, "must be ASCII"))?;
             check_key(CORRELATION_ID, id)?;
             id.to_owned()
         }
@@ -48,6 +57,12 @@ pub fn meta<T>(
 fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
     let ok = !key.is_empty()
         && key.len() <= 64
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(ApiError::invalid(field, "must be 1-64 of [A-Za-z0-9_-]")) }
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be 1-64 of [A-Za-z0-9_-]"))
+    }
 }

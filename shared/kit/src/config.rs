@@ -7,13 +7,21 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonConfig {
     /// NATS server (with JetStream).
-    #[arg(long, env = "TENANTRY_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "TENANTRY_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 
     /// Postgres URL of a role that owns the service's schema; used only to create the
     /// database, schema and service role and to run migrations. The service itself connects
     /// to the same server as its own role, which owns nothing and cannot bypass RLS.
-    #[arg(long, env = "TENANTRY_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/tenantry")]
+    #[arg(
+        long,
+        env = "TENANTRY_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/tenantry"
+    )]
     pub database_url: String,
 
     /// File holding the password of the service's database role (none with trust auth).

@@ -42,18 +42,25 @@ fn identifier(field: &'static str, value: &str) -> Result<(), DbError> {
     let ok = !value.is_empty()
         && value.len() <= 63
         && value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
         Ok(())
     } else {
-        Err(DbError::Invalid { field, reason: "must match [a-z_][a-z0-9_]{0,62}".into() })
+        Err(DbError::Invalid {
+            field,
+            reason: "must match [a-z_][a-z0-9_]{0,62}".into(),
+        })
     }
 }
 
 impl DbSettings {
     fn admin_options(&self) -> Result<PgConnectOptions, DbError> {
-        PgConnectOptions::from_str(&self.admin_url)
-            .map_err(|e| DbError::Invalid { field: "database_url", reason: e.to_string() })
+        PgConnectOptions::from_str(&self.admin_url).map_err(|e| DbError::Invalid {
+            field: "database_url",
+            reason: e.to_string(),
+        })
     }
 
     /// Creates the database (if missing), the schema and the service role, runs the
@@ -115,11 +122,16 @@ async fn connect_creating_database(options: &PgConnectOptions) -> Result<PgConne
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
             let database = options.get_database().unwrap_or("postgres").to_owned();
             identifier("database", &database)?;
-            let mut server = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-            match server.execute(AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#))).await {
+            let mut server =
+                PgConnection::connect_with(&options.clone().database("postgres")).await?;
+            match server
+                .execute(AssertSqlSafe(format!(r#"CREATE DATABASE "{database}""#)))
+                .await
+            {
                 Ok(_) => {}
                 // Created by a concurrent start.
-                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
                 Err(e) => return Err(e.into()),
             }
             Ok(PgConnection::connect_with(options).await?)
@@ -138,7 +150,10 @@ pub enum Scope {
 }
 
 /// Opens a transaction with the RLS scope set for its whole duration.
-pub async fn scoped_tx(pool: &PgPool, scope: Scope) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+pub async fn scoped_tx(
+    pool: &PgPool,
+    scope: Scope,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     set_scope(&mut tx, scope).await?;
     Ok(tx)

@@ -33,7 +33,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field: field.into(), reason: reason.into() }
+        Self::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 
     pub fn code(&self) -> Code {
@@ -94,7 +97,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::InvalidToken(t) => t.into(),
-            StoreError::Conflict { subject, .. } => Self::Aborted(format!("concurrent modification of {subject}")),
+            StoreError::Conflict { subject, .. } => {
+                Self::Aborted(format!("concurrent modification of {subject}"))
+            }
             StoreError::TooLarge { .. } => Self::invalid("request", "too large"),
             StoreError::Unavailable(d) => Self::Unavailable(d),
             StoreError::Corrupt(d) => Self::Internal(d),
@@ -106,7 +111,9 @@ impl<E: Into<ApiError>> From<ExecuteError<E>> for ApiError {
     fn from(e: ExecuteError<E>) -> Self {
         match e {
             ExecuteError::Rejected(domain) => domain.into(),
-            ExecuteError::Contended(subject) => Self::Aborted(format!("too many concurrent modifications of {subject}, retry")),
+            ExecuteError::Contended(subject) => Self::Aborted(format!(
+                "too many concurrent modifications of {subject}, retry"
+            )),
             ExecuteError::Store(store) => store.into(),
         }
     }
@@ -115,7 +122,9 @@ impl<E: Into<ApiError>> From<ExecuteError<E>> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable(format!("database: {e}")),
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable(format!("database: {e}"))
+            }
             other => Self::Internal(format!("database: {other}")),
         }
     }

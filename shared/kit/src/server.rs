@@ -37,7 +37,9 @@ pub async fn router(
 ) -> Router {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
     }
     health.set_service_status("", ServingStatus::Serving).await;
     let mut grpc = grpc.add_service(health_service);
@@ -48,7 +50,10 @@ pub async fn router(
     {
         grpc = grpc.add_service(reflection);
     }
-    let auth = AuthState { verifier, policy: Arc::new(policy) };
+    let auth = AuthState {
+        verifier,
+        policy: Arc::new(policy),
+    };
     let grpc = grpc
         .into_axum_router()
         // Inner: deny what the policy does not allow, then hand the caller to the handler.
@@ -58,7 +63,10 @@ pub async fn router(
     let endpoints = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready).with_state(readiness))
-        .route("/metrics", get(|| async { crate::metrics::handle().render() }));
+        .route(
+            "/metrics",
+            get(|| async { crate::metrics::handle().render() }),
+        );
     grpc.merge(endpoints).merge(http)
 }
 
@@ -83,7 +91,9 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -93,7 +103,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -41,8 +41,15 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
                 .with_endpoint(endpoint)
                 .build()
                 .map_err(|e| TelemetryError(format!("otlp exporter: {e}")))?;
-            let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
-            Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(service)
+                .build();
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
         }
         _ => None,
     };
@@ -85,7 +92,8 @@ pub fn set_parent_from_headers(span: &tracing::Span, headers: &http::HeaderMap) 
 
 /// Makes a stored message's `traceparent` the parent of `span` (projection handlers).
 pub fn set_parent_from_traceparent(span: &tracing::Span, traceparent: &str) {
-    let carrier: HashMap<String, String> = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let carrier: HashMap<String, String> =
+        HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
     let cx = TraceContextPropagator::new().extract(&carrier);
     let _ = span.set_parent(cx);
 }

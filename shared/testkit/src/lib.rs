@@ -1,1 +1,191 @@
+//! Test support for Tenantry.
+//!
+//! Tests run against the real NATS and Postgres (started by `scripts/infra-up.sh`), each in
+//! its own world so they run in parallel: a fresh stream prefix (its own `EVENTS` stream and
+//! subject root), a fresh Postgres schema, and a fresh signing key whose JWKS is written to a
+//! temporary file.
+//!
+//! # Layout
+//! - [`TestEnv`]: one test's isolated world, and tokens for any tenant and role.
+//! - [`eventually`]: waits for state that converges.
 
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tenantry_eventstore::{EventStore, StreamNames};
+use tenantry_kit::Role;
+use tenantry_kit::auth::{AccessClaims, SigningKey, jwks};
+use tenantry_kit::config::{CommonConfig, LogFormat};
+use tenantry_kit::db::DbSettings;
+use uuid::Uuid;
+
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// Tests use their own database so they never touch a development installation's data.
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry_test";
+pub const ISSUER: &str = "tenantry-test";
+pub const AUDIENCE: &str = "tenantry";
+
+/// One test's isolated world on the shared servers.
+pub struct TestEnv {
+    /// Lower-case, used for the stream prefix and the schema name.
+    pub id: String,
+    pub nats: async_nats::Client,
+    pub key: SigningKey,
+    pub jwks_path: PathBuf,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let id = format!("tk{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let nats = async_nats::connect(NATS_URL)
+            .await
+            .expect("NATS must run on 127.0.0.1:4222 (scripts/infra-up.sh)");
+        sweep_old_streams(&nats).await;
+        ensure_database().await;
+        let key = SigningKey::generate(format!("{id}-k1"));
+        let jwks_path = std::env::temp_dir().join(format!("{id}-jwks.json"));
+        std::fs::write(&jwks_path, jwks(&[&key]).to_string()).expect("write JWKS");
+        Self {
+            id,
+            nats,
+            key,
+            jwks_path,
+        }
+    }
+
+    /// Settings as a service under test reads them.
+    pub fn common(&self) -> CommonConfig {
+        CommonConfig {
+            nats_url: NATS_URL.into(),
+            database_url: ADMIN_URL.into(),
+            database_service_password_file: None,
+            stream_prefix: Some(self.id.clone()),
+            stream_replicas: 1,
+            jwks: self.jwks_path.display().to_string(),
+            jwt_issuer: ISSUER.into(),
+            jwt_audience: AUDIENCE.into(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The test's own schema for `service`.
+    pub fn schema(&self, service: &str) -> String {
+        format!("{}_{service}", self.id)
+    }
+
+    pub fn db(&self, service: &str) -> DbSettings {
+        DbSettings {
+            admin_url: ADMIN_URL.into(),
+            schema: self.schema(service),
+            service_role: format!("tenantry_{service}"),
+            service_password: None,
+            max_connections: 8,
+        }
+    }
+
+    pub async fn event_store(&self) -> EventStore {
+        let names = StreamNames::new(Some(&self.id)).expect("valid prefix");
+        EventStore::open(self.nats.clone(), names, 1)
+            .await
+            .expect("open event store")
+    }
+
+    /// An admin pool on the test database (for catalog checks and fixtures).
+    pub async fn admin_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(ADMIN_URL)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Claims of a valid token for `tenant` with `role`, expiring in 10 minutes.
+    pub fn claims(&self, tenant: Option<Uuid>, role: Role) -> AccessClaims {
+        let now = chrono::Utc::now().timestamp();
+        AccessClaims {
+            iss: ISSUER.into(),
+            sub: format!("user-{}", Uuid::new_v4().simple()),
+            aud: AUDIENCE.into(),
+            tenant_id: tenant.map(|t| t.to_string()),
+            role: role.as_str().into(),
+            jti: Uuid::now_v7().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+        }
+    }
+
+    /// A signed access token for `tenant` with `role`.
+    pub fn token(&self, tenant: Option<Uuid>, role: Role) -> String {
+        self.key
+            .sign(&self.claims(tenant, role))
+            .expect("sign token")
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.token(None, Role::PlatformAdmin)
+    }
+}
+
+/// Test streams of runs older than an hour are deleted, once per process, so the server's
+/// disk does not fill up with them.
+async fn sweep_old_streams(nats: &async_nats::Client) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            use futures::StreamExt as _;
+            let js = async_nats::jetstream::new(nats.clone());
+            let mut streams = js.streams();
+            let cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
+            let mut old = Vec::new();
+            while let Some(Ok(info)) = streams.next().await {
+                let created = chrono::DateTime::from_timestamp(info.created.unix_timestamp(), 0)
+                    .unwrap_or_default();
+                if info.config.name.starts_with("TK") && created < cutoff {
+                    old.push(info.config.name.clone());
+                }
+            }
+            for name in old {
+                let _ = js.delete_stream(&name).await;
+            }
+        })
+        .await;
+}
+
+/// Creates the test database once per process if it is missing.
+async fn ensure_database() {
+    static CREATED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CREATED
+        .get_or_init(|| async {
+            use sqlx::Connection as _;
+            if sqlx::PgConnection::connect(ADMIN_URL).await.is_ok() {
+                return;
+            }
+            let mut server =
+                sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+                    .await
+                    .expect("Postgres must run on 127.0.0.1:5432 (scripts/infra-up.sh)");
+            // A concurrent test binary may win the race; the error is then harmless.
+            let _ = sqlx::Executor::execute(&mut server, "CREATE DATABASE tenantry_test").await;
+        })
+        .await;
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reached within {timeout:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

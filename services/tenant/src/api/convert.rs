@@ -13,11 +13,19 @@ pub fn tenant(t: &Tenant) -> api::Tenant {
         r#type: t.kind.to_proto() as i32,
         status: status(t.status) as i32,
         settings: t.settings.as_ref().map(|s| s.to_proto()),
-        feature_flags: t.feature_flags.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        feature_flags: t
+            .feature_flags
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
         domains: t
             .domains
             .iter()
-            .map(|d| api::Domain { name: d.name.clone(), verified: d.verified, verification_token: d.verification_token.clone() })
+            .map(|d| api::Domain {
+                name: d.name.clone(),
+                verified: d.verified,
+                verification_token: d.verification_token.clone(),
+            })
             .collect(),
         trial_ends_at: t.trial_ends_at.map(to_proto),
         trial_expired: t.trial_expired,

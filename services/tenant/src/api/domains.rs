@@ -11,7 +11,11 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/tenantry-domain-verification";
 
 /// Checks that a domain serves its token. A trait so tests can point it at a local server.
 pub trait DomainProver: Send + Sync + 'static {
-    fn proves<'a>(&'a self, domain: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, ApiError>>;
+    fn proves<'a>(
+        &'a self,
+        domain: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, ApiError>>;
 }
 
 pub struct HttpProver {
@@ -33,9 +37,15 @@ impl HttpProver {
 }
 
 impl DomainProver for HttpProver {
-    fn proves<'a>(&'a self, domain: &'a str, token: &'a str) -> BoxFuture<'a, Result<bool, ApiError>> {
+    fn proves<'a>(
+        &'a self,
+        domain: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<bool, ApiError>> {
         Box::pin(async move {
-            let authority = self.connect_to.map_or_else(|| domain.to_owned(), |a| a.to_string());
+            let authority = self
+                .connect_to
+                .map_or_else(|| domain.to_owned(), |a| a.to_string());
             let response = self
                 .client
                 .get(format!("http://{authority}{WELL_KNOWN_PATH}"))
@@ -43,7 +53,9 @@ impl DomainProver for HttpProver {
                 .send()
                 .await;
             // An unreachable domain has simply not proved anything yet.
-            let Ok(response) = response else { return Ok(false) };
+            let Ok(response) = response else {
+                return Ok(false);
+            };
             if !response.status().is_success() {
                 return Ok(false);
             }

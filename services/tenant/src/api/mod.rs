@@ -22,7 +22,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::tenant::{validate_domain, validate_flag, validate_slug};
-use crate::domain::{DomainError, Reservation, ReservationCommand, Settings, Tenant, TenantCommand, TenantKind, reservation};
+use crate::domain::{
+    DomainError, Reservation, ReservationCommand, Settings, Tenant, TenantCommand, TenantKind,
+    reservation,
+};
 use crate::projection::queries;
 use domains::DomainProver;
 
@@ -53,29 +56,59 @@ fn scope_of(caller: &TenantContext) -> Result<Scope, ApiError> {
     if caller.is_platform_admin() {
         return Ok(Scope::Platform);
     }
-    caller.tenant_id.map(Scope::Tenant).ok_or_else(|| ApiError::PermissionDenied("token has no tenant".into()))
+    caller
+        .tenant_id
+        .map(Scope::Tenant)
+        .ok_or_else(|| ApiError::PermissionDenied("token has no tenant".into()))
 }
 
 impl TenantApi {
     /// Runs `command` on `tenant_id` on behalf of the caller of `request`.
-    async fn run<T>(&self, request: &Request<T>, tenant_id: Uuid, command: TenantCommand) -> Result<Executed<Tenant>, ApiError> {
+    async fn run<T>(
+        &self,
+        request: &Request<T>,
+        tenant_id: Uuid,
+        command: TenantCommand,
+    ) -> Result<Executed<Tenant>, ApiError> {
         let caller = TenantContext::from_request(request)?;
         caller.authorize_tenant(tenant_id)?;
         let meta = command::meta(request, &caller, &self.clock)?;
-        Ok(self.tenants.execute(&tenant_address(tenant_id)?, &command, &meta).await?)
+        Ok(self
+            .tenants
+            .execute(&tenant_address(tenant_id)?, &command, &meta)
+            .await?)
     }
 
     async fn wait(&self, min_position: u64) -> Result<(), ApiError> {
         if min_position > 0 {
-            self.positions.wait_for(min_position, self.read_wait).await?;
+            self.positions
+                .wait_for(min_position, self.read_wait)
+                .await?;
         }
         Ok(())
     }
 
-    async fn claim(&self, kind: &'static str, name: &str, tenant_id: Uuid, meta: &CommandMeta) -> Result<Reservation, ApiError> {
-        let meta = CommandMeta { command_id: format!("{}:{kind}", meta.command_id), ..meta.clone() };
-        let command = ReservationCommand::Claim { kind, name: name.to_owned(), tenant_id, command_id: meta.command_id.clone() };
-        let executed = self.reservations.execute(&reservation::address(kind, name)?, &command, &meta).await?;
+    async fn claim(
+        &self,
+        kind: &'static str,
+        name: &str,
+        tenant_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<Reservation, ApiError> {
+        let meta = CommandMeta {
+            command_id: format!("{}:{kind}", meta.command_id),
+            ..meta.clone()
+        };
+        let command = ReservationCommand::Claim {
+            kind,
+            name: name.to_owned(),
+            tenant_id,
+            command_id: meta.command_id.clone(),
+        };
+        let executed = self
+            .reservations
+            .execute(&reservation::address(kind, name)?, &command, &meta)
+            .await?;
         Ok(executed.state)
     }
 
@@ -93,7 +126,14 @@ impl TenantApi {
                 occurred_at: now,
                 traceparent: None,
             };
-            let executed = self.tenants.execute(&tenant_address(tenant_id)?, &TenantCommand::ExpireTrial { now }, &meta).await?;
+            let executed = self
+                .tenants
+                .execute(
+                    &tenant_address(tenant_id)?,
+                    &TenantCommand::ExpireTrial { now },
+                    &meta,
+                )
+                .await?;
             if executed.state.trial_expired {
                 expired += 1;
             }
@@ -107,28 +147,41 @@ fn tenant_id_of(value: &str) -> Result<Uuid, ApiError> {
 }
 
 fn response(executed: Executed<Tenant>) -> Response<api::CommandResponse> {
-    Response::new(api::CommandResponse { position: executed.position })
+    Response::new(api::CommandResponse {
+        position: executed.position,
+    })
 }
 
 #[tonic::async_trait]
 impl TenantService for TenantApi {
-    async fn create_tenant(&self, request: Request<api::CreateTenantRequest>) -> Result<Response<api::CreateTenantResponse>, Status> {
+    async fn create_tenant(
+        &self,
+        request: Request<api::CreateTenantRequest>,
+    ) -> Result<Response<api::CreateTenantResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
         let req = request.get_ref();
         validate::text("name", &req.name, MAX_NAME)?;
         validate_slug(&req.slug).map_err(ApiError::from)?;
         let kind = validate::known_enum::<pb::TenantType>("type", req.r#type)?;
-        let kind = TenantKind::from_proto(kind).ok_or_else(|| ApiError::invalid("type", "is required"))?;
+        let kind =
+            TenantKind::from_proto(kind).ok_or_else(|| ApiError::invalid("type", "is required"))?;
         let settings = Settings::from_request(req.settings.as_ref()).map_err(ApiError::from)?;
 
         // The slug first: whoever claims it owns it; a retry of this command finds its own
         // claim and the tenant id it chose.
-        let reservation = self.claim("slug", &req.slug, Uuid::now_v7(), &meta).await.map_err(|e| match e {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists(format!("slug {} is taken", req.slug)),
-            other => other,
-        })?;
-        let tenant_id = reservation.holder.ok_or_else(|| ApiError::Internal("slug claim without holder".into()))?;
+        let reservation = self
+            .claim("slug", &req.slug, Uuid::now_v7(), &meta)
+            .await
+            .map_err(|e| match e {
+                ApiError::AlreadyExists(_) => {
+                    ApiError::AlreadyExists(format!("slug {} is taken", req.slug))
+                }
+                other => other,
+            })?;
+        let tenant_id = reservation
+            .holder
+            .ok_or_else(|| ApiError::Internal("slug claim without holder".into()))?;
         let command = TenantCommand::Create {
             id: tenant_id,
             name: req.name.trim().to_owned(),
@@ -137,11 +190,21 @@ impl TenantService for TenantApi {
             settings,
             now: meta.occurred_at,
         };
-        let executed = self.tenants.execute(&tenant_address(tenant_id)?, &command, &meta).await.map_err(ApiError::from)?;
-        Ok(Response::new(api::CreateTenantResponse { tenant: Some(convert::tenant(&executed.state)), position: executed.position }))
+        let executed = self
+            .tenants
+            .execute(&tenant_address(tenant_id)?, &command, &meta)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(api::CreateTenantResponse {
+            tenant: Some(convert::tenant(&executed.state)),
+            position: executed.position,
+        }))
     }
 
-    async fn get_tenant(&self, request: Request<api::GetTenantRequest>) -> Result<Response<api::GetTenantResponse>, Status> {
+    async fn get_tenant(
+        &self,
+        request: Request<api::GetTenantRequest>,
+    ) -> Result<Response<api::GetTenantResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
@@ -151,15 +214,24 @@ impl TenantService for TenantApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("tenant {id}")))?;
-        Ok(Response::new(api::GetTenantResponse { tenant: Some(convert::tenant(&tenant)) }))
+        Ok(Response::new(api::GetTenantResponse {
+            tenant: Some(convert::tenant(&tenant)),
+        }))
     }
 
-    async fn list_tenants(&self, request: Request<api::ListTenantsRequest>) -> Result<Response<api::ListTenantsResponse>, Status> {
+    async fn list_tenants(
+        &self,
+        request: Request<api::ListTenantsRequest>,
+    ) -> Result<Response<api::ListTenantsResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
         let req = request.get_ref();
         let limit = match req.page_size {
             0 => 50,
-            n if n > MAX_PAGE => return Err(ApiError::invalid("page_size", format!("must be at most {MAX_PAGE}")).into()),
+            n if n > MAX_PAGE => {
+                return Err(
+                    ApiError::invalid("page_size", format!("must be at most {MAX_PAGE}")).into(),
+                );
+            }
             n => n,
         };
         let after = match req.page_token.as_str() {
@@ -167,36 +239,67 @@ impl TenantService for TenantApi {
             token => Some(validate::uuid("page_token", token)?),
         };
         self.wait(req.min_position).await?;
-        let tenants = queries::list(&self.pool, scope_of(&caller)?, after, limit).await.map_err(ApiError::from)?;
+        let tenants = queries::list(&self.pool, scope_of(&caller)?, after, limit)
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = match tenants.last() {
-            Some(last) if tenants.len() == limit as usize => last.id.map(|id| id.to_string()).unwrap_or_default(),
+            Some(last) if tenants.len() == limit as usize => {
+                last.id.map(|id| id.to_string()).unwrap_or_default()
+            }
             _ => String::new(),
         };
-        Ok(Response::new(api::ListTenantsResponse { tenants: tenants.iter().map(convert::tenant).collect(), next_page_token }))
+        Ok(Response::new(api::ListTenantsResponse {
+            tenants: tenants.iter().map(convert::tenant).collect(),
+            next_page_token,
+        }))
     }
 
-    async fn update_settings(&self, request: Request<api::UpdateSettingsRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn update_settings(
+        &self,
+        request: Request<api::UpdateSettingsRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
-        let settings = req.settings.as_ref().ok_or_else(|| ApiError::invalid("settings", "is required"))?;
+        let settings = req
+            .settings
+            .as_ref()
+            .ok_or_else(|| ApiError::invalid("settings", "is required"))?;
         let settings = Settings::from_request(Some(settings)).map_err(ApiError::from)?;
-        Ok(response(self.run(&request, id, TenantCommand::UpdateSettings(settings)).await?))
+        Ok(response(
+            self.run(&request, id, TenantCommand::UpdateSettings(settings))
+                .await?,
+        ))
     }
 
-    async fn set_feature_flags(&self, request: Request<api::SetFeatureFlagsRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn set_feature_flags(
+        &self,
+        request: Request<api::SetFeatureFlagsRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         if req.set.len() + req.unset.len() > crate::domain::tenant::MAX_FLAGS {
             return Err(ApiError::invalid("set", "too many flags in one request").into());
         }
-        req.set.keys().try_for_each(|k| validate_flag("set", k)).map_err(ApiError::from)?;
-        req.unset.iter().try_for_each(|k| validate_flag("unset", k)).map_err(ApiError::from)?;
+        req.set
+            .keys()
+            .try_for_each(|k| validate_flag("set", k))
+            .map_err(ApiError::from)?;
+        req.unset
+            .iter()
+            .try_for_each(|k| validate_flag("unset", k))
+            .map_err(ApiError::from)?;
         let set: BTreeMap<String, bool> = req.set.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let command = TenantCommand::SetFeatureFlags { set, unset: req.unset.clone() };
+        let command = TenantCommand::SetFeatureFlags {
+            set,
+            unset: req.unset.clone(),
+        };
         Ok(response(self.run(&request, id, command).await?))
     }
 
-    async fn add_domain(&self, request: Request<api::AddDomainRequest>) -> Result<Response<api::AddDomainResponse>, Status> {
+    async fn add_domain(
+        &self,
+        request: Request<api::AddDomainRequest>,
+    ) -> Result<Response<api::AddDomainResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
@@ -204,74 +307,179 @@ impl TenantService for TenantApi {
         caller.authorize_tenant(id)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
         // Make sure the tenant exists before claiming a platform-wide name for it.
-        let (tenant, _) = self.tenants.load(&tenant_address(id)?).await.map_err(ApiError::from)?;
+        let (tenant, _) = self
+            .tenants
+            .load(&tenant_address(id)?)
+            .await
+            .map_err(ApiError::from)?;
         if !tenant.exists() {
             return Err(ApiError::from(DomainError::NotFound("tenant".into())).into());
         }
-        self.claim("domain", &req.domain, id, &meta).await.map_err(|e| match e {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists(format!("domain {} is in use by another tenant", req.domain)),
-            other => other,
-        })?;
+        self.claim("domain", &req.domain, id, &meta)
+            .await
+            .map_err(|e| match e {
+                ApiError::AlreadyExists(_) => ApiError::AlreadyExists(format!(
+                    "domain {} is in use by another tenant",
+                    req.domain
+                )),
+                other => other,
+            })?;
         let token = Uuid::new_v4().simple().to_string();
-        let command = TenantCommand::AddDomain { domain: req.domain.clone(), verification_token: token };
-        let executed = self.tenants.execute(&tenant_address(id)?, &command, &meta).await.map_err(ApiError::from)?;
-        let verification_token = executed.state.domain(&req.domain).map(|d| d.verification_token.clone()).unwrap_or_default();
-        Ok(Response::new(api::AddDomainResponse { verification_token, position: executed.position }))
+        let command = TenantCommand::AddDomain {
+            domain: req.domain.clone(),
+            verification_token: token,
+        };
+        let executed = self
+            .tenants
+            .execute(&tenant_address(id)?, &command, &meta)
+            .await
+            .map_err(ApiError::from)?;
+        let verification_token = executed
+            .state
+            .domain(&req.domain)
+            .map(|d| d.verification_token.clone())
+            .unwrap_or_default();
+        Ok(Response::new(api::AddDomainResponse {
+            verification_token,
+            position: executed.position,
+        }))
     }
 
-    async fn verify_domain(&self, request: Request<api::VerifyDomainRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn verify_domain(
+        &self,
+        request: Request<api::VerifyDomainRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate_domain(&req.domain).map_err(ApiError::from)?;
         caller.authorize_tenant(id)?;
-        let (tenant, _) = self.tenants.load(&tenant_address(id)?).await.map_err(ApiError::from)?;
+        let (tenant, _) = self
+            .tenants
+            .load(&tenant_address(id)?)
+            .await
+            .map_err(ApiError::from)?;
         let proved = match tenant.domain(&req.domain) {
-            Some(d) if !d.verified => self.prover.proves(&req.domain, &d.verification_token).await?,
+            Some(d) if !d.verified => {
+                self.prover
+                    .proves(&req.domain, &d.verification_token)
+                    .await?
+            }
             _ => false, // unknown or already verified: decide answers
         };
-        Ok(response(self.run(&request, id, TenantCommand::VerifyDomain { domain: req.domain.clone(), proved }).await?))
+        Ok(response(
+            self.run(
+                &request,
+                id,
+                TenantCommand::VerifyDomain {
+                    domain: req.domain.clone(),
+                    proved,
+                },
+            )
+            .await?,
+        ))
     }
 
-    async fn remove_domain(&self, request: Request<api::RemoveDomainRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn remove_domain(
+        &self,
+        request: Request<api::RemoveDomainRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate_domain(&req.domain).map_err(ApiError::from)?;
-        let executed = self.run(&request, id, TenantCommand::RemoveDomain { domain: req.domain.clone() }).await?;
+        let executed = self
+            .run(
+                &request,
+                id,
+                TenantCommand::RemoveDomain {
+                    domain: req.domain.clone(),
+                },
+            )
+            .await?;
         // Free the name for other tenants; a failure here leaves it reserved to this tenant,
         // and removing again (a no-op on the tenant) retries the release.
         let caller = TenantContext::from_request(&request)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
-        let meta = CommandMeta { command_id: format!("{}:release", meta.command_id), ..meta };
-        let release = ReservationCommand::Release { kind: "domain", name: req.domain.clone(), tenant_id: id };
-        self.reservations.execute(&reservation::address("domain", &req.domain).map_err(ApiError::from)?, &release, &meta).await.map_err(ApiError::from)?;
+        let meta = CommandMeta {
+            command_id: format!("{}:release", meta.command_id),
+            ..meta
+        };
+        let release = ReservationCommand::Release {
+            kind: "domain",
+            name: req.domain.clone(),
+            tenant_id: id,
+        };
+        self.reservations
+            .execute(
+                &reservation::address("domain", &req.domain).map_err(ApiError::from)?,
+                &release,
+                &meta,
+            )
+            .await
+            .map_err(ApiError::from)?;
         Ok(response(executed))
     }
 
-    async fn change_tenant_type(&self, request: Request<api::ChangeTenantTypeRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn change_tenant_type(
+        &self,
+        request: Request<api::ChangeTenantTypeRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         let kind = validate::known_enum::<pb::TenantType>("type", req.r#type)?;
-        let to = TenantKind::from_proto(kind).ok_or_else(|| ApiError::invalid("type", "is required"))?;
-        Ok(response(self.run(&request, id, TenantCommand::ChangeType { to }).await?))
+        let to =
+            TenantKind::from_proto(kind).ok_or_else(|| ApiError::invalid("type", "is required"))?;
+        Ok(response(
+            self.run(&request, id, TenantCommand::ChangeType { to })
+                .await?,
+        ))
     }
 
-    async fn suspend_tenant(&self, request: Request<api::SuspendTenantRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn suspend_tenant(
+        &self,
+        request: Request<api::SuspendTenantRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate::text("reason", &req.reason, MAX_REASON)?;
-        Ok(response(self.run(&request, id, TenantCommand::Suspend { reason: req.reason.clone() }).await?))
+        Ok(response(
+            self.run(
+                &request,
+                id,
+                TenantCommand::Suspend {
+                    reason: req.reason.clone(),
+                },
+            )
+            .await?,
+        ))
     }
 
-    async fn reactivate_tenant(&self, request: Request<api::ReactivateTenantRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn reactivate_tenant(
+        &self,
+        request: Request<api::ReactivateTenantRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let id = tenant_id_of(&request.get_ref().tenant_id)?;
-        Ok(response(self.run(&request, id, TenantCommand::Reactivate).await?))
+        Ok(response(
+            self.run(&request, id, TenantCommand::Reactivate).await?,
+        ))
     }
 
-    async fn mark_for_decommission(&self, request: Request<api::MarkForDecommissionRequest>) -> Result<Response<api::CommandResponse>, Status> {
+    async fn mark_for_decommission(
+        &self,
+        request: Request<api::MarkForDecommissionRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate::optional_text("reason", &req.reason, MAX_REASON)?;
-        Ok(response(self.run(&request, id, TenantCommand::MarkForDecommission { reason: req.reason.clone() }).await?))
+        Ok(response(
+            self.run(
+                &request,
+                id,
+                TenantCommand::MarkForDecommission {
+                    reason: req.reason.clone(),
+                },
+            )
+            .await?,
+        ))
     }
 }

@@ -74,9 +74,14 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_unknown_types() {
-        let e = TenantEvent::Suspended(pb::TenantSuspended { reason: "late payment".into() });
+        let e = TenantEvent::Suspended(pb::TenantSuspended {
+            reason: "late payment".into(),
+        });
         let back = TenantEvent::decode(e.event_type(), &e.encode_payload()).unwrap();
         assert_eq!(back, e);
-        assert!(matches!(TenantEvent::decode("tenant.exploded.v1", &[]), Err(DecodeError::UnknownType(_))));
+        assert!(matches!(
+            TenantEvent::decode("tenant.exploded.v1", &[]),
+            Err(DecodeError::UnknownType(_))
+        ));
     }
 }

@@ -7,8 +7,8 @@
 //! - [`events`]: the mapping between the aggregates' events and their wire types.
 //! - [`settings`]: settings, limits and their validation.
 
-pub mod events;
 mod error;
+pub mod events;
 pub mod reservation;
 pub mod settings;
 pub mod tenant;

@@ -20,14 +20,27 @@ pub struct Reservation {
 
 #[derive(Debug, Clone)]
 pub enum ReservationCommand {
-    Claim { kind: &'static str, name: String, tenant_id: Uuid, command_id: String },
-    Release { kind: &'static str, name: String, tenant_id: Uuid },
+    Claim {
+        kind: &'static str,
+        name: String,
+        tenant_id: Uuid,
+        command_id: String,
+    },
+    Release {
+        kind: &'static str,
+        name: String,
+        tenant_id: Uuid,
+    },
 }
 
 /// Where the reservation of `name` of `kind` lives. Dots (domains) become `_`, which no
 /// valid slug or host name contains, so the mapping is one to one.
 pub fn address(kind: &'static str, name: &str) -> Result<AggregateAddress, InvalidToken> {
-    AggregateAddress::new(PLATFORM_TENANT, Reservation::TYPE, format!("{kind}:{}", name.replace('.', "_")))
+    AggregateAddress::new(
+        PLATFORM_TENANT,
+        Reservation::TYPE,
+        format!("{kind}:{}", name.replace('.', "_")),
+    )
 }
 
 impl Aggregate for Reservation {
@@ -38,7 +51,12 @@ impl Aggregate for Reservation {
 
     fn decide(&self, command: &ReservationCommand) -> Result<Vec<ReservationEvent>, DomainError> {
         match command {
-            ReservationCommand::Claim { kind, name, tenant_id, command_id } => match self.holder {
+            ReservationCommand::Claim {
+                kind,
+                name,
+                tenant_id,
+                command_id,
+            } => match self.holder {
                 Some(holder) if holder == *tenant_id => Ok(vec![]),
                 Some(_) if self.claimed_by.as_deref() == Some(command_id) => Ok(vec![]),
                 Some(_) => Err(DomainError::AlreadyExists(format!("{kind} {name}"))),
@@ -48,12 +66,18 @@ impl Aggregate for Reservation {
                     tenant_id: tenant_id.to_string(),
                 })]),
             },
-            ReservationCommand::Release { kind, name, tenant_id } => match self.holder {
-                Some(holder) if holder == *tenant_id => Ok(vec![ReservationEvent::Released(pb::ReservationReleased {
-                    kind: (*kind).to_owned(),
-                    name: name.clone(),
-                    tenant_id: tenant_id.to_string(),
-                })]),
+            ReservationCommand::Release {
+                kind,
+                name,
+                tenant_id,
+            } => match self.holder {
+                Some(holder) if holder == *tenant_id => {
+                    Ok(vec![ReservationEvent::Released(pb::ReservationReleased {
+                        kind: (*kind).to_owned(),
+                        name: name.clone(),
+                        tenant_id: tenant_id.to_string(),
+                    })])
+                }
                 _ => Ok(vec![]),
             },
         }
@@ -86,7 +110,14 @@ mod tests {
             correlation_id: by.into(),
             position: 1,
         };
-        r.evolve(&ReservationEvent::Claimed(pb::ReservationClaimed { kind: "slug".into(), name: "acme".into(), tenant_id: tenant.to_string() }), &meta);
+        r.evolve(
+            &ReservationEvent::Claimed(pb::ReservationClaimed {
+                kind: "slug".into(),
+                name: "acme".into(),
+                tenant_id: tenant.to_string(),
+            }),
+            &meta,
+        );
         r
     }
 
@@ -94,15 +125,28 @@ mod tests {
     fn given_a_claim_when_another_tenant_claims_then_already_exists() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let r = claimed(a, "cmd-1");
-        let cmd = ReservationCommand::Claim { kind: "slug", name: "acme".into(), tenant_id: b, command_id: "cmd-2".into() };
-        assert_eq!(r.decide(&cmd), Err(DomainError::AlreadyExists("slug acme".into())));
+        let cmd = ReservationCommand::Claim {
+            kind: "slug",
+            name: "acme".into(),
+            tenant_id: b,
+            command_id: "cmd-2".into(),
+        };
+        assert_eq!(
+            r.decide(&cmd),
+            Err(DomainError::AlreadyExists("slug acme".into()))
+        );
     }
 
     #[test]
     fn given_a_claim_when_the_same_command_retries_then_nothing_new() {
         let a = Uuid::now_v7();
         let r = claimed(a, "cmd-1");
-        let retry = ReservationCommand::Claim { kind: "slug", name: "acme".into(), tenant_id: Uuid::now_v7(), command_id: "cmd-1".into() };
+        let retry = ReservationCommand::Claim {
+            kind: "slug",
+            name: "acme".into(),
+            tenant_id: Uuid::now_v7(),
+            command_id: "cmd-1".into(),
+        };
         assert_eq!(r.decide(&retry), Ok(vec![]));
     }
 
@@ -110,7 +154,13 @@ mod tests {
     fn given_a_release_then_the_name_is_free_again() {
         let a = Uuid::now_v7();
         let r = claimed(a, "cmd-1");
-        let events = r.decide(&ReservationCommand::Release { kind: "slug", name: "acme".into(), tenant_id: a }).unwrap();
+        let events = r
+            .decide(&ReservationCommand::Release {
+                kind: "slug",
+                name: "acme".into(),
+                tenant_id: a,
+            })
+            .unwrap();
         assert_eq!(events.len(), 1);
         assert!(address("domain", "app.acme.com").unwrap().aggregate_id() == "domain:app_acme_com");
     }

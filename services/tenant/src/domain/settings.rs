@@ -50,8 +50,16 @@ impl Settings {
             timezone: pick(&p.timezone, defaults.timezone),
             currency: pick(&p.currency, defaults.currency),
             language: pick(&p.language, defaults.language),
-            data_retention_days: if p.data_retention_days == 0 { defaults.data_retention_days } else { p.data_retention_days },
-            limits: p.limits.as_ref().map(Limits::from_proto).unwrap_or_default(),
+            data_retention_days: if p.data_retention_days == 0 {
+                defaults.data_retention_days
+            } else {
+                p.data_retention_days
+            },
+            limits: p
+                .limits
+                .as_ref()
+                .map(Limits::from_proto)
+                .unwrap_or_default(),
         };
         settings.validate()?;
         Ok(settings)
@@ -59,16 +67,28 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), DomainError> {
         if !valid_timezone(&self.timezone) {
-            return Err(DomainError::invalid("settings.timezone", "must be an IANA time zone name such as UTC or Europe/Lisbon"));
+            return Err(DomainError::invalid(
+                "settings.timezone",
+                "must be an IANA time zone name such as UTC or Europe/Lisbon",
+            ));
         }
         if !(self.currency.len() == 3 && self.currency.bytes().all(|b| b.is_ascii_uppercase())) {
-            return Err(DomainError::invalid("settings.currency", "must be an ISO 4217 code such as USD"));
+            return Err(DomainError::invalid(
+                "settings.currency",
+                "must be an ISO 4217 code such as USD",
+            ));
         }
         if !valid_language(&self.language) {
-            return Err(DomainError::invalid("settings.language", "must be a language tag such as en or pt-BR"));
+            return Err(DomainError::invalid(
+                "settings.language",
+                "must be a language tag such as en or pt-BR",
+            ));
         }
         if !(1..=MAX_RETENTION_DAYS).contains(&self.data_retention_days) {
-            return Err(DomainError::invalid("settings.data_retention_days", format!("must be between 1 and {MAX_RETENTION_DAYS}")));
+            return Err(DomainError::invalid(
+                "settings.data_retention_days",
+                format!("must be between 1 and {MAX_RETENTION_DAYS}"),
+            ));
         }
         Ok(())
     }
@@ -91,7 +111,11 @@ impl Settings {
             currency: p.currency.clone(),
             language: p.language.clone(),
             data_retention_days: p.data_retention_days,
-            limits: p.limits.as_ref().map(Limits::from_proto).unwrap_or_default(),
+            limits: p
+                .limits
+                .as_ref()
+                .map(Limits::from_proto)
+                .unwrap_or_default(),
         }
     }
 }
@@ -127,17 +151,23 @@ fn valid_timezone(tz: &str) -> bool {
         && parts.iter().all(|p| {
             !p.is_empty()
                 && p.starts_with(|c: char| c.is_ascii_uppercase())
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
         })
 }
 
 /// `ll`, `lll` or either followed by `-RR` (region) — the tags products actually ship.
 fn valid_language(tag: &str) -> bool {
     let mut parts = tag.split('-');
-    let lang_ok = parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()));
+    let lang_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()));
     let region_ok = match parts.next() {
         None => true,
-        Some(r) => (r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase())) || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit())),
+        Some(r) => {
+            (r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()))
+                || (r.len() == 3 && r.bytes().all(|b| b.is_ascii_digit()))
+        }
     };
     lang_ok && region_ok && parts.next().is_none()
 }
@@ -148,17 +178,52 @@ mod tests {
 
     #[test]
     fn empty_request_fields_take_defaults() {
-        let s = Settings::from_request(Some(&pb::TenantSettings { currency: "BRL".into(), ..Default::default() })).unwrap();
-        assert_eq!((s.timezone.as_str(), s.currency.as_str(), s.data_retention_days), ("UTC", "BRL", 365));
+        let s = Settings::from_request(Some(&pb::TenantSettings {
+            currency: "BRL".into(),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(
+            (
+                s.timezone.as_str(),
+                s.currency.as_str(),
+                s.data_retention_days
+            ),
+            ("UTC", "BRL", 365)
+        );
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let cases = [
-            (pb::TenantSettings { timezone: "Mars/Olympus Mons".into(), ..Default::default() }, "settings.timezone"),
-            (pb::TenantSettings { currency: "usd".into(), ..Default::default() }, "settings.currency"),
-            (pb::TenantSettings { language: "english".into(), ..Default::default() }, "settings.language"),
-            (pb::TenantSettings { data_retention_days: 5000, ..Default::default() }, "settings.data_retention_days"),
+            (
+                pb::TenantSettings {
+                    timezone: "Mars/Olympus Mons".into(),
+                    ..Default::default()
+                },
+                "settings.timezone",
+            ),
+            (
+                pb::TenantSettings {
+                    currency: "usd".into(),
+                    ..Default::default()
+                },
+                "settings.currency",
+            ),
+            (
+                pb::TenantSettings {
+                    language: "english".into(),
+                    ..Default::default()
+                },
+                "settings.language",
+            ),
+            (
+                pb::TenantSettings {
+                    data_retention_days: 5000,
+                    ..Default::default()
+                },
+                "settings.data_retention_days",
+            ),
         ];
         for (input, field) in cases {
             match Settings::from_request(Some(&input)) {
@@ -166,6 +231,13 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
-        assert!(Settings::from_request(Some(&pb::TenantSettings { timezone: "America/Sao_Paulo".into(), language: "pt-BR".into(), ..Default::default() })).is_ok());
+        assert!(
+            Settings::from_request(Some(&pb::TenantSettings {
+                timezone: "America/Sao_Paulo".into(),
+                language: "pt-BR".into(),
+                ..Default::default()
+            }))
+            .is_ok()
+        );
     }
 }

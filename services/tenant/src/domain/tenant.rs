@@ -100,18 +100,44 @@ pub struct Tenant {
 
 #[derive(Debug, Clone)]
 pub enum TenantCommand {
-    Create { id: Uuid, name: String, slug: String, kind: TenantKind, settings: Settings, now: DateTime<Utc> },
+    Create {
+        id: Uuid,
+        name: String,
+        slug: String,
+        kind: TenantKind,
+        settings: Settings,
+        now: DateTime<Utc>,
+    },
     UpdateSettings(Settings),
-    SetFeatureFlags { set: BTreeMap<String, bool>, unset: Vec<String> },
-    AddDomain { domain: String, verification_token: String },
+    SetFeatureFlags {
+        set: BTreeMap<String, bool>,
+        unset: Vec<String>,
+    },
+    AddDomain {
+        domain: String,
+        verification_token: String,
+    },
     /// `proved`: whether the domain served its verification token (checked before deciding).
-    VerifyDomain { domain: String, proved: bool },
-    RemoveDomain { domain: String },
-    ChangeType { to: TenantKind },
-    Suspend { reason: String },
+    VerifyDomain {
+        domain: String,
+        proved: bool,
+    },
+    RemoveDomain {
+        domain: String,
+    },
+    ChangeType {
+        to: TenantKind,
+    },
+    Suspend {
+        reason: String,
+    },
     Reactivate,
-    MarkForDecommission { reason: String },
-    ExpireTrial { now: DateTime<Utc> },
+    MarkForDecommission {
+        reason: String,
+    },
+    ExpireTrial {
+        now: DateTime<Utc>,
+    },
 }
 
 impl Tenant {
@@ -124,14 +150,17 @@ impl Tenant {
     }
 
     fn require_exists(&self) -> Result<Uuid, DomainError> {
-        self.id.ok_or_else(|| DomainError::NotFound("tenant".into()))
+        self.id
+            .ok_or_else(|| DomainError::NotFound("tenant".into()))
     }
 
     /// Configuration changes are refused once decommissioning has started.
     fn require_open(&self) -> Result<(), DomainError> {
         self.require_exists()?;
         if self.status == Status::Decommissioning {
-            return Err(DomainError::Precondition("tenant is being decommissioned".into()));
+            return Err(DomainError::Precondition(
+                "tenant is being decommissioned".into(),
+            ));
         }
         Ok(())
     }
@@ -148,14 +177,22 @@ impl Aggregate for Tenant {
         use TenantEvent as E;
         let one = |e| Ok(vec![e]);
         match command {
-            C::Create { id, name, slug, kind, settings, now } => {
+            C::Create {
+                id,
+                name,
+                slug,
+                kind,
+                settings,
+                now,
+            } => {
                 if self.id == Some(*id) {
                     return Ok(vec![]); // a retry of the same creation
                 }
                 if self.exists() {
                     return Err(DomainError::AlreadyExists(format!("tenant {id}")));
                 }
-                let trial_ends_at = (*kind == TenantKind::Trial).then(|| time::to_proto(*now + Duration::days(TRIAL_DAYS)));
+                let trial_ends_at = (*kind == TenantKind::Trial)
+                    .then(|| time::to_proto(*now + Duration::days(TRIAL_DAYS)));
                 one(E::Created(pb::TenantCreated {
                     tenant_id: id.to_string(),
                     name: name.clone(),
@@ -170,34 +207,65 @@ impl Aggregate for Tenant {
                 if self.settings.as_ref() == Some(settings) {
                     return Ok(vec![]);
                 }
-                one(E::SettingsUpdated(pb::TenantSettingsUpdated { settings: Some(settings.to_proto()) }))
+                one(E::SettingsUpdated(pb::TenantSettingsUpdated {
+                    settings: Some(settings.to_proto()),
+                }))
             }
             C::SetFeatureFlags { set, unset } => {
                 self.require_open()?;
-                let set: BTreeMap<_, _> = set.iter().filter(|(k, v)| self.feature_flags.get(*k) != Some(v)).map(|(k, v)| (k.clone(), *v)).collect();
-                let unset: Vec<_> = unset.iter().filter(|k| self.feature_flags.contains_key(*k) && !set.contains_key(*k)).cloned().collect();
+                let set: BTreeMap<_, _> = set
+                    .iter()
+                    .filter(|(k, v)| self.feature_flags.get(*k) != Some(v))
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                let unset: Vec<_> = unset
+                    .iter()
+                    .filter(|k| self.feature_flags.contains_key(*k) && !set.contains_key(*k))
+                    .cloned()
+                    .collect();
                 if set.is_empty() && unset.is_empty() {
                     return Ok(vec![]);
                 }
-                let after = self.feature_flags.len() + set.keys().filter(|k| !self.feature_flags.contains_key(*k)).count() - unset.len();
+                let after = self.feature_flags.len()
+                    + set
+                        .keys()
+                        .filter(|k| !self.feature_flags.contains_key(*k))
+                        .count()
+                    - unset.len();
                 if after > MAX_FLAGS {
-                    return Err(DomainError::invalid("set", format!("a tenant has at most {MAX_FLAGS} feature flags")));
+                    return Err(DomainError::invalid(
+                        "set",
+                        format!("a tenant has at most {MAX_FLAGS} feature flags"),
+                    ));
                 }
-                one(E::FeatureFlagsChanged(pb::TenantFeatureFlagsChanged { set: set.into_iter().collect(), unset }))
+                one(E::FeatureFlagsChanged(pb::TenantFeatureFlagsChanged {
+                    set: set.into_iter().collect(),
+                    unset,
+                }))
             }
-            C::AddDomain { domain, verification_token } => {
+            C::AddDomain {
+                domain,
+                verification_token,
+            } => {
                 self.require_open()?;
                 if self.domain(domain).is_some() {
                     return Ok(vec![]);
                 }
                 if self.domains.len() >= MAX_DOMAINS {
-                    return Err(DomainError::Precondition(format!("a tenant has at most {MAX_DOMAINS} custom domains")));
+                    return Err(DomainError::Precondition(format!(
+                        "a tenant has at most {MAX_DOMAINS} custom domains"
+                    )));
                 }
-                one(E::DomainAdded(pb::TenantDomainAdded { domain: domain.clone(), verification_token: verification_token.clone() }))
+                one(E::DomainAdded(pb::TenantDomainAdded {
+                    domain: domain.clone(),
+                    verification_token: verification_token.clone(),
+                }))
             }
             C::VerifyDomain { domain, proved } => {
                 self.require_open()?;
-                let d = self.domain(domain).ok_or_else(|| DomainError::NotFound(format!("domain {domain}")))?;
+                let d = self
+                    .domain(domain)
+                    .ok_or_else(|| DomainError::NotFound(format!("domain {domain}")))?;
                 if d.verified {
                     return Ok(vec![]);
                 }
@@ -206,28 +274,37 @@ impl Aggregate for Tenant {
                         "{domain} did not serve its verification token at /.well-known/tenantry-domain-verification"
                     )));
                 }
-                one(E::DomainVerified(pb::TenantDomainVerified { domain: domain.clone() }))
+                one(E::DomainVerified(pb::TenantDomainVerified {
+                    domain: domain.clone(),
+                }))
             }
             C::RemoveDomain { domain } => {
                 self.require_exists()?;
                 if self.domain(domain).is_none() {
                     return Err(DomainError::NotFound(format!("domain {domain}")));
                 }
-                one(E::DomainRemoved(pb::TenantDomainRemoved { domain: domain.clone() }))
+                one(E::DomainRemoved(pb::TenantDomainRemoved {
+                    domain: domain.clone(),
+                }))
             }
             C::ChangeType { to } => {
                 self.require_open()?;
                 if self.kind == *to {
                     return Ok(vec![]);
                 }
-                one(E::TypeChanged(pb::TenantTypeChanged { from: self.kind.to_proto() as i32, to: to.to_proto() as i32 }))
+                one(E::TypeChanged(pb::TenantTypeChanged {
+                    from: self.kind.to_proto() as i32,
+                    to: to.to_proto() as i32,
+                }))
             }
             C::Suspend { reason } => {
                 self.require_open()?;
                 if self.status == Status::Suspended {
                     return Ok(vec![]);
                 }
-                one(E::Suspended(pb::TenantSuspended { reason: reason.clone() }))
+                one(E::Suspended(pb::TenantSuspended {
+                    reason: reason.clone(),
+                }))
             }
             C::Reactivate => {
                 self.require_open()?;
@@ -241,13 +318,21 @@ impl Aggregate for Tenant {
                 if self.status == Status::Decommissioning {
                     return Ok(vec![]);
                 }
-                one(E::MarkedForDecommission(pb::TenantMarkedForDecommission { reason: reason.clone() }))
+                one(E::MarkedForDecommission(pb::TenantMarkedForDecommission {
+                    reason: reason.clone(),
+                }))
             }
             C::ExpireTrial { now } => {
                 self.require_exists()?;
                 match self.trial_ends_at {
-                    Some(ends) if self.kind == TenantKind::Trial && !self.trial_expired && *now >= ends => {
-                        one(E::TrialExpired(pb::TenantTrialExpired { trial_ended_at: Some(time::to_proto(ends)) }))
+                    Some(ends)
+                        if self.kind == TenantKind::Trial
+                            && !self.trial_expired
+                            && *now >= ends =>
+                    {
+                        one(E::TrialExpired(pb::TenantTrialExpired {
+                            trial_ended_at: Some(time::to_proto(ends)),
+                        }))
                     }
                     _ => Ok(vec![]),
                 }
@@ -262,19 +347,29 @@ impl Aggregate for Tenant {
                 self.id = Uuid::try_parse(&c.tenant_id).ok();
                 self.name = c.name.clone();
                 self.slug = c.slug.clone();
-                self.kind = pb::TenantType::try_from(c.r#type).ok().and_then(TenantKind::from_proto).unwrap_or_default();
+                self.kind = pb::TenantType::try_from(c.r#type)
+                    .ok()
+                    .and_then(TenantKind::from_proto)
+                    .unwrap_or_default();
                 self.settings = Some(Settings::from_event(c.settings.as_ref()));
                 self.trial_ends_at = c.trial_ends_at.as_ref().map(|t| time::from_proto(Some(t)));
                 self.created_at = meta.occurred_at;
             }
-            E::SettingsUpdated(s) => self.settings = Some(Settings::from_event(s.settings.as_ref())),
+            E::SettingsUpdated(s) => {
+                self.settings = Some(Settings::from_event(s.settings.as_ref()))
+            }
             E::FeatureFlagsChanged(f) => {
                 for key in &f.unset {
                     self.feature_flags.remove(key);
                 }
-                self.feature_flags.extend(f.set.iter().map(|(k, v)| (k.clone(), *v)));
+                self.feature_flags
+                    .extend(f.set.iter().map(|(k, v)| (k.clone(), *v)));
             }
-            E::DomainAdded(d) => self.domains.push(Domain { name: d.domain.clone(), verified: false, verification_token: d.verification_token.clone() }),
+            E::DomainAdded(d) => self.domains.push(Domain {
+                name: d.domain.clone(),
+                verified: false,
+                verification_token: d.verification_token.clone(),
+            }),
             E::DomainVerified(d) => {
                 if let Some(domain) = self.domains.iter_mut().find(|x| x.name == d.domain) {
                     domain.verified = true;
@@ -291,7 +386,10 @@ impl Aggregate for Tenant {
             }
             E::MarkedForDecommission(_) => self.status = Status::Decommissioning,
             E::TypeChanged(t) => {
-                self.kind = pb::TenantType::try_from(t.to).ok().and_then(TenantKind::from_proto).unwrap_or(self.kind);
+                self.kind = pb::TenantType::try_from(t.to)
+                    .ok()
+                    .and_then(TenantKind::from_proto)
+                    .unwrap_or(self.kind);
                 if self.kind != TenantKind::Trial {
                     self.trial_ends_at = None;
                     self.trial_expired = false;
@@ -307,10 +405,19 @@ impl Aggregate for Tenant {
 /// A slug: 3–63 of `a-z`, `0-9` and inner `-`; it names the tenant in URLs and host names.
 pub fn validate_slug(slug: &str) -> Result<(), DomainError> {
     let ok = (3..=63).contains(&slug.len())
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-')
         && !slug.ends_with('-');
-    if ok { Ok(()) } else { Err(DomainError::invalid("slug", "must be 3-63 characters of a-z, 0-9 and inner hyphens")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "slug",
+            "must be 3-63 characters of a-z, 0-9 and inner hyphens",
+        ))
+    }
 }
 
 /// A custom domain: a lower-case host name with at least two labels.
@@ -318,21 +425,35 @@ pub fn validate_domain(domain: &str) -> Result<(), DomainError> {
     let labels: Vec<&str> = domain.split('.').collect();
     let label_ok = |l: &&str| {
         (1..=63).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
     if domain.len() <= 253 && labels.len() >= 2 && labels.iter().all(label_ok) {
         Ok(())
     } else {
-        Err(DomainError::invalid("domain", "must be a lower-case host name such as app.example.com"))
+        Err(DomainError::invalid(
+            "domain",
+            "must be a lower-case host name such as app.example.com",
+        ))
     }
 }
 
 /// A feature flag key: 1–64 of `a-z`, `0-9`, `_`, `-`, `.`-free so it can be a metric label.
 pub fn validate_flag(field: &'static str, key: &str) -> Result<(), DomainError> {
-    let ok = (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok { Ok(()) } else { Err(DomainError::invalid(field, format!("flag {key:?} must be 1-64 of a-z, 0-9, _ and -"))) }
+    let ok = (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            field,
+            format!("flag {key:?} must be 1-64 of a-z, 0-9, _ and -"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ pub mod queries;
 use std::collections::HashMap;
 
 use sqlx::PgConnection;
-use tenantry_eventstore::{Aggregate, Projection, ProjectionError, StoredMessage, aggregate::fold, subject};
+use tenantry_eventstore::{
+    Aggregate, Projection, ProjectionError, StoredMessage, aggregate::fold, subject,
+};
 use tenantry_kit::db::{Scope, set_scope};
 use uuid::Uuid;
 
@@ -29,7 +31,11 @@ impl Projection for TenantsProjection {
         subject::type_filter(root, Tenant::TYPE).unwrap_or_default()
     }
 
-    async fn apply(&self, tx: &mut PgConnection, messages: &[StoredMessage]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        messages: &[StoredMessage],
+    ) -> Result<(), ProjectionError> {
         // The projection writes every tenant's rows.
         set_scope(tx, Scope::Platform).await?;
         let ids: Vec<Uuid> = messages.iter().filter_map(aggregate_id).collect();
@@ -43,7 +49,10 @@ impl Projection for TenantsProjection {
         let mut order: Vec<Uuid> = Vec::new();
         for message in messages {
             let Some(id) = aggregate_id(message) else {
-                return Err(ProjectionError::Other(format!("message {} has no tenant aggregate id", message.position)));
+                return Err(ProjectionError::Other(format!(
+                    "message {} has no tenant aggregate id",
+                    message.position
+                )));
             };
             let state = rows.entry(id).or_insert_with(|| {
                 order.push(id);
@@ -60,10 +69,17 @@ impl Projection for TenantsProjection {
 }
 
 fn aggregate_id(message: &StoredMessage) -> Option<Uuid> {
-    message.batch.events.first().and_then(|e| Uuid::try_parse(&e.aggregate_id).ok())
+    message
+        .batch
+        .events
+        .first()
+        .and_then(|e| Uuid::try_parse(&e.aggregate_id).ok())
 }
 
-async fn upsert<'a>(tx: &mut PgConnection, tenants: impl Iterator<Item = &'a Tenant>) -> Result<(), ProjectionError> {
+async fn upsert<'a>(
+    tx: &mut PgConnection,
+    tenants: impl Iterator<Item = &'a Tenant>,
+) -> Result<(), ProjectionError> {
     let mut cols = Columns::default();
     for t in tenants {
         let Some(id) = t.id else { continue };
@@ -74,7 +90,8 @@ async fn upsert<'a>(tx: &mut PgConnection, tenants: impl Iterator<Item = &'a Ten
         cols.status.push(t.status.as_str().to_owned());
         cols.trial_ends_at.push(t.trial_ends_at);
         cols.trial_expired.push(t.trial_expired);
-        cols.state.push(serde_json::to_string(t).map_err(|e| ProjectionError::Other(e.to_string()))?);
+        cols.state
+            .push(serde_json::to_string(t).map_err(|e| ProjectionError::Other(e.to_string()))?);
         cols.version.push(t.version as i64);
         cols.created_at.push(t.created_at);
         cols.updated_at.push(t.updated_at);

@@ -13,7 +13,10 @@ pub async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64,
 }
 
 /// Reads the checkpoint and locks its row until the transaction ends.
-pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64, sqlx::Error> {
+pub(crate) async fn lock_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<u64, sqlx::Error> {
     sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
         .bind(name)
         .execute(&mut *conn)
@@ -26,11 +29,17 @@ pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Resu
     Ok(position as u64)
 }
 
-pub(crate) async fn write_checkpoint(conn: &mut PgConnection, name: &str, position: u64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-        .bind(name)
-        .bind(position as i64)
-        .execute(conn)
-        .await?;
+pub(crate) async fn write_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    position: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(conn)
+    .await?;
     Ok(())
 }

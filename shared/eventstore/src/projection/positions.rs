@@ -22,7 +22,9 @@ pub struct Positions {
 
 impl Default for Positions {
     fn default() -> Self {
-        Self { tx: Arc::new(watch::Sender::new(0)) }
+        Self {
+            tx: Arc::new(watch::Sender::new(0)),
+        }
     }
 }
 
@@ -48,7 +50,10 @@ impl Positions {
         let reached = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(Lagging { wanted: position, reached: self.current() }),
+            _ => Err(Lagging {
+                wanted: position,
+                reached: self.current(),
+            }),
         }
     }
 }
@@ -67,7 +72,10 @@ mod tests {
         assert!(waiter.await.unwrap().is_ok());
         positions.advance(3);
         assert_eq!(positions.current(), 6);
-        let err = positions.wait_for(9, Duration::from_millis(10)).await.unwrap_err();
+        let err = positions
+            .wait_for(9, Duration::from_millis(10))
+            .await
+            .unwrap_err();
         assert_eq!((err.wanted, err.reached), (9, 6));
     }
 }

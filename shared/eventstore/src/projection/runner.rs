@@ -54,7 +54,13 @@ pub struct ProjectionRunner<P> {
 impl<P: Projection> ProjectionRunner<P> {
     /// `pool` must have the projection's schema as its search_path.
     pub fn new(store: EventStore, pool: PgPool, projection: P, config: RunnerConfig) -> Self {
-        Self { store, pool, projection: Arc::new(projection), config, positions: Positions::default() }
+        Self {
+            store,
+            pool,
+            projection: Arc::new(projection),
+            config,
+            positions: Positions::default(),
+        }
     }
 
     /// The handle queries use to wait for this projection.
@@ -63,7 +69,10 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     fn consumer_name(&self) -> String {
-        self.config.consumer_name.clone().unwrap_or_else(|| self.projection.name().to_owned())
+        self.config
+            .consumer_name
+            .clone()
+            .unwrap_or_else(|| self.projection.name().to_owned())
     }
 
     /// Runs until `shutdown` resolves. Failures (NATS or Postgres down, a handler error) are
@@ -162,13 +171,24 @@ impl<P: Projection> ProjectionRunner<P> {
         let checkpoint = lock_checkpoint(&mut tx, name).await?;
         let mut messages = Vec::with_capacity(chunk.len());
         for msg in chunk {
-            let info = msg.info().map_err(|e| ProjectionError::Other(format!("message info: {e}")))?;
+            let info = msg
+                .info()
+                .map_err(|e| ProjectionError::Other(format!("message info: {e}")))?;
             // At or below the checkpoint: already applied (a redelivery).
             if info.stream_sequence <= checkpoint {
                 continue;
             }
-            let traceparent = msg.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
-            messages.push(StoredMessage::decode(info.stream_sequence, msg.subject.as_str(), &msg.payload, traceparent)?);
+            let traceparent = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("traceparent"))
+                .map(|v| v.to_string());
+            messages.push(StoredMessage::decode(
+                info.stream_sequence,
+                msg.subject.as_str(),
+                &msg.payload,
+                traceparent,
+            )?);
         }
         let Some(last) = messages.last().map(|m| m.position) else {
             return Ok(checkpoint);
@@ -177,7 +197,8 @@ impl<P: Projection> ProjectionRunner<P> {
         write_checkpoint(&mut tx, name, last).await?;
         tx.commit().await?;
         let events: usize = messages.iter().map(|m| m.batch.events.len()).sum();
-        metrics::counter!("tenantry_projection_applied_total", "projection" => name.to_owned()).increment(events as u64);
+        metrics::counter!("tenantry_projection_applied_total", "projection" => name.to_owned())
+            .increment(events as u64);
         Ok(last)
     }
 
@@ -188,7 +209,11 @@ impl<P: Projection> ProjectionRunner<P> {
     async fn subscribe(
         &self,
         checkpoint: u64,
-    ) -> Result<impl Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + use<P>, ProjectionError> {
+    ) -> Result<
+        impl Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>>
+        + use<P>,
+        ProjectionError,
+    > {
         let consumer = self.create_consumer(checkpoint).await?;
         consumer
             .stream()
@@ -198,7 +223,10 @@ impl<P: Projection> ProjectionRunner<P> {
             .map_err(|e| ProjectionError::Other(format!("consume: {e}")))
     }
 
-    async fn create_consumer(&self, checkpoint: u64) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
+    async fn create_consumer(
+        &self,
+        checkpoint: u64,
+    ) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
         let name = self.consumer_name();
         let stream = &self.store.stream;
         // Not found is fine: first run.
@@ -207,7 +235,9 @@ impl<P: Projection> ProjectionRunner<P> {
             .create_consumer(pull::Config {
                 durable_name: Some(name),
                 filter_subject: self.projection.filter(self.store.root()),
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: checkpoint + 1 },
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: checkpoint + 1,
+                },
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(60),
                 max_ack_pending: 20_000,
@@ -222,7 +252,8 @@ impl<P: Projection> ProjectionRunner<P> {
         let deadline = tokio::time::Instant::now() + period;
         while tokio::time::Instant::now() < deadline {
             let mut conn = self.pool.acquire().await?;
-            self.positions.advance(read_checkpoint(&mut conn, self.projection.name()).await?);
+            self.positions
+                .advance(read_checkpoint(&mut conn, self.projection.name()).await?);
             drop(conn);
             tokio::time::sleep(self.config.follower_poll).await;
         }
@@ -265,7 +296,11 @@ impl<P: Projection> ProjectionRunner<P> {
                 break;
             }
         }
-        let _ = self.store.stream.delete_consumer(&self.consumer_name()).await;
+        let _ = self
+            .store
+            .stream
+            .delete_consumer(&self.consumer_name())
+            .await;
         Ok(position)
     }
 }

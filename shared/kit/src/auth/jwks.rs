@@ -25,7 +25,10 @@ impl JwksSource {
     }
 
     /// Fetches the set and keeps the Ed25519 signing keys, by key id.
-    pub(crate) async fn load(&self, http: &reqwest::Client) -> Result<HashMap<String, DecodingKey>, JwksError> {
+    pub(crate) async fn load(
+        &self,
+        http: &reqwest::Client,
+    ) -> Result<HashMap<String, DecodingKey>, JwksError> {
         let body = match self {
             Self::File(path) => tokio::fs::read(path)
                 .await
@@ -41,18 +44,22 @@ impl JwksSource {
                 .map_err(|e| JwksError(format!("fetch {url}: {e}")))?
                 .to_vec(),
         };
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| JwksError(format!("parse JWKS: {e}")))?;
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|e| JwksError(format!("parse JWKS: {e}")))?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
             let is_ed25519 = matches!(
                 &jwk.algorithm,
                 AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519
             );
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             if !is_ed25519 {
                 continue;
             }
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| JwksError(format!("key {kid}: {e}")))?;
+            let key =
+                DecodingKey::from_jwk(jwk).map_err(|e| JwksError(format!("key {kid}: {e}")))?;
             keys.insert(kid, key);
         }
         Ok(keys)

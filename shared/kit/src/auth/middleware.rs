@@ -35,18 +35,26 @@ pub async fn trace(request: Request, next: Next) -> Response {
         .unwrap_or("0")
         .to_owned();
     span.record("code", code.as_str());
-    metrics::counter!("tenantry_grpc_requests_total", "rpc" => method.clone(), "code" => code).increment(1);
-    metrics::histogram!("tenantry_grpc_request_duration_seconds", "rpc" => method).record(started.elapsed().as_secs_f64());
+    metrics::counter!("tenantry_grpc_requests_total", "rpc" => method.clone(), "code" => code)
+        .increment(1);
+    metrics::histogram!("tenantry_grpc_request_duration_seconds", "rpc" => method)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
 /// Denies what the policy does not allow; puts the verified [`super::TenantContext`] into the
 /// request.
-pub async fn authenticate(State(auth): State<AuthState>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(
+    State(auth): State<AuthState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     match auth.policy.lookup(path) {
         Some(Access::Public) => next.run(request).await,
-        None => reject(ApiError::PermissionDenied(format!("{path} is not declared in the access policy"))),
+        None => reject(ApiError::PermissionDenied(format!(
+            "{path} is not declared in the access policy"
+        ))),
         Some(Access::Role(required)) => {
             let Some(token) = bearer(&request) else {
                 return reject(ApiError::Unauthenticated("missing bearer token".into()));
@@ -56,7 +64,9 @@ pub async fn authenticate(State(auth): State<AuthState>, mut request: Request, n
                 Err(e) => return reject(e),
             };
             if !context.role.satisfies(required) {
-                return reject(ApiError::PermissionDenied(format!("requires role {required}")));
+                return reject(ApiError::PermissionDenied(format!(
+                    "requires role {required}"
+                )));
             }
             if let Some(tenant) = context.tenant_id {
                 tracing::Span::current().record("tenant_id", tracing::field::display(tenant));
@@ -68,9 +78,15 @@ pub async fn authenticate(State(auth): State<AuthState>, mut request: Request, n
 }
 
 fn bearer(request: &Request) -> Option<&str> {
-    let value = request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 fn reject(error: ApiError) -> Response {

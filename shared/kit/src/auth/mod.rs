@@ -16,4 +16,4 @@ pub use context::TenantContext;
 pub use jwks::{JwksError, JwksSource};
 pub use policy::{Access, Role, RpcPolicy};
 pub use signing::{SigningKey, jwks};
-pub use verify::{AccessClaims, ACCESS_TOKEN_TYPE, MAX_TOKEN_BYTES, Verifier, VerifierConfig};
+pub use verify::{ACCESS_TOKEN_TYPE, AccessClaims, MAX_TOKEN_BYTES, Verifier, VerifierConfig};

@@ -91,7 +91,10 @@ impl RpcPolicy {
 
     /// Every declared RPC path (without the service wildcards).
     pub fn paths(&self) -> impl Iterator<Item = (&str, Access)> {
-        self.rules.iter().filter(|(p, _)| !p.ends_with("/*")).map(|(p, a)| (p.as_str(), *a))
+        self.rules
+            .iter()
+            .filter(|(p, _)| !p.ends_with("/*"))
+            .map(|(p, a)| (p.as_str(), *a))
     }
 }
 
@@ -114,6 +117,9 @@ mod tests {
         policy.declare("a.S", "Get", Access::Role(Role::Viewer));
         assert_eq!(policy.lookup("/a.S/Get"), Some(Access::Role(Role::Viewer)));
         assert_eq!(policy.lookup("/a.S/Delete"), None);
-        assert_eq!(policy.lookup("/grpc.health.v1.Health/Check"), Some(Access::Public));
+        assert_eq!(
+            policy.lookup("/grpc.health.v1.Health/Check"),
+            Some(Access::Public)
+        );
     }
 }

@@ -30,11 +30,17 @@ impl SigningKey {
         let mut seed = [0u8; 32];
         seed[..16].copy_from_slice(Uuid::new_v4().as_bytes());
         seed[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-        Self { kid: kid.into(), seed }
+        Self {
+            kid: kid.into(),
+            seed,
+        }
     }
 
     pub fn from_seed(kid: impl Into<String>, seed: [u8; 32]) -> Self {
-        Self { kid: kid.into(), seed }
+        Self {
+            kid: kid.into(),
+            seed,
+        }
     }
 
     pub fn seed(&self) -> [u8; 32] {

@@ -87,11 +87,21 @@ impl Verifier {
             return Err(deny("unsupported algorithm"));
         }
         let typ = header.typ.as_deref().unwrap_or_default();
-        if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")) {
+        if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+            || typ.eq_ignore_ascii_case("application/at+jwt"))
+        {
             return Err(deny("not an access token"));
         }
-        let kid = header.kid.as_deref().ok_or_else(|| deny("missing key id"))?;
-        if kid.is_empty() || kid.len() > 128 || !kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| deny("missing key id"))?;
+        if kid.is_empty()
+            || kid.len() > 128
+            || !kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             return Err(deny("malformed key id"));
         }
         let key = match self.key(kid) {
@@ -110,7 +120,12 @@ impl Verifier {
             (None, Role::PlatformAdmin) => None,
             (None, _) => return Err(deny("missing tenant_id")),
         };
-        Ok(TenantContext { tenant_id, subject: claims.sub, role, token_id: claims.jti })
+        Ok(TenantContext {
+            tenant_id,
+            subject: claims.sub,
+            role,
+            token_id: claims.jti,
+        })
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {

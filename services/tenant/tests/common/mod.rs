@@ -1,0 +1,120 @@
+//! Starting the tenant service in-process for a test, on the real NATS and Postgres.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use chrono::TimeZone;
+use tenantry_kit::{Clock, ManualClock, Role};
+use tenantry_proto::tenant::v1::tenant_service_client::TenantServiceClient;
+use tenantry_proto::tenant::v1::{self as api};
+use tenantry_tenant::api::domains::DomainProver;
+use tenantry_tenant::{Overrides, Running, TenantConfig};
+use tenantry_testkit::TestEnv;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub svc: Running,
+    pub clock: ManualClock,
+    pub channel: Channel,
+}
+
+pub fn config(env: &TestEnv) -> TenantConfig {
+    TenantConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        db_schema: env.schema("tenant"),
+        db_role: "tenantry_tenant".into(),
+        db_max_connections: 8,
+        trial_sweep_interval_secs: 3600,
+    }
+}
+
+pub async fn start() -> Harness {
+    start_with(None).await
+}
+
+pub async fn start_with(prover: Option<Arc<dyn DomainProver>>) -> Harness {
+    let env = TestEnv::new().await;
+    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let overrides = Overrides {
+        clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+        prover,
+    };
+    let svc = tenantry_tenant::start(
+        &env.common(),
+        &config(&env),
+        listener,
+        overrides,
+        std::future::pending(),
+    )
+    .await
+    .expect("tenant service starts");
+    let channel = Channel::from_shared(format!("http://{}", svc.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Harness {
+        env,
+        svc,
+        clock,
+        channel,
+    }
+}
+
+/// Attaches a bearer token (or none) to a request.
+pub fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value: MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+impl Harness {
+    pub fn client(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel.clone())
+    }
+
+    pub fn admin(&self) -> String {
+        self.env.admin_token()
+    }
+
+    pub fn token(&self, tenant: Uuid, role: Role) -> String {
+        self.env.token(Some(tenant), role)
+    }
+
+    /// Creates a tenant as a platform admin and returns it with the command's position.
+    pub async fn create(
+        &self,
+        slug: &str,
+        kind: tenantry_proto::events::v1::TenantType,
+    ) -> (api::Tenant, u64) {
+        let request = api::CreateTenantRequest {
+            name: format!("Tenant {slug}"),
+            slug: slug.into(),
+            r#type: kind as i32,
+            settings: None,
+        };
+        let created = self
+            .client()
+            .create_tenant(with_token(request, Some(&self.admin())))
+            .await
+            .expect("create tenant")
+            .into_inner();
+        (created.tenant.unwrap(), created.position)
+    }
+
+    pub async fn last_position(&self) -> u64 {
+        self.env.event_store().await.last_position().await.unwrap()
+    }
+}
+
+pub fn slug() -> String {
+    format!("t-{}", &Uuid::new_v4().simple().to_string()[..10])
+}
