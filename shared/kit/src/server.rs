@@ -35,6 +35,8 @@ pub async fn router(
     readiness: Readiness,
     http: Router,
 ) -> Router {
+    // Install the recorder before anything records, or early metrics are lost.
+    let metrics = crate::metrics::handle();
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
         health
@@ -63,10 +65,7 @@ pub async fn router(
     let endpoints = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready).with_state(readiness))
-        .route(
-            "/metrics",
-            get(|| async { crate::metrics::handle().render() }),
-        );
+        .route("/metrics", get(move || async move { metrics.render() }));
     grpc.merge(endpoints).merge(http)
 }
 

@@ -125,6 +125,37 @@ impl TestEnv {
     pub fn admin_token(&self) -> String {
         self.token(None, Role::PlatformAdmin)
     }
+
+    /// Deletes this world's streams and schemas (benchmarks, which make large ones, call it;
+    /// tests leave theirs for inspection and the next run's sweep).
+    pub async fn cleanup(&self) {
+        let js = async_nats::jetstream::new(self.nats.clone());
+        let upper = self.id.to_uppercase();
+        let mut names = js.stream_names();
+        let mut mine = Vec::new();
+        while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
+            if name.starts_with(&upper) {
+                mine.push(name);
+            }
+        }
+        for name in mine {
+            let _ = js.delete_stream(&name).await;
+        }
+        let admin = self.admin_pool().await;
+        let schemas: Vec<(String,)> =
+            sqlx::query_as("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 || '%'")
+                .bind(&self.id)
+                .fetch_all(&admin)
+                .await
+                .unwrap_or_default();
+        for (schema,) in schemas {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{schema}\" CASCADE"
+            )))
+            .execute(&admin)
+            .await;
+        }
+    }
 }
 
 /// Test streams of runs older than an hour are deleted, once per process, so the server's

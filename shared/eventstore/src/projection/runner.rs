@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::message::AckKind;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use sqlx::{Acquire, PgConnection, PgPool};
 use tracing::{Instrument, debug, info_span, warn};
 
@@ -35,7 +35,7 @@ pub struct RunnerConfig {
 impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 2000,
             consumer_name: None,
             max_backoff: Duration::from_secs(30),
             follower_poll: Duration::from_millis(20),
@@ -128,12 +128,11 @@ impl<P: Projection> ProjectionRunner<P> {
             Ok(m) => m,
             Err(e) => return e,
         };
-        let mut chunks = pin!(messages.ready_chunks(self.config.batch_size));
-        while let Some(chunk) = chunks.next().await {
-            let chunk: Result<Vec<_>, _> = chunk.into_iter().collect();
+        let mut messages = pin!(messages);
+        while let Some(chunk) = next_batch(&mut messages, self.config.batch_size).await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => return ProjectionError::Other(format!("consumer: {e}")),
+                Err(e) => return e,
             };
             match self.apply_chunk(conn, &chunk).await {
                 Ok(position) => {
@@ -281,13 +280,10 @@ impl<P: Projection> ProjectionRunner<P> {
             .messages()
             .await
             .map_err(|e| ProjectionError::Other(format!("consume: {e}")))?;
-        let mut chunks = pin!(messages.ready_chunks(self.config.batch_size));
+        let mut messages = pin!(messages);
         let mut position = checkpoint;
-        while let Some(chunk) = chunks.next().await {
-            let chunk: Vec<_> = chunk
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .map_err(|e| ProjectionError::Other(format!("consumer: {e}")))?;
+        while let Some(chunk) = next_batch(&mut messages, self.config.batch_size).await {
+            let chunk = chunk?;
             position = self.apply_chunk(&mut conn, &chunk).await?;
             let Some(last) = chunk.last() else { continue };
             let _ = last.ack().await;
@@ -303,6 +299,46 @@ impl<P: Projection> ProjectionRunner<P> {
             .await;
         Ok(position)
     }
+}
+
+/// The next batch: whatever is ready, and — while the server reports more messages pending
+/// for the consumer — up to `max`. Live, a batch is applied as soon as it arrives (low
+/// read-your-writes latency); catching up, batches fill (high throughput).
+async fn next_batch<S>(
+    messages: &mut S,
+    max: usize,
+) -> Option<Result<Vec<async_nats::jetstream::Message>, ProjectionError>>
+where
+    S: Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + Unpin,
+{
+    let failed =
+        |e: consumer::pull::MessagesError| ProjectionError::Other(format!("consumer: {e}"));
+    let pending = |m: &async_nats::jetstream::Message| m.info().map(|i| i.pending).unwrap_or(0);
+    let first = match messages.next().await? {
+        Ok(m) => m,
+        Err(e) => return Some(Err(failed(e))),
+    };
+    let mut more = pending(&first) > 0;
+    let mut batch = vec![first];
+    while batch.len() < max {
+        let next = if more {
+            tokio::time::timeout(Duration::from_millis(100), messages.next())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            messages.next().now_or_never().flatten()
+        };
+        match next {
+            Some(Ok(m)) => {
+                more = pending(&m) > 0;
+                batch.push(m);
+            }
+            Some(Err(e)) => return Some(Err(failed(e))),
+            None => break,
+        }
+    }
+    Some(Ok(batch))
 }
 
 /// Takes the projection's advisory lock on this session if it is free.

@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+#
+# Tenantry image: the tenant service (`tenantry-tenant`) and the CLI (`tenantry`).
+# Build from the workspace root (BuildKit is required for the cache mounts):
+#
+#   docker build -t tenantry .
+
+# ---- build ----------------------------------------------------------------
+FROM rust:1.95-bookworm AS build
+WORKDIR /app
+COPY . .
+# The registry and target directories are cache mounts, so they survive between builds but are
+# not part of the image layer: the binaries are copied out to /out within the same RUN.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/app/target \
+    cargo build --release --locked -p tenantry-tenant -p tenantry-cli \
+    && mkdir -p /out \
+    && cp target/release/tenantry-tenant target/release/tenantry /out/
+
+# ---- runtime --------------------------------------------------------------
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 tenantry \
+    && useradd --system --uid 10001 --gid tenantry --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin tenantry
+COPY --from=build /out/tenantry-tenant /out/tenantry /usr/local/bin/
+# Numeric, so Kubernetes' runAsNonRoot can verify it without looking the name up.
+USER 10001:10001
+EXPOSE 7001
+CMD ["tenantry-tenant"]

@@ -1,0 +1,27 @@
+# Tenantry tasks. `just --list` shows them.
+
+# Run Tenantry on this machine: infrastructure, then every service built so far, in one process.
+dev: infra-up
+    cargo run -p tenantry-cli -- dev
+
+# Run every test (unit, service, integration) against the real NATS, Postgres and Redis.
+test: infra-up
+    # Each run starts from an empty test database (tests make a schema each).
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c 'DROP DATABASE IF EXISTS tenantry_test WITH (FORCE)'
+    cargo test --workspace --no-fail-fast
+
+# Check that NATS (JetStream), Postgres and Redis run; install and start what is missing.
+infra-up:
+    bash scripts/infra-up.sh
+
+# Measure the figures the issues ask for, each beside its baseline (see bench/README.md).
+bench: infra-up
+    cargo run --release -p tenantry-bench --bin eventstore
+    cargo run --release -p tenantry-bench --bin tenant_api
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings

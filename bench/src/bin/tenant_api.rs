@@ -1,0 +1,214 @@
+//! Tenant API figures, with the service started in this process on the real NATS/Postgres:
+//! 1. `CreateTenant` end to end over gRPC with N concurrent clients: throughput, p50, p99;
+//! 2. read-your-writes: after a create returns, `GetTenant(min_position)` beside a plain
+//!    `GetTenant` of a tenant already projected; the difference is the extra wait.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tenantry_bench::{ms, percentile};
+use tenantry_proto::events::v1::TenantType;
+use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
+use tenantry_tenant::TenantConfig;
+use tenantry_testkit::TestEnv;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Offered load in commands/s shared by all clients (open loop); 0 = as fast as possible
+    /// (closed loop). Latency is measured from each command's scheduled send time, so a
+    /// stalled server cannot hide its queueing (no coordinated omission).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Create-then-read iterations for the read-your-writes figure.
+    #[arg(long, default_value_t = 2000)]
+    reads: usize,
+}
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    r
+}
+
+fn create_request() -> api::CreateTenantRequest {
+    let slug = format!("b-{}", Uuid::new_v4().simple());
+    api::CreateTenantRequest {
+        name: slug.clone(),
+        slug,
+        r#type: TenantType::Business as i32,
+        settings: None,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let env = TestEnv::new().await;
+    let config = TenantConfig {
+        listen: "127.0.0.1:0".parse()?,
+        db_schema: env.schema("tenant"),
+        db_role: "tenantry_tenant".into(),
+        db_max_connections: 16,
+        trial_sweep_interval_secs: 3600,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let svc = tenantry_tenant::start(
+        &env.common(),
+        &config,
+        listener,
+        Default::default(),
+        std::future::pending(),
+    )
+    .await?;
+    let token = env.admin_token();
+    // Several HTTP/2 connections, as several client processes would have.
+    let mut channels = Vec::new();
+    for _ in 0..8 {
+        channels.push(
+            Channel::from_shared(format!("http://{}", svc.addr))?
+                .connect()
+                .await?,
+        );
+    }
+
+    // Warm-up.
+    let mut c = TenantServiceClient::new(channels[0].clone());
+    for _ in 0..200 {
+        c.create_tenant(authed(create_request(), &token)).await?;
+    }
+
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.clients)
+        .map(|i| {
+            let mut client = TenantServiceClient::new(channels[i % channels.len()].clone());
+            let (token, latencies) = (token.clone(), latencies.clone());
+            let period = (args.rate > 0)
+                .then(|| Duration::from_secs_f64(args.clients as f64 / args.rate as f64));
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut errors = 0usize;
+                let mut ticker = period.map(|p| {
+                    let mut t = tokio::time::interval_at(
+                        tokio::time::Instant::now() + p.mul_f64(i as f64 / 64.0),
+                        p,
+                    );
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    t
+                });
+                while Instant::now() < deadline {
+                    let t = match ticker.as_mut() {
+                        Some(ticker) => ticker.tick().await.into_std(),
+                        None => Instant::now(),
+                    };
+                    match client.create_tenant(authed(create_request(), &token)).await {
+                        Ok(_) => mine.push(t.elapsed()),
+                        Err(_) => errors += 1,
+                    }
+                }
+                latencies.lock().await.extend(mine);
+                errors
+            })
+        })
+        .collect();
+    let mut errors = 0;
+    for w in workers {
+        errors += w.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *latencies.lock().await);
+    lat.sort_unstable();
+    let mode = if args.rate > 0 {
+        format!("offered {} commands/s", args.rate)
+    } else {
+        "closed loop".to_owned()
+    };
+    println!(
+        "CreateTenant over gRPC, {} concurrent clients, {} s, {mode}",
+        args.clients, args.seconds
+    );
+    println!(
+        "  {:.0} commands/s   p50 {:.2} ms   p99 {:.2} ms   ({} ok, {errors} errors)",
+        lat.len() as f64 / elapsed,
+        ms(percentile(&lat, 50.0)),
+        ms(percentile(&lat, 99.0)),
+        lat.len()
+    );
+
+    // Read your writes, one client at a time so the figure is the wait, not queueing.
+    let last = env.event_store().await.last_position().await?;
+    svc.positions
+        .wait_for(last, Duration::from_secs(60))
+        .await?;
+    let known = c
+        .create_tenant(authed(create_request(), &token))
+        .await?
+        .into_inner();
+    svc.positions
+        .wait_for(known.position, Duration::from_secs(5))
+        .await?;
+    let known_id = known.tenant.unwrap_or_default().tenant_id;
+    let (mut fresh, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..args.reads {
+        let created = c
+            .create_tenant(authed(create_request(), &token))
+            .await?
+            .into_inner();
+        let id = created.tenant.unwrap_or_default().tenant_id;
+        let t = Instant::now();
+        c.get_tenant(authed(
+            api::GetTenantRequest {
+                tenant_id: id,
+                min_position: created.position,
+            },
+            &token,
+        ))
+        .await?;
+        fresh.push(t.elapsed());
+        let t = Instant::now();
+        c.get_tenant(authed(
+            api::GetTenantRequest {
+                tenant_id: known_id.clone(),
+                min_position: 0,
+            },
+            &token,
+        ))
+        .await?;
+        plain.push(t.elapsed());
+    }
+    fresh.sort_unstable();
+    plain.sort_unstable();
+    println!(
+        "\nGetTenant right after CreateTenant returned ({} iterations)",
+        args.reads
+    );
+    println!(
+        "  with min_position: p50 {:.2} ms  p99 {:.2} ms",
+        ms(percentile(&fresh, 50.0)),
+        ms(percentile(&fresh, 99.0))
+    );
+    println!(
+        "  already projected: p50 {:.2} ms  p99 {:.2} ms",
+        ms(percentile(&plain, 50.0)),
+        ms(percentile(&plain, 99.0))
+    );
+    println!(
+        "  extra wait for read-your-writes: p50 {:.2} ms  p99 {:.2} ms",
+        ms(percentile(&fresh, 50.0).saturating_sub(percentile(&plain, 50.0))),
+        ms(percentile(&fresh, 99.0).saturating_sub(percentile(&plain, 99.0)))
+    );
+    env.cleanup().await;
+    Ok(())
+}
