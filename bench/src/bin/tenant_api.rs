@@ -55,13 +55,7 @@ fn create_request() -> api::CreateTenantRequest {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = TestEnv::new().await;
-    let config = TenantConfig {
-        listen: "127.0.0.1:0".parse()?,
-        db_schema: env.schema("tenant"),
-        db_role: "tenantry_tenant".into(),
-        db_max_connections: 16,
-        trial_sweep_interval_secs: 3600,
-    };
+    let config = TenantConfig::ephemeral(env.schema("tenant"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let svc = tenantry_tenant::start(
         &env.common(),

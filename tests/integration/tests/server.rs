@@ -28,13 +28,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn health_reflection_and_http_endpoints_share_the_port() {
     let env = TestEnv::new().await;
-    let config = TenantConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db_schema: env.schema("tenant"),
-        db_role: "tenantry_tenant".into(),
-        db_max_connections: 4,
-        trial_sweep_interval_secs: 3600,
-    };
+    let config = TenantConfig::ephemeral(env.schema("tenant"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let svc = tenantry_tenant::start(
         &env.common(),

@@ -23,13 +23,7 @@ pub struct Harness {
 }
 
 pub fn config(env: &TestEnv) -> TenantConfig {
-    TenantConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        db_schema: env.schema("tenant"),
-        db_role: "tenantry_tenant".into(),
-        db_max_connections: 8,
-        trial_sweep_interval_secs: 3600,
-    }
+    TenantConfig::ephemeral(env.schema("tenant"))
 }
 
 pub async fn start() -> Harness {
