@@ -35,6 +35,9 @@ struct Args {
     tenants: usize,
     #[arg(long, default_value_t = 10)]
     events_per_tenant: usize,
+    /// Most messages per projection transaction (the runner's default when omitted).
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 fn meta(i: usize) -> CommandMeta {
@@ -199,8 +202,11 @@ async fn main() -> anyhow::Result<()> {
     let runner = ProjectionRunner::new(
         proj_store.clone(),
         pool,
-        tenantry_tenant::projection::TenantsProjection,
-        RunnerConfig::default(),
+        tenantry_tenant::projection::TenantsProjection::default(),
+        RunnerConfig {
+            batch_size: args.batch.unwrap_or(RunnerConfig::default().batch_size),
+            ..Default::default()
+        },
     );
     let started = Instant::now();
     let reached = runner.catch_up().await?;

@@ -15,7 +15,7 @@ CREATE TABLE tenants (
     version       bigint NOT NULL,
     created_at    timestamptz NOT NULL,
     updated_at    timestamptz NOT NULL
-);
+) WITH (fillfactor = 70); -- room on each page for HOT updates: most events rewrite a row in place
 
 -- Trials still running, for the expiry sweep.
 CREATE INDEX tenants_running_trials ON tenants (trial_ends_at) WHERE kind = 'trial' AND NOT trial_expired;

@@ -116,7 +116,7 @@ pub async fn start(
     let runner = ProjectionRunner::new(
         store.clone(),
         pool.clone(),
-        projection::TenantsProjection,
+        projection::TenantsProjection::default(),
         RunnerConfig::default(),
     );
     let prover = match overrides.prover {

@@ -79,7 +79,7 @@ async fn rebuilding_from_position_one_gives_the_live_tables() {
         consumer_name: Some("tenant_tenants_rebuild".into()),
         ..Default::default()
     };
-    ProjectionRunner::new(store, pool, TenantsProjection, config)
+    ProjectionRunner::new(store, pool, TenantsProjection::default(), config)
         .catch_up()
         .await
         .unwrap();

@@ -1,25 +1,44 @@
 //! The `tenants` read model: one row per tenant, folded from the log by the same `evolve` the
 //! aggregate uses.
 //!
-//! A batch is applied with two statements whatever its size: load the rows it touches, fold
-//! the events in memory, upsert them all with one `UNNEST`.
+//! A batch costs a few statements whatever its size: read the rows it touches that are not
+//! in memory, fold the events, insert the new rows and update the others with `UNNEST`.
+//! Rows the runner committed stay in memory (bounded), so a busy tenant is not read back
+//! from Postgres for every batch.
 
 pub mod queries;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgConnection;
 use tenantry_eventstore::{
     Aggregate, Projection, ProjectionError, StoredMessage, aggregate::fold, subject,
 };
 use tenantry_kit::db::{Scope, set_scope};
+use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::domain::Tenant;
 
+mod write;
+
 pub const NAME: &str = "tenant_tenants";
 
-pub struct TenantsProjection;
+/// Most rows kept in memory between batches (about 1 KiB each).
+const CACHE_ROWS: usize = 200_000;
+
+#[derive(Default)]
+pub struct TenantsProjection {
+    rows: Mutex<Rows>,
+}
+
+#[derive(Default)]
+struct Rows {
+    /// As committed in Postgres by this runner.
+    committed: HashMap<Uuid, Tenant>,
+    /// Written by the current, not yet committed, transaction.
+    pending: HashMap<Uuid, Tenant>,
+}
 
 impl Projection for TenantsProjection {
     fn name(&self) -> &str {
@@ -38,33 +57,68 @@ impl Projection for TenantsProjection {
     ) -> Result<(), ProjectionError> {
         // The projection writes every tenant's rows.
         set_scope(tx, Scope::Platform).await?;
-        let ids: Vec<Uuid> = messages.iter().filter_map(aggregate_id).collect();
-        let mut rows: HashMap<Uuid, Tenant> = HashMap::new();
-        let existing: Vec<(Uuid, sqlx::types::Json<Tenant>)> =
-            sqlx::query_as("SELECT tenant_id, state FROM tenants WHERE tenant_id = ANY($1)")
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?;
-        rows.extend(existing.into_iter().map(|(id, state)| (id, state.0)));
-        let mut order: Vec<Uuid> = Vec::new();
+        let mut rows = self.rows.lock().await;
+        rows.pending.clear();
+
+        // The tenants of the batch, in order of first appearance.
+        let mut seen = HashSet::new();
+        let mut touched = Vec::new();
         for message in messages {
-            let Some(id) = aggregate_id(message) else {
-                return Err(ProjectionError::Other(format!(
+            let id = aggregate_id(message).ok_or_else(|| {
+                ProjectionError::Other(format!(
                     "message {} has no tenant aggregate id",
                     message.position
-                )));
-            };
-            let state = rows.entry(id).or_insert_with(|| {
-                order.push(id);
-                Tenant::default()
-            });
-            if !order.contains(&id) {
-                order.push(id);
+                ))
+            })?;
+            if seen.insert(id) {
+                touched.push(id);
             }
-            fold(state, message)?;
         }
-        upsert(tx, order.iter().filter_map(|id| rows.get(id))).await?;
+        let mut states: HashMap<Uuid, Tenant> = HashMap::with_capacity(touched.len());
+        let missing: Vec<Uuid> = touched
+            .iter()
+            .filter(|id| match rows.committed.get(id) {
+                Some(t) => {
+                    states.insert(**id, t.clone());
+                    false
+                }
+                None => true,
+            })
+            .copied()
+            .collect();
+        let stored = write::load(tx, &missing).await?;
+        let existing: HashSet<Uuid> = states
+            .keys()
+            .copied()
+            .chain(stored.keys().copied())
+            .collect();
+        states.extend(stored);
+
+        for message in messages {
+            let id = aggregate_id(message).unwrap_or_default();
+            fold(states.entry(id).or_default(), message)?;
+        }
+        let (updates, inserts): (Vec<&Tenant>, Vec<&Tenant>) = touched
+            .iter()
+            .filter_map(|id| states.get(id))
+            .partition(|t| t.id.is_some_and(|id| existing.contains(&id)));
+        write::insert(tx, &inserts).await?;
+        write::update(tx, &updates).await?;
+        rows.pending = states;
         Ok(())
+    }
+
+    async fn committed(&self) {
+        let mut rows = self.rows.lock().await;
+        let pending = std::mem::take(&mut rows.pending);
+        if rows.committed.len() + pending.len() > CACHE_ROWS {
+            rows.committed.clear();
+        }
+        rows.committed.extend(pending);
+    }
+
+    async fn reset(&self) {
+        *self.rows.lock().await = Rows::default();
     }
 }
 
@@ -74,65 +128,4 @@ fn aggregate_id(message: &StoredMessage) -> Option<Uuid> {
         .events
         .first()
         .and_then(|e| Uuid::try_parse(&e.aggregate_id).ok())
-}
-
-async fn upsert<'a>(
-    tx: &mut PgConnection,
-    tenants: impl Iterator<Item = &'a Tenant>,
-) -> Result<(), ProjectionError> {
-    let mut cols = Columns::default();
-    for t in tenants {
-        let Some(id) = t.id else { continue };
-        cols.id.push(id);
-        cols.slug.push(t.slug.clone());
-        cols.name.push(t.name.clone());
-        cols.kind.push(t.kind.as_str().to_owned());
-        cols.status.push(t.status.as_str().to_owned());
-        cols.trial_ends_at.push(t.trial_ends_at);
-        cols.trial_expired.push(t.trial_expired);
-        cols.state
-            .push(serde_json::to_string(t).map_err(|e| ProjectionError::Other(e.to_string()))?);
-        cols.version.push(t.version as i64);
-        cols.created_at.push(t.created_at);
-        cols.updated_at.push(t.updated_at);
-    }
-    sqlx::query(
-        "INSERT INTO tenants (tenant_id, slug, name, kind, status, trial_ends_at, trial_expired, state, version, created_at, updated_at)
-         SELECT u.id, u.slug, u.name, u.kind, u.status, u.trial_ends_at, u.trial_expired, u.state::jsonb, u.version, u.created_at, u.updated_at
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[], $8::text[], $9::int8[], $10::timestamptz[], $11::timestamptz[])
-           AS u(id, slug, name, kind, status, trial_ends_at, trial_expired, state, version, created_at, updated_at)
-         ON CONFLICT (tenant_id) DO UPDATE SET
-           slug = EXCLUDED.slug, name = EXCLUDED.name, kind = EXCLUDED.kind, status = EXCLUDED.status,
-           trial_ends_at = EXCLUDED.trial_ends_at, trial_expired = EXCLUDED.trial_expired, state = EXCLUDED.state,
-           version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
-    )
-    .bind(cols.id)
-    .bind(cols.slug)
-    .bind(cols.name)
-    .bind(cols.kind)
-    .bind(cols.status)
-    .bind(cols.trial_ends_at)
-    .bind(cols.trial_expired)
-    .bind(cols.state)
-    .bind(cols.version)
-    .bind(cols.created_at)
-    .bind(cols.updated_at)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-#[derive(Default)]
-struct Columns {
-    id: Vec<Uuid>,
-    slug: Vec<String>,
-    name: Vec<String>,
-    kind: Vec<String>,
-    status: Vec<String>,
-    trial_ends_at: Vec<Option<chrono::DateTime<chrono::Utc>>>,
-    trial_expired: Vec<bool>,
-    state: Vec<String>,
-    version: Vec<i64>,
-    created_at: Vec<chrono::DateTime<chrono::Utc>>,
-    updated_at: Vec<chrono::DateTime<chrono::Utc>>,
 }

@@ -36,6 +36,18 @@ pub trait Projection: Send + Sync + 'static {
         tx: &mut sqlx::PgConnection,
         messages: &[StoredMessage],
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
+
+    /// The transaction of the last `apply` committed: state a projection keeps in memory
+    /// between batches may now be trusted.
+    fn committed(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// A runner starts (or restarts after a failure): drop anything kept in memory, since
+    /// another runner may have written since.
+    fn reset(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 #[derive(Debug, Error)]
