@@ -153,9 +153,35 @@ impl<A: Aggregate> Repository<A> {
         command: &A::Command,
         meta: &CommandMeta,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        self.run(address, command, meta, false).await
+    }
+
+    /// Like [`Repository::execute`], for an aggregate the caller expects not to exist yet (a
+    /// fresh id, a name being claimed): on a cache miss it decides against the empty state
+    /// and appends with expected sequence 0 without reading first, saving a round trip. If the
+    /// aggregate does exist, that append is refused and the command is decided again against
+    /// the real state, as after any lost race; a retry of the same command is still
+    /// deduplicated by its message id.
+    pub async fn execute_new(
+        &self,
+        address: &AggregateAddress,
+        command: &A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
+        self.run(address, command, meta, true).await
+    }
+
+    async fn run(
+        &self,
+        address: &AggregateAddress,
+        command: &A::Command,
+        meta: &CommandMeta,
+        assume_new: bool,
+    ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let cached = self.cache.lock().await.get(address).cloned();
         let (mut state, mut version) = match cached {
             Some(c) => (c.state, c.version),
+            None if assume_new => (A::default(), 0),
             None => self.catch_up(address, A::default(), 0).await?,
         };
         for _ in 0..MAX_ATTEMPTS {

@@ -107,7 +107,7 @@ impl TenantApi {
         };
         let executed = self
             .reservations
-            .execute(&reservation::address(kind, name)?, &command, &meta)
+            .execute_new(&reservation::address(kind, name)?, &command, &meta)
             .await?;
         Ok(executed.state)
     }
@@ -190,9 +190,10 @@ impl TenantService for TenantApi {
             settings,
             now: meta.occurred_at,
         };
+        // A fresh id (or, on a retry, the id of this command's own claim): no read first.
         let executed = self
             .tenants
-            .execute(&tenant_address(tenant_id)?, &command, &meta)
+            .execute_new(&tenant_address(tenant_id)?, &command, &meta)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(api::CreateTenantResponse {

@@ -12,20 +12,20 @@ pub async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64,
     Ok(row.map_or(0, |(p,)| p as u64))
 }
 
-/// Reads the checkpoint and locks its row until the transaction ends.
+/// Reads the checkpoint and locks its row until the transaction ends (creating the row on
+/// first use), in one round trip.
 pub(crate) async fn lock_checkpoint(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<u64, sqlx::Error> {
-    sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .execute(&mut *conn)
-        .await?;
-    let (position,): (i64,) =
-        sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-            .bind(name)
-            .fetch_one(conn)
-            .await?;
+    let (position,): (i64,) = sqlx::query_as(
+        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0)
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+         RETURNING position",
+    )
+    .bind(name)
+    .fetch_one(conn)
+    .await?;
     Ok(position as u64)
 }
 

@@ -50,7 +50,13 @@ pub struct Verifier {
     keys: RwLock<Arc<HashMap<String, DecodingKey>>>,
     last_refresh: Mutex<Option<Instant>>,
     http: reqwest::Client,
+    /// Tokens already verified, until they expire: a client sends the same token for its
+    /// whole lifetime, and a signature check costs far more than a lookup.
+    verified: RwLock<HashMap<String, (TenantContext, i64)>>,
 }
+
+/// Most verified tokens remembered; the map is emptied when full.
+const VERIFIED_CAPACITY: usize = 10_000;
 
 impl Verifier {
     /// Loads the JWKS once; fails if it cannot be read.
@@ -73,15 +79,39 @@ impl Verifier {
             keys: RwLock::new(Arc::new(keys)),
             last_refresh: Mutex::new(Some(Instant::now())),
             http,
+            verified: RwLock::default(),
         })
     }
 
     /// Verifies `token` and returns its caller. Every failure is `UNAUTHENTICATED`.
     pub async fn verify(&self, token: &str) -> Result<TenantContext, ApiError> {
-        let deny = |why: &str| ApiError::Unauthenticated(why.to_owned());
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(deny("token too large"));
+            return Err(ApiError::Unauthenticated("token too large".into()));
         }
+        let now = chrono::Utc::now().timestamp();
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        if let Some((context, exp)) = remembered {
+            if now < exp {
+                return Ok(context);
+            }
+        }
+        let (context, exp) = self.verify_signed(token).await?;
+        let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (context.clone(), exp));
+        Ok(context)
+    }
+
+    /// The full check; returns the caller and the token's `exp`.
+    async fn verify_signed(&self, token: &str) -> Result<(TenantContext, i64), ApiError> {
+        let deny = |why: &str| ApiError::Unauthenticated(why.to_owned());
         let header = decode_header(token).map_err(|_| deny("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
             return Err(deny("unsupported algorithm"));
@@ -120,12 +150,15 @@ impl Verifier {
             (None, Role::PlatformAdmin) => None,
             (None, _) => return Err(deny("missing tenant_id")),
         };
-        Ok(TenantContext {
-            tenant_id,
-            subject: claims.sub,
-            role,
-            token_id: claims.jti,
-        })
+        Ok((
+            TenantContext {
+                tenant_id,
+                subject: claims.sub,
+                role,
+                token_id: claims.jti,
+            },
+            claims.exp,
+        ))
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
