@@ -16,7 +16,9 @@ infra-up:
 
 # Measure the figures the issues ask for, each beside its baseline (see bench/README.md).
 bench: infra-up
+    cargo build --release -p tenantry-tenant -p tenantry-bench
     cargo run --release -p tenantry-bench --bin eventstore
+    cargo run --release -p tenantry-bench --bin tenant_api -- --rate 2000
     cargo run --release -p tenantry-bench --bin tenant_api
 
 fmt:

@@ -1,7 +1,10 @@
-//! Tenant API figures, with the service started in this process on the real NATS/Postgres:
-//! 1. `CreateTenant` end to end over gRPC with N concurrent clients: throughput, p50, p99;
+//! Tenant API figures, with the `tenantry-tenant` binary started as its own process on the
+//! real NATS/Postgres:
+//! 1. `CreateTenant` end to end over gRPC with N concurrent clients: throughput, p50, p99
+//!    (open loop with `--rate`), and the service's own p50/p99 from its `/metrics`;
 //! 2. read-your-writes: after a create returns, `GetTenant(min_position)` beside a plain
-//!    `GetTenant` of a tenant already projected; the difference is the extra wait.
+//!    `GetTenant` of a tenant already projected; the difference is the extra wait;
+//! 3. a baseline: `GetTenant` of one projected row under the same offered load.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,6 +94,98 @@ async fn spawn_service(
     anyhow::bail!("tenantry-tenant did not become ready on {addr}")
 }
 
+/// What one load run measured.
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: f64,
+}
+
+impl Run {
+    fn print(&self, what: &str) {
+        println!(
+            "  {what:<32} {:>6.0} req/s   p50 {:.2} ms   p99 {:.2} ms   ({} ok, {} errors)",
+            self.latencies.len() as f64 / self.elapsed,
+            ms(percentile(&self.latencies, 50.0)),
+            ms(percentile(&self.latencies, 99.0)),
+            self.latencies.len(),
+            self.errors
+        );
+    }
+}
+
+/// `args.clients` clients for `args.seconds`: `CreateTenant`, or `GetTenant` of `get` when
+/// given; open loop at `args.rate` (latency from each request's scheduled time) or closed.
+async fn load(
+    channels: &[Channel],
+    token: &str,
+    args: &Args,
+    get: Option<String>,
+) -> anyhow::Result<Run> {
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let period =
+        (args.rate > 0).then(|| Duration::from_secs_f64(args.clients as f64 / args.rate as f64));
+    let workers: Vec<_> = (0..args.clients)
+        .map(|i| {
+            let mut client = TenantServiceClient::new(channels[i % channels.len()].clone());
+            let (token, latencies, get) = (token.to_owned(), latencies.clone(), get.clone());
+            let offset = period.map(|p| p.mul_f64(i as f64 / args.clients as f64));
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut errors = 0usize;
+                let mut ticker = period.zip(offset).map(|(p, offset)| {
+                    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + offset, p);
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                    t
+                });
+                while Instant::now() < deadline {
+                    let t = match ticker.as_mut() {
+                        Some(ticker) => ticker.tick().await.into_std(),
+                        None => Instant::now(),
+                    };
+                    let ok = match &get {
+                        None => client
+                            .create_tenant(authed(create_request(), &token))
+                            .await
+                            .is_ok(),
+                        Some(id) => client
+                            .get_tenant(authed(
+                                api::GetTenantRequest {
+                                    tenant_id: id.clone(),
+                                    min_position: 0,
+                                },
+                                &token,
+                            ))
+                            .await
+                            .is_ok(),
+                    };
+                    if ok {
+                        mine.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                latencies.lock().await.extend(mine);
+                errors
+            })
+        })
+        .collect();
+    let mut errors = 0;
+    for w in workers {
+        errors += w.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies = std::mem::take(&mut *latencies.lock().await);
+    latencies.sort_unstable();
+    Ok(Run {
+        latencies,
+        errors,
+        elapsed,
+    })
+}
+
 /// `/metrics` of the service, over plain HTTP/1.1.
 async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
     scrape_path(addr, "/metrics").await
@@ -130,64 +225,17 @@ async fn main() -> anyhow::Result<()> {
         c.create_tenant(authed(create_request(), &token)).await?;
     }
 
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..args.clients)
-        .map(|i| {
-            let mut client = TenantServiceClient::new(channels[i % channels.len()].clone());
-            let (token, latencies) = (token.clone(), latencies.clone());
-            let period = (args.rate > 0)
-                .then(|| Duration::from_secs_f64(args.clients as f64 / args.rate as f64));
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                let mut errors = 0usize;
-                let mut ticker = period.map(|p| {
-                    let mut t = tokio::time::interval_at(
-                        tokio::time::Instant::now() + p.mul_f64(i as f64 / 64.0),
-                        p,
-                    );
-                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                    t
-                });
-                while Instant::now() < deadline {
-                    let t = match ticker.as_mut() {
-                        Some(ticker) => ticker.tick().await.into_std(),
-                        None => Instant::now(),
-                    };
-                    match client.create_tenant(authed(create_request(), &token)).await {
-                        Ok(_) => mine.push(t.elapsed()),
-                        Err(_) => errors += 1,
-                    }
-                }
-                latencies.lock().await.extend(mine);
-                errors
-            })
-        })
-        .collect();
-    let mut errors = 0;
-    for w in workers {
-        errors += w.await?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut lat = std::mem::take(&mut *latencies.lock().await);
-    lat.sort_unstable();
+    let create = load(&channels, &token, &args, None).await?;
     let mode = if args.rate > 0 {
-        format!("offered {} commands/s", args.rate)
+        format!("offered {}/s", args.rate)
     } else {
         "closed loop".to_owned()
     };
     println!(
-        "CreateTenant over gRPC, {} concurrent clients, {} s, {mode}",
+        "{} concurrent clients, {} s, {mode}",
         args.clients, args.seconds
     );
-    println!(
-        "  {:.0} commands/s   p50 {:.2} ms   p99 {:.2} ms   ({} ok, {errors} errors)",
-        lat.len() as f64 / elapsed,
-        ms(percentile(&lat, 50.0)),
-        ms(percentile(&lat, 99.0)),
-        lat.len()
-    );
+    create.print("CreateTenant");
 
     // The service's own view (request start to response, without the client's queueing).
     for line in scrape(addr).await?.lines() {
@@ -243,6 +291,13 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         plain.push(t.elapsed());
     }
+    // Baseline under the same offered load: a read of one projected row (a request that
+    // touches neither NATS nor a write), to show what the machine and the load generator
+    // add to any request's tail.
+    let baseline = load(&channels, &token, &args, Some(known_id.clone())).await?;
+    println!();
+    baseline.print("GetTenant (baseline, same load)");
+
     fresh.sort_unstable();
     plain.sort_unstable();
     println!(

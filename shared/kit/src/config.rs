@@ -16,11 +16,13 @@ pub struct CommonConfig {
 
     /// Postgres URL of a role that owns the service's schema; used only to create the
     /// database, schema and service role and to run migrations. The service itself connects
-    /// to the same server as its own role, which owns nothing and cannot bypass RLS.
+    /// to the same server as its own role, which owns nothing and cannot bypass RLS. The
+    /// default talks to a local server in the clear (TLS on loopback only costs CPU); use
+    /// `sslmode=verify-full` for a remote one.
     #[arg(
         long,
         env = "TENANTRY_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/tenantry"
+        default_value = "postgres://postgres@127.0.0.1:5432/tenantry?sslmode=disable"
     )]
     pub database_url: String,
 

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 /// Tests use their own database so they never touch a development installation's data.
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry_test";
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry_test?sslmode=disable";
 pub const ISSUER: &str = "tenantry-test";
 pub const AUDIENCE: &str = "tenantry";
 
@@ -192,10 +192,11 @@ async fn ensure_database() {
             if sqlx::PgConnection::connect(ADMIN_URL).await.is_ok() {
                 return;
             }
-            let mut server =
-                sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
-                    .await
-                    .expect("Postgres must run on 127.0.0.1:5432 (scripts/infra-up.sh)");
+            let mut server = sqlx::PgConnection::connect(
+                "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+            )
+            .await
+            .expect("Postgres must run on 127.0.0.1:5432 (scripts/infra-up.sh)");
             // A concurrent test binary may win the race; the error is then harmless.
             let _ = sqlx::Executor::execute(&mut server, "CREATE DATABASE tenantry_test").await;
         })

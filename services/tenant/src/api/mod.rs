@@ -385,22 +385,22 @@ impl TenantService for TenantApi {
         &self,
         request: Request<api::RemoveDomainRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
+        let caller = TenantContext::from_request(&request)?;
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate_domain(&req.domain).map_err(ApiError::from)?;
-        let executed = self
-            .run(
-                &request,
-                id,
-                TenantCommand::RemoveDomain {
-                    domain: req.domain.clone(),
-                },
-            )
-            .await?;
-        // Free the name for other tenants; a failure here leaves it reserved to this tenant,
-        // and removing again (a no-op on the tenant) retries the release.
-        let caller = TenantContext::from_request(&request)?;
+        caller.authorize_tenant(id)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
+        let remove = TenantCommand::RemoveDomain {
+            domain: req.domain.clone(),
+        };
+        let executed = self
+            .tenants
+            .execute(&tenant_address(id)?, &remove, &meta)
+            .await
+            .map_err(ApiError::from)?;
+        // Then free the name for other tenants. If this fails the name stays reserved to
+        // this tenant; adding the domain back and removing it again releases it.
         let meta = CommandMeta {
             command_id: format!("{}:release", meta.command_id),
             ..meta

@@ -13,15 +13,19 @@ pub async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64,
 }
 
 /// Reads the checkpoint and locks its row until the transaction ends (creating the row on
-/// first use), in one round trip.
+/// first use), in one round trip. The same statement makes the transaction's commit
+/// asynchronous: a projection is replayed from the log and its checkpoint commits with its
+/// rows, so losing the last commits in a database crash only means applying them again.
 pub(crate) async fn lock_checkpoint(
     conn: &mut PgConnection,
     name: &str,
 ) -> Result<u64, sqlx::Error> {
-    let (position,): (i64,) = sqlx::query_as(
-        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0)
-         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-         RETURNING position",
+    let (position, _): (i64, String) = sqlx::query_as(
+        "WITH c AS (
+           INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0)
+           ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+           RETURNING position)
+         SELECT c.position, set_config('synchronous_commit', 'off', true) FROM c",
     )
     .bind(name)
     .fetch_one(conn)

@@ -168,12 +168,6 @@ impl<P: Projection> ProjectionRunner<P> {
     ) -> Result<u64, ProjectionError> {
         let name = self.projection.name();
         let mut tx = conn.begin().await?;
-        // A projection can be replayed from the log, and its checkpoint commits with its rows:
-        // losing the last commits in a database crash only means re-applying them, so the
-        // commit need not wait for the WAL flush.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
         let checkpoint = lock_checkpoint(&mut tx, name).await?;
         let mut messages = Vec::with_capacity(chunk.len());
         for msg in chunk {
