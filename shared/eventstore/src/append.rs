@@ -67,6 +67,12 @@ impl EventStore {
         subject: String,
         request: &AppendRequest,
     ) -> Result<async_nats::jetstream::context::PublishAckFuture, StoreError> {
+        // While disconnected the client would buffer the message and send it on reconnect,
+        // after the caller was told the command failed: refuse instead, so a command reported
+        // unavailable is not applied later behind the caller's back.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(StoreError::Unavailable("not connected to NATS".into()));
+        }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", request.message_id.as_str());
         if let Some(expected) = request.expected {

@@ -38,6 +38,7 @@ impl StreamNames {
 /// Handle to the event log: appends, reads and projections go through it. Cheap to clone.
 #[derive(Clone)]
 pub struct EventStore {
+    pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) names: StreamNames,
     pub(crate) stream: stream::Stream,
@@ -53,7 +54,12 @@ impl EventStore {
         replicas: usize,
     ) -> Result<Self, StoreError> {
         validate_root("events_root", &names.events_root)?;
-        let js = jetstream::new(client);
+        // A command waits at most this long for NATS before failing `UNAVAILABLE` (the
+        // client's default is 30 s, far longer than any caller waits).
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .ack_timeout(Duration::from_secs(5))
+            .build(client.clone());
         let config = stream::Config {
             name: names.events_stream.clone(),
             subjects: vec![format!("{}.>", names.events_root)],
@@ -75,7 +81,12 @@ impl EventStore {
             .get_stream(&names.events_stream)
             .await
             .map_err(|e| StoreError::Unavailable(format!("get stream: {e}")))?;
-        Ok(Self { js, names, stream })
+        Ok(Self {
+            client,
+            js,
+            names,
+            stream,
+        })
     }
 
     pub fn names(&self) -> &StreamNames {
