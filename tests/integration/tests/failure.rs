@@ -2,15 +2,15 @@
 //! when NATS returns, commands succeed again. Uses a private nats-server (the real binary) so
 //! stopping it disturbs no other test.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tenantry_proto::events::v1::TenantType;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
-use tenantry_tenant::{Overrides, TenantConfig};
 use tenantry_testkit::TestEnv;
-use tonic::transport::Channel;
 
 fn nats_server(port: u16, dir: &std::path::Path) -> Child {
     let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
@@ -63,24 +63,9 @@ async fn nats_down_means_unavailable_and_nothing_written() {
     let mut nats = nats_server(port, &dir);
     wait_listening(port).await;
 
-    let mut common = env.common();
-    common.nats_url = format!("nats://127.0.0.1:{port}");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = TenantConfig::ephemeral(env.schema("tenant"));
-    let svc = tenantry_tenant::start(
-        &common,
-        &config,
-        listener,
-        Overrides::default(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let mut settings = env.common();
+    settings.nats_url = format!("nats://127.0.0.1:{port}");
+    let (_svc, channel) = common::start_tenant(&env, &settings).await;
     let mut client = TenantServiceClient::new(channel);
     let token = env.admin_token();
     client
@@ -106,8 +91,8 @@ async fn nats_down_means_unavailable_and_nothing_written() {
     let mut nats = nats_server(port, &dir);
     wait_listening(port).await;
     let store = tenantry_eventstore::EventStore::open(
-        async_nats::connect(&common.nats_url).await.unwrap(),
-        tenantry_eventstore::StreamNames::new(common.stream_prefix.as_deref()).unwrap(),
+        async_nats::connect(&settings.nats_url).await.unwrap(),
+        tenantry_eventstore::StreamNames::new(settings.stream_prefix.as_deref()).unwrap(),
         1,
     )
     .await

@@ -1,11 +1,11 @@
 //! A started service answers what every Tenantry server must: gRPC health, reflection listing
 //! its API, and `/healthz`, `/readyz`, `/metrics` on the same port.
 
+mod common;
+
 use futures::StreamExt;
-use tenantry_tenant::{Overrides, TenantConfig};
 use tenantry_testkit::TestEnv;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_reflection::pb::v1::ServerReflectionRequest;
@@ -28,22 +28,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn health_reflection_and_http_endpoints_share_the_port() {
     let env = TestEnv::new().await;
-    let config = TenantConfig::ephemeral(env.schema("tenant"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let svc = tenantry_tenant::start(
-        &env.common(),
-        &config,
-        listener,
-        Overrides::default(),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (svc, channel) = common::start_tenant(&env, &env.common()).await;
 
     // Health needs no token.
     let status = HealthClient::new(channel.clone())

@@ -25,56 +25,54 @@ pub async fn load(
     Ok(rows.into_iter().map(|(id, state)| (id, state.0)).collect())
 }
 
+/// The rows of the batch as one relation, `u`, with every column of `tenants`.
+const ROWS: &str = "UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                           $7::bool[], $8::jsonb[], $9::int8[], $10::timestamptz[], $11::timestamptz[])
+    AS u(tenant_id, slug, name, kind, status, trial_ends_at, trial_expired, state, version, created_at, updated_at)";
+
 pub async fn insert(tx: &mut PgConnection, tenants: &[&Tenant]) -> Result<(), ProjectionError> {
-    if tenants.is_empty() {
-        return Ok(());
-    }
-    let c = Columns::of(tenants)?;
-    sqlx::query(
-        "INSERT INTO tenants (tenant_id, slug, name, kind, status, trial_ends_at, trial_expired, state, version, created_at, updated_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[], $8::jsonb[], $9::int8[], $10::timestamptz[], $11::timestamptz[])",
-    )
-    .bind(c.id)
-    .bind(c.slug)
-    .bind(c.name)
-    .bind(c.kind)
-    .bind(c.status)
-    .bind(c.trial_ends_at)
-    .bind(c.trial_expired)
-    .bind(c.state)
-    .bind(c.version)
-    .bind(c.created_at)
-    .bind(c.updated_at)
-    .execute(tx)
-    .await?;
-    Ok(())
+    let sql = format!(
+        "INSERT INTO tenants (tenant_id, slug, name, kind, status, trial_ends_at, trial_expired,
+                              state, version, created_at, updated_at)
+         SELECT u.* FROM {ROWS}"
+    );
+    write(tx, tenants, sql).await
 }
 
 pub async fn update(tx: &mut PgConnection, tenants: &[&Tenant]) -> Result<(), ProjectionError> {
+    let sql = format!(
+        "UPDATE tenants t SET slug = u.slug, name = u.name, kind = u.kind, status = u.status,
+                trial_ends_at = u.trial_ends_at, trial_expired = u.trial_expired, state = u.state,
+                version = u.version, updated_at = u.updated_at
+         FROM {ROWS} WHERE t.tenant_id = u.tenant_id"
+    );
+    write(tx, tenants, sql).await
+}
+
+async fn write(
+    tx: &mut PgConnection,
+    tenants: &[&Tenant],
+    sql: String,
+) -> Result<(), ProjectionError> {
     if tenants.is_empty() {
         return Ok(());
     }
     let c = Columns::of(tenants)?;
-    sqlx::query(
-        "UPDATE tenants t SET slug = u.slug, name = u.name, kind = u.kind, status = u.status,
-                trial_ends_at = u.trial_ends_at, trial_expired = u.trial_expired, state = u.state,
-                version = u.version, updated_at = u.updated_at
-         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::bool[], $8::jsonb[], $9::int8[], $10::timestamptz[])
-           AS u(id, slug, name, kind, status, trial_ends_at, trial_expired, state, version, updated_at)
-         WHERE t.tenant_id = u.id",
-    )
-    .bind(c.id)
-    .bind(c.slug)
-    .bind(c.name)
-    .bind(c.kind)
-    .bind(c.status)
-    .bind(c.trial_ends_at)
-    .bind(c.trial_expired)
-    .bind(c.state)
-    .bind(c.version)
-    .bind(c.updated_at)
-    .execute(tx)
-    .await?;
+    // Built from constants only; the data travels as bound arrays.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(c.id)
+        .bind(c.slug)
+        .bind(c.name)
+        .bind(c.kind)
+        .bind(c.status)
+        .bind(c.trial_ends_at)
+        .bind(c.trial_expired)
+        .bind(c.state)
+        .bind(c.version)
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
