@@ -23,7 +23,7 @@ use tenantry_eventstore::{
     EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames,
 };
 use tenantry_kit::Clock;
-use tenantry_kit::auth::{JwksSource, Verifier, VerifierConfig};
+use tenantry_kit::auth::{ApiKeyDirectory, JwksSource, Verifier, VerifierConfig};
 use tenantry_kit::config::CommonConfig;
 use tenantry_kit::db::DbSettings;
 use tenantry_kit::server::{self, Readiness};
@@ -110,7 +110,8 @@ pub async fn start(
             jwks: JwksSource::parse(&common.jwks),
             refresh_interval: Duration::from_secs(30),
         })
-        .await?,
+        .await?
+        .with_api_keys(ApiKeyDirectory::follow(&store).await?),
     );
 
     let runner = ProjectionRunner::new(

@@ -116,3 +116,28 @@ pub(crate) fn meta_of(env: &Envelope, position: u64) -> EventMeta {
         position,
     }
 }
+
+/// Implements [`EventPayload`] for an enum of protobuf messages from a table that declares,
+/// once, each variant's event type name and wire message.
+#[macro_export]
+macro_rules! event_table {
+    ($enum:ident { $($variant:ident => $name:literal : $msg:ty),* $(,)? }) => {
+        impl $crate::EventPayload for $enum {
+            fn event_type(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $name),* }
+            }
+
+            fn encode_payload(&self) -> Vec<u8> {
+                match self { $(Self::$variant(m) => $crate::__prost::Message::encode_to_vec(m)),* }
+            }
+
+            fn decode(event_type: &str, payload: &[u8]) -> Result<Self, $crate::DecodeError> {
+                match event_type {
+                    $($name => <$msg as $crate::__prost::Message>::decode(payload).map(Self::$variant).map_err(|e| $crate::DecodeError::payload(event_type, e)),)*
+                    other => Err($crate::DecodeError::UnknownType(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+

@@ -26,6 +26,9 @@ pub mod streams;
 pub mod subject;
 pub mod time;
 
+#[doc(hidden)]
+pub use prost as __prost;
+
 pub use aggregate::{Aggregate, CommandMeta, ExecuteError, Executed, Repository};
 pub use append::{AppendOutcome, AppendRequest};
 pub use error::{InvalidToken, StoreError};

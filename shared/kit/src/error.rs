@@ -25,6 +25,9 @@ pub enum ApiError {
     Aborted(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too many attempts; try again later.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     #[error("deadline exceeded: {0}")]
     DeadlineExceeded(String),
     #[error("internal: {0}")]
@@ -49,6 +52,7 @@ impl ApiError {
             Self::FailedPrecondition(_) => Code::FailedPrecondition,
             Self::Aborted(_) => Code::Aborted,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
@@ -78,6 +82,7 @@ impl From<ApiError> for Status {
                     | ApiError::Unauthenticated(m)
                     | ApiError::FailedPrecondition(m)
                     | ApiError::Aborted(m)
+                    | ApiError::ResourceExhausted(m)
                     | ApiError::DeadlineExceeded(m) => m,
                     _ => String::new(),
                 };
@@ -133,5 +138,43 @@ impl From<sqlx::Error> for ApiError {
 impl From<Lagging> for ApiError {
     fn from(e: Lagging) -> Self {
         Self::DeadlineExceeded(e.to_string())
+    }
+}
+
+
+/// Why an aggregate refused a command: what every service's `decide` returns.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum DomainError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Precondition(String),
+    /// The credential presented (a refresh token, an invitation) is not valid.
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl DomainError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::NotFound(what) => ApiError::NotFound(what),
+            DomainError::AlreadyExists(what) => ApiError::AlreadyExists(what),
+            DomainError::Precondition(why) => ApiError::FailedPrecondition(why),
+            DomainError::Unauthenticated(why) => ApiError::Unauthenticated(why),
+            DomainError::Invalid { field, reason } => ApiError::invalid(field, reason),
+        }
     }
 }

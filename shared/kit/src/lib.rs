@@ -27,7 +27,7 @@ pub mod validate;
 
 pub use auth::{Access, Role, RpcPolicy, TenantContext};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::ApiError;
+pub use error::{ApiError, DomainError};
 
 /// Installs rustls' ring provider for every TLS client in the process (reqwest is built
 /// without a default provider). Idempotent.

@@ -90,9 +90,22 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    // The peer address reaches handlers as a `ConnectInfo` extension (see [`client_addr`]).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// The address of the peer that sent `request` (the TCP peer: a proxy in front is not
+/// trusted to say who its client was).
+pub fn client_addr<T>(request: &tonic::Request<T>) -> Option<std::net::IpAddr> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`events::v1`]: the event log's `EventBatch`/`Envelope` and every service's event payloads.
+//! - [`auth::v1`]: the auth service API.
 //! - [`tenant::v1`]: the tenant service API.
 //! - [`FILE_DESCRIPTOR_SET`]: all of the above, for gRPC reflection.
 
@@ -14,6 +15,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod events {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/tenantry.events.v1.rs"));
+    }
+}
+
+pub mod auth {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.auth.v1.rs"));
     }
 }
 

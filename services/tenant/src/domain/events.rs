@@ -1,6 +1,7 @@
 //! Event names and wire types of the tenant service's aggregates.
 
-use prost::Message;
+use tenantry_eventstore::event_table;
+#[cfg(test)]
 use tenantry_eventstore::{DecodeError, EventPayload};
 use tenantry_proto::events::v1 as pb;
 
@@ -18,28 +19,6 @@ pub enum TenantEvent {
     MarkedForDecommission(pb::TenantMarkedForDecommission),
     TypeChanged(pb::TenantTypeChanged),
     TrialExpired(pb::TenantTrialExpired),
-}
-
-/// Declares, once, each variant's event type name and wire message.
-macro_rules! event_table {
-    ($enum:ident { $($variant:ident => $name:literal : $msg:ty),* $(,)? }) => {
-        impl EventPayload for $enum {
-            fn event_type(&self) -> &'static str {
-                match self { $(Self::$variant(_) => $name),* }
-            }
-
-            fn encode_payload(&self) -> Vec<u8> {
-                match self { $(Self::$variant(m) => m.encode_to_vec()),* }
-            }
-
-            fn decode(event_type: &str, payload: &[u8]) -> Result<Self, DecodeError> {
-                match event_type {
-                    $($name => <$msg>::decode(payload).map(Self::$variant).map_err(|e| DecodeError::payload(event_type, e)),)*
-                    other => Err(DecodeError::UnknownType(other.to_owned())),
-                }
-            }
-        }
-    };
 }
 
 event_table!(TenantEvent {

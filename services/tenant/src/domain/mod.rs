@@ -7,13 +7,12 @@
 //! - [`events`]: the mapping between the aggregates' events and their wire types.
 //! - [`settings`]: settings, limits and their validation.
 
-mod error;
 pub mod events;
 pub mod reservation;
 pub mod settings;
 pub mod tenant;
 
-pub use error::DomainError;
+pub use tenantry_kit::error::DomainError;
 pub use reservation::{Reservation, ReservationCommand};
 pub use settings::{Limits, Settings};
 pub use tenant::{Status, Tenant, TenantCommand, TenantKind};

@@ -3,15 +3,28 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum JwksSource {
     File(PathBuf),
     Url(String),
+    /// In the same process as the keys (the auth service verifying its own tokens).
+    Local(Arc<dyn Fn() -> String + Send + Sync>),
+}
+
+impl std::fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => write!(f, "File({})", p.display()),
+            Self::Url(u) => write!(f, "Url({u})"),
+            Self::Local(_) => f.write_str("Local"),
+        }
+    }
 }
 
 impl JwksSource {
@@ -43,6 +56,7 @@ impl JwksSource {
                 .await
                 .map_err(|e| JwksError(format!("fetch {url}: {e}")))?
                 .to_vec(),
+            Self::Local(render) => render().into_bytes(),
         };
         let set: JwkSet =
             serde_json::from_slice(&body).map_err(|e| JwksError(format!("parse JWKS: {e}")))?;

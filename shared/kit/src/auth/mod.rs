@@ -3,8 +3,10 @@
 //! Every gRPC request passes [`middleware::authenticate`]: the RPC's declared [`Access`] is
 //! looked up in the service's [`RpcPolicy`] (an RPC that declares nothing is denied), the
 //! bearer JWT is verified against the JWKS ([`Verifier`]), and a [`TenantContext`] is put into
-//! the request for the handler. Handlers take the tenant from the context, never from the body.
+//! the request for the handler. Machine clients send an API key (`tk_…`) instead of a JWT;
+//! it is looked up in the [`ApiKeyDirectory`] every service keeps from the event log. Handlers take the tenant from the context, never from the body.
 
+pub mod api_keys;
 mod context;
 mod jwks;
 pub mod middleware;
@@ -12,6 +14,7 @@ mod policy;
 mod signing;
 mod verify;
 
+pub use api_keys::ApiKeyDirectory;
 pub use context::TenantContext;
 pub use jwks::{JwksError, JwksSource};
 pub use policy::{Access, Role, RpcPolicy};

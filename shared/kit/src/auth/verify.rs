@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use super::{JwksError, JwksSource, Role, TenantContext};
+use super::api_keys::API_KEY_PREFIX;
+use super::{ApiKeyDirectory, JwksError, JwksSource, Role, TenantContext};
 use crate::ApiError;
 
 /// `typ` header of access tokens (RFC 9068); an ID token (`JWT`) is not an access token.
@@ -53,6 +54,8 @@ pub struct Verifier {
     /// Tokens already verified, until they expire: a client sends the same token for its
     /// whole lifetime, and a signature check costs far more than a lookup.
     verified: RwLock<HashMap<String, (TenantContext, i64)>>,
+    /// Where API keys are checked; without it they are refused.
+    api_keys: Option<Arc<ApiKeyDirectory>>,
 }
 
 /// Most verified tokens remembered; the map is emptied when full.
@@ -80,13 +83,28 @@ impl Verifier {
             last_refresh: Mutex::new(Some(Instant::now())),
             http,
             verified: RwLock::default(),
+            api_keys: None,
         })
+    }
+
+    /// Accepts the API keys of `directory` as bearer tokens too.
+    pub fn with_api_keys(mut self, directory: Arc<ApiKeyDirectory>) -> Self {
+        self.api_keys = Some(directory);
+        self
     }
 
     /// Verifies `token` and returns its caller. Every failure is `UNAUTHENTICATED`.
     pub async fn verify(&self, token: &str) -> Result<TenantContext, ApiError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(ApiError::Unauthenticated("token too large".into()));
+        }
+        if token.starts_with(API_KEY_PREFIX) {
+            // Never remembered: a revocation must take effect at once.
+            return self
+                .api_keys
+                .as_ref()
+                .and_then(|d| d.lookup(token))
+                .ok_or_else(|| ApiError::Unauthenticated("invalid API key".into()));
         }
         let now = chrono::Utc::now().timestamp();
         let remembered = self

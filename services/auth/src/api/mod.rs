@@ -1,0 +1,235 @@
+//! The gRPC API of the auth service, one file per service:
+//! [`session`] (public: sign-up, login, refresh, federation), [`members`], [`service_accounts`],
+//! [`identity_providers`] and [`keys`]; [`policy`] declares each RPC's role.
+//!
+//! Tenant-scoped calls act on the tenant of the caller's token, never one named in the body
+//! (only platform admins name tenants). Reads come from the aggregates themselves: a team,
+//! its service accounts and providers are small, cached, and always current.
+
+pub mod convert;
+pub mod identity_providers;
+pub mod keys;
+pub mod members;
+pub mod policy;
+pub mod service_accounts;
+pub mod session;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tenantry_eventstore::{AggregateAddress, CommandMeta, PLATFORM_TENANT, Repository};
+use tenantry_kit::{ApiError, Clock, Role, TenantContext};
+use tenantry_proto::auth::v1 as api;
+use uuid::Uuid;
+
+use crate::crypto::random;
+use crate::crypto::seal::Sealer;
+use crate::domain::credential::{Credential, credential_id};
+use crate::domain::identity_providers::IdentityProviders;
+use crate::domain::service_accounts::ServiceAccounts;
+use crate::domain::session::{Session, SessionCommand};
+use crate::domain::team::Team;
+use crate::domain::user::User;
+use crate::oidc::client::OidcClient;
+use crate::projection::memberships_of;
+use crate::throttle::AddressThrottle;
+use crate::tokens::{Issuer, KeyStore};
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthApi {
+    pub(crate) users: Repository<User>,
+    pub(crate) credentials: Repository<Credential>,
+    pub(crate) sessions: Repository<Session>,
+    pub(crate) teams: Repository<Team>,
+    pub(crate) accounts: Repository<ServiceAccounts>,
+    pub(crate) providers: Repository<IdentityProviders>,
+    pub(crate) pool: PgPool,
+    pub(crate) issuer: Arc<Issuer>,
+    pub(crate) keys: Arc<KeyStore>,
+    pub(crate) sealer: Arc<Sealer>,
+    pub(crate) oidc: Arc<OidcClient>,
+    pub(crate) throttle: Arc<AddressThrottle>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) session_ttl: Duration,
+    /// `iss` of local users' identities (our own issuer).
+    pub(crate) local_issuer: String,
+}
+
+pub fn user_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
+    Ok(AggregateAddress::new(PLATFORM_TENANT, "user", id.to_string())?)
+}
+
+pub fn credential_address(email: &str) -> Result<AggregateAddress, ApiError> {
+    Ok(AggregateAddress::new(
+        PLATFORM_TENANT,
+        "credential",
+        credential_id(email).to_string(),
+    )?)
+}
+
+pub fn session_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
+    Ok(AggregateAddress::new(PLATFORM_TENANT, "session", id.to_string())?)
+}
+
+/// The address of a per-tenant aggregate (team, service accounts, identity providers).
+pub fn tenant_address(tenant_id: Uuid, aggregate_type: &'static str) -> Result<AggregateAddress, ApiError> {
+    let id = tenant_id.to_string();
+    Ok(AggregateAddress::new(id.clone(), aggregate_type, id)?)
+}
+
+/// The tenant a tenant-scoped call acts on: the token's.
+pub fn caller_tenant(caller: &TenantContext) -> Result<Uuid, ApiError> {
+    caller.tenant_id.ok_or_else(|| {
+        ApiError::FailedPrecondition(
+            "this call acts on the token's tenant; use a token issued for a tenant".into(),
+        )
+    })
+}
+
+/// A refresh token: `rt_<session id>_<secret>`. The session id finds the family; the whole
+/// token's digest is what the family holds.
+pub struct RefreshToken {
+    pub session_id: Uuid,
+    pub digest: Vec<u8>,
+}
+
+impl RefreshToken {
+    pub fn new(session_id: Uuid) -> (String, Vec<u8>) {
+        let token = format!("rt_{}_{}", session_id.simple(), random::secret());
+        let digest = random::digest(&token);
+        (token, digest)
+    }
+
+    pub fn parse(token: &str) -> Result<Self, ApiError> {
+        let bad = || ApiError::Unauthenticated("invalid refresh token".into());
+        if token.len() > 200 {
+            return Err(bad());
+        }
+        let rest = token.strip_prefix("rt_").ok_or_else(bad)?;
+        let (id, secret) = rest.split_once('_').ok_or_else(bad)?;
+        if secret.is_empty() {
+            return Err(bad());
+        }
+        let session_id = Uuid::try_parse(id).map_err(|_| bad())?;
+        Ok(Self {
+            session_id,
+            digest: random::digest(token),
+        })
+    }
+}
+
+impl AuthApi {
+    /// Metadata of a command with no token behind it (sign-up, login, refresh): the actor is
+    /// the user it concerns.
+    pub(crate) fn public_meta(&self, actor: &str) -> CommandMeta {
+        let id = Uuid::now_v7().to_string();
+        CommandMeta {
+            command_id: id.clone(),
+            actor: actor.to_owned(),
+            correlation_id: id,
+            occurred_at: self.clock.now(),
+            traceparent: tenantry_kit::telemetry::current_traceparent(),
+        }
+    }
+
+    /// The role `user_id` may act as in `tenant_id`: their membership, or platform admin.
+    pub(crate) async fn role_in(&self, user: &User, user_id: Uuid, tenant_id: Uuid) -> Result<Role, ApiError> {
+        let (team, _) = self.teams.load(&tenant_address(tenant_id, "team")?).await?;
+        match team.members.get(&user_id) {
+            Some(m) => Ok(m.role),
+            None if user.platform_admin => Ok(Role::PlatformAdmin),
+            None => Err(ApiError::PermissionDenied(format!(
+                "not a member of tenant {tenant_id}"
+            ))),
+        }
+    }
+
+    /// Decides which tenant and role an access token is for; `None` when the user must pick.
+    pub(crate) async fn access_for(
+        &self,
+        user: &User,
+        user_id: Uuid,
+        requested: Option<Uuid>,
+        memberships: &[(Uuid, Role)],
+    ) -> Result<Option<(Option<Uuid>, Role)>, ApiError> {
+        match requested {
+            Some(t) => Ok(Some((Some(t), self.role_in(user, user_id, t).await?))),
+            None if user.platform_admin => Ok(Some((None, Role::PlatformAdmin))),
+            None => match memberships {
+                [(only, _)] => Ok(Some((Some(*only), self.role_in(user, user_id, *only).await?))),
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// Starts a session for `user_id` and answers with its tokens.
+    pub(crate) async fn open_session(
+        &self,
+        user_id: Uuid,
+        tenant: Option<Uuid>,
+        method: &str,
+    ) -> Result<api::SessionResponse, ApiError> {
+        let (user, _) = self.users.load(&user_address(user_id)?).await?;
+        let memberships = memberships_of(&self.pool, user_id).await?;
+        let access = self.access_for(&user, user_id, tenant, &memberships).await?;
+        let session_id = Uuid::now_v7();
+        let (refresh, digest) = RefreshToken::new(session_id);
+        let expires_at = self.clock.now() + chrono::Duration::from_std(self.session_ttl).unwrap_or_default();
+        self.sessions
+            .execute_new(
+                &session_address(session_id)?,
+                &SessionCommand::Start {
+                    id: session_id,
+                    user_id,
+                    digest,
+                    expires_at,
+                    method: method.to_owned(),
+                },
+                &self.public_meta(&format!("user:{user_id}")),
+            )
+            .await?;
+        self.respond(user_id, &user, access, refresh, expires_at, &memberships)
+    }
+
+    pub(crate) fn respond(
+        &self,
+        user_id: Uuid,
+        user: &User,
+        access: Option<(Option<Uuid>, Role)>,
+        refresh: String,
+        refresh_expires_at: chrono::DateTime<chrono::Utc>,
+        memberships: &[(Uuid, Role)],
+    ) -> Result<api::SessionResponse, ApiError> {
+        let mut response = api::SessionResponse {
+            user_id: user_id.to_string(),
+            refresh_token: refresh,
+            refresh_token_expires_at: Some(tenantry_eventstore::time::to_proto(refresh_expires_at)),
+            platform_admin: user.platform_admin,
+            memberships: memberships
+                .iter()
+                .map(|(t, r)| api::Membership {
+                    tenant_id: t.to_string(),
+                    role: convert::role_to_proto(*r) as i32,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        if let Some((tenant, role)) = access {
+            let token = self.issuer.access_token(&user_id.to_string(), tenant, role)?;
+            response.access_token = token.token;
+            response.access_token_expires_at =
+                Some(tenantry_eventstore::time::to_proto(token.expires_at));
+            response.tenant_id = tenant.map(|t| t.to_string()).unwrap_or_default();
+            response.role = convert::role_to_proto(role) as i32;
+        }
+        Ok(response)
+    }
+}
+
+/// The client address of a request, for throttling and the audit trail.
+pub(crate) fn addr_of<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
+    tenantry_kit::server::client_addr(request)
+}

@@ -1,0 +1,11 @@
+//! Secrets: random tokens, password hashing and sealing under the master key.
+//!
+//! - [`random`]: bearer secrets (refresh tokens, invitations, API keys, OIDC state) from the
+//!   OS generator, and their digests.
+//! - [`password`]: argon2id hashing and the password policy.
+//! - [`seal`]: AES-256-GCM under the master key, for what must be read back (OIDC client
+//!   secrets, signing keys).
+
+pub mod password;
+pub mod random;
+pub mod seal;

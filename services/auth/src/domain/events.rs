@@ -1,0 +1,78 @@
+//! Event names and wire types of the auth service's aggregates.
+
+use tenantry_eventstore::event_table;
+use tenantry_proto::events::v1 as pb;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserEvent {
+    Registered(pb::UserRegistered),
+    PlatformAdminGranted(pb::PlatformAdminGranted),
+    LoggedIn(pb::UserLoggedIn),
+}
+
+event_table!(UserEvent {
+    Registered => "user.registered.v1": pb::UserRegistered,
+    PlatformAdminGranted => "user.platform_admin_granted.v1": pb::PlatformAdminGranted,
+    LoggedIn => "user.logged_in.v1": pb::UserLoggedIn,
+});
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CredentialEvent {
+    Created(pb::CredentialCreated),
+    LoginSucceeded(pb::CredentialLoginSucceeded),
+    LoginFailed(pb::CredentialLoginFailed),
+    LockedOut(pb::CredentialLockedOut),
+}
+
+event_table!(CredentialEvent {
+    Created => "credential.created.v1": pb::CredentialCreated,
+    LoginSucceeded => "credential.login_succeeded.v1": pb::CredentialLoginSucceeded,
+    LoginFailed => "credential.login_failed.v1": pb::CredentialLoginFailed,
+    LockedOut => "credential.locked_out.v1": pb::CredentialLockedOut,
+});
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionEvent {
+    Started(pb::SessionStarted),
+    Refreshed(pb::SessionRefreshed),
+    Revoked(pb::SessionRevoked),
+}
+
+event_table!(SessionEvent {
+    Started => "session.started.v1": pb::SessionStarted,
+    Refreshed => "session.refreshed.v1": pb::SessionRefreshed,
+    Revoked => "session.revoked.v1": pb::SessionRevoked,
+});
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TeamEvent {
+    MemberAdded(pb::MemberAdded),
+    MemberRoleChanged(pb::MemberRoleChanged),
+    MemberRemoved(pb::MemberRemoved),
+    InvitationCreated(pb::InvitationCreated),
+    InvitationAccepted(pb::InvitationAccepted),
+    InvitationRevoked(pb::InvitationRevoked),
+}
+
+event_table!(TeamEvent {
+    MemberAdded => "team.member_added.v1": pb::MemberAdded,
+    MemberRoleChanged => "team.member_role_changed.v1": pb::MemberRoleChanged,
+    MemberRemoved => "team.member_removed.v1": pb::MemberRemoved,
+    InvitationCreated => "team.invitation_created.v1": pb::InvitationCreated,
+    InvitationAccepted => "team.invitation_accepted.v1": pb::InvitationAccepted,
+    InvitationRevoked => "team.invitation_revoked.v1": pb::InvitationRevoked,
+});
+
+/// The event types of service accounts; the kit's API-key directory reads the same names.
+pub use tenantry_kit::auth::api_keys::ServiceAccountEvent;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdentityProviderEvent {
+    Configured(pb::OidcProviderConfigured),
+    Removed(pb::OidcProviderRemoved),
+}
+
+event_table!(IdentityProviderEvent {
+    Configured => "identity_providers.configured.v1": pb::OidcProviderConfigured,
+    Removed => "identity_providers.removed.v1": pb::OidcProviderRemoved,
+});

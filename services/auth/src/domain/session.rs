@@ -1,0 +1,202 @@
+//! A session: one refresh-token family of one user (under tenant token `platform`).
+//!
+//! Every refresh presents the current token and replaces it. A spent token presented again
+//! means it was copied: the whole family is revoked, so whoever holds the newer token is
+//! logged out too (RFC 6819 §5.2.2.3; OAuth 2.0 Security BCP §4.14).
+
+use chrono::{DateTime, Utc};
+use tenantry_eventstore::{Aggregate, EventMeta, time};
+use tenantry_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use super::events::SessionEvent;
+use super::{DomainError, same_digest};
+
+pub const REUSE_DETECTED: &str = "reuse_detected";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    pub id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub current: Vec<u8>,
+    /// Digests of the spent tokens of the family.
+    pub spent: Vec<Vec<u8>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: Option<String>,
+    /// The tenant of the last access token, kept by a refresh that names none.
+    pub tenant_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SessionCommand {
+    Start {
+        id: Uuid,
+        user_id: Uuid,
+        digest: Vec<u8>,
+        expires_at: DateTime<Utc>,
+        method: String,
+    },
+    /// Presents `presented` and replaces it with `next`.
+    Rotate {
+        presented: Vec<u8>,
+        next: Vec<u8>,
+        tenant_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    },
+    Revoke {
+        presented: Vec<u8>,
+    },
+}
+
+/// Every refusal reads the same: a client learns nothing from which check failed.
+fn invalid() -> DomainError {
+    DomainError::Unauthenticated("invalid refresh token".into())
+}
+
+impl Session {
+    /// Whether `presented` is the live token of a live session.
+    pub fn accepts(&self, presented: &[u8], now: DateTime<Utc>) -> bool {
+        self.id.is_some()
+            && self.revoked.is_none()
+            && self.expires_at.is_some_and(|e| e > now)
+            && same_digest(&self.current, presented)
+    }
+}
+
+impl Aggregate for Session {
+    const TYPE: &'static str = "session";
+    type Command = SessionCommand;
+    type Event = SessionEvent;
+    type Error = DomainError;
+
+    fn decide(&self, command: &SessionCommand) -> Result<Vec<SessionEvent>, DomainError> {
+        match command {
+            SessionCommand::Start {
+                id,
+                user_id,
+                digest,
+                expires_at,
+                method,
+            } => {
+                if self.id.is_some() {
+                    return Err(DomainError::AlreadyExists(format!("session {id}")));
+                }
+                Ok(vec![SessionEvent::Started(pb::SessionStarted {
+                    session_id: id.to_string(),
+                    user_id: user_id.to_string(),
+                    token_digest: digest.clone(),
+                    expires_at: Some(time::to_proto(*expires_at)),
+                    method: method.clone(),
+                })])
+            }
+            SessionCommand::Rotate {
+                presented,
+                next,
+                tenant_id,
+                now,
+            } => {
+                if self.accepts(presented, *now) {
+                    return Ok(vec![SessionEvent::Refreshed(pb::SessionRefreshed {
+                        token_digest: next.clone(),
+                        tenant_id: tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+                    })]);
+                }
+                let reused = self.spent.iter().any(|d| same_digest(d, presented));
+                if reused && self.revoked.is_none() {
+                    // Written, then reported: the caller sees the session revoked.
+                    return Ok(vec![SessionEvent::Revoked(pb::SessionRevoked {
+                        reason: REUSE_DETECTED.into(),
+                    })]);
+                }
+                Err(invalid())
+            }
+            SessionCommand::Revoke { presented } => {
+                if self.revoked.is_some() {
+                    return Ok(vec![]);
+                }
+                if self.id.is_none() || !same_digest(&self.current, presented) {
+                    return Err(invalid());
+                }
+                Ok(vec![SessionEvent::Revoked(pb::SessionRevoked {
+                    reason: "logout".into(),
+                })])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &SessionEvent, _meta: &EventMeta) {
+        match event {
+            SessionEvent::Started(e) => {
+                self.id = Uuid::try_parse(&e.session_id).ok();
+                self.user_id = Uuid::try_parse(&e.user_id).ok();
+                self.current.clone_from(&e.token_digest);
+                self.expires_at = Some(time::from_proto(e.expires_at.as_ref()));
+            }
+            SessionEvent::Refreshed(e) => {
+                let spent = std::mem::replace(&mut self.current, e.token_digest.clone());
+                self.spent.push(spent);
+                if let Ok(t) = Uuid::try_parse(&e.tenant_id) {
+                    self.tenant_id = Some(t);
+                }
+            }
+            SessionEvent::Revoked(e) => self.revoked = Some(e.reason.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> EventMeta {
+        EventMeta {
+            event_id: String::new(),
+            tenant_id: String::new(),
+            aggregate_id: String::new(),
+            occurred_at: Utc::now(),
+            actor: String::new(),
+            causation_id: String::new(),
+            correlation_id: String::new(),
+            position: 1,
+        }
+    }
+
+    fn apply(s: &mut Session, c: SessionCommand) -> Result<(), DomainError> {
+        for e in s.decide(&c)? {
+            s.evolve(&e, &meta());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_spent_token_revokes_the_family() {
+        let now = Utc::now();
+        let mut s = Session::default();
+        apply(
+            &mut s,
+            SessionCommand::Start {
+                id: Uuid::now_v7(),
+                user_id: Uuid::now_v7(),
+                digest: vec![1],
+                expires_at: now + chrono::Duration::days(1),
+                method: "password".into(),
+            },
+        )
+        .unwrap();
+        let rotate = |presented: u8, next: u8| SessionCommand::Rotate {
+            presented: vec![presented],
+            next: vec![next],
+            tenant_id: None,
+            now,
+        };
+        apply(&mut s, rotate(1, 2)).unwrap();
+        apply(&mut s, rotate(2, 3)).unwrap();
+        // A made-up token is refused without touching the session.
+        assert!(apply(&mut s, rotate(9, 10)).is_err());
+        assert!(s.revoked.is_none());
+        // Token 1 again: the thief and the owner are both out.
+        apply(&mut s, rotate(1, 4)).unwrap();
+        assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
+        assert!(apply(&mut s, rotate(3, 5)).is_err());
+    }
+}
