@@ -97,6 +97,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub positions: Positions,
     pub api: AuthApi,
+    /// The signing keys (tests sign deliberately broken tokens with them).
+    pub keys: Arc<KeyStore>,
     pub task: JoinHandle<()>,
 }
 
@@ -233,6 +235,7 @@ pub async fn start(
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
     let positions = runner.positions();
+    let running_keys = keys.clone();
     let reload_every = Duration::from_secs(config.key_reload_secs.max(1));
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -252,6 +255,7 @@ pub async fn start(
         addr,
         positions,
         api,
+        keys: running_keys,
         task,
     })
 }
