@@ -46,10 +46,13 @@ pub async fn router(
     health.set_service_status("", ServingStatus::Serving).await;
     let mut grpc = grpc.add_service(health_service);
     // Reflection lets grpcurl and the RBAC test enumerate every RPC.
-    if let Ok(reflection) = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tenantry_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-    {
+    // It advertises this server's services only, not every service in the descriptor set.
+    let reflection = service_names.iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tenantry_proto::FILE_DESCRIPTOR_SET),
+        |builder, name| builder.with_service_name(*name),
+    );
+    if let Ok(reflection) = reflection.build_v1() {
         grpc = grpc.add_service(reflection);
     }
     let auth = AuthState {
