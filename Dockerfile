@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# Tenantry image: the tenant service (`tenantry-tenant`) and the CLI (`tenantry`).
-# Build from the workspace root (BuildKit is required for the cache mounts):
+# Tenantry image: the auth service (`tenantry-auth`, port 7002), the tenant service
+# (`tenantry-tenant`, port 7001) and the CLI (`tenantry`). One image, one binary per container:
+# choose it with the command (the default is the tenant service). Build from the workspace root
+# (BuildKit is required for the cache mounts):
 #
 #   docker build -t tenantry .
 
@@ -14,9 +16,9 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/app/target \
-    cargo build --release --locked -p tenantry-tenant -p tenantry-cli \
+    cargo build --release --locked -p tenantry-auth -p tenantry-tenant -p tenantry-cli \
     && mkdir -p /out \
-    && cp target/release/tenantry-tenant target/release/tenantry /out/
+    && cp target/release/tenantry-auth target/release/tenantry-tenant target/release/tenantry /out/
 
 # ---- runtime --------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -26,8 +28,8 @@ RUN apt-get update \
     && groupadd --system --gid 10001 tenantry \
     && useradd --system --uid 10001 --gid tenantry --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin tenantry
-COPY --from=build /out/tenantry-tenant /out/tenantry /usr/local/bin/
+COPY --from=build /out/tenantry-auth /out/tenantry-tenant /out/tenantry /usr/local/bin/
 # Numeric, so Kubernetes' runAsNonRoot can verify it without looking the name up.
 USER 10001:10001
-EXPOSE 7001
+EXPOSE 7001 7002
 CMD ["tenantry-tenant"]

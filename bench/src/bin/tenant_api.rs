@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{ms, percentile};
+use tenantry_bench::{http_get, ms, percentile, spawn_binary};
 use tenantry_proto::events::v1::TenantType;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
 use tenantry_testkit::TestEnv;
@@ -53,45 +53,28 @@ fn create_request() -> api::CreateTenantRequest {
     }
 }
 
-/// Starts the release `tenantry-tenant` binary (built beside this one) on a free port, in
-/// this run's own stream prefix and schema, so the load generator and the service do not
-/// share a runtime, and waits until it is ready. Dropping the child stops it.
+/// The release `tenantry-tenant` binary in this run's own stream prefix and schema.
 async fn spawn_service(
     env: &TestEnv,
 ) -> anyhow::Result<(std::net::SocketAddr, tokio::process::Child)> {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let binary = std::env::current_exe()?.with_file_name("tenantry-tenant");
-    anyhow::ensure!(
-        binary.exists(),
-        "{} is missing: cargo build --release -p tenantry-tenant",
-        binary.display()
-    );
     let common = env.common();
-    let child = tokio::process::Command::new(binary)
-        .env("TENANTRY_NATS_URL", &common.nats_url)
-        .env("TENANTRY_DATABASE_URL", &common.database_url)
-        .env(
-            "TENANTRY_STREAM_PREFIX",
-            common.stream_prefix.unwrap_or_default(),
-        )
-        .env("TENANTRY_JWKS", &common.jwks)
-        .env("TENANTRY_JWT_ISSUER", &common.jwt_issuer)
-        .env("TENANTRY_JWT_AUDIENCE", &common.jwt_audience)
-        .env("TENANTRY_TENANT_LISTEN", addr.to_string())
-        .env("TENANTRY_TENANT_DB_SCHEMA", env.schema("tenant"))
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()?;
-    for _ in 0..200 {
-        if scrape_path(addr, "/readyz")
-            .await
-            .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
-        {
-            return Ok((addr, child));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("tenantry-tenant did not become ready on {addr}")
+    spawn_binary(
+        "tenantry-tenant",
+        "TENANTRY_TENANT_LISTEN",
+        &[
+            ("TENANTRY_NATS_URL", common.nats_url.clone()),
+            ("TENANTRY_DATABASE_URL", common.database_url.clone()),
+            (
+                "TENANTRY_STREAM_PREFIX",
+                common.stream_prefix.clone().unwrap_or_default(),
+            ),
+            ("TENANTRY_JWKS", common.jwks.clone()),
+            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
+            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
+            ("TENANTRY_TENANT_DB_SCHEMA", env.schema("tenant")),
+        ],
+    )
+    .await
 }
 
 /// What one load run measured.
@@ -186,21 +169,9 @@ async fn load(
     })
 }
 
-/// `/metrics` of the service, over plain HTTP/1.1.
+/// `/metrics` of the service.
 async fn scrape(addr: std::net::SocketAddr) -> anyhow::Result<String> {
-    scrape_path(addr, "/metrics").await
-}
-
-async fn scrape_path(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut out = String::new();
-    tcp.read_to_string(&mut out).await?;
-    Ok(out)
+    http_get(addr, "/metrics").await
 }
 
 #[tokio::main]

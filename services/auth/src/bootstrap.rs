@@ -10,7 +10,11 @@ use crate::crypto::password;
 use crate::domain::credential::CredentialCommand;
 use crate::domain::user::UserCommand;
 
-pub async fn ensure_admin(api: &AuthApi, email: &str, password_text: &str) -> Result<Uuid, ApiError> {
+pub async fn ensure_admin(
+    api: &AuthApi,
+    email: &str,
+    password_text: &str,
+) -> Result<Uuid, ApiError> {
     check_email("bootstrap_admin_email", email)?;
     let address = credential_address(email)?;
     let (credential, _) = api.credentials.load(&address).await?;

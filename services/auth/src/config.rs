@@ -6,50 +6,107 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthConfig {
     /// Address of the auth service's gRPC and HTTP port (JWKS at /.well-known/jwks.json).
-    #[arg(long = "auth-listen", env = "TENANTRY_AUTH_LISTEN", default_value = "127.0.0.1:7002")]
+    #[arg(
+        id = "auth-listen",
+        long = "auth-listen",
+        env = "TENANTRY_AUTH_LISTEN",
+        default_value = "127.0.0.1:7002"
+    )]
     pub listen: SocketAddr,
 
-    #[arg(long = "auth-db-schema", env = "TENANTRY_AUTH_DB_SCHEMA", default_value = "auth")]
+    #[arg(
+        id = "auth-db-schema",
+        long = "auth-db-schema",
+        env = "TENANTRY_AUTH_DB_SCHEMA",
+        default_value = "auth"
+    )]
     pub db_schema: String,
 
-    #[arg(long = "auth-db-role", env = "TENANTRY_AUTH_DB_ROLE", default_value = "tenantry_auth")]
+    #[arg(
+        id = "auth-db-role",
+        long = "auth-db-role",
+        env = "TENANTRY_AUTH_DB_ROLE",
+        default_value = "tenantry_auth"
+    )]
     pub db_role: String,
 
-    #[arg(long = "auth-db-max-connections", env = "TENANTRY_AUTH_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        id = "auth-db-max-connections",
+        long = "auth-db-max-connections",
+        env = "TENANTRY_AUTH_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub db_max_connections: u32,
 
     /// File holding the 32-byte master key (base64) that seals signing keys and OIDC client
     /// secrets. Unset: `.tenantry/dev/master.key`, created if missing (development only).
-    #[arg(long = "auth-master-key-file", env = "TENANTRY_AUTH_MASTER_KEY_FILE")]
+    #[arg(
+        id = "auth-master-key-file",
+        long = "auth-master-key-file",
+        env = "TENANTRY_AUTH_MASTER_KEY_FILE"
+    )]
     pub master_key_file: Option<PathBuf>,
 
     /// Access-token lifetime in seconds (at most 900).
-    #[arg(long = "auth-access-token-ttl-secs", env = "TENANTRY_AUTH_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    #[arg(
+        id = "auth-access-token-ttl-secs",
+        long = "auth-access-token-ttl-secs",
+        env = "TENANTRY_AUTH_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900
+    )]
     pub access_token_ttl_secs: u64,
 
     /// Session (refresh-token family) lifetime in days.
-    #[arg(long = "auth-session-ttl-days", env = "TENANTRY_AUTH_SESSION_TTL_DAYS", default_value_t = 30)]
+    #[arg(
+        id = "auth-session-ttl-days",
+        long = "auth-session-ttl-days",
+        env = "TENANTRY_AUTH_SESSION_TTL_DAYS",
+        default_value_t = 30
+    )]
     pub session_ttl_days: u32,
 
     /// How long a rotated-in signing key is published before it signs; at least the
     /// verifiers' JWKS refresh interval (30 s).
-    #[arg(long = "auth-key-publish-lead-secs", env = "TENANTRY_AUTH_KEY_PUBLISH_LEAD_SECS", default_value_t = 60)]
+    #[arg(
+        id = "auth-key-publish-lead-secs",
+        long = "auth-key-publish-lead-secs",
+        env = "TENANTRY_AUTH_KEY_PUBLISH_LEAD_SECS",
+        default_value_t = 60
+    )]
     pub key_publish_lead_secs: u64,
 
     /// How often signing keys are re-read from Postgres (rotations by other replicas).
-    #[arg(long = "auth-key-reload-secs", env = "TENANTRY_AUTH_KEY_RELOAD_SECS", default_value_t = 5)]
+    #[arg(
+        id = "auth-key-reload-secs",
+        long = "auth-key-reload-secs",
+        env = "TENANTRY_AUTH_KEY_RELOAD_SECS",
+        default_value_t = 5
+    )]
     pub key_reload_secs: u64,
 
     /// Failed logins allowed per client address per minute (on each replica).
-    #[arg(long = "auth-login-failures-per-addr", env = "TENANTRY_AUTH_LOGIN_FAILURES_PER_ADDR", default_value_t = 20)]
+    #[arg(
+        id = "auth-login-failures-per-addr",
+        long = "auth-login-failures-per-addr",
+        env = "TENANTRY_AUTH_LOGIN_FAILURES_PER_ADDR",
+        default_value_t = 20
+    )]
     pub login_failures_per_addr: u32,
 
     /// The first platform admin: created at start if no account has this e-mail.
-    #[arg(long = "auth-bootstrap-admin-email", env = "TENANTRY_AUTH_BOOTSTRAP_ADMIN_EMAIL")]
+    #[arg(
+        id = "auth-bootstrap-admin-email",
+        long = "auth-bootstrap-admin-email",
+        env = "TENANTRY_AUTH_BOOTSTRAP_ADMIN_EMAIL"
+    )]
     pub bootstrap_admin_email: Option<String>,
 
     /// File holding the bootstrap admin's password.
-    #[arg(long = "auth-bootstrap-admin-password-file", env = "TENANTRY_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE")]
+    #[arg(
+        id = "auth-bootstrap-admin-password-file",
+        long = "auth-bootstrap-admin-password-file",
+        env = "TENANTRY_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE"
+    )]
     pub bootstrap_admin_password_file: Option<PathBuf>,
 }
 

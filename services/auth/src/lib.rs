@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
-use tenantry_eventstore::{EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames};
+use tenantry_eventstore::{
+    EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames,
+};
 use tenantry_kit::Clock;
 use tenantry_kit::auth::{ApiKeyDirectory, JwksSource, Verifier, VerifierConfig};
 use tenantry_kit::config::CommonConfig;
@@ -186,15 +188,22 @@ pub async fn start(
         keys: keys.clone(),
         sealer,
         oidc: Arc::new(oidc::client::OidcClient::new()?),
-        throttle: Arc::new(throttle::AddressThrottle::new(config.login_failures_per_addr)),
+        throttle: Arc::new(throttle::AddressThrottle::new(
+            config.login_failures_per_addr,
+        )),
         clock: overrides.clock,
         session_ttl: Duration::from_secs(u64::from(config.session_ttl_days) * 86_400),
         local_issuer: common.jwt_issuer.clone(),
     };
     if let Some(email) = &config.bootstrap_admin_email {
-        let path = config.bootstrap_admin_password_file.as_ref().ok_or_else(|| {
-            StartError::Other("auth-bootstrap-admin-password-file: required with the e-mail".into())
-        })?;
+        let path = config
+            .bootstrap_admin_password_file
+            .as_ref()
+            .ok_or_else(|| {
+                StartError::Other(
+                    "auth-bootstrap-admin-password-file: required with the e-mail".into(),
+                )
+            })?;
         let password = std::fs::read_to_string(path)
             .map_err(|e| StartError::Other(format!("{}: {e}", path.display())))?;
         bootstrap::ensure_admin(&api, email, password.trim_end_matches(['\n', '\r'])).await?;

@@ -54,11 +54,13 @@ impl Projection for MembershipsProjection {
                         .await?;
                     }
                     None => {
-                        sqlx::query("DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2")
-                            .bind(tenant)
-                            .bind(user)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "DELETE FROM memberships WHERE tenant_id = $1 AND user_id = $2",
+                        )
+                        .bind(tenant)
+                        .bind(user)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                 }
             }

@@ -16,8 +16,32 @@ async fn an_api_key_works_until_revoked_and_stops_within_a_second() {
     let tenant = Uuid::now_v7();
     let owner = h.member(tenant, api::Role::Owner).await;
     let t = Some(owner.token.as_str());
-    let sa = h.accounts().create_service_account(with_token(api::CreateServiceAccountRequest { name: "deployer".into(), role: api::Role::Member as i32 }, t)).await.unwrap().into_inner().service_account.unwrap();
-    let created = h.accounts().create_api_key(with_token(api::CreateApiKeyRequest { service_account_id: sa.service_account_id.clone(), name: "ci".into() }, t)).await.unwrap().into_inner();
+    let sa = h
+        .accounts()
+        .create_service_account(with_token(
+            api::CreateServiceAccountRequest {
+                name: "deployer".into(),
+                role: api::Role::Member as i32,
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    let created = h
+        .accounts()
+        .create_api_key(with_token(
+            api::CreateApiKeyRequest {
+                service_account_id: sa.service_account_id.clone(),
+                name: "ci".into(),
+            },
+            t,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(created.api_key.starts_with(&created.prefix));
     assert!(created.api_key.len() > 50);
 
@@ -27,14 +51,23 @@ async fn an_api_key_works_until_revoked_and_stops_within_a_second() {
     for m in store.read_aggregate(&address, 0).await.unwrap() {
         for e in &m.batch.events {
             let secret = created.api_key.rsplit('_').next().unwrap();
-            assert!(!e.payload.windows(secret.len()).any(|w| w == secret.as_bytes()));
+            assert!(
+                !e.payload
+                    .windows(secret.len())
+                    .any(|w| w == secret.as_bytes())
+            );
         }
     }
 
     let key = Some(created.api_key.as_str());
     let list = |prefix: &str, token: Option<&str>| {
         let mut c = h.accounts();
-        let request = with_token(api::ListApiKeysRequest { prefix: prefix.into() }, token);
+        let request = with_token(
+            api::ListApiKeysRequest {
+                prefix: prefix.into(),
+            },
+            token,
+        );
         async move { c.list_api_keys(request).await }
     };
     // The key authenticates as its service account, with its role (member may list keys)...
@@ -46,17 +79,43 @@ async fn an_api_key_works_until_revoked_and_stops_within_a_second() {
     .api_keys;
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].prefix, created.prefix);
-    assert!(list("tk_zzzzzzzzzz", key).await.unwrap().into_inner().api_keys.is_empty());
+    assert!(
+        list("tk_zzzzzzzzzz", key)
+            .await
+            .unwrap()
+            .into_inner()
+            .api_keys
+            .is_empty()
+    );
     // ...and no more than that role.
-    let e = h.accounts().revoke_api_key(with_token(api::RevokeApiKeyRequest { key_id: created.key_id.clone() }, key)).await.unwrap_err();
+    let e = h
+        .accounts()
+        .revoke_api_key(with_token(
+            api::RevokeApiKeyRequest {
+                key_id: created.key_id.clone(),
+            },
+            key,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 
-    h.accounts().revoke_api_key(with_token(api::RevokeApiKeyRequest { key_id: created.key_id.clone() }, t)).await.unwrap();
+    h.accounts()
+        .revoke_api_key(with_token(
+            api::RevokeApiKeyRequest {
+                key_id: created.key_id.clone(),
+            },
+            t,
+        ))
+        .await
+        .unwrap();
     let revoked_at = Instant::now();
     loop {
         match list("", key).await {
             Err(e) if e.code() == Code::Unauthenticated => break,
-            _ if revoked_at.elapsed() > Duration::from_secs(1) => panic!("the key still works a second after revocation"),
+            _ if revoked_at.elapsed() > Duration::from_secs(1) => {
+                panic!("the key still works a second after revocation")
+            }
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
@@ -69,7 +128,10 @@ async fn a_made_up_key_is_refused() {
     let h = start().await;
     let e = h
         .members()
-        .list_members(with_token(api::ListMembersRequest {}, Some("tk_abcdefgh_notarealsecretnotarealsecretnotarealsec")))
+        .list_members(with_token(
+            api::ListMembersRequest {},
+            Some("tk_abcdefgh_notarealsecretnotarealsecretnotarealsec"),
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);

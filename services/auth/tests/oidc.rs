@@ -52,7 +52,14 @@ async fn provider(mode: &str, claims: Value) -> Provider {
     installed().await;
     let mut child = Command::new("node")
         .arg("server.mjs")
-        .args(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET, "--redirect-uri", REDIRECT])
+        .args([
+            "--client-id",
+            CLIENT_ID,
+            "--client-secret",
+            CLIENT_SECRET,
+            "--redirect-uri",
+            REDIRECT,
+        ])
         .args(["--claims", &claims.to_string(), "--mode", mode])
         .current_dir(harness_dir())
         .stdin(Stdio::piped())
@@ -73,11 +80,18 @@ async fn provider(mode: &str, claims: Value) -> Provider {
 /// Plays the browser: follows the authorization URL through the provider's login and consent
 /// and returns the `code` and `state` it redirects back with.
 async fn authorize(p: &Provider, url: &str) -> (String, String) {
-    let helper = reqwest::Url::parse_with_params(&format!("{}/test/login", p.issuer), &[("authorize", url)]).unwrap();
+    let helper =
+        reqwest::Url::parse_with_params(&format!("{}/test/login", p.issuer), &[("authorize", url)])
+            .unwrap();
     let answer: Value = reqwest::get(helper).await.unwrap().json().await.unwrap();
     let redirect = reqwest::Url::parse(answer["redirect"].as_str().expect("a redirect")).unwrap();
     assert!(redirect.as_str().starts_with(REDIRECT));
-    let get = |k: &str| redirect.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    let get = |k: &str| {
+        redirect
+            .query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
     (get("code").expect("a code"), get("state").unwrap())
 }
 
@@ -88,7 +102,13 @@ fn keycloak_claims(tenant: Uuid, roles: &[&str]) -> Value {
     })
 }
 
-async fn configure(h: &Harness, owner: &str, p: &Provider, preset: &str, tenant_claim: &str) -> api::OidcProvider {
+async fn configure(
+    h: &Harness,
+    owner: &str,
+    p: &Provider,
+    preset: &str,
+    tenant_claim: &str,
+) -> api::OidcProvider {
     h.providers()
         .configure_oidc_provider(with_token(
             api::ConfigureOidcProviderRequest {
@@ -97,7 +117,10 @@ async fn configure(h: &Harness, owner: &str, p: &Provider, preset: &str, tenant_
                 client_id: CLIENT_ID.into(),
                 client_secret: CLIENT_SECRET.into(),
                 scopes: vec!["openid".into()],
-                claims: Some(api::ClaimMappings { tenant_id: tenant_claim.into(), ..Default::default() }),
+                claims: Some(api::ClaimMappings {
+                    tenant_id: tenant_claim.into(),
+                    ..Default::default()
+                }),
                 redirect_uris: vec![REDIRECT.into()],
                 ..Default::default()
             },
@@ -122,17 +145,30 @@ async fn begin(h: &Harness, tenant: Uuid, provider_id: &str) -> api::BeginOidcLo
         .into_inner()
 }
 
-async fn complete(h: &Harness, code: String, state: String) -> Result<api::SessionResponse, tonic::Status> {
+async fn complete(
+    h: &Harness,
+    code: String,
+    state: String,
+) -> Result<api::SessionResponse, tonic::Status> {
     h.sessions()
         .complete_oidc_login(api::CompleteOidcLoginRequest { state, code })
         .await
         .map(|r| r.into_inner())
 }
 
-async fn login(h: &Harness, p: &Provider, tenant: Uuid, provider_id: &str) -> Result<api::SessionResponse, tonic::Status> {
+async fn login(
+    h: &Harness,
+    p: &Provider,
+    tenant: Uuid,
+    provider_id: &str,
+) -> Result<api::SessionResponse, tonic::Status> {
     let begun = begin(h, tenant, provider_id).await;
     let url = reqwest::Url::parse(&begun.authorization_url).unwrap();
-    let param = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    let param = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.into_owned())
+    };
     assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
     assert!(param("nonce").is_some() && param("state") == Some(begun.state.clone()));
     let (code, state) = authorize(p, &begun.authorization_url).await;
@@ -146,17 +182,55 @@ async fn keycloak_login_provisions_the_mapped_role_just_in_time() {
     let tenant = Uuid::now_v7();
     let owner = h.member(tenant, api::Role::Owner).await;
     let p = provider("ok", keycloak_claims(tenant, &["manager", "user"])).await;
-    let config = configure(&h, &owner.token, &p, "keycloak", &format!("resource_access.{CLIENT_ID}.tenant_id")).await;
-    assert_eq!(config.claims.as_ref().unwrap().roles, format!("resource_access.{CLIENT_ID}.roles"));
+    let config = configure(
+        &h,
+        &owner.token,
+        &p,
+        "keycloak",
+        &format!("resource_access.{CLIENT_ID}.tenant_id"),
+    )
+    .await;
+    assert_eq!(
+        config.claims.as_ref().unwrap().roles,
+        format!("resource_access.{CLIENT_ID}.roles")
+    );
 
-    let first = login(&h, &p, tenant, &config.provider_id).await.expect("federated login");
+    let first = login(&h, &p, tenant, &config.provider_id)
+        .await
+        .expect("federated login");
     assert_eq!(first.tenant_id, tenant.to_string());
-    assert_eq!(first.role, api::Role::Member as i32, "manager maps to member");
-    let members = h.members().list_members(with_token(api::ListMembersRequest {}, Some(&first.access_token))).await.unwrap().into_inner().members;
-    assert!(members.iter().any(|m| m.user_id == first.user_id && m.email == "alice@example.com"));
+    assert_eq!(
+        first.role,
+        api::Role::Member as i32,
+        "manager maps to member"
+    );
+    let members = h
+        .members()
+        .list_members(with_token(
+            api::ListMembersRequest {},
+            Some(&first.access_token),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert!(
+        members
+            .iter()
+            .any(|m| m.user_id == first.user_id && m.email == "alice@example.com")
+    );
 
     // Later logins find the same user and keep the role an owner set since.
-    h.members().change_role(with_token(api::ChangeRoleRequest { user_id: first.user_id.clone(), role: api::Role::Viewer as i32 }, Some(&owner.token))).await.unwrap();
+    h.members()
+        .change_role(with_token(
+            api::ChangeRoleRequest {
+                user_id: first.user_id.clone(),
+                role: api::Role::Viewer as i32,
+            },
+            Some(&owner.token),
+        ))
+        .await
+        .unwrap();
     let second = login(&h, &p, tenant, &config.provider_id).await.unwrap();
     assert_eq!(second.user_id, first.user_id);
     assert_eq!(second.role, api::Role::Viewer as i32);
@@ -166,7 +240,11 @@ async fn keycloak_login_provisions_the_mapped_role_just_in_time() {
     let address = tenantry_auth::api::tenant_address(tenant, "identity_providers").unwrap();
     for m in store.read_aggregate(&address, 0).await.unwrap() {
         for e in &m.batch.events {
-            assert!(!e.payload.windows(CLIENT_SECRET.len()).any(|w| w == CLIENT_SECRET.as_bytes()));
+            assert!(
+                !e.payload
+                    .windows(CLIENT_SECRET.len())
+                    .any(|w| w == CLIENT_SECRET.as_bytes())
+            );
         }
     }
 }
@@ -180,10 +258,14 @@ async fn a_state_works_once() {
     let config = configure(&h, &owner.token, &p, "keycloak", "").await;
     let begun = begin(&h, tenant, &config.provider_id).await;
     let (code, state) = authorize(&p, &begun.authorization_url).await;
-    complete(&h, code.clone(), state.clone()).await.expect("first use");
+    complete(&h, code.clone(), state.clone())
+        .await
+        .expect("first use");
     let replay = complete(&h, code, state).await.unwrap_err();
     assert_eq!(replay.code(), Code::Unauthenticated);
-    let made_up = complete(&h, "code".into(), "made-up-state".into()).await.unwrap_err();
+    let made_up = complete(&h, "code".into(), "made-up-state".into())
+        .await
+        .unwrap_err();
     assert_eq!(made_up.code(), Code::Unauthenticated);
 }
 
@@ -211,10 +293,22 @@ async fn a_wrong_issuer_or_a_bad_signature_is_refused_and_provisions_nobody() {
         let owner = h.member(tenant, api::Role::Owner).await;
         let p = provider(mode, keycloak_claims(tenant, &["admin"])).await;
         let config = configure(&h, &owner.token, &p, "keycloak", "").await;
-        let e = login(&h, &p, tenant, &config.provider_id).await.unwrap_err();
+        let e = login(&h, &p, tenant, &config.provider_id)
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{mode}: {e:?}");
-        assert!(e.message().contains(why), "{mode}: refused for another reason: {}", e.message());
-        let members = h.members().list_members(with_token(api::ListMembersRequest {}, Some(&owner.token))).await.unwrap().into_inner().members;
+        assert!(
+            e.message().contains(why),
+            "{mode}: refused for another reason: {}",
+            e.message()
+        );
+        let members = h
+            .members()
+            .list_members(with_token(api::ListMembersRequest {}, Some(&owner.token)))
+            .await
+            .unwrap()
+            .into_inner()
+            .members;
         assert_eq!(members.len(), 1, "{mode}: nobody was provisioned");
     }
 }
@@ -225,12 +319,23 @@ async fn claims_that_place_the_user_elsewhere_or_map_to_no_role_are_refused() {
     let tenant = Uuid::now_v7();
     let owner = h.member(tenant, api::Role::Owner).await;
     let elsewhere = provider("ok", keycloak_claims(Uuid::now_v7(), &["admin"])).await;
-    let config = configure(&h, &owner.token, &elsewhere, "keycloak", &format!("resource_access.{CLIENT_ID}.tenant_id")).await;
-    let e = login(&h, &elsewhere, tenant, &config.provider_id).await.unwrap_err();
+    let config = configure(
+        &h,
+        &owner.token,
+        &elsewhere,
+        "keycloak",
+        &format!("resource_access.{CLIENT_ID}.tenant_id"),
+    )
+    .await;
+    let e = login(&h, &elsewhere, tenant, &config.provider_id)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     let nobody = provider("ok", keycloak_claims(tenant, &["intern"])).await;
     let config = configure(&h, &owner.token, &nobody, "keycloak", "").await;
-    let e = login(&h, &nobody, tenant, &config.provider_id).await.unwrap_err();
+    let e = login(&h, &nobody, tenant, &config.provider_id)
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
 
@@ -252,38 +357,133 @@ async fn provider_settings_are_validated_by_field_and_isolated_by_tenant() {
     };
     let before = h.last_position().await;
     let cases: Vec<(&str, api::ConfigureOidcProviderRequest)> = vec![
-        ("redirect_uris[0]", api::ConfigureOidcProviderRequest { redirect_uris: vec!["http://app.example.com/cb".into()], ..good.clone() }),
-        ("redirect_uris", api::ConfigureOidcProviderRequest { redirect_uris: vec![], ..good.clone() }),
-        ("role_mappings[admin]", api::ConfigureOidcProviderRequest { role_mappings: [("admin".to_owned(), "god".to_owned())].into(), ..good.clone() }),
-        ("scopes", api::ConfigureOidcProviderRequest { scopes: vec!["email".into()], ..good.clone() }),
-        ("preset", api::ConfigureOidcProviderRequest { preset: "okta-ish".into(), ..good.clone() }),
-        ("issuer", api::ConfigureOidcProviderRequest { issuer: "not a url".into(), ..good.clone() }),
-        ("client_id", api::ConfigureOidcProviderRequest { client_id: "c".repeat(201), ..good.clone() }),
-        ("client_secret", api::ConfigureOidcProviderRequest { client_secret: String::new(), ..good.clone() }),
+        (
+            "redirect_uris[0]",
+            api::ConfigureOidcProviderRequest {
+                redirect_uris: vec!["http://app.example.com/cb".into()],
+                ..good.clone()
+            },
+        ),
+        (
+            "redirect_uris",
+            api::ConfigureOidcProviderRequest {
+                redirect_uris: vec![],
+                ..good.clone()
+            },
+        ),
+        (
+            "role_mappings[admin]",
+            api::ConfigureOidcProviderRequest {
+                role_mappings: [("admin".to_owned(), "god".to_owned())].into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "scopes",
+            api::ConfigureOidcProviderRequest {
+                scopes: vec!["email".into()],
+                ..good.clone()
+            },
+        ),
+        (
+            "preset",
+            api::ConfigureOidcProviderRequest {
+                preset: "okta-ish".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "issuer",
+            api::ConfigureOidcProviderRequest {
+                issuer: "not a url".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "client_id",
+            api::ConfigureOidcProviderRequest {
+                client_id: "c".repeat(201),
+                ..good.clone()
+            },
+        ),
+        (
+            "client_secret",
+            api::ConfigureOidcProviderRequest {
+                client_secret: String::new(),
+                ..good.clone()
+            },
+        ),
     ];
     for (field, request) in cases {
-        let e = h.providers().configure_oidc_provider(with_token(request, Some(&owner_a.token))).await.unwrap_err();
+        let e = h
+            .providers()
+            .configure_oidc_provider(with_token(request, Some(&owner_a.token)))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().starts_with(field), "{field}: {}", e.message());
     }
     assert_eq!(h.last_position().await, before, "nothing stored");
 
     let config = configure(&h, &owner_a.token, &p, "keycloak", "").await;
-    let e = h.sessions().begin_oidc_login(api::BeginOidcLoginRequest {
-        tenant_id: a.to_string(),
-        provider_id: config.provider_id.clone(),
-        redirect_uri: format!("{REDIRECT}/other"),
-    }).await.unwrap_err();
-    assert!(e.code() == Code::InvalidArgument && e.message().starts_with("redirect_uri"), "{e:?}");
+    let e = h
+        .sessions()
+        .begin_oidc_login(api::BeginOidcLoginRequest {
+            tenant_id: a.to_string(),
+            provider_id: config.provider_id.clone(),
+            redirect_uri: format!("{REDIRECT}/other"),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        e.code() == Code::InvalidArgument && e.message().starts_with("redirect_uri"),
+        "{e:?}"
+    );
     // Tenant B sees nothing of A's provider and cannot use or remove it.
-    let e = h.sessions().begin_oidc_login(api::BeginOidcLoginRequest {
-        tenant_id: b.to_string(),
-        provider_id: config.provider_id.clone(),
-        redirect_uri: REDIRECT.into(),
-    }).await.unwrap_err();
+    let e = h
+        .sessions()
+        .begin_oidc_login(api::BeginOidcLoginRequest {
+            tenant_id: b.to_string(),
+            provider_id: config.provider_id.clone(),
+            redirect_uri: REDIRECT.into(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert!(h.providers().list_oidc_providers(with_token(api::ListOidcProvidersRequest {}, Some(&owner_b.token))).await.unwrap().into_inner().providers.is_empty());
-    let e = h.providers().remove_oidc_provider(with_token(api::RemoveOidcProviderRequest { provider_id: config.provider_id.clone() }, Some(&owner_b.token))).await.unwrap_err();
+    assert!(
+        h.providers()
+            .list_oidc_providers(with_token(
+                api::ListOidcProvidersRequest {},
+                Some(&owner_b.token)
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .providers
+            .is_empty()
+    );
+    let e = h
+        .providers()
+        .remove_oidc_provider(with_token(
+            api::RemoveOidcProviderRequest {
+                provider_id: config.provider_id.clone(),
+            },
+            Some(&owner_b.token),
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert_eq!(h.providers().list_oidc_providers(with_token(api::ListOidcProvidersRequest {}, Some(&owner_a.token))).await.unwrap().into_inner().providers.len(), 1);
+    assert_eq!(
+        h.providers()
+            .list_oidc_providers(with_token(
+                api::ListOidcProvidersRequest {},
+                Some(&owner_a.token)
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .providers
+            .len(),
+        1
+    );
 }

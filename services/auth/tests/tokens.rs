@@ -69,19 +69,31 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
             b64(&json!({"alg": "HS256", "typ": "at+jwt", "kid": ours.kid})),
             b64(&serde_json::to_value(&good).unwrap())
         );
-        for secret in [public.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(&public).unwrap()] {
+        for secret in [
+            public.as_bytes().to_vec(),
+            URL_SAFE_NO_PAD.decode(&public).unwrap(),
+        ] {
             let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
             let tag = ring::hmac::sign(&key, signing_input.as_bytes());
-            bad.push(("HS256 with the public key", format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))));
+            bad.push((
+                "HS256 with the public key",
+                format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())),
+            ));
         }
     }
     let stranger = SigningKey::generate("stranger-key");
     bad.push(("unknown kid", stranger.sign(&good).unwrap()));
     for kid in ["../../etc/passwd", "a/b", "k\\1", "kid with spaces"] {
-        bad.push(("kid with path characters", sign_with(&ours, header(kid, "at+jwt"), &good)));
+        bad.push((
+            "kid with path characters",
+            sign_with(&ours, header(kid, "at+jwt"), &good),
+        ));
     }
     let impostor = SigningKey::generate(ours.kid.clone());
-    bad.push(("well-formed, our kid, not our key", impostor.sign(&good).unwrap()));
+    bad.push((
+        "well-formed, our kid, not our key",
+        impostor.sign(&good).unwrap(),
+    ));
     let mut expired = good.clone();
     expired.exp = now - 61 - 60;
     expired.iat = now - 900;
@@ -97,7 +109,10 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
     let mut wrong_aud = good.clone();
     wrong_aud.aud = "someone-else".into();
     bad.push(("wrong aud", ours.sign(&wrong_aud).unwrap()));
-    bad.push(("an ID token (typ JWT)", sign_with(&ours, header(&ours.kid, "JWT"), &good)));
+    bad.push((
+        "an ID token (typ JWT)",
+        sign_with(&ours, header(&ours.kid, "JWT"), &good),
+    ));
     bad.push(("no typ", {
         let mut h = header(&ours.kid, "at+jwt");
         h.typ = None;
@@ -107,7 +122,10 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
     huge.sub = "x".repeat(9 * 1024);
     bad.push(("over 8 KB", ours.sign(&huge).unwrap()));
     bad.push(("garbage", "not.a.jwt".into()));
-    bad.push(("unknown role", ours.sign(&claims(tenant, "superuser")).unwrap()));
+    bad.push((
+        "unknown role",
+        ours.sign(&claims(tenant, "superuser")).unwrap(),
+    ));
 
     let before = h.last_position().await;
     for (what, token) in &bad {
@@ -124,7 +142,11 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
             .expect_err(what);
         assert_eq!(err.code(), Code::Unauthenticated, "{what}: {err:?}");
     }
-    assert_eq!(h.last_position().await, before, "a refused token wrote something");
+    assert_eq!(
+        h.last_position().await,
+        before,
+        "a refused token wrote something"
+    );
 
     // The control: the same claims, properly signed, are accepted.
     h.accounts()
@@ -149,7 +171,10 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
     let sa = h
         .accounts()
         .create_service_account(with_token(
-            api::CreateServiceAccountRequest { name: "ci".into(), role: api::Role::Member as i32 },
+            api::CreateServiceAccountRequest {
+                name: "ci".into(),
+                role: api::Role::Member as i32,
+            },
             Some(&owner_b.token),
         ))
         .await
@@ -160,7 +185,10 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
     let key = h
         .accounts()
         .create_api_key(with_token(
-            api::CreateApiKeyRequest { service_account_id: sa.service_account_id.clone(), name: "k".into() },
+            api::CreateApiKeyRequest {
+                service_account_id: sa.service_account_id.clone(),
+                name: "k".into(),
+            },
             Some(&owner_b.token),
         ))
         .await
@@ -169,7 +197,11 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
     let invitation = h
         .members()
         .create_invitation(with_token(
-            api::CreateInvitationRequest { email: "x@example.com".into(), role: api::Role::Viewer as i32, ttl_hours: 0 },
+            api::CreateInvitationRequest {
+                email: "x@example.com".into(),
+                role: api::Role::Viewer as i32,
+                ttl_hours: 0,
+            },
             Some(&owner_b.token),
         ))
         .await
@@ -178,32 +210,148 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
 
     // Owner of A, aiming at B's objects by id: as if they did not exist.
     let t = Some(owner_a.token.as_str());
-    let e = h.accounts().revoke_api_key(with_token(api::RevokeApiKeyRequest { key_id: key.key_id.clone() }, t)).await.unwrap_err();
+    let e = h
+        .accounts()
+        .revoke_api_key(with_token(
+            api::RevokeApiKeyRequest {
+                key_id: key.key_id.clone(),
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let e = h.accounts().create_api_key(with_token(api::CreateApiKeyRequest { service_account_id: sa.service_account_id.clone(), name: "x".into() }, t)).await.unwrap_err();
+    let e = h
+        .accounts()
+        .create_api_key(with_token(
+            api::CreateApiKeyRequest {
+                service_account_id: sa.service_account_id.clone(),
+                name: "x".into(),
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let e = h.members().remove_member(with_token(api::RemoveMemberRequest { user_id: member_b.user_id.to_string() }, t)).await.unwrap_err();
+    let e = h
+        .members()
+        .remove_member(with_token(
+            api::RemoveMemberRequest {
+                user_id: member_b.user_id.to_string(),
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let e = h.members().change_role(with_token(api::ChangeRoleRequest { user_id: member_b.user_id.to_string(), role: api::Role::Viewer as i32 }, t)).await.unwrap_err();
+    let e = h
+        .members()
+        .change_role(with_token(
+            api::ChangeRoleRequest {
+                user_id: member_b.user_id.to_string(),
+                role: api::Role::Viewer as i32,
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    let e = h.members().revoke_invitation(with_token(api::RevokeInvitationRequest { invitation_id: invitation.invitation_id.clone() }, t)).await.unwrap_err();
+    let e = h
+        .members()
+        .revoke_invitation(with_token(
+            api::RevokeInvitationRequest {
+                invitation_id: invitation.invitation_id.clone(),
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     // A's owner cannot add members anywhere (platform admins only).
-    let e = h.members().add_member(with_token(api::AddMemberRequest { tenant_id: b.to_string(), user_id: owner_a.user_id.to_string(), role: api::Role::Owner as i32 }, t)).await.unwrap_err();
+    let e = h
+        .members()
+        .add_member(with_token(
+            api::AddMemberRequest {
+                tenant_id: b.to_string(),
+                user_id: owner_a.user_id.to_string(),
+                role: api::Role::Owner as i32,
+            },
+            t,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     // A's listings show A only.
-    let members = h.members().list_members(with_token(api::ListMembersRequest {}, t)).await.unwrap().into_inner().members;
+    let members = h
+        .members()
+        .list_members(with_token(api::ListMembersRequest {}, t))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
     assert_eq!(members.len(), 1);
     assert_eq!(members[0].user_id, owner_a.user_id.to_string());
-    assert!(h.accounts().list_api_keys(with_token(api::ListApiKeysRequest { prefix: String::new() }, t)).await.unwrap().into_inner().api_keys.is_empty());
-    assert!(h.accounts().list_service_accounts(with_token(api::ListServiceAccountsRequest {}, t)).await.unwrap().into_inner().service_accounts.is_empty());
-    assert!(h.members().list_invitations(with_token(api::ListInvitationsRequest {}, t)).await.unwrap().into_inner().invitations.is_empty());
-    assert!(h.providers().list_oidc_providers(with_token(api::ListOidcProvidersRequest {}, t)).await.unwrap().into_inner().providers.is_empty());
+    assert!(
+        h.accounts()
+            .list_api_keys(with_token(
+                api::ListApiKeysRequest {
+                    prefix: String::new()
+                },
+                t
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_keys
+            .is_empty()
+    );
+    assert!(
+        h.accounts()
+            .list_service_accounts(with_token(api::ListServiceAccountsRequest {}, t))
+            .await
+            .unwrap()
+            .into_inner()
+            .service_accounts
+            .is_empty()
+    );
+    assert!(
+        h.members()
+            .list_invitations(with_token(api::ListInvitationsRequest {}, t))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations
+            .is_empty()
+    );
+    assert!(
+        h.providers()
+            .list_oidc_providers(with_token(api::ListOidcProvidersRequest {}, t))
+            .await
+            .unwrap()
+            .into_inner()
+            .providers
+            .is_empty()
+    );
     // B's key is B's: it lists B's service accounts, not A's.
-    let listed = h.accounts().list_service_accounts(with_token(api::ListServiceAccountsRequest {}, Some(&key.api_key))).await.unwrap().into_inner();
+    let listed = h
+        .accounts()
+        .list_service_accounts(with_token(
+            api::ListServiceAccountsRequest {},
+            Some(&key.api_key),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(listed.service_accounts.len(), 1);
     // A refresh token of A's user cannot switch into B.
-    let e = h.sessions().refresh(api::RefreshRequest { refresh_token: owner_a.refresh.clone(), tenant_id: b.to_string() }).await.unwrap_err();
+    let e = h
+        .sessions()
+        .refresh(api::RefreshRequest {
+            refresh_token: owner_a.refresh.clone(),
+            tenant_id: b.to_string(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
 
@@ -226,25 +374,72 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
     remote.verify(&m.token).await.unwrap();
 
     let admin = h.admin().await;
-    let rotated = h.keys().rotate_signing_key(with_token(api::RotateSigningKeyRequest {}, Some(&admin))).await.unwrap().into_inner();
+    let rotated = h
+        .keys()
+        .rotate_signing_key(with_token(api::RotateSigningKeyRequest {}, Some(&admin)))
+        .await
+        .unwrap()
+        .into_inner();
     assert_ne!(rotated.kid, old_kid);
     let jwks: serde_json::Value = reqwest::get(&jwks_url).await.unwrap().json().await.unwrap();
-    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&rotated.kid.as_str()), "{kids:?}");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(
+        kids.contains(&old_kid.as_str()) && kids.contains(&rotated.kid.as_str()),
+        "{kids:?}"
+    );
     // Published, not yet signing.
-    let before = h.login(&m.email, common::PASSWORD, Some(tenant)).await.unwrap();
-    assert_eq!(jsonwebtoken::decode_header(&before.access_token).unwrap().kid.unwrap(), old_kid);
+    let before = h
+        .login(&m.email, common::PASSWORD, Some(tenant))
+        .await
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&before.access_token)
+            .unwrap()
+            .kid
+            .unwrap(),
+        old_kid
+    );
 
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    let after = h.login(&m.email, common::PASSWORD, Some(tenant)).await.unwrap();
-    assert_eq!(jsonwebtoken::decode_header(&after.access_token).unwrap().kid.unwrap(), rotated.kid);
+    let after = h
+        .login(&m.email, common::PASSWORD, Some(tenant))
+        .await
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&after.access_token)
+            .unwrap()
+            .kid
+            .unwrap(),
+        rotated.kid
+    );
     for token in [&m.token, &after.access_token] {
-        remote.verify(token).await.expect("old and new tokens both verify remotely");
-        h.members().list_members(with_token(api::ListMembersRequest {}, Some(token))).await.expect("and at auth");
+        remote
+            .verify(token)
+            .await
+            .expect("old and new tokens both verify remotely");
+        h.members()
+            .list_members(with_token(api::ListMembersRequest {}, Some(token)))
+            .await
+            .expect("and at auth");
     }
-    let listed = h.keys().list_signing_keys(with_token(api::ListSigningKeysRequest {}, Some(&admin))).await.unwrap().into_inner().keys;
+    let listed = h
+        .keys()
+        .list_signing_keys(with_token(api::ListSigningKeysRequest {}, Some(&admin)))
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
     assert!(listed.iter().any(|k| k.kid == rotated.kid && k.signing));
-    assert!(listed.iter().any(|k| k.kid == old_kid && !k.signing && k.retired_at.is_some()));
+    assert!(
+        listed
+            .iter()
+            .any(|k| k.kid == old_kid && !k.signing && k.retired_at.is_some())
+    );
 }
 
 #[tokio::test]
@@ -257,7 +452,9 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
         &env.common(),
         &config,
         listener,
-        tenantry_auth::Overrides { clock: std::sync::Arc::new(clock.clone()) },
+        tenantry_auth::Overrides {
+            clock: std::sync::Arc::new(clock.clone()),
+        },
         std::future::pending(),
     )
     .await
@@ -268,7 +465,10 @@ async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     // Retired at activation (60 s); tokens signed until then live 900 s, plus 60 s of skew.
     clock.advance(chrono::Duration::seconds(60 + 900 + 59));
     svc.keys.reload().await.unwrap();
-    assert!(svc.keys.ring().jwks.contains(&old), "still published inside the window");
+    assert!(
+        svc.keys.ring().jwks.contains(&old),
+        "still published inside the window"
+    );
     clock.advance(chrono::Duration::seconds(2));
     svc.keys.reload().await.unwrap();
     let ring = svc.keys.ring();

@@ -140,4 +140,3 @@ macro_rules! event_table {
         }
     };
 }
-

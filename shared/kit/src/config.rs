@@ -39,9 +39,13 @@ pub struct CommonConfig {
     #[arg(long, env = "TENANTRY_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
 
-    /// JWKS used to verify access tokens: a file path or an http(s) URL (the auth service's
-    /// `/.well-known/jwks.json`). `tenantry dev` writes a development key set here.
-    #[arg(long, env = "TENANTRY_JWKS", default_value = ".tenantry/dev/jwks.json")]
+    /// JWKS used to verify access tokens: the auth service's `/.well-known/jwks.json`, or a
+    /// file path.
+    #[arg(
+        long,
+        env = "TENANTRY_JWKS",
+        default_value = "http://127.0.0.1:7002/.well-known/jwks.json"
+    )]
     pub jwks: String,
 
     /// Expected `iss` of access tokens.

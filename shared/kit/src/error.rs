@@ -141,7 +141,6 @@ impl From<Lagging> for ApiError {
     }
 }
 
-
 /// Why an aggregate refused a command: what every service's `decide` returns.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {

@@ -99,7 +99,7 @@ pub async fn serve(
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-        .await
+    .await
 }
 
 /// The address of the peer that sent `request` (the TCP peer: a proxy in front is not

@@ -109,10 +109,10 @@ pub fn current_traceparent() -> Option<String> {
 
 /// A tonic client interceptor that forwards the current trace to the server.
 pub fn inject_trace(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    if let Some(tp) = current_traceparent() {
-        if let Ok(value) = tp.parse() {
-            request.metadata_mut().insert("traceparent", value);
-        }
+    if let Some(tp) = current_traceparent()
+        && let Ok(value) = tp.parse()
+    {
+        request.metadata_mut().insert("traceparent", value);
     }
     Ok(request)
 }

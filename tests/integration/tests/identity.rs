@@ -25,13 +25,20 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
     let mut config = env.common();
     config.jwks = format!("http://{}/.well-known/jwks.json", auth_svc.addr);
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &config).await;
-    let mut sessions = auth::session_service_client::SessionServiceClient::new(auth_channel.clone());
+    let mut sessions =
+        auth::session_service_client::SessionServiceClient::new(auth_channel.clone());
     let mut members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
-    let mut accounts = auth::service_account_service_client::ServiceAccountServiceClient::new(auth_channel.clone());
+    let mut accounts = auth::service_account_service_client::ServiceAccountServiceClient::new(
+        auth_channel.clone(),
+    );
     let tenants = tenant::tenant_service_client::TenantServiceClient::new(tenant_channel);
 
     let admin = sessions
-        .login(auth::LoginRequest { email: common::ADMIN_EMAIL.into(), password: common::ADMIN_PASSWORD.into(), tenant_id: String::new() })
+        .login(auth::LoginRequest {
+            email: common::ADMIN_EMAIL.into(),
+            password: common::ADMIN_PASSWORD.into(),
+            tenant_id: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -41,7 +48,15 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
         let admin = admin.clone();
         async move {
             tenants
-                .create_tenant(with_token(tenant::CreateTenantRequest { name: slug.into(), slug: slug.into(), r#type: 2, settings: None }, &admin))
+                .create_tenant(with_token(
+                    tenant::CreateTenantRequest {
+                        name: slug.into(),
+                        slug: slug.into(),
+                        r#type: 2,
+                        settings: None,
+                    },
+                    &admin,
+                ))
                 .await
                 .unwrap()
                 .into_inner()
@@ -55,32 +70,68 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
 
     // An owner for acme, through the auth service.
     let user = sessions
-        .sign_up(auth::SignUpRequest { email: "owner@acme.test".into(), password: "blue-kettle-orbit-42".into() })
+        .sign_up(auth::SignUpRequest {
+            email: "owner@acme.test".into(),
+            password: "blue-kettle-orbit-42".into(),
+        })
         .await
         .unwrap()
         .into_inner();
     members
-        .add_member(with_token(auth::AddMemberRequest { tenant_id: acme.clone(), user_id: user.user_id, role: auth::Role::Owner as i32 }, &admin))
+        .add_member(with_token(
+            auth::AddMemberRequest {
+                tenant_id: acme.clone(),
+                user_id: user.user_id,
+                role: auth::Role::Owner as i32,
+            },
+            &admin,
+        ))
         .await
         .unwrap();
     let owner = sessions
-        .login(auth::LoginRequest { email: "owner@acme.test".into(), password: "blue-kettle-orbit-42".into(), tenant_id: acme.clone() })
+        .login(auth::LoginRequest {
+            email: "owner@acme.test".into(),
+            password: "blue-kettle-orbit-42".into(),
+            tenant_id: acme.clone(),
+        })
         .await
         .unwrap()
         .into_inner()
         .access_token;
-    let got = tenants.clone().get_tenant(with_token(tenant::GetTenantRequest { tenant_id: acme.clone(), min_position: 0 }, &owner)).await.unwrap();
+    let got = tenants
+        .clone()
+        .get_tenant(with_token(
+            tenant::GetTenantRequest {
+                tenant_id: acme.clone(),
+                min_position: 0,
+            },
+            &owner,
+        ))
+        .await
+        .unwrap();
     assert_eq!(got.into_inner().tenant.unwrap().slug, "acme");
 
     let sa = accounts
-        .create_service_account(with_token(auth::CreateServiceAccountRequest { name: "reader".into(), role: auth::Role::Viewer as i32 }, &owner))
+        .create_service_account(with_token(
+            auth::CreateServiceAccountRequest {
+                name: "reader".into(),
+                role: auth::Role::Viewer as i32,
+            },
+            &owner,
+        ))
         .await
         .unwrap()
         .into_inner()
         .service_account
         .unwrap();
     let key = accounts
-        .create_api_key(with_token(auth::CreateApiKeyRequest { service_account_id: sa.service_account_id, name: "ci".into() }, &owner))
+        .create_api_key(with_token(
+            auth::CreateApiKeyRequest {
+                service_account_id: sa.service_account_id,
+                name: "ci".into(),
+            },
+            &owner,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -88,30 +139,55 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
     let get = |id: String| {
         let mut tenants = tenants.clone();
         let key = key.api_key.clone();
-        async move { tenants.get_tenant(with_token(tenant::GetTenantRequest { tenant_id: id, min_position: 0 }, &key)).await }
+        async move {
+            tenants
+                .get_tenant(with_token(
+                    tenant::GetTenantRequest {
+                        tenant_id: id,
+                        min_position: 0,
+                    },
+                    &key,
+                ))
+                .await
+        }
     };
-    tenantry_testkit::eventually("the key reaches the tenant service", Duration::from_secs(1), || async {
-        get(acme.clone()).await.ok()
-    })
+    tenantry_testkit::eventually(
+        "the key reaches the tenant service",
+        Duration::from_secs(1),
+        || async { get(acme.clone()).await.ok() },
+    )
     .await;
     // Its tenant only; a viewer cannot write.
     assert_eq!(get(other.clone()).await.unwrap_err().code(), Code::NotFound);
     let e = tenants
         .clone()
-        .update_settings(with_token(tenant::UpdateSettingsRequest { tenant_id: acme.clone(), ..Default::default() }, &key.api_key))
+        .update_settings(with_token(
+            tenant::UpdateSettingsRequest {
+                tenant_id: acme.clone(),
+                ..Default::default()
+            },
+            &key.api_key,
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 
     accounts
-        .revoke_api_key(with_token(auth::RevokeApiKeyRequest { key_id: key.key_id.clone() }, &owner))
+        .revoke_api_key(with_token(
+            auth::RevokeApiKeyRequest {
+                key_id: key.key_id.clone(),
+            },
+            &owner,
+        ))
         .await
         .unwrap();
     let revoked = Instant::now();
     loop {
         match get(acme.clone()).await {
             Err(e) if e.code() == Code::Unauthenticated => break,
-            _ if revoked.elapsed() > Duration::from_secs(1) => panic!("revoked key still accepted after 1 s"),
+            _ if revoked.elapsed() > Duration::from_secs(1) => {
+                panic!("revoked key still accepted after 1 s")
+            }
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }

@@ -18,32 +18,52 @@ use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 use uuid::Uuid;
 
 /// Every `tenantry.*` RPC a server lists through reflection, as `/package.Service/Method`.
 async fn rpcs(channel: Channel) -> Vec<String> {
     let mut client = ServerReflectionClient::new(channel);
-    let ask = |request| ServerReflectionRequest { host: String::new(), message_request: Some(request) };
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
     let mut responses = client
-        .server_reflection_info(futures::stream::iter([ask(MessageRequest::ListServices(String::new()))]))
+        .server_reflection_info(futures::stream::iter([ask(MessageRequest::ListServices(
+            String::new(),
+        ))]))
         .await
         .unwrap()
         .into_inner();
-    let Some(Ok(response)) = responses.next().await else { panic!("no reflection answer") };
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else { panic!("{response:?}") };
+    let Some(Ok(response)) = responses.next().await else {
+        panic!("no reflection answer")
+    };
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("{response:?}")
+    };
     let mut paths = Vec::new();
-    for service in list.service.into_iter().map(|s| s.name).filter(|n| n.starts_with("tenantry.")) {
+    for service in list
+        .service
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.starts_with("tenantry."))
+    {
         let mut files = client
-            .server_reflection_info(futures::stream::iter([ask(MessageRequest::FileContainingSymbol(service.clone()))]))
+            .server_reflection_info(futures::stream::iter([ask(
+                MessageRequest::FileContainingSymbol(service.clone()),
+            )]))
             .await
             .unwrap()
             .into_inner();
-        let Some(Ok(answer)) = files.next().await else { panic!("no descriptor for {service}") };
-        let Some(MessageResponse::FileDescriptorResponse(fds)) = answer.message_response else { panic!("{answer:?}") };
+        let Some(Ok(answer)) = files.next().await else {
+            panic!("no descriptor for {service}")
+        };
+        let Some(MessageResponse::FileDescriptorResponse(fds)) = answer.message_response else {
+            panic!("{answer:?}")
+        };
         for bytes in fds.file_descriptor_proto {
             let file = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
             for s in &file.service {
@@ -67,7 +87,10 @@ async fn call(channel: Channel, path: &str, token: Option<&str>) -> tonic::Statu
         request.metadata_mut().insert("authorization", value);
     }
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
-    match grpc.unary(request, PathAndQuery::from_str(path).unwrap(), codec).await {
+    match grpc
+        .unary(request, PathAndQuery::from_str(path).unwrap(), codec)
+        .await
+    {
         Ok(_) => tonic::Status::ok(""),
         Err(status) => status,
     }
@@ -76,15 +99,32 @@ async fn call(channel: Channel, path: &str, token: Option<&str>) -> tonic::Statu
 /// Whether the access layer (not a handler) refused the call.
 fn refused_by_policy(status: &tonic::Status) -> bool {
     status.code() == Code::Unauthenticated
-        || (status.code() == Code::PermissionDenied && status.message().starts_with("requires role"))
+        || (status.code() == Code::PermissionDenied
+            && status.message().starts_with("requires role"))
         || (status.code() == Code::PermissionDenied && status.message().contains("not declared"))
 }
 
 /// Writes need at least `member`: catches an RPC declared with too low a role by mistake.
 fn is_write(method: &str) -> bool {
-    ["Create", "Update", "Delete", "Remove", "Add", "Set", "Change", "Revoke", "Rotate", "Grant", "Suspend", "Reactivate", "Mark", "Verify", "Configure"]
-        .iter()
-        .any(|verb| method.starts_with(verb))
+    [
+        "Create",
+        "Update",
+        "Delete",
+        "Remove",
+        "Add",
+        "Set",
+        "Change",
+        "Revoke",
+        "Rotate",
+        "Grant",
+        "Suspend",
+        "Reactivate",
+        "Mark",
+        "Verify",
+        "Configure",
+    ]
+    .iter()
+    .any(|verb| method.starts_with(verb))
 }
 
 #[tokio::test]
@@ -96,8 +136,16 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
     common_config.jwks = format!("http://{}/.well-known/jwks.json", auth_svc.addr);
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &common_config).await;
     let services: Vec<(&str, Channel, RpcPolicy)> = vec![
-        ("auth", auth_channel.clone(), tenantry_auth::api::policy::policy()),
-        ("tenant", tenant_channel, tenantry_tenant::api::policy::policy()),
+        (
+            "auth",
+            auth_channel.clone(),
+            tenantry_auth::api::policy::policy(),
+        ),
+        (
+            "tenant",
+            tenant_channel,
+            tenantry_tenant::api::policy::policy(),
+        ),
     ];
 
     // Real tokens for one tenant, one per role.
@@ -106,27 +154,55 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
     let login = |email: String, password: String, tenant: Option<Uuid>| {
         let mut s = sessions.clone();
         async move {
-            s.login(auth::LoginRequest { email, password, tenant_id: tenant.map(|t| t.to_string()).unwrap_or_default() })
-                .await
-                .unwrap()
-                .into_inner()
-                .access_token
+            s.login(auth::LoginRequest {
+                email,
+                password,
+                tenant_id: tenant.map(|t| t.to_string()).unwrap_or_default(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token
         }
     };
-    let admin = login(common::ADMIN_EMAIL.into(), common::ADMIN_PASSWORD.into(), None).await;
+    let admin = login(
+        common::ADMIN_EMAIL.into(),
+        common::ADMIN_PASSWORD.into(),
+        None,
+    )
+    .await;
     let mut tokens = vec![(Role::PlatformAdmin, admin.clone())];
-    for (role, proto) in [(Role::Viewer, auth::Role::Viewer), (Role::Member, auth::Role::Member), (Role::Owner, auth::Role::Owner)] {
+    for (role, proto) in [
+        (Role::Viewer, auth::Role::Viewer),
+        (Role::Member, auth::Role::Member),
+        (Role::Owner, auth::Role::Owner),
+    ] {
         let email = format!("{}@example.com", role.as_str());
         let user = sessions
             .clone()
-            .sign_up(auth::SignUpRequest { email: email.clone(), password: "blue-kettle-orbit-42".into() })
+            .sign_up(auth::SignUpRequest {
+                email: email.clone(),
+                password: "blue-kettle-orbit-42".into(),
+            })
             .await
             .unwrap()
             .into_inner();
-        let mut request = tonic::Request::new(auth::AddMemberRequest { tenant_id: tenant.to_string(), user_id: user.user_id, role: proto as i32 });
-        request.metadata_mut().insert("authorization", format!("Bearer {admin}").parse().unwrap());
-        auth::member_service_client::MemberServiceClient::new(auth_channel.clone()).add_member(request).await.unwrap();
-        tokens.push((role, login(email, "blue-kettle-orbit-42".into(), Some(tenant)).await));
+        let mut request = tonic::Request::new(auth::AddMemberRequest {
+            tenant_id: tenant.to_string(),
+            user_id: user.user_id,
+            role: proto as i32,
+        });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+        auth::member_service_client::MemberServiceClient::new(auth_channel.clone())
+            .add_member(request)
+            .await
+            .unwrap();
+        tokens.push((
+            role,
+            login(email, "blue-kettle-orbit-42".into(), Some(tenant)).await,
+        ));
     }
 
     let mut checked = 0;
@@ -149,14 +225,18 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
                 continue;
             };
             let method = path.rsplit('/').next().unwrap_or_default();
-            if let Access::Role(required) = access {
-                if is_write(method) && required < Role::Member {
-                    failures.push(format!("{path}: a write open to {required}"));
-                }
+            if let Access::Role(required) = access
+                && is_write(method)
+                && required < Role::Member
+            {
+                failures.push(format!("{path}: a write open to {required}"));
             }
             let anonymous = call(channel.clone(), &path, None).await;
             match access {
-                Access::Public if refused_by_policy(&anonymous) && anonymous.code() != Code::Unauthenticated => {
+                Access::Public
+                    if refused_by_policy(&anonymous)
+                        && anonymous.code() != Code::Unauthenticated =>
+                {
                     failures.push(format!("{path}: public but refused: {anonymous:?}"));
                 }
                 Access::Role(_) if anonymous.code() != Code::Unauthenticated => {
@@ -172,20 +252,28 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
                 };
                 // A public RPC's handler may refuse the (empty) credential in its body itself.
                 let refused = match access {
-                    Access::Public => refused_by_policy(&status) && status.code() != Code::Unauthenticated,
+                    Access::Public => {
+                        refused_by_policy(&status) && status.code() != Code::Unauthenticated
+                    }
                     Access::Role(_) => refused_by_policy(&status),
                 };
                 if should_allow && refused {
                     failures.push(format!("{path}: {role} refused: {status:?}"));
                 }
-                if !should_allow && !(status.code() == Code::PermissionDenied && refused_by_policy(&status)) {
+                let denied = status.code() == Code::PermissionDenied && refused_by_policy(&status);
+                if !should_allow && !denied {
                     failures.push(format!("{path}: {role} NOT refused: {status:?}"));
                 }
                 checked += 1;
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} checks failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // The declared roles themselves are reviewed: any change shows up as a diff of this file.
     declared.sort();
     let actual = declared.join("\n") + "\n";

@@ -25,7 +25,10 @@ fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
         .map_err(|e| ApiError::invalid(field, format!("must be an absolute URL: {e}")))?;
     let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
-        return Err(ApiError::invalid(field, "must use https (http only on loopback)"));
+        return Err(ApiError::invalid(
+            field,
+            "must use https (http only on loopback)",
+        ));
     }
     if url.fragment().is_some() {
         return Err(ApiError::invalid(field, "must not have a fragment"));
@@ -34,11 +37,17 @@ fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 /// The request's settings, validated, with the preset's defaults filled in.
-fn settings(r: &api::ConfigureOidcProviderRequest, id: Uuid) -> Result<pb::OidcProviderConfigured, ApiError> {
-    let preset_name = if r.preset.is_empty() { "generic" } else { r.preset.as_str() };
-    let preset = preset(preset_name).ok_or_else(|| {
-        ApiError::invalid("preset", "must be one of keycloak, auth0, generic")
-    })?;
+fn settings(
+    r: &api::ConfigureOidcProviderRequest,
+    id: Uuid,
+) -> Result<pb::OidcProviderConfigured, ApiError> {
+    let preset_name = if r.preset.is_empty() {
+        "generic"
+    } else {
+        r.preset.as_str()
+    };
+    let preset = preset(preset_name)
+        .ok_or_else(|| ApiError::invalid("preset", "must be one of keycloak, auth0, generic"))?;
     check_url("issuer", &r.issuer)?;
     if r.issuer.contains('?') {
         return Err(ApiError::invalid("issuer", "must not have a query"));
@@ -53,7 +62,10 @@ fn settings(r: &api::ConfigureOidcProviderRequest, id: Uuid) -> Result<pb::OidcP
     for (i, s) in scopes.iter().enumerate() {
         validate::text(&format!("scopes[{i}]"), s, 100)?;
         if s.contains(char::is_whitespace) {
-            return Err(ApiError::invalid(format!("scopes[{i}]"), "must be one scope"));
+            return Err(ApiError::invalid(
+                format!("scopes[{i}]"),
+                "must be one scope",
+            ));
         }
     }
     if !scopes.iter().any(|s| s == "openid") {
@@ -91,7 +103,10 @@ fn settings(r: &api::ConfigureOidcProviderRequest, id: Uuid) -> Result<pb::OidcP
         let field = format!("role_mappings[{from}]");
         validate::text(&field, from, 100)?;
         tenant_role("role_mappings", to).map_err(|_| {
-            ApiError::invalid(field, format!("unknown role {to:?}: expected viewer, member or owner"))
+            ApiError::invalid(
+                field,
+                format!("unknown role {to:?}: expected viewer, member or owner"),
+            )
         })?;
     }
     if r.redirect_uris.is_empty() || r.redirect_uris.len() > MAX_REDIRECT_URIS {
@@ -153,7 +168,8 @@ impl IdentityProviderService for AuthApi {
         // A provider we cannot discover now would fail every login: refuse it up front.
         self.oidc.discover(&config.issuer).await?;
         if !r.client_secret.is_empty() {
-            config.client_secret_sealed = self.sealer.seal(SECRET_PURPOSE, r.client_secret.as_bytes());
+            config.client_secret_sealed =
+                self.sealer.seal(SECRET_PURPOSE, r.client_secret.as_bytes());
         }
         let meta = command::meta(&request, &caller, &self.clock)?;
         let executed = self
@@ -179,7 +195,9 @@ impl IdentityProviderService for AuthApi {
         let tenant_id = caller_tenant(&caller)?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(tenant_id, "identity_providers")?).await.map_err(ApiError::from)?;
+            .load(&tenant_address(tenant_id, "identity_providers")?)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::ListOidcProvidersResponse {
             providers: providers.providers.values().map(view).collect(),
         }))

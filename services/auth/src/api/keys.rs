@@ -51,7 +51,11 @@ impl KeyService for AuthApi {
         let meta = command::meta(&request, &caller, &self.clock)?;
         let executed = self
             .users
-            .execute(&user_address(user_id)?, &UserCommand::GrantPlatformAdmin, &meta)
+            .execute(
+                &user_address(user_id)?,
+                &UserCommand::GrantPlatformAdmin,
+                &meta,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(api::CommandResponse {

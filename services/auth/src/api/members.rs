@@ -34,7 +34,11 @@ impl AuthApi {
     async fn caller_team<T>(&self, request: &Request<T>) -> Result<(Uuid, Team), ApiError> {
         let caller = TenantContext::from_request(request)?;
         let tenant_id = caller_tenant(&caller)?;
-        let (team, _) = self.teams.load(&tenant_address(tenant_id, "team")?).await.map_err(ApiError::from)?;
+        let (team, _) = self
+            .teams
+            .load(&tenant_address(tenant_id, "team")?)
+            .await
+            .map_err(ApiError::from)?;
         Ok((tenant_id, team))
     }
 }
@@ -66,7 +70,11 @@ impl MemberService for AuthApi {
         let tenant_id = validate::uuid("tenant_id", &r.tenant_id)?;
         let user_id = validate::uuid("user_id", &r.user_id)?;
         let role = role_from_proto("role", r.role)?;
-        let (user, _) = self.users.load(&user_address(user_id)?).await.map_err(ApiError::from)?;
+        let (user, _) = self
+            .users
+            .load(&user_address(user_id)?)
+            .await
+            .map_err(ApiError::from)?;
         if user.id.is_none() {
             return Err(ApiError::NotFound(format!("user {user_id}")).into());
         }
@@ -97,7 +105,11 @@ impl MemberService for AuthApi {
         let user_id = validate::uuid("user_id", &r.user_id)?;
         let role = role_from_proto("role", r.role)?;
         let executed = self
-            .team_command(&request, tenant_id, TeamCommand::ChangeRole { user_id, role })
+            .team_command(
+                &request,
+                tenant_id,
+                TeamCommand::ChangeRole { user_id, role },
+            )
             .await?;
         Ok(Response::new(api::CommandResponse {
             position: executed.position,

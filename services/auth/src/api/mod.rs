@@ -59,7 +59,11 @@ pub struct AuthApi {
 }
 
 pub fn user_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(PLATFORM_TENANT, "user", id.to_string())?)
+    Ok(AggregateAddress::new(
+        PLATFORM_TENANT,
+        "user",
+        id.to_string(),
+    )?)
 }
 
 pub fn credential_address(email: &str) -> Result<AggregateAddress, ApiError> {
@@ -71,11 +75,18 @@ pub fn credential_address(email: &str) -> Result<AggregateAddress, ApiError> {
 }
 
 pub fn session_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(PLATFORM_TENANT, "session", id.to_string())?)
+    Ok(AggregateAddress::new(
+        PLATFORM_TENANT,
+        "session",
+        id.to_string(),
+    )?)
 }
 
 /// The address of a per-tenant aggregate (team, service accounts, identity providers).
-pub fn tenant_address(tenant_id: Uuid, aggregate_type: &'static str) -> Result<AggregateAddress, ApiError> {
+pub fn tenant_address(
+    tenant_id: Uuid,
+    aggregate_type: &'static str,
+) -> Result<AggregateAddress, ApiError> {
     let id = tenant_id.to_string();
     Ok(AggregateAddress::new(id.clone(), aggregate_type, id)?)
 }
@@ -97,7 +108,8 @@ pub struct RefreshToken {
 }
 
 impl RefreshToken {
-    pub fn new(session_id: Uuid) -> (String, Vec<u8>) {
+    /// A fresh token of `session_id` and its digest.
+    pub fn issue(session_id: Uuid) -> (String, Vec<u8>) {
         let token = format!("rt_{}_{}", session_id.simple(), random::secret());
         let digest = random::digest(&token);
         (token, digest)
@@ -136,7 +148,12 @@ impl AuthApi {
     }
 
     /// The role `user_id` may act as in `tenant_id`: their membership, or platform admin.
-    pub(crate) async fn role_in(&self, user: &User, user_id: Uuid, tenant_id: Uuid) -> Result<Role, ApiError> {
+    pub(crate) async fn role_in(
+        &self,
+        user: &User,
+        user_id: Uuid,
+        tenant_id: Uuid,
+    ) -> Result<Role, ApiError> {
         let (team, _) = self.teams.load(&tenant_address(tenant_id, "team")?).await?;
         match team.members.get(&user_id) {
             Some(m) => Ok(m.role),
@@ -159,7 +176,10 @@ impl AuthApi {
             Some(t) => Ok(Some((Some(t), self.role_in(user, user_id, t).await?))),
             None if user.platform_admin => Ok(Some((None, Role::PlatformAdmin))),
             None => match memberships {
-                [(only, _)] => Ok(Some((Some(*only), self.role_in(user, user_id, *only).await?))),
+                [(only, _)] => Ok(Some((
+                    Some(*only),
+                    self.role_in(user, user_id, *only).await?,
+                ))),
                 _ => Ok(None),
             },
         }
@@ -174,10 +194,13 @@ impl AuthApi {
     ) -> Result<api::SessionResponse, ApiError> {
         let (user, _) = self.users.load(&user_address(user_id)?).await?;
         let memberships = memberships_of(&self.pool, user_id).await?;
-        let access = self.access_for(&user, user_id, tenant, &memberships).await?;
+        let access = self
+            .access_for(&user, user_id, tenant, &memberships)
+            .await?;
         let session_id = Uuid::now_v7();
-        let (refresh, digest) = RefreshToken::new(session_id);
-        let expires_at = self.clock.now() + chrono::Duration::from_std(self.session_ttl).unwrap_or_default();
+        let (refresh, digest) = RefreshToken::issue(session_id);
+        let expires_at =
+            self.clock.now() + chrono::Duration::from_std(self.session_ttl).unwrap_or_default();
         self.sessions
             .execute_new(
                 &session_address(session_id)?,
@@ -218,7 +241,9 @@ impl AuthApi {
             ..Default::default()
         };
         if let Some((tenant, role)) = access {
-            let token = self.issuer.access_token(&user_id.to_string(), tenant, role)?;
+            let token = self
+                .issuer
+                .access_token(&user_id.to_string(), tenant, role)?;
             response.access_token = token.token;
             response.access_token_expires_at =
                 Some(tenantry_eventstore::time::to_proto(token.expires_at));

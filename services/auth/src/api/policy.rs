@@ -7,7 +7,13 @@ pub const MEMBERS: &str = "tenantry.auth.v1.MemberService";
 pub const SERVICE_ACCOUNTS: &str = "tenantry.auth.v1.ServiceAccountService";
 pub const IDENTITY_PROVIDERS: &str = "tenantry.auth.v1.IdentityProviderService";
 pub const KEYS: &str = "tenantry.auth.v1.KeyService";
-pub const SERVICES: [&str; 5] = [SESSIONS, MEMBERS, SERVICE_ACCOUNTS, IDENTITY_PROVIDERS, KEYS];
+pub const SERVICES: [&str; 5] = [
+    SESSIONS,
+    MEMBERS,
+    SERVICE_ACCOUNTS,
+    IDENTITY_PROVIDERS,
+    KEYS,
+];
 
 pub fn policy() -> RpcPolicy {
     let mut p = RpcPolicy::new();
@@ -36,7 +42,11 @@ pub fn policy() -> RpcPolicy {
         .declare(SERVICE_ACCOUNTS, "CreateApiKey", role(Role::Owner))
         .declare(SERVICE_ACCOUNTS, "ListApiKeys", role(Role::Member))
         .declare(SERVICE_ACCOUNTS, "RevokeApiKey", role(Role::Owner))
-        .declare(IDENTITY_PROVIDERS, "ConfigureOidcProvider", role(Role::Owner))
+        .declare(
+            IDENTITY_PROVIDERS,
+            "ConfigureOidcProvider",
+            role(Role::Owner),
+        )
         .declare(IDENTITY_PROVIDERS, "ListOidcProviders", role(Role::Member))
         .declare(IDENTITY_PROVIDERS, "RemoveOidcProvider", role(Role::Owner))
         .declare(KEYS, "RotateSigningKey", role(Role::PlatformAdmin))

@@ -1,7 +1,9 @@
 //! `ServiceAccountService`: machine clients of the token's tenant and their API keys.
 
 use tenantry_kit::{ApiError, TenantContext, command, validate};
-use tenantry_proto::auth::v1::{self as api, service_account_service_server::ServiceAccountService};
+use tenantry_proto::auth::v1::{
+    self as api, service_account_service_server::ServiceAccountService,
+};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -23,7 +25,11 @@ impl AuthApi {
         let meta = command::meta(request, &caller, &self.clock)?;
         Ok(self
             .accounts
-            .execute(&tenant_address(tenant_id, "service_accounts")?, &command, &meta)
+            .execute(
+                &tenant_address(tenant_id, "service_accounts")?,
+                &command,
+                &meta,
+            )
             .await?)
     }
 
@@ -82,7 +88,9 @@ impl ServiceAccountService for AuthApi {
                 role: role_to_proto(a.role) as i32,
             })
             .collect();
-        Ok(Response::new(api::ListServiceAccountsResponse { service_accounts }))
+        Ok(Response::new(api::ListServiceAccountsResponse {
+            service_accounts,
+        }))
     }
 
     async fn create_api_key(

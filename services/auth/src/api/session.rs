@@ -61,20 +61,25 @@ impl AuthApi {
         let token = RefreshToken::parse(presented)?;
         let address = session_address(token.session_id)?;
         let now = self.clock.now();
-        let (session, _) = self.sessions.load(&address).await.map_err(ApiError::from)?;
+        let (session, _) = self.sessions.load(&address).await?;
         let user_id = session
             .user_id
             .ok_or_else(|| ApiError::Unauthenticated("invalid refresh token".into()))?;
         // Authorise first: a refused tenant must not cost the client its refresh token.
-        let (user, _) = self.users.load(&user_address(user_id)?).await.map_err(ApiError::from)?;
-        let memberships = memberships_of(&self.pool, user_id).await?;
+        let (user, _) = self.users.load(&user_address(user_id)?).await?;
+        let target = tenant.or(session.tenant_id);
+        // The membership list is read only when there is a tenant to pick.
+        let memberships = match target {
+            None => memberships_of(&self.pool, user_id).await?,
+            Some(_) => Vec::new(),
+        };
         let access = if session.accepts(&token.digest, now) {
-            self.access_for(&user, user_id, tenant.or(session.tenant_id), &memberships)
+            self.access_for(&user, user_id, target, &memberships)
                 .await?
         } else {
             None
         };
-        let (next, next_digest) = RefreshToken::new(token.session_id);
+        let (next, next_digest) = RefreshToken::issue(token.session_id);
         let executed = self
             .sessions
             .execute(
@@ -138,7 +143,9 @@ impl SessionService for AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(self.open_session(user_id, None, "signup").await?))
+        Ok(Response::new(
+            self.open_session(user_id, None, "signup").await?,
+        ))
     }
 
     async fn login(
@@ -158,7 +165,11 @@ impl SessionService for AuthApi {
         }
         let client_addr = addr.map(|a| a.to_string()).unwrap_or_default();
         let address = credential_address(&r.email)?;
-        let (credential, _) = self.credentials.load(&address).await.map_err(ApiError::from)?;
+        let (credential, _) = self
+            .credentials
+            .load(&address)
+            .await
+            .map_err(ApiError::from)?;
         let now = self.clock.now();
         let usable = credential.user_id.is_some() && !credential.is_locked(now);
         // Unknown and locked accounts are checked against a decoy: same work, same answer.
@@ -186,7 +197,9 @@ impl SessionService for AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(self.open_session(user_id, tenant, "password").await?))
+        Ok(Response::new(
+            self.open_session(user_id, tenant, "password").await?,
+        ))
     }
 
     async fn refresh(
@@ -195,7 +208,9 @@ impl SessionService for AuthApi {
     ) -> Result<Response<api::SessionResponse>, Status> {
         let r = request.get_ref();
         let tenant = optional_uuid("tenant_id", &r.tenant_id)?;
-        Ok(Response::new(AuthApi::refresh(self, &r.refresh_token, tenant).await?))
+        Ok(Response::new(
+            AuthApi::refresh(self, &r.refresh_token, tenant).await?,
+        ))
     }
 
     async fn logout(
@@ -223,12 +238,20 @@ impl SessionService for AuthApi {
         let r = request.get_ref();
         let (tenant_id, invitation_id) = parse_invitation(&r.invitation_token)?;
         let session = RefreshToken::parse(&r.refresh_token)?;
-        let (state, _) = self.sessions.load(&session_address(session.session_id)?).await.map_err(ApiError::from)?;
+        let (state, _) = self
+            .sessions
+            .load(&session_address(session.session_id)?)
+            .await
+            .map_err(ApiError::from)?;
         let user_id = match state.user_id {
             Some(u) if state.accepts(&session.digest, self.clock.now()) => u,
             _ => return Err(ApiError::Unauthenticated("invalid refresh token".into()).into()),
         };
-        let (user, _) = self.users.load(&user_address(user_id)?).await.map_err(ApiError::from)?;
+        let (user, _) = self
+            .users
+            .load(&user_address(user_id)?)
+            .await
+            .map_err(ApiError::from)?;
         self.teams
             .execute(
                 &tenant_address(tenant_id, "team")?,
@@ -258,7 +281,9 @@ impl SessionService for AuthApi {
         validate::text("redirect_uri", &r.redirect_uri, 2000)?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(tenant_id, "identity_providers")?).await.map_err(ApiError::from)?;
+            .load(&tenant_address(tenant_id, "identity_providers")?)
+            .await
+            .map_err(ApiError::from)?;
         let provider = providers
             .providers
             .get(&provider_id)
@@ -291,12 +316,15 @@ impl SessionService for AuthApi {
         let pending = flow::take(&self.pool, &r.state, now).await?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(pending.tenant_id, "identity_providers")?).await.map_err(ApiError::from)?;
+            .load(&tenant_address(pending.tenant_id, "identity_providers")?)
+            .await
+            .map_err(ApiError::from)?;
         let provider = providers
             .providers
             .get(&pending.provider_id)
             .ok_or_else(|| ApiError::NotFound("identity provider (removed since)".into()))?;
-        let identity = flow::complete(&self.oidc, &self.sealer, &pending, provider, &r.code, now).await?;
+        let identity =
+            flow::complete(&self.oidc, &self.sealer, &pending, provider, &r.code, now).await?;
         let user_id = federated_id(&identity.issuer, &identity.subject);
         let actor = format!("user:{user_id}");
         self.users
@@ -332,7 +360,8 @@ impl SessionService for AuthApi {
             .map_err(ApiError::from)?;
         let method = format!("oidc:{}", pending.provider_id);
         Ok(Response::new(
-            self.open_session(user_id, Some(pending.tenant_id), &method).await?,
+            self.open_session(user_id, Some(pending.tenant_id), &method)
+                .await?,
         ))
     }
 }
@@ -353,9 +382,14 @@ fn parse_invitation(token: &str) -> Result<(Uuid, Uuid), ApiError> {
         return Err(bad());
     }
     let mut parts = token.strip_prefix("inv_").ok_or_else(bad)?.splitn(3, '_');
-    let tenant = parts.next().and_then(|p| Uuid::try_parse(p).ok()).ok_or_else(bad)?;
-    let invitation = parts.next().and_then(|p| Uuid::try_parse(p).ok()).ok_or_else(bad)?;
+    let tenant = parts
+        .next()
+        .and_then(|p| Uuid::try_parse(p).ok())
+        .ok_or_else(bad)?;
+    let invitation = parts
+        .next()
+        .and_then(|p| Uuid::try_parse(p).ok())
+        .ok_or_else(bad)?;
     parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
     Ok((tenant, invitation))
 }
-

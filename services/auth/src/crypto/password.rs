@@ -19,13 +19,40 @@ pub const PARAMS: (u32, u32, u32) = (19 * 1024, 2, 1);
 /// Passwords seen most often in breach corpora (a short excerpt: the policy's length floor
 /// already rules out most of the rest).
 const COMMON: &[&str] = &[
-    "123456789012", "1234567890123", "12345678910", "password1234", "password12345",
-    "passwordpassword", "qwertyuiop12", "qwerty123456", "1q2w3e4r5t6y", "iloveyou1234",
-    "111111111111", "000000000000", "abc123456789", "letmein12345", "welcome12345",
-    "administrator", "adminadmin12", "changeme1234", "football1234", "baseball1234",
-    "superman1234", "trustno1trustno1", "monkey123456", "dragon123456", "sunshine1234",
-    "princess1234", "qazwsxedcrfv", "1qaz2wsx3edc", "zaq12wsxcde3", "aaaaaaaaaaaa",
-    "asdfghjkl123", "correcthorsebatterystaple", "passw0rd1234", "p@ssw0rd1234",
+    "123456789012",
+    "1234567890123",
+    "12345678910",
+    "password1234",
+    "password12345",
+    "passwordpassword",
+    "qwertyuiop12",
+    "qwerty123456",
+    "1q2w3e4r5t6y",
+    "iloveyou1234",
+    "111111111111",
+    "000000000000",
+    "abc123456789",
+    "letmein12345",
+    "welcome12345",
+    "administrator",
+    "adminadmin12",
+    "changeme1234",
+    "football1234",
+    "baseball1234",
+    "superman1234",
+    "trustno1trustno1",
+    "monkey123456",
+    "dragon123456",
+    "sunshine1234",
+    "princess1234",
+    "qazwsxedcrfv",
+    "1qaz2wsx3edc",
+    "zaq12wsxcde3",
+    "aaaaaaaaaaaa",
+    "asdfghjkl123",
+    "correcthorsebatterystaple",
+    "passw0rd1234",
+    "p@ssw0rd1234",
 ];
 
 fn hasher() -> Argon2<'static> {
@@ -58,12 +85,18 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), ApiError> {
             "is one of the most common passwords in breach lists; choose another",
         ));
     }
-    if lower.chars().all(|c| Some(c) == lower.chars().next()) {
-        return Err(ApiError::invalid("password", "must not repeat one character"));
+    if lower.chars().all(|c| lower.starts_with(c)) {
+        return Err(ApiError::invalid(
+            "password",
+            "must not repeat one character",
+        ));
     }
     let local = email.split('@').next().unwrap_or_default().to_lowercase();
     if local.len() >= 4 && lower.contains(&local) {
-        return Err(ApiError::invalid("password", "must not contain your e-mail name"));
+        return Err(ApiError::invalid(
+            "password",
+            "must not contain your e-mail name",
+        ));
     }
     Ok(())
 }
@@ -97,7 +130,9 @@ pub async fn verify(password: String, phc: Option<String>) -> bool {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
-        let ok = hasher().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         ok && !decoy
     })
     .await
@@ -115,7 +150,12 @@ mod tests {
 
     #[test]
     fn policy_names_the_field_and_the_reason() {
-        for bad in ["short", "password1234", "aaaaaaaaaaaaaaa", "alice-rules-2026"] {
+        for bad in [
+            "short",
+            "password1234",
+            "aaaaaaaaaaaaaaa",
+            "alice-rules-2026",
+        ] {
             let err = check_policy(bad, "alice@example.com").unwrap_err();
             assert!(err.to_string().contains("password"), "{bad}: {err}");
         }

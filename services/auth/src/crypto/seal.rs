@@ -97,8 +97,15 @@ mod tests {
     fn seals_and_refuses_another_purpose() {
         let sealer = Sealer::new([7; 32]);
         let sealed = sealer.seal("oidc-client-secret", b"s3cret");
-        assert_eq!(sealer.open("oidc-client-secret", &sealed).unwrap(), b"s3cret");
+        assert_eq!(
+            sealer.open("oidc-client-secret", &sealed).unwrap(),
+            b"s3cret"
+        );
         assert!(sealer.open("signing-key", &sealed).is_err());
-        assert!(Sealer::new([8; 32]).open("oidc-client-secret", &sealed).is_err());
+        assert!(
+            Sealer::new([8; 32])
+                .open("oidc-client-secret", &sealed)
+                .is_err()
+        );
     }
 }

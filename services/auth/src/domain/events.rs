@@ -66,6 +66,8 @@ event_table!(TeamEvent {
 /// The event types of service accounts; the kit's API-key directory reads the same names.
 pub use tenantry_kit::auth::api_keys::ServiceAccountEvent;
 
+// Configuring is the common event and removals are rare: boxing buys nothing here.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdentityProviderEvent {
     Configured(pb::OidcProviderConfigured),

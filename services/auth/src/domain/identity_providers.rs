@@ -18,11 +18,14 @@ pub struct IdentityProviders {
     pub providers: BTreeMap<Uuid, pb::OidcProviderConfigured>,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum IdentityProviderCommand {
     /// Creates or replaces `config.provider_id`; an empty sealed secret keeps the old one.
     Configure(pb::OidcProviderConfigured),
-    Remove { id: Uuid },
+    Remove {
+        id: Uuid,
+    },
 }
 
 impl Aggregate for IdentityProviders {
@@ -42,7 +45,9 @@ impl Aggregate for IdentityProviders {
                 let mut config = config.clone();
                 match self.providers.get(&id) {
                     Some(old) if config.client_secret_sealed.is_empty() => {
-                        config.client_secret_sealed.clone_from(&old.client_secret_sealed);
+                        config
+                            .client_secret_sealed
+                            .clone_from(&old.client_secret_sealed);
                     }
                     Some(_) => {}
                     None if config.client_secret_sealed.is_empty() => {
@@ -61,9 +66,11 @@ impl Aggregate for IdentityProviders {
                 if !self.providers.contains_key(id) {
                     return Err(DomainError::NotFound(format!("identity provider {id}")));
                 }
-                Ok(vec![IdentityProviderEvent::Removed(pb::OidcProviderRemoved {
-                    provider_id: id.to_string(),
-                })])
+                Ok(vec![IdentityProviderEvent::Removed(
+                    pb::OidcProviderRemoved {
+                        provider_id: id.to_string(),
+                    },
+                )])
             }
         }
     }

@@ -107,13 +107,15 @@ impl Aggregate for ServiceAccounts {
                         "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
                     )));
                 }
-                Ok(vec![ServiceAccountEvent::ApiKeyCreated(pb::ApiKeyCreated {
-                    service_account_id: account_id.to_string(),
-                    key_id: key_id.to_string(),
-                    prefix: prefix.clone(),
-                    key_digest: digest.clone(),
-                    name: name.clone(),
-                })])
+                Ok(vec![ServiceAccountEvent::ApiKeyCreated(
+                    pb::ApiKeyCreated {
+                        service_account_id: account_id.to_string(),
+                        key_id: key_id.to_string(),
+                        prefix: prefix.clone(),
+                        key_digest: digest.clone(),
+                        name: name.clone(),
+                    },
+                )])
             }
             ServiceAccountCommand::RevokeKey { key_id } => {
                 let (_, key) = self
@@ -122,9 +124,11 @@ impl Aggregate for ServiceAccounts {
                 if key.revoked {
                     return Ok(vec![]);
                 }
-                Ok(vec![ServiceAccountEvent::ApiKeyRevoked(pb::ApiKeyRevoked {
-                    key_id: key_id.to_string(),
-                })])
+                Ok(vec![ServiceAccountEvent::ApiKeyRevoked(
+                    pb::ApiKeyRevoked {
+                        key_id: key_id.to_string(),
+                    },
+                )])
             }
         }
     }

@@ -65,7 +65,9 @@ impl Aggregate for User {
                 Ok(vec![registered(*id, issuer, subject, email)])
             }
             UserCommand::GrantPlatformAdmin => {
-                let id = self.id.ok_or_else(|| DomainError::NotFound("user".into()))?;
+                let id = self
+                    .id
+                    .ok_or_else(|| DomainError::NotFound("user".into()))?;
                 if self.platform_admin {
                     return Ok(vec![]);
                 }

@@ -52,10 +52,14 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 
 /// The default IdP-role → Tenantry-role mapping.
 pub fn default_role_mappings() -> BTreeMap<String, String> {
-    [("admin", "owner"), ("manager", "member"), ("user", "viewer")]
-        .into_iter()
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-        .collect()
+    [
+        ("admin", "owner"),
+        ("manager", "member"),
+        ("user", "viewer"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    .collect()
 }
 
 /// The value at `path`. Keys may themselves contain dots (Auth0's namespaced claims), so at
@@ -70,10 +74,10 @@ pub fn at_path<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
     }
     let mut cut = path.len();
     while let Some(dot) = path[..cut].rfind('.') {
-        if let Some(v) = object.get(&path[..dot]) {
-            if let Some(found) = at_path(v, &path[dot + 1..]) {
-                return Some(found);
-            }
+        if let Some(v) = object.get(&path[..dot])
+            && let Some(found) = at_path(v, &path[dot + 1..])
+        {
+            return Some(found);
         }
         cut = dot;
     }
@@ -119,11 +123,23 @@ mod tests {
             strings_at(&claims, "resource_access.app.roles"),
             vec!["manager", "user"]
         );
-        assert_eq!(strings_at(&claims, "resource_access.app.tenant_id"), vec!["t1"]);
-        assert_eq!(strings_at(&claims, "https://tenantry.dev/roles"), vec!["admin"]);
+        assert_eq!(
+            strings_at(&claims, "resource_access.app.tenant_id"),
+            vec!["t1"]
+        );
+        assert_eq!(
+            strings_at(&claims, "https://tenantry.dev/roles"),
+            vec!["admin"]
+        );
         assert!(strings_at(&claims, "resource_access.other.roles").is_empty());
         let roles = strings_at(&claims, "resource_access.app.roles");
-        assert_eq!(mapped_role(&roles, &default_role_mappings()), Some(Role::Member));
-        assert_eq!(mapped_role(&["nobody".into()], &default_role_mappings()), None);
+        assert_eq!(
+            mapped_role(&roles, &default_role_mappings()),
+            Some(Role::Member)
+        );
+        assert_eq!(
+            mapped_role(&["nobody".into()], &default_role_mappings()),
+            None
+        );
     }
 }

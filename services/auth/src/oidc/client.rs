@@ -75,10 +75,10 @@ impl OidcClient {
 
     /// The provider's discovery document; its `issuer` must be exactly `issuer`.
     pub async fn discover(&self, issuer: &str) -> Result<Arc<Discovery>, ApiError> {
-        if let Some((at, d)) = self.discovery.lock().await.get(issuer) {
-            if at.elapsed() < CACHE_FOR {
-                return Ok(d.clone());
-            }
+        if let Some((at, d)) = self.discovery.lock().await.get(issuer)
+            && at.elapsed() < CACHE_FOR
+        {
+            return Ok(d.clone());
         }
         let url = format!(
             "{}/.well-known/openid-configuration",
@@ -93,7 +93,9 @@ impl OidcClient {
             .map_err(|e| ApiError::Unavailable(format!("discovery {url}: {e}")))?
             .json()
             .await
-            .map_err(|e| ApiError::FailedPrecondition(format!("issuer: discovery document: {e}")))?;
+            .map_err(|e| {
+                ApiError::FailedPrecondition(format!("issuer: discovery document: {e}"))
+            })?;
         if doc.issuer != issuer {
             return Err(ApiError::FailedPrecondition(format!(
                 "issuer: discovery says {:?}, expected {issuer:?}",
@@ -101,7 +103,10 @@ impl OidcClient {
             )));
         }
         if !doc.code_challenge_methods_supported.is_empty()
-            && !doc.code_challenge_methods_supported.iter().any(|m| m == "S256")
+            && !doc
+                .code_challenge_methods_supported
+                .iter()
+                .any(|m| m == "S256")
         {
             return Err(ApiError::FailedPrecondition(
                 "issuer: the provider does not support PKCE S256".into(),
@@ -136,7 +141,10 @@ impl OidcClient {
             .http
             .post(&discovery.token_endpoint)
             .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
-            .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
             .body(format!(
                 "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
                 form_encode(code),
@@ -158,7 +166,9 @@ impl OidcClient {
             .json()
             .await
             .map_err(|e| refused(format!("token response: {e}")))?;
-        tokens.id_token.ok_or_else(|| refused("no id_token in the token response"))
+        tokens
+            .id_token
+            .ok_or_else(|| refused("no id_token in the token response"))
     }
 
     /// Validates `id_token` and returns its claims.
@@ -173,7 +183,10 @@ impl OidcClient {
         let header = jsonwebtoken::decode_header(id_token)
             .map_err(|e| refused(format!("malformed id_token: {e}")))?;
         if !ALLOWED.contains(&header.alg) {
-            return Err(refused(format!("id_token algorithm {:?} refused", header.alg)));
+            return Err(refused(format!(
+                "id_token algorithm {:?} refused",
+                header.alg
+            )));
         }
         let key = self.key(discovery, header.kid.as_deref()).await?;
         let mut validation = Validation::new(header.alg);
@@ -186,12 +199,16 @@ impl OidcClient {
             .map_err(|e| refused(format!("id_token: {e}")))?
             .claims;
         // OIDC Core 3.1.3.7: with several audiences, `azp` must be us.
-        if let Some(Value::Array(aud)) = claims.get("aud") {
-            if aud.len() > 1 && claims.get("azp").and_then(Value::as_str) != Some(client_id) {
-                return Err(refused("id_token azp is not this client"));
-            }
+        if let Some(Value::Array(aud)) = claims.get("aud")
+            && aud.len() > 1
+            && claims.get("azp").and_then(Value::as_str) != Some(client_id)
+        {
+            return Err(refused("id_token azp is not this client"));
         }
-        let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(i64::MAX);
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_i64)
+            .unwrap_or(i64::MAX);
         if iat > now + SKEW_SECS {
             return Err(refused("id_token issued in the future"));
         }

@@ -65,7 +65,11 @@ pub async fn begin(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let separator = if discovery.authorization_endpoint.contains('?') { '&' } else { '?' };
+    let separator = if discovery.authorization_endpoint.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let authorization_url = format!(
         "{}{separator}response_type=code&client_id={}&redirect_uri={}&scope={}&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
         discovery.authorization_endpoint,
@@ -111,7 +115,9 @@ pub async fn take(pool: &PgPool, state: &str, now: DateTime<Utc>) -> Result<Pend
     let (tenant_id, provider_id, nonce, code_verifier, redirect_uri, expires_at) =
         row.ok_or_else(|| ApiError::Unauthenticated("unknown, used or expired state".into()))?;
     if expires_at <= now {
-        return Err(ApiError::Unauthenticated("unknown, used or expired state".into()));
+        return Err(ApiError::Unauthenticated(
+            "unknown, used or expired state".into(),
+        ));
     }
     Ok(Pending {
         tenant_id,
@@ -178,7 +184,9 @@ pub fn map_identity(
         .get("sub")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::Unauthenticated("identity provider: id_token without sub".into()))?;
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("identity provider: id_token without sub".into())
+        })?;
     if !mappings.tenant_id.is_empty() {
         let tenants = claims::strings_at(claims, &mappings.tenant_id);
         if !tenants.iter().any(|t| *t == tenant_id.to_string()) {

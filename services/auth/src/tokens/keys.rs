@@ -25,6 +25,15 @@ pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Serialises key creation between replicas.
 const KEYS_LOCK: i64 = 0x7465_6e61_6e74_6b65;
 
+/// `kid, sealed_seed, created_at, activates_at, retired_at`.
+type KeyRow = (
+    String,
+    Vec<u8>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
 #[derive(Clone)]
 pub struct KeyRecord {
     pub key: SigningKey,
@@ -145,16 +154,15 @@ impl KeyStore {
     /// Re-reads the published keys (every few seconds, and after a rotation).
     pub async fn reload(&self) -> Result<(), ApiError> {
         let now = self.clock.now();
-        let horizon = now
-            - chrono::Duration::from_std(self.token_ttl + CLOCK_SKEW).unwrap_or_default();
-        let rows: Vec<(String, Vec<u8>, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>)> =
-            sqlx::query_as(
-                "SELECT kid, sealed_seed, created_at, activates_at, retired_at FROM signing_keys
+        let horizon =
+            now - chrono::Duration::from_std(self.token_ttl + CLOCK_SKEW).unwrap_or_default();
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT kid, sealed_seed, created_at, activates_at, retired_at FROM signing_keys
                  WHERE retired_at IS NULL OR retired_at > $1 ORDER BY activates_at",
-            )
-            .bind(horizon)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(horizon)
+        .fetch_all(&self.pool)
+        .await?;
         let mut keys = Vec::with_capacity(rows.len());
         for (kid, sealed, created_at, activates_at, retired_at) in rows {
             let seed: [u8; 32] = self
@@ -170,8 +178,8 @@ impl KeyStore {
                 retired_at,
             });
         }
-        let jwks = tenantry_kit::auth::jwks(&keys.iter().map(|k| &k.key).collect::<Vec<_>>())
-            .to_string();
+        let jwks =
+            tenantry_kit::auth::jwks(&keys.iter().map(|k| &k.key).collect::<Vec<_>>()).to_string();
         *self.ring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(KeyRing { keys, jwks });
         Ok(())
     }

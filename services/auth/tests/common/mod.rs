@@ -81,7 +81,10 @@ pub fn with_token<T>(message: T, token: Option<&str>) -> tonic::Request<T> {
 }
 
 pub fn email() -> String {
-    format!("u{}@example.com", &Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "u{}@example.com",
+        &Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 /// A user with a role in a tenant, and their session.
@@ -109,7 +112,12 @@ impl Harness {
         KeyServiceClient::new(self.channel.clone())
     }
 
-    pub async fn login(&self, email: &str, password: &str, tenant: Option<Uuid>) -> Result<api::SessionResponse, tonic::Status> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        tenant: Option<Uuid>,
+    ) -> Result<api::SessionResponse, tonic::Status> {
         self.sessions()
             .login(api::LoginRequest {
                 email: email.into(),
@@ -122,7 +130,10 @@ impl Harness {
 
     /// A platform-admin token (the bootstrap admin, no tenant).
     pub async fn admin(&self) -> String {
-        let s = self.login(ADMIN_EMAIL, ADMIN_PASSWORD, None).await.expect("admin login");
+        let s = self
+            .login(ADMIN_EMAIL, ADMIN_PASSWORD, None)
+            .await
+            .expect("admin login");
         assert!(s.platform_admin);
         s.access_token
     }
@@ -155,7 +166,10 @@ impl Harness {
             ))
             .await
             .expect("add member");
-        let s = self.login(&email, PASSWORD, Some(tenant)).await.expect("member login");
+        let s = self
+            .login(&email, PASSWORD, Some(tenant))
+            .await
+            .expect("member login");
         assert_eq!(s.tenant_id, tenant.to_string());
         Member {
             user_id: Uuid::parse_str(&user.user_id).unwrap(),

@@ -12,7 +12,7 @@ pub mod reservation;
 pub mod settings;
 pub mod tenant;
 
-pub use tenantry_kit::error::DomainError;
 pub use reservation::{Reservation, ReservationCommand};
 pub use settings::{Limits, Settings};
 pub use tenant::{Status, Tenant, TenantCommand, TenantKind};
+pub use tenantry_kit::error::DomainError;

@@ -115,7 +115,12 @@ impl ApiKeyDirectory {
                 };
                 let Ok(info) = message.info() else { continue };
                 let (position, pending) = (info.stream_sequence, info.pending);
-                match StoredMessage::decode(position, message.subject.as_str(), &message.payload, None) {
+                match StoredMessage::decode(
+                    position,
+                    message.subject.as_str(),
+                    &message.payload,
+                    None,
+                ) {
                     Ok(stored) => directory.apply(&stored),
                     Err(e) => tracing::error!(error = %e, "api key directory: bad message"),
                 }
@@ -143,9 +148,10 @@ impl ApiKeyDirectory {
             };
             match stored.event {
                 ServiceAccountEvent::AccountCreated(e) => {
-                    if let (Ok(id), Ok(role)) =
-                        (Uuid::try_parse(&e.service_account_id), e.role.parse::<Role>())
-                    {
+                    if let (Ok(id), Ok(role)) = (
+                        Uuid::try_parse(&e.service_account_id),
+                        e.role.parse::<Role>(),
+                    ) {
                         entries.accounts.insert(id, (tenant_id, role));
                     }
                 }
@@ -153,7 +159,9 @@ impl ApiKeyDirectory {
                     let Ok(service_account_id) = Uuid::try_parse(&e.service_account_id) else {
                         continue;
                     };
-                    entries.digests.insert(e.key_id.clone(), e.key_digest.clone());
+                    entries
+                        .digests
+                        .insert(e.key_id.clone(), e.key_digest.clone());
                     entries.keys.insert(
                         e.key_digest,
                         Key {

@@ -62,14 +62,23 @@ pub struct Verifier {
 const VERIFIED_CAPACITY: usize = 10_000;
 
 impl Verifier {
-    /// Loads the JWKS once; fails if it cannot be read.
+    /// Loads the JWKS once; fails if a file cannot be read (a URL is retried later).
     pub async fn new(config: VerifierConfig) -> Result<Self, JwksError> {
         crate::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| JwksError::from_reason(format!("http client: {e}")))?;
-        let keys = config.jwks.load(&http).await?;
+        // The auth service may start after us: an unreachable URL is fetched again on the
+        // first token instead of failing the start. A bad file is a configuration error.
+        let (keys, loaded_at) = match config.jwks.load(&http).await {
+            Ok(keys) => (keys, Some(Instant::now())),
+            Err(e) if matches!(config.jwks, JwksSource::Url(_)) => {
+                tracing::warn!(error = %e, "JWKS not reachable yet; will fetch on the first token");
+                (HashMap::new(), None)
+            }
+            Err(e) => return Err(e),
+        };
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 60;
         validation.validate_nbf = true;
@@ -80,7 +89,7 @@ impl Verifier {
             config,
             validation,
             keys: RwLock::new(Arc::new(keys)),
-            last_refresh: Mutex::new(Some(Instant::now())),
+            last_refresh: Mutex::new(loaded_at),
             http,
             verified: RwLock::default(),
             api_keys: None,
@@ -113,10 +122,10 @@ impl Verifier {
             .unwrap_or_else(|p| p.into_inner())
             .get(token)
             .cloned();
-        if let Some((context, exp)) = remembered {
-            if now < exp {
-                return Ok(context);
-            }
+        if let Some((context, exp)) = remembered
+            && now < exp
+        {
+            return Ok(context);
         }
         let (context, exp) = self.verify_signed(token).await?;
         let mut verified = self.verified.write().unwrap_or_else(|p| p.into_inner());
@@ -125,6 +134,14 @@ impl Verifier {
         }
         verified.insert(token.to_owned(), (context.clone(), exp));
         Ok(context)
+    }
+
+    /// The full check, without the memory of tokens already verified (benchmarks, tests).
+    pub async fn verify_fresh(&self, token: &str) -> Result<TenantContext, ApiError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ApiError::Unauthenticated("token too large".into()));
+        }
+        self.verify_signed(token).await.map(|(context, _)| context)
     }
 
     /// The full check; returns the caller and the token's `exp`.
