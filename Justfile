@@ -16,10 +16,12 @@ infra-up:
 
 # Measure the figures the issues ask for, each beside its baseline (see bench/README.md).
 bench: infra-up
-    cargo build --release -p tenantry-tenant -p tenantry-bench
+    cargo build --release -p tenantry-tenant -p tenantry-auth -p tenantry-bench
     cargo run --release -p tenantry-bench --bin eventstore
     cargo run --release -p tenantry-bench --bin tenant_api -- --rate 2000
     cargo run --release -p tenantry-bench --bin tenant_api
+    cargo run --release -p tenantry-bench --bin auth_api
+    cargo bench -p tenantry-kit --bench verify
 
 fmt:
     cargo fmt --all

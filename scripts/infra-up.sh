@@ -62,6 +62,16 @@ redis_up() {
   wait_for redis 6379
 }
 
+# The OIDC tests run a real identity provider (npm's `oidc-provider`) on Node.js.
+oidc_provider_ready() {
+  command -v node >/dev/null || install nodejs npm
+  local dir; dir="$(dirname "$0")/../tests/oidc-provider"
+  [ -d "$dir/node_modules/oidc-provider" ] && return 0
+  log "installing the test OIDC provider (npm ci)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 nats_up
 postgres_up
 redis_up
+oidc_provider_ready
