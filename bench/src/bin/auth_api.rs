@@ -5,7 +5,9 @@
 //! 2. `Refresh` (rotate the refresh token with one append, sign a new access token) with
 //!    `--clients` sessions in a closed loop: throughput, p50, p99;
 //! 3. the baseline in the same run: `ListMembers` (a cached aggregate read, no append, no
-//!    signature) with the same clients.
+//!    signature) with the same clients;
+//! 4. login protection: a failed login for an unknown e-mail beside one with a wrong password
+//!    (they must cost about the same, so timing does not tell which accounts exist).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -267,6 +269,42 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     report("baseline: ListMembers (read)", l, e, s);
+
+    // 4. Failed logins one at a time, the two kinds alternating (and which goes first
+    // alternating too, so neither inherits the other's after-effects); four per account stays
+    // under the lockout.
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    for (i, email) in emails.iter().cycle().take(emails.len() * 4).enumerate() {
+        for unknown_turn in [i % 2 == 0, i % 2 == 1] {
+            let (address, password) = if unknown_turn {
+                (
+                    format!("nobody-{}@example.com", Uuid::new_v4().simple()),
+                    PASSWORD,
+                )
+            } else {
+                (email.clone(), "not-the-password-at-all")
+            };
+            let t = Instant::now();
+            let refused = sessions
+                .login(api::LoginRequest {
+                    email: address,
+                    password: password.into(),
+                    tenant_id: String::new(),
+                })
+                .await;
+            anyhow::ensure!(refused.is_err(), "a bad login was accepted");
+            if unknown_turn {
+                &mut unknown
+            } else {
+                &mut wrong
+            }
+            .push(t.elapsed());
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    report("failed Login: unknown e-mail", unknown, 0, elapsed);
+    report("failed Login: wrong password", wrong, 0, elapsed);
     drop(child);
     env.cleanup().await;
     Ok(())

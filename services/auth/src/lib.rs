@@ -31,13 +31,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
-use tenantry_eventstore::{
-    EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames,
-};
+use tenantry_eventstore::{Positions, ProjectionRunner, Repository, RunnerConfig};
 use tenantry_kit::Clock;
-use tenantry_kit::auth::{ApiKeyDirectory, JwksSource, Verifier, VerifierConfig};
+use tenantry_kit::auth::JwksSource;
 use tenantry_kit::config::CommonConfig;
-use tenantry_kit::db::DbSettings;
+use tenantry_kit::foundation::{Foundation, Schema};
 use tenantry_kit::server::{self, Readiness};
 use tenantry_proto::auth::v1::{
     identity_provider_service_server::IdentityProviderServiceServer,
@@ -59,24 +57,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Where the master key lives when none is configured (development).
 pub const DEV_MASTER_KEY: &str = ".tenantry/dev/master.key";
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("nats: {0}")]
-    Nats(String),
-    #[error("event store: {0}")]
-    Store(#[from] tenantry_eventstore::StoreError),
-    #[error(transparent)]
-    Db(#[from] tenantry_kit::db::DbError),
-    #[error(transparent)]
-    Jwks(#[from] tenantry_kit::auth::JwksError),
-    #[error(transparent)]
-    Seal(#[from] crypto::seal::SealError),
-    #[error("{0}")]
-    Other(String),
-}
+pub use tenantry_kit::foundation::StartError;
 
-impl From<tenantry_kit::ApiError> for StartError {
-    fn from(e: tenantry_kit::ApiError) -> Self {
+impl From<crypto::seal::SealError> for StartError {
+    fn from(e: crypto::seal::SealError) -> Self {
         Self::Other(e.to_string())
     }
 }
@@ -117,23 +101,16 @@ pub async fn start(
             "auth-access-token-ttl-secs: must be between 1 and 900".into(),
         ));
     }
-    let nats = async_nats::connect(&common.nats_url)
-        .await
-        .map_err(|e| StartError::Nats(e.to_string()))?;
-    let names = StreamNames::new(common.stream_prefix.as_deref())?;
-    let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
-
-    let db = DbSettings {
-        admin_url: common.database_url.clone(),
-        schema: config.db_schema.clone(),
-        service_role: config.db_role.clone(),
-        service_password: common
-            .database_service_password()
-            .map_err(|e| StartError::Other(format!("database password file: {e}")))?,
-        max_connections: config.db_max_connections,
-    };
-    db.prepare(&MIGRATOR).await?;
-    let pool = db.service_pool().await?;
+    let foundation = Foundation::connect(
+        common,
+        Schema {
+            name: &config.db_schema,
+            role: &config.db_role,
+            max_connections: config.db_max_connections,
+            migrator: &MIGRATOR,
+        },
+    )
+    .await?;
 
     let sealer = Arc::new(match &config.master_key_file {
         Some(path) => Sealer::from_file(path, false)?,
@@ -142,7 +119,7 @@ pub async fn start(
     let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
     let keys = Arc::new(
         KeyStore::open(
-            pool.clone(),
+            foundation.pool.clone(),
             sealer.clone(),
             overrides.clock.clone(),
             Duration::from_secs(config.key_publish_lead_secs),
@@ -150,18 +127,16 @@ pub async fn start(
         )
         .await?,
     );
+    // The auth service verifies its own tokens against its key ring, in process.
     let ring_keys = keys.clone();
-    let directory = ApiKeyDirectory::follow(&store).await?;
-    let verifier = Arc::new(
-        Verifier::new(VerifierConfig {
-            issuer: common.jwt_issuer.clone(),
-            audience: common.jwt_audience.clone(),
-            jwks: JwksSource::Local(Arc::new(move || ring_keys.ring().jwks.clone())),
-            refresh_interval: Duration::from_secs(1),
-        })
-        .await?
-        .with_api_keys(directory),
-    );
+    let verifier = foundation
+        .verifier(
+            common,
+            JwksSource::Local(Arc::new(move || ring_keys.ring().jwks.clone())),
+            Duration::from_secs(1),
+        )
+        .await?;
+    let Foundation { nats, store, pool } = foundation;
 
     let runner = ProjectionRunner::new(
         store.clone(),

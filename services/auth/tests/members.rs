@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PASSWORD, email, start, with_token};
+use common::{PASSWORD, email, start, start_with_clock, with_token};
 use tenantry_proto::auth::v1 as api;
 use tonic::Code;
 use uuid::Uuid;
@@ -372,4 +372,37 @@ async fn member_commands_refuse_bad_input_by_field() {
     );
     assert_eq!(h.last_position().await, before);
     let _ = PASSWORD;
+}
+
+#[tokio::test]
+async fn an_expired_invitation_is_refused() {
+    let clock = tenantry_kit::ManualClock::new(chrono::Utc::now());
+    let h = start_with_clock(clock.clone()).await;
+    let tenant = Uuid::now_v7();
+    let owner = h.member(tenant, api::Role::Owner).await;
+    let invitee = email();
+    let session = h.sign_up(&invitee).await;
+    let invitation = h
+        .members()
+        .create_invitation(with_token(
+            api::CreateInvitationRequest {
+                email: invitee,
+                role: api::Role::Viewer as i32,
+                ttl_hours: 1,
+            },
+            Some(&owner.token),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    clock.advance(chrono::Duration::minutes(61));
+    let e = h
+        .sessions()
+        .accept_invitation(api::AcceptInvitationRequest {
+            invitation_token: invitation.token,
+            refresh_token: session.refresh_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
 }

@@ -473,17 +473,24 @@ async fn provider_settings_are_validated_by_field_and_isolated_by_tenant() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert_eq!(
-        h.providers()
-            .list_oidc_providers(with_token(
-                api::ListOidcProvidersRequest {},
-                Some(&owner_a.token)
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .providers
-            .len(),
-        1
-    );
+    // B naming A's provider id configures a provider of B's own; A's is untouched.
+    let mut hijack = good.clone();
+    hijack.provider_id = config.provider_id.clone();
+    hijack.client_id = "hijacked".into();
+    h.providers()
+        .configure_oidc_provider(with_token(hijack, Some(&owner_b.token)))
+        .await
+        .unwrap();
+    let a_providers = h
+        .providers()
+        .list_oidc_providers(with_token(
+            api::ListOidcProvidersRequest {},
+            Some(&owner_a.token),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .providers;
+    assert_eq!(a_providers.len(), 1);
+    assert_eq!(a_providers[0].client_id, CLIENT_ID);
 }

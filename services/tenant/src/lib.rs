@@ -19,13 +19,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenantry_eventstore::{
-    EventStore, Positions, ProjectionRunner, Repository, RunnerConfig, StreamNames,
-};
+use tenantry_eventstore::{Positions, ProjectionRunner, Repository, RunnerConfig};
 use tenantry_kit::Clock;
-use tenantry_kit::auth::{ApiKeyDirectory, JwksSource, Verifier, VerifierConfig};
+use tenantry_kit::auth::JwksSource;
 use tenantry_kit::config::CommonConfig;
-use tenantry_kit::db::DbSettings;
+use tenantry_kit::foundation::{Foundation, Schema};
 use tenantry_kit::server::{self, Readiness};
 use tenantry_proto::tenant::v1::tenant_service_server::TenantServiceServer;
 use tokio::net::TcpListener;
@@ -38,19 +36,7 @@ pub use config::TenantConfig;
 /// Migrations of the `tenant` schema, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("nats: {0}")]
-    Nats(String),
-    #[error("event store: {0}")]
-    Store(#[from] tenantry_eventstore::StoreError),
-    #[error(transparent)]
-    Db(#[from] tenantry_kit::db::DbError),
-    #[error(transparent)]
-    Jwks(#[from] tenantry_kit::auth::JwksError),
-    #[error("{0}")]
-    Other(String),
-}
+pub use tenantry_kit::foundation::StartError;
 
 /// What a test or `tenantry dev` may replace.
 pub struct Overrides {
@@ -85,34 +71,24 @@ pub async fn start(
     overrides: Overrides,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
-    let nats = async_nats::connect(&common.nats_url)
-        .await
-        .map_err(|e| StartError::Nats(e.to_string()))?;
-    let names = StreamNames::new(common.stream_prefix.as_deref())?;
-    let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
-
-    let db = DbSettings {
-        admin_url: common.database_url.clone(),
-        schema: config.db_schema.clone(),
-        service_role: config.db_role.clone(),
-        service_password: common
-            .database_service_password()
-            .map_err(|e| StartError::Other(format!("database password file: {e}")))?,
-        max_connections: config.db_max_connections,
-    };
-    db.prepare(&MIGRATOR).await?;
-    let pool = db.service_pool().await?;
-
-    let verifier = Arc::new(
-        Verifier::new(VerifierConfig {
-            issuer: common.jwt_issuer.clone(),
-            audience: common.jwt_audience.clone(),
-            jwks: JwksSource::parse(&common.jwks),
-            refresh_interval: Duration::from_secs(30),
-        })
-        .await?
-        .with_api_keys(ApiKeyDirectory::follow(&store).await?),
-    );
+    let foundation = Foundation::connect(
+        common,
+        Schema {
+            name: &config.db_schema,
+            role: &config.db_role,
+            max_connections: config.db_max_connections,
+            migrator: &MIGRATOR,
+        },
+    )
+    .await?;
+    let verifier = foundation
+        .verifier(
+            common,
+            JwksSource::parse(&common.jwks),
+            Duration::from_secs(30),
+        )
+        .await?;
+    let Foundation { nats, store, pool } = foundation;
 
     let runner = ProjectionRunner::new(
         store.clone(),

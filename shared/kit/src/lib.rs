@@ -10,6 +10,7 @@
 //! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
 //! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
 //! - [`clock`]: the time source, replaceable in tests.
+//! - [`foundation`]: what a service connects to at start (NATS, its schema, the verifier).
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod foundation;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

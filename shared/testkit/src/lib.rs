@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`TestEnv`]: one test's isolated world, and tokens for any tenant and role.
 //! - [`eventually`]: waits for state that converges.
+//! - [`channel`]: a gRPC channel to a service started by a test.
 
 #![forbid(unsafe_code)]
 
@@ -220,4 +221,13 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A connected gRPC channel to a service listening on `addr`.
+pub async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("the service accepts connections")
 }

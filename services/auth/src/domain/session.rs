@@ -147,34 +147,15 @@ impl Aggregate for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn meta() -> EventMeta {
-        EventMeta {
-            event_id: String::new(),
-            tenant_id: String::new(),
-            aggregate_id: String::new(),
-            occurred_at: Utc::now(),
-            actor: String::new(),
-            causation_id: String::new(),
-            correlation_id: String::new(),
-            position: 1,
-        }
-    }
-
-    fn apply(s: &mut Session, c: SessionCommand) -> Result<(), DomainError> {
-        for e in s.decide(&c)? {
-            s.evolve(&e, &meta());
-        }
-        Ok(())
-    }
+    use crate::domain::run;
 
     #[test]
     fn a_spent_token_revokes_the_family() {
         let now = Utc::now();
         let mut s = Session::default();
-        apply(
+        run(
             &mut s,
-            SessionCommand::Start {
+            &SessionCommand::Start {
                 id: Uuid::now_v7(),
                 user_id: Uuid::now_v7(),
                 digest: vec![1],
@@ -189,14 +170,14 @@ mod tests {
             tenant_id: None,
             now,
         };
-        apply(&mut s, rotate(1, 2)).unwrap();
-        apply(&mut s, rotate(2, 3)).unwrap();
+        run(&mut s, &rotate(1, 2)).unwrap();
+        run(&mut s, &rotate(2, 3)).unwrap();
         // A made-up token is refused without touching the session.
-        assert!(apply(&mut s, rotate(9, 10)).is_err());
+        assert!(run(&mut s, &rotate(9, 10)).is_err());
         assert!(s.revoked.is_none());
         // Token 1 again: the thief and the owner are both out.
-        apply(&mut s, rotate(1, 4)).unwrap();
+        run(&mut s, &rotate(1, 4)).unwrap();
         assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
-        assert!(apply(&mut s, rotate(3, 5)).is_err());
+        assert!(run(&mut s, &rotate(3, 5)).is_err());
     }
 }

@@ -265,26 +265,7 @@ impl Aggregate for Team {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn meta() -> EventMeta {
-        EventMeta {
-            event_id: String::new(),
-            tenant_id: String::new(),
-            aggregate_id: String::new(),
-            occurred_at: Utc::now(),
-            actor: String::new(),
-            causation_id: String::new(),
-            correlation_id: String::new(),
-            position: 1,
-        }
-    }
-
-    fn run(t: &mut Team, c: TeamCommand) -> Result<(), DomainError> {
-        for e in t.decide(&c)? {
-            t.evolve(&e, &meta());
-        }
-        Ok(())
-    }
+    use crate::domain::run;
 
     #[test]
     fn the_last_owner_stays() {
@@ -293,7 +274,7 @@ mod tests {
         for (user_id, role) in [(a, Role::Owner), (b, Role::Member)] {
             run(
                 &mut t,
-                TeamCommand::AddMember {
+                &TeamCommand::AddMember {
                     user_id,
                     email: String::new(),
                     role,
@@ -302,11 +283,11 @@ mod tests {
             )
             .unwrap();
         }
-        assert!(run(&mut t, TeamCommand::RemoveMember { user_id: a }).is_err());
+        assert!(run(&mut t, &TeamCommand::RemoveMember { user_id: a }).is_err());
         assert!(
             run(
                 &mut t,
-                TeamCommand::ChangeRole {
+                &TeamCommand::ChangeRole {
                     user_id: a,
                     role: Role::Viewer
                 }
@@ -315,13 +296,13 @@ mod tests {
         );
         run(
             &mut t,
-            TeamCommand::ChangeRole {
+            &TeamCommand::ChangeRole {
                 user_id: b,
                 role: Role::Owner,
             },
         )
         .unwrap();
-        run(&mut t, TeamCommand::RemoveMember { user_id: a }).unwrap();
+        run(&mut t, &TeamCommand::RemoveMember { user_id: a }).unwrap();
         assert_eq!(t.owners(), 1);
     }
 }

@@ -44,6 +44,21 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut AuthConfig)) -> Harness {
+    start_full(adjust, Overrides::default()).await
+}
+
+/// With a clock the test moves (tokens it issues then carry that clock's times).
+pub async fn start_with_clock(clock: tenantry_kit::ManualClock) -> Harness {
+    start_full(
+        |_| {},
+        Overrides {
+            clock: std::sync::Arc::new(clock),
+        },
+    )
+    .await
+}
+
+async fn start_full(adjust: impl FnOnce(&mut AuthConfig), overrides: Overrides) -> Harness {
     let env = TestEnv::new().await;
     let mut config = config(&env);
     adjust(&mut config);
@@ -52,16 +67,12 @@ pub async fn start_with(adjust: impl FnOnce(&mut AuthConfig)) -> Harness {
         &env.common(),
         &config,
         listener,
-        Overrides::default(),
+        overrides,
         std::future::pending(),
     )
     .await
     .expect("auth service starts");
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
         env,
         svc,

@@ -47,11 +47,7 @@ pub async fn start_with(prover: Option<Arc<dyn DomainProver>>) -> Harness {
     )
     .await
     .expect("tenant service starts");
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
         env,
         svc,

@@ -20,11 +20,7 @@ pub async fn start_tenant(env: &TestEnv, common: &CommonConfig) -> (Running, Cha
     )
     .await
     .expect("tenant service starts");
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tenantry_testkit::channel(svc.addr).await;
     (svc, channel)
 }
 
@@ -52,10 +48,6 @@ pub async fn start_auth(env: &TestEnv) -> (tenantry_auth::Running, Channel) {
     )
     .await
     .expect("auth service starts");
-    let channel = Channel::from_shared(format!("http://{}", svc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tenantry_testkit::channel(svc.addr).await;
     (svc, channel)
 }
