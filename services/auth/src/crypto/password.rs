@@ -3,7 +3,8 @@
 //! Parameters: argon2id v1.3, 19 MiB of memory, 2 passes, 1 lane: the first of OWASP's
 //! recommended configurations (Password Storage Cheat Sheet), about 30 ms per hash on one core
 //! of our 2-core machine. They are stored in each PHC string, so raising them later only
-//! affects new hashes. Hashing runs on the blocking pool, never on the async workers.
+//! affects new hashes. Hashing runs on the blocking pool, never on the async workers, and at
+//! most one per core at a time: a burst of logins queues instead of holding 19 MiB each.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -55,6 +56,24 @@ const COMMON: &[&str] = &[
     "p@ssw0rd1234",
 ];
 
+/// One argon2 computation per core at a time.
+static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+});
+
+/// Runs `work` on the blocking pool once a slot is free.
+async fn limited<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("argon2 slots: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))
+}
+
 fn hasher() -> Argon2<'static> {
     let (m, t, p) = PARAMS;
     // Constant, valid parameters.
@@ -103,14 +122,13 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), ApiError> {
 
 /// The PHC string of `password` with a fresh random salt.
 pub async fn hash(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
+    limited(move || {
         hasher()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| ApiError::Internal(format!("argon2: {e}")))
     })
-    .await
-    .map_err(|e| ApiError::Internal(format!("argon2 task: {e}")))?
+    .await?
 }
 
 /// A hash of nothing anyone knows, checked when the account does not exist, so an unknown
@@ -124,7 +142,7 @@ static DECOY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 
 /// Whether `password` matches `phc`; `None` checks against the decoy (and is always false).
 pub async fn verify(password: String, phc: Option<String>) -> bool {
-    tokio::task::spawn_blocking(move || {
+    limited(move || {
         let decoy = phc.is_none();
         let phc = phc.unwrap_or_else(|| DECOY.clone());
         let Ok(parsed) = PasswordHash::new(&phc) else {
