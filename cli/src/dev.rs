@@ -1,10 +1,11 @@
-//! `tenantry dev`: the auth service, then the tenant service (verifying tokens through the
-//! auth service's JWKS), in one process, with a development platform admin.
+//! `tenantry dev`: the auth service, then the tenant service and the gateway (verifying tokens
+//! through the auth service's JWKS), in one process, with a development platform admin.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tenantry_auth::AuthConfig;
+use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
 use tenantry_tenant::TenantConfig;
 
@@ -26,6 +27,7 @@ pub async fn run(
     common: CommonConfig,
     mut auth: AuthConfig,
     tenant: TenantConfig,
+    gateway: GatewayConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
     if auth.bootstrap_admin_email.is_none() {
@@ -54,6 +56,15 @@ pub async fn run(
         stopped(shutdown.1.clone()),
     )
     .await?;
+    let gateway_running = tenantry_gateway::start(
+        &common,
+        &gateway,
+        tokio::net::TcpListener::bind(gateway.listen).await?,
+        tokio::net::TcpListener::bind(gateway.api_listen).await?,
+        Default::default(),
+        stopped(shutdown.1.clone()),
+    )
+    .await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
     eprintln!(
         "  auth service     grpc+http://{}   (/.well-known/jwks.json)",
@@ -63,7 +74,11 @@ pub async fn run(
         "  tenant service   grpc+http://{}   (/healthz /readyz /metrics)",
         tenant_running.addr
     );
-    eprintln!("  not built yet    billing, orchestration, sync, gateway");
+    eprintln!(
+        "  gateway          http://{}   (tenants at <slug>.{}; config API grpc://{})",
+        gateway_running.addr, gateway.base_domain, gateway_running.api_addr
+    );
+    eprintln!("  not built yet    billing, orchestration, sync");
     if let (Some(email), Some(file)) = (
         &auth.bootstrap_admin_email,
         &auth.bootstrap_admin_password_file,
@@ -75,6 +90,6 @@ pub async fn run(
     }
     tenantry_kit::server::shutdown_signal().await;
     let _ = shutdown.0.send(true);
-    let _ = tokio::join!(auth_running.task, tenant_running.task);
+    let _ = tokio::join!(auth_running.task, tenant_running.task, gateway_running.task);
     Ok(())
 }

@@ -11,6 +11,7 @@ mod login;
 
 use clap::{Parser, Subcommand};
 use tenantry_auth::AuthConfig;
+use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
 use tenantry_tenant::TenantConfig;
 
@@ -37,6 +38,8 @@ enum Command {
         auth: AuthConfig,
         #[command(flatten)]
         tenant: TenantConfig,
+        #[command(flatten)]
+        gateway: GatewayConfig,
     },
     /// Log in with e-mail and password; prints the access token.
     Login(login::LoginArgs),
@@ -52,7 +55,8 @@ async fn main() -> anyhow::Result<()> {
             common,
             auth,
             tenant,
-        } => dev::run(common, auth, tenant).await,
+            gateway,
+        } => dev::run(common, auth, tenant, gateway).await,
         Command::Login(args) => login::run(args).await,
         Command::Tenant(command) => client::run(command).await,
     }

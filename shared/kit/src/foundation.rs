@@ -34,6 +34,18 @@ impl From<ApiError> for StartError {
     }
 }
 
+/// NATS and the event log, for a service without a database (the gateway).
+pub async fn event_store(
+    common: &CommonConfig,
+) -> Result<(async_nats::Client, EventStore), StartError> {
+    let nats = async_nats::connect(&common.nats_url)
+        .await
+        .map_err(|e| StartError::Nats(e.to_string()))?;
+    let names = StreamNames::new(common.stream_prefix.as_deref())?;
+    let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
+    Ok((nats, store))
+}
+
 /// A service's own database settings.
 pub struct Schema<'a> {
     pub name: &'a str,
@@ -50,11 +62,7 @@ pub struct Foundation {
 
 impl Foundation {
     pub async fn connect(common: &CommonConfig, schema: Schema<'_>) -> Result<Self, StartError> {
-        let nats = async_nats::connect(&common.nats_url)
-            .await
-            .map_err(|e| StartError::Nats(e.to_string()))?;
-        let names = StreamNames::new(common.stream_prefix.as_deref())?;
-        let store = EventStore::open(nats.clone(), names, common.stream_replicas).await?;
+        let (nats, store) = event_store(common).await?;
         let db = DbSettings {
             admin_url: common.database_url.clone(),
             schema: schema.name.to_owned(),
@@ -69,22 +77,32 @@ impl Foundation {
         Ok(Self { nats, store, pool })
     }
 
-    /// Verifies access tokens against `jwks` (refreshed on an unknown key id at most once per
-    /// `refresh_interval`) and API keys against the directory kept from the event log.
+    /// See [`verifier`].
     pub async fn verifier(
         &self,
         common: &CommonConfig,
         jwks: JwksSource,
         refresh_interval: Duration,
     ) -> Result<Arc<Verifier>, StartError> {
-        let verifier = Verifier::new(VerifierConfig {
-            issuer: common.jwt_issuer.clone(),
-            audience: common.jwt_audience.clone(),
-            jwks,
-            refresh_interval,
-        })
-        .await?
-        .with_api_keys(ApiKeyDirectory::follow(&self.store).await?);
-        Ok(Arc::new(verifier))
+        verifier(common, &self.store, jwks, refresh_interval).await
     }
+}
+
+/// Verifies access tokens against `jwks` (refreshed on an unknown key id at most once per
+/// `refresh_interval`) and API keys against the directory kept from the event log.
+pub async fn verifier(
+    common: &CommonConfig,
+    store: &EventStore,
+    jwks: JwksSource,
+    refresh_interval: Duration,
+) -> Result<Arc<Verifier>, StartError> {
+    let verifier = Verifier::new(VerifierConfig {
+        issuer: common.jwt_issuer.clone(),
+        audience: common.jwt_audience.clone(),
+        jwks,
+        refresh_interval,
+    })
+    .await?
+    .with_api_keys(ApiKeyDirectory::follow(store).await?);
+    Ok(Arc::new(verifier))
 }

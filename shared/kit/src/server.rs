@@ -20,7 +20,8 @@ use crate::auth::{RpcPolicy, Verifier};
 #[derive(Clone)]
 pub struct Readiness {
     pub nats: async_nats::Client,
-    pub pool: sqlx::PgPool,
+    /// `None` for a service without a database (the gateway).
+    pub pool: Option<sqlx::PgPool>,
 }
 
 /// Assembles the router of a service.
@@ -74,7 +75,10 @@ pub async fn router(
 
 async fn ready(State(r): State<Readiness>) -> (StatusCode, &'static str) {
     let nats_up = r.nats.connection_state() == async_nats::connection::State::Connected;
-    let db_up = sqlx::query("SELECT 1").execute(&r.pool).await.is_ok();
+    let db_up = match &r.pool {
+        Some(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+        None => true,
+    };
     match (nats_up, db_up) {
         (true, true) => (StatusCode::OK, "ready"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "nats unreachable"),

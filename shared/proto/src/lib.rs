@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`events::v1`]: the event log's `EventBatch`/`Envelope` and every service's event payloads.
 //! - [`auth::v1`]: the auth service API.
+//! - [`gateway::v1`]: the gateway's configuration API.
 //! - [`tenant::v1`]: the tenant service API.
 //! - [`FILE_DESCRIPTOR_SET`]: all of the above, for gRPC reflection.
 
@@ -21,6 +22,12 @@ pub mod events {
 pub mod auth {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/tenantry.auth.v1.rs"));
+    }
+}
+
+pub mod gateway {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.gateway.v1.rs"));
     }
 }
 

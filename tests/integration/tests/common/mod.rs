@@ -51,3 +51,21 @@ pub async fn start_auth(env: &TestEnv) -> (tenantry_auth::Running, Channel) {
     let channel = tenantry_testkit::channel(svc.addr).await;
     (svc, channel)
 }
+
+/// A gateway with `common` settings; the channel reaches its configuration API.
+pub async fn start_gateway(common: &CommonConfig) -> (tenantry_gateway::Running, Channel) {
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let svc = tenantry_gateway::start(
+        common,
+        &tenantry_gateway::GatewayConfig::ephemeral(),
+        data,
+        api,
+        tenantry_gateway::Overrides::default(),
+        std::future::pending(),
+    )
+    .await
+    .expect("gateway starts");
+    let channel = tenantry_testkit::channel(svc.api_addr).await;
+    (svc, channel)
+}

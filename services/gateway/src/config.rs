@@ -1,0 +1,54 @@
+//! The gateway's own settings (the shared ones are in `tenantry_kit::config`).
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayConfig {
+    /// Data plane: tenants' traffic (HTTP/1.1 and h2c).
+    #[arg(
+        id = "gateway-listen",
+        long = "gateway-listen",
+        env = "TENANTRY_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// The gateway's gRPC port: its configuration API, health and metrics.
+    #[arg(
+        id = "gateway-api-listen",
+        long = "gateway-api-listen",
+        env = "TENANTRY_GATEWAY_API_LISTEN",
+        default_value = "127.0.0.1:7000"
+    )]
+    pub api_listen: SocketAddr,
+
+    /// Tenants answer on `<slug>.<base domain>` besides their verified custom domains.
+    #[arg(
+        id = "gateway-base-domain",
+        long = "gateway-base-domain",
+        env = "TENANTRY_GATEWAY_BASE_DOMAIN",
+        default_value = "localhost"
+    )]
+    pub base_domain: String,
+
+    /// A client must send its request head within this many milliseconds.
+    #[arg(
+        id = "gateway-header-timeout-ms",
+        long = "gateway-header-timeout-ms",
+        env = "TENANTRY_GATEWAY_HEADER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_timeout_ms: u64,
+}
+
+impl GatewayConfig {
+    /// The defaults on ephemeral loopback ports (tests, benchmarks).
+    pub fn ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            base_domain: "localhost".into(),
+            header_timeout_ms: 10_000,
+        }
+    }
+}

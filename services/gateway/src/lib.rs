@@ -1,0 +1,149 @@
+//! The gateway: Tenantry's data plane. It routes each tenant's HTTP traffic to its backends
+//! and enforces the tenant's status and rate limits, deciding from an in-memory snapshot of the
+//! event log.
+//!
+//! # Layout
+//! - [`domain`]: the `route` aggregate (pure) and the events the gateway reads.
+//! - [`snapshot`]: hosts, tenants, routes and limits folded from the log, swapped atomically.
+//! - [`proxy`]: the HTTP server and the upstream client.
+//! - [`balance`]: choosing a backend; [`health`]: active health checks; [`limit`]: GCRA rate
+//!   limiting.
+//! - [`api`]: the gRPC configuration API and its access policy.
+//! - [`config`] and [`start`]: wiring.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod balance;
+pub mod config;
+pub mod domain;
+pub mod health;
+pub mod limit;
+pub mod proxy;
+pub mod snapshot;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_eventstore::Repository;
+use tenantry_kit::Clock;
+use tenantry_kit::auth::JwksSource;
+use tenantry_kit::config::CommonConfig;
+use tenantry_kit::foundation::{event_store, verifier};
+use tenantry_kit::server::{self, Readiness};
+use tenantry_proto::gateway::v1::gateway_config_service_server::GatewayConfigServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::GatewayConfig;
+pub use tenantry_kit::foundation::StartError;
+
+use api::GatewayApi;
+use snapshot::follow::Current;
+
+/// What a test may replace.
+pub struct Overrides {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Overrides {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(tenantry_kit::SystemClock),
+        }
+    }
+}
+
+pub struct Running {
+    /// The data plane.
+    pub addr: SocketAddr,
+    /// The gRPC configuration API.
+    pub api_addr: SocketAddr,
+    pub snapshot: Current,
+    /// Position of the last event in the published snapshot.
+    pub applied: watch::Receiver<Option<u64>>,
+    pub task: JoinHandle<()>,
+}
+
+/// Builds the snapshot from the log, then serves both ports until `shutdown` resolves.
+pub async fn start(
+    common: &CommonConfig,
+    config: &GatewayConfig,
+    listener: TcpListener,
+    api_listener: TcpListener,
+    overrides: Overrides,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, StartError> {
+    let (nats, store) = event_store(common).await?;
+    let started = std::time::Instant::now();
+    let (current, applied) = snapshot::follow::follow(&store, &config.base_domain).await?;
+    tracing::info!(
+        tenants = current.load().tenants.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "gateway snapshot built from the log"
+    );
+    let verifier = verifier(
+        common,
+        &store,
+        JwksSource::parse(&common.jwks),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let api = GatewayApi {
+        routes: Repository::new(store.clone(), 100_000),
+        snapshot: current.clone(),
+        clock: overrides.clock,
+    };
+    let router = server::router(
+        tonic::service::Routes::new(GatewayConfigServiceServer::new(api)),
+        &[api::policy::SERVICE],
+        api::policy::policy(),
+        verifier,
+        Readiness { nats, pool: None },
+        axum::Router::new(),
+    )
+    .await;
+    let proxy = Arc::new(proxy::Proxy::new(current.clone()));
+    let checked = current.clone();
+    let limits = proxy::Limits {
+        header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+        ..Default::default()
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let api_addr = api_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let task = tokio::spawn(async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let data = tokio::spawn(proxy::serve(
+            listener,
+            proxy,
+            limits,
+            stopped(stop_rx.clone()),
+        ));
+        let api = tokio::spawn(server::serve(
+            api_listener,
+            router,
+            stopped(stop_rx.clone()),
+        ));
+        let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let _ = tokio::join!(data, api, checks);
+    });
+    tracing::info!(%addr, %api_addr, "gateway listening");
+    Ok(Running {
+        addr,
+        api_addr,
+        snapshot: current,
+        applied,
+        task,
+    })
+}

@@ -1,0 +1,188 @@
+//! The data plane: HTTP/1.1 and HTTP/2 (h2c) from clients, pooled connections to backends.
+//!
+//! For each request: `Host` → tenant (404) → tenant status (403) → route by path (404) →
+//! quota (429) → rate limit (429) → backend (503) → forward (502 on failure).
+//! Everything before the forward reads the current snapshot: no lock, no I/O.
+//!
+//! - [`respond`]: the gateway's own answers (JSON errors, rate-limit headers).
+//! - [`forward`]: forwarding headers and the upstream call.
+
+pub mod forward;
+pub mod respond;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::balance;
+use crate::limit::Decision;
+use crate::snapshot::TenantStatus;
+use crate::snapshot::follow::Current;
+use forward::Upstream;
+use respond::{error, rate_limited};
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Edge limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A client must send its request head within this (slowloris).
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 64 * 1024,
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+pub struct Proxy {
+    pub snapshot: Current,
+    pub upstream: Upstream,
+}
+
+impl Proxy {
+    pub fn new(snapshot: Current) -> Self {
+        Self {
+            snapshot,
+            upstream: Upstream::new(),
+        }
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let Some(host) = forward::host_of(&request) else {
+            return error(StatusCode::BAD_REQUEST, "missing_host", None);
+        };
+        let snapshot = self.snapshot.load();
+        let Some(tenant) = snapshot.tenant_of_host(&host) else {
+            return error(StatusCode::NOT_FOUND, "unknown_host", None);
+        };
+        match tenant.status {
+            TenantStatus::Active => {}
+            TenantStatus::Suspended => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "tenant_suspended",
+                    Some(tenant.tenant_id),
+                );
+            }
+            TenantStatus::Decommissioning => {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "tenant_decommissioned",
+                    Some(tenant.tenant_id),
+                );
+            }
+        }
+        let Some(route) = tenant.route(&host, request.uri().path()).cloned() else {
+            return error(StatusCode::NOT_FOUND, "no_route", Some(tenant.tenant_id));
+        };
+        if tenant.blocked_by_quota {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                Some(tenant.tenant_id),
+            );
+        }
+        let remaining = match tenant.limiter.check() {
+            Decision::Allow { remaining } => remaining,
+            Decision::Deny { retry_after } => return rate_limited(&tenant.limiter, retry_after),
+        };
+        let Some(backend) = balance::pick(&route, request.headers()) else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_healthy_backend",
+                Some(tenant.tenant_id),
+            );
+        };
+        let backend = backend.state.clone();
+        let limiter = tenant.limiter.clone();
+        drop(snapshot);
+
+        backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .upstream
+            .send(request, &backend.address, &host, peer)
+            .await;
+        backend.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let mut response = match result {
+            Ok(response) => {
+                if response.status().is_server_error() {
+                    backend.record_failure();
+                } else {
+                    backend.record_success();
+                }
+                response
+            }
+            Err(e) => {
+                tracing::debug!(backend = %backend.address, error = %e, "upstream failed");
+                backend.record_failure();
+                error(StatusCode::BAD_GATEWAY, "bad_gateway", None)
+            }
+        };
+        respond::rate_limit_headers(response.headers_mut(), &limiter, remaining);
+        response
+    }
+}
+
+/// Serves the data plane on `listener` until `shutdown` resolves; open connections finish
+/// their requests first.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams);
+    let builder = Arc::new(builder);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let proxy = proxy.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    graceful.shutdown().await;
+}

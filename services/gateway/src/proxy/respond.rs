@@ -1,0 +1,65 @@
+//! The gateway's own answers: JSON errors and rate-limit headers.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use uuid::Uuid;
+
+use super::Body;
+use crate::limit::Gcra;
+
+pub fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// `{"error": code, "tenant_id": …}` with `status`.
+pub fn error(status: StatusCode, code: &str, tenant: Option<Uuid>) -> Response<Body> {
+    let body = match tenant {
+        Some(t) => format!(r#"{{"error":"{code}","tenant_id":"{t}"}}"#),
+        None => format!(r#"{{"error":"{code}"}}"#),
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// 429 with `Retry-After` and the RateLimit headers (draft-ietf-httpapi-ratelimit-headers).
+pub fn rate_limited(limiter: &Gcra, retry_after: Duration) -> Response<Body> {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", None);
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let headers = response.headers_mut();
+    headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    policy(headers, limiter);
+    if let Ok(v) = HeaderValue::from_str(&format!(r#""tenant";r=0;t={seconds}"#)) {
+        headers.insert("ratelimit", v);
+    }
+    response
+}
+
+/// `RateLimit-Policy` and `RateLimit` on a response that was let through.
+pub fn rate_limit_headers(headers: &mut HeaderMap, limiter: &Gcra, remaining: u32) {
+    if limiter.is_unlimited() {
+        return;
+    }
+    policy(headers, limiter);
+    if let Ok(v) = HeaderValue::from_str(&format!(r#""tenant";r={remaining};t=1"#)) {
+        headers.insert("ratelimit", v);
+    }
+}
+
+fn policy(headers: &mut HeaderMap, limiter: &Gcra) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        r#""tenant";q={};w=1;burst={}"#,
+        limiter.rps, limiter.burst
+    )) {
+        headers.insert("ratelimit-policy", v);
+    }
+}

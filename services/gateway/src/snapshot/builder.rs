@@ -1,0 +1,309 @@
+//! Folds events into the next snapshot.
+//!
+//! The builder keeps the mutable state (every tenant's hosts, status, plan and routes) and, on
+//! [`Builder::build`], derives a new immutable [`Snapshot`] that shares every unchanged tenant
+//! with the previous one: a batch of events costs a copy of two maps of pointers, not a rebuild.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use prost::Message;
+use tenantry_eventstore::StoredMessage;
+use tenantry_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use super::model::{
+    Backend, BackendState, Check, Limits, RouteEntry, Snapshot, TenantEntry, TenantStatus,
+};
+use crate::domain::events::{RouteEvent, SubscriptionEvent};
+use crate::limit::Gcra;
+
+#[derive(Debug, Default)]
+struct TenantState {
+    slug: Option<String>,
+    domains: BTreeSet<String>,
+    status: Option<TenantStatus>,
+    plan: Option<pb::PlanLimitsChanged>,
+    /// Meters whose quota is used up (100% crossed, not yet reset).
+    exhausted: BTreeSet<String>,
+    routes: BTreeMap<String, (pb::RouteUpserted, BTreeSet<String>)>,
+}
+
+pub struct Builder {
+    base_domain: String,
+    tenants: HashMap<Uuid, TenantState>,
+    /// Runtime state that outlives snapshots.
+    backends: HashMap<(String, String), Arc<BackendState>>,
+    limiters: HashMap<Uuid, (Limits, Arc<Gcra>)>,
+    dirty: HashSet<Uuid>,
+    published_hosts: HashMap<Uuid, Vec<String>>,
+    /// Active health checks by tenant.
+    checks: HashMap<Uuid, Vec<Check>>,
+    current: Arc<Snapshot>,
+    position: u64,
+}
+
+fn decode<M: Message + Default>(payload: &[u8]) -> Option<M> {
+    M::decode(payload).ok()
+}
+
+impl Builder {
+    pub fn new(base_domain: &str) -> Self {
+        Self {
+            base_domain: base_domain.trim_matches('.').to_lowercase(),
+            tenants: HashMap::new(),
+            backends: HashMap::new(),
+            limiters: HashMap::new(),
+            dirty: HashSet::new(),
+            published_hosts: HashMap::new(),
+            checks: HashMap::new(),
+            current: Arc::new(Snapshot::default()),
+            position: 0,
+        }
+    }
+
+    /// Folds one message of the log in (messages of other aggregates are skipped).
+    pub fn apply(&mut self, message: &StoredMessage) {
+        self.position = message.position;
+        for env in &message.batch.events {
+            let Ok(tenant) = Uuid::try_parse(&env.tenant_id) else {
+                continue;
+            };
+            let changed = match env.aggregate_type.as_str() {
+                "tenant" => self.apply_tenant(tenant, &env.event_type, &env.payload),
+                "route" => match <RouteEvent as tenantry_eventstore::EventPayload>::decode(
+                    &env.event_type,
+                    &env.payload,
+                ) {
+                    Ok(e) => self.apply_route(tenant, &env.aggregate_id, e),
+                    Err(err) => {
+                        tracing::error!(error = %err, "gateway: undecodable route event");
+                        false
+                    }
+                },
+                "subscription" => {
+                    match <SubscriptionEvent as tenantry_eventstore::EventPayload>::decode(
+                        &env.event_type,
+                        &env.payload,
+                    ) {
+                        Ok(e) => self.apply_subscription(tenant, e),
+                        Err(err) => {
+                            tracing::error!(error = %err, "gateway: undecodable subscription event");
+                            false
+                        }
+                    }
+                }
+                _ => false,
+            };
+            if changed {
+                self.dirty.insert(tenant);
+            }
+        }
+    }
+
+    fn apply_tenant(&mut self, tenant: Uuid, event_type: &str, payload: &[u8]) -> bool {
+        let state = self.tenants.entry(tenant).or_default();
+        match event_type {
+            "tenant.created.v1" => {
+                let Some(e) = decode::<pb::TenantCreated>(payload) else {
+                    return false;
+                };
+                state.slug = Some(e.slug.to_lowercase());
+                state.status = Some(TenantStatus::Active);
+            }
+            "tenant.domain_verified.v1" => {
+                let Some(e) = decode::<pb::TenantDomainVerified>(payload) else {
+                    return false;
+                };
+                state.domains.insert(e.domain.to_lowercase());
+            }
+            "tenant.domain_removed.v1" => {
+                let Some(e) = decode::<pb::TenantDomainRemoved>(payload) else {
+                    return false;
+                };
+                state.domains.remove(&e.domain.to_lowercase());
+            }
+            "tenant.suspended.v1" => state.status = Some(TenantStatus::Suspended),
+            "tenant.reactivated.v1" => state.status = Some(TenantStatus::Active),
+            "tenant.marked_for_decommission.v1" => {
+                state.status = Some(TenantStatus::Decommissioning);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn apply_route(&mut self, tenant: Uuid, route_id: &str, event: RouteEvent) -> bool {
+        let state = self.tenants.entry(tenant).or_default();
+        match event {
+            RouteEvent::Upserted(config) => {
+                let drained = state
+                    .routes
+                    .remove(route_id)
+                    .map(|(_, d)| d)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| config.backends.iter().any(|b| b.address == *a))
+                    .collect();
+                state.routes.insert(route_id.to_owned(), (config, drained));
+            }
+            RouteEvent::Removed(_) => {
+                state.routes.remove(route_id);
+            }
+            RouteEvent::BackendDrained(d) => {
+                if let Some((_, drained)) = state.routes.get_mut(route_id) {
+                    drained.insert(d.address);
+                }
+            }
+            RouteEvent::BackendUndrained(d) => {
+                if let Some((_, drained)) = state.routes.get_mut(route_id) {
+                    drained.remove(&d.address);
+                }
+            }
+        }
+        true
+    }
+
+    fn apply_subscription(&mut self, tenant: Uuid, event: SubscriptionEvent) -> bool {
+        let state = self.tenants.entry(tenant).or_default();
+        match event {
+            SubscriptionEvent::PlanLimitsChanged(plan) => state.plan = Some(plan),
+            SubscriptionEvent::QuotaThresholdCrossed(e) if e.percent >= 100 => {
+                state.exhausted.insert(e.meter);
+            }
+            SubscriptionEvent::QuotaThresholdCrossed(_) => return false,
+            SubscriptionEvent::QuotaReset(e) => {
+                state.exhausted.remove(&e.meter);
+            }
+        }
+        true
+    }
+
+    /// Whether events changed something since the last [`Builder::build`].
+    pub fn is_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The snapshot with every change so far; unchanged tenants are shared with the last one.
+    pub fn build(&mut self) -> Arc<Snapshot> {
+        if self.dirty.is_empty() && self.current.position == self.position {
+            return self.current.clone();
+        }
+        let mut hosts = self.current.hosts.clone();
+        let mut tenants = self.current.tenants.clone();
+        let checks_changed = !self.dirty.is_empty();
+        for tenant in std::mem::take(&mut self.dirty) {
+            self.checks.remove(&tenant);
+            for host in self.published_hosts.remove(&tenant).unwrap_or_default() {
+                if hosts.get(&host) == Some(&tenant) {
+                    hosts.remove(&host);
+                }
+            }
+            let Some(entry) = self.entry(tenant) else {
+                tenants.remove(&tenant);
+                continue;
+            };
+            let state = &self.tenants[&tenant];
+            let mut mine: Vec<String> = state.domains.iter().cloned().collect();
+            if let Some(slug) = &state.slug {
+                mine.push(format!("{slug}.{}", self.base_domain));
+            }
+            for host in &mine {
+                hosts.insert(host.clone(), tenant);
+            }
+            self.published_hosts.insert(tenant, mine);
+            tenants.insert(tenant, Arc::new(entry));
+        }
+        let checks = if checks_changed {
+            Arc::new(self.checks.values().flatten().cloned().collect())
+        } else {
+            self.current.checks.clone()
+        };
+        self.current = Arc::new(Snapshot {
+            hosts,
+            tenants,
+            checks,
+            position: self.position,
+        });
+        self.current.clone()
+    }
+
+    fn entry(&mut self, tenant: Uuid) -> Option<TenantEntry> {
+        let state = self.tenants.get(&tenant)?;
+        let status = state.status?;
+        let plan = state.plan.clone().unwrap_or_default();
+        let behaviour = pb::QuotaBehaviour::try_from(plan.quota_behaviour).unwrap_or_default();
+        let exhausted = !state.exhausted.is_empty();
+        let limits = if exhausted && behaviour == pb::QuotaBehaviour::Throttle {
+            Limits {
+                rps: plan.throttle_rps.max(1),
+                burst: plan.throttle_rps.max(1),
+            }
+        } else {
+            Limits {
+                rps: plan.requests_per_second,
+                burst: plan.burst.max(plan.requests_per_second),
+            }
+        };
+        let limiter = match self.limiters.get(&tenant) {
+            Some((l, g)) if *l == limits => g.clone(),
+            _ => {
+                let g = Arc::new(Gcra::new(limits.rps, limits.burst));
+                self.limiters.insert(tenant, (limits, g.clone()));
+                g
+            }
+        };
+        let mut routes: Vec<Arc<RouteEntry>> = Vec::with_capacity(state.routes.len());
+        for (route_id, (config, drained)) in &state.routes {
+            let backends: Vec<Backend> = config
+                .backends
+                .iter()
+                .map(|b| Backend {
+                    state: self
+                        .backends
+                        .entry((route_id.clone(), b.address.clone()))
+                        .or_insert_with(|| Arc::new(BackendState::new(b.address.clone())))
+                        .clone(),
+                    weight: b.weight.max(1),
+                    drained: drained.contains(&b.address),
+                })
+                .collect();
+            if let Some(check) = config.health_check.as_ref().filter(|c| !c.path.is_empty()) {
+                let mine = self.checks.entry(tenant).or_default();
+                mine.extend(backends.iter().map(|b| Check {
+                    backend: b.state.clone(),
+                    config: check.clone(),
+                }));
+            }
+            let wheel = backends
+                .iter()
+                .enumerate()
+                .flat_map(|(i, b)| std::iter::repeat_n(i, b.weight as usize))
+                .collect();
+            routes.push(Arc::new(RouteEntry {
+                route_id: route_id.clone(),
+                hosts: config.hosts.iter().map(|h| h.to_lowercase()).collect(),
+                path_prefix: config.path_prefix.clone(),
+                algorithm: pb::BalanceAlgorithm::try_from(config.algorithm).unwrap_or_default(),
+                hash_header: http::HeaderName::from_bytes(config.hash_header.as_bytes()).ok(),
+                backends,
+                wheel,
+                next: AtomicUsize::new(0),
+            }));
+        }
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+        Some(TenantEntry {
+            tenant_id: tenant,
+            status,
+            routes,
+            limits,
+            limiter,
+            blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! The gateway's view of the world: an immutable snapshot of hosts, tenants, routes and
+//! limits, swapped atomically whenever the event log says something changed. The request path
+//! reads it without a lock and without I/O.
+//!
+//! - [`model`]: what a snapshot holds, and the runtime state (rate limiters, backend
+//!   counters) that carries over from one snapshot to the next.
+//! - [`builder`]: folds events into the next snapshot.
+//! - [`follow`]: reads the log from the start and keeps the snapshot current.
+
+pub mod builder;
+pub mod follow;
+pub mod model;
+
+pub use model::{BackendState, RouteEntry, Snapshot, TenantEntry, TenantStatus};

@@ -1,0 +1,165 @@
+//! What a snapshot holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tenantry_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use crate::limit::Gcra;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+    Decommissioning,
+}
+
+/// One upstream of a route. Shared by every snapshot while the route keeps it, so its
+/// counters survive configuration changes.
+#[derive(Debug)]
+pub struct BackendState {
+    pub address: String,
+    pub in_flight: AtomicUsize,
+    pub healthy: AtomicBool,
+    /// Consecutive failures (connection errors, 5xx) for passive ejection.
+    pub failures: AtomicU32,
+    /// Passively ejected until this many milliseconds after [`EPOCH`].
+    ejected_until: AtomicU64,
+    /// Active checks: when the next is due, whether one is running, and the streak of
+    /// results (positive: successes, negative: failures).
+    pub check_due_ms: AtomicU64,
+    pub checking: AtomicBool,
+    pub check_streak: std::sync::atomic::AtomicI32,
+}
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+pub fn now_ms() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Consecutive failures that eject a backend, and for how long.
+pub const EJECT_AFTER: u32 = 3;
+pub const EJECT_FOR: Duration = Duration::from_secs(5);
+
+impl BackendState {
+    pub fn new(address: String) -> Self {
+        Self {
+            address,
+            in_flight: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+            failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            check_due_ms: AtomicU64::new(0),
+            checking: AtomicBool::new(false),
+            check_streak: std::sync::atomic::AtomicI32::new(0),
+        }
+    }
+
+    /// Up by its health check and not passively ejected.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+            && now_ms() >= self.ejected_until.load(Ordering::Relaxed)
+    }
+
+    pub fn record_success(&self) {
+        if self.failures.load(Ordering::Relaxed) != 0 {
+            self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection error or a 5xx; a streak of them ejects the backend for a while (after
+    /// which it gets traffic again, and one more failure ejects it again).
+    pub fn record_failure(&self) {
+        let streak = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if streak >= EJECT_AFTER {
+            let until = now_ms() + u64::try_from(EJECT_FOR.as_millis()).unwrap_or(5000);
+            self.ejected_until.store(until, Ordering::Relaxed);
+            self.failures.store(EJECT_AFTER - 1, Ordering::Relaxed);
+            tracing::warn!(backend = %self.address, "backend ejected after a failure streak");
+        }
+    }
+}
+
+/// A backend as one snapshot sees it.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub state: Arc<BackendState>,
+    pub weight: u32,
+    pub drained: bool,
+}
+
+#[derive(Debug)]
+pub struct RouteEntry {
+    pub route_id: String,
+    /// Empty: every host of the tenant.
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    pub algorithm: pb::BalanceAlgorithm,
+    pub hash_header: Option<http::HeaderName>,
+    pub backends: Vec<Backend>,
+    /// Backend indexes repeated by weight, for `weighted`.
+    pub wheel: Vec<usize>,
+    pub next: AtomicUsize,
+}
+
+impl RouteEntry {
+    /// Whether the route answers `host` + `path`.
+    pub fn matches(&self, host: &str, path: &str) -> bool {
+        (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
+            && path.starts_with(&self.path_prefix)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Sustained requests per second; 0 = unlimited.
+    pub rps: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug)]
+pub struct TenantEntry {
+    pub tenant_id: Uuid,
+    pub status: TenantStatus,
+    /// Longest prefix first.
+    pub routes: Vec<Arc<RouteEntry>>,
+    pub limits: Limits,
+    pub limiter: Arc<Gcra>,
+    /// A quota is used up and the plan blocks traffic.
+    pub blocked_by_quota: bool,
+}
+
+impl TenantEntry {
+    pub fn route(&self, host: &str, path: &str) -> Option<&Arc<RouteEntry>> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+}
+
+/// A backend with an active health check.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub backend: Arc<BackendState>,
+    pub config: pb::HealthCheck,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Lower-case host → tenant.
+    pub hosts: HashMap<String, Uuid>,
+    pub tenants: HashMap<Uuid, Arc<TenantEntry>>,
+    /// Every backend with an active health check.
+    pub checks: Arc<Vec<Check>>,
+    /// Stream position of the last event folded in.
+    pub position: u64,
+}
+
+impl Snapshot {
+    pub fn tenant_of_host(&self, host: &str) -> Option<&Arc<TenantEntry>> {
+        self.tenants.get(self.hosts.get(host)?)
+    }
+}

@@ -1,0 +1,295 @@
+//! The tenant service and a gateway in-process on the real NATS/Postgres, upstream HTTP
+//! servers on loopback, and a client that reaches tenants by host name.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tenantry_eventstore::{
+    AggregateAddress, AppendRequest, CommandMeta, EventPayload, aggregate::batch_of,
+};
+use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_gateway::{GatewayConfig, Overrides};
+use tenantry_kit::Role;
+use tenantry_proto::events::v1 as pb;
+use tenantry_proto::gateway::v1::{
+    self as api, gateway_config_service_client::GatewayConfigServiceClient,
+};
+use tenantry_proto::tenant::v1::{self as tenant_api, tenant_service_client::TenantServiceClient};
+use tenantry_testkit::TestEnv;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub gateway: tenantry_gateway::Running,
+    pub tenants: TenantServiceClient<Channel>,
+    pub config: GatewayConfigServiceClient<Channel>,
+    _tenant_svc: tenantry_tenant::Running,
+}
+
+pub async fn start() -> Harness {
+    let env = TestEnv::new().await;
+    let common = env.common();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tenant_svc = tenantry_tenant::start(
+        &common,
+        &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),
+        listener,
+        Default::default(),
+        std::future::pending(),
+    )
+    .await
+    .expect("tenant service starts");
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = tenantry_gateway::start(
+        &common,
+        &GatewayConfig::ephemeral(),
+        data,
+        api_listener,
+        Overrides::default(),
+        std::future::pending(),
+    )
+    .await
+    .expect("gateway starts");
+    let tenants = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await);
+    let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.api_addr).await);
+    Harness {
+        env,
+        gateway,
+        tenants,
+        config,
+        _tenant_svc: tenant_svc,
+    }
+}
+
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A tenant of the tenant service: its id, slug and gateway host.
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub host: String,
+}
+
+impl Harness {
+    /// Waits until the gateway's snapshot holds the log up to `position`.
+    pub async fn applied(&self, position: u64) {
+        let mut rx = self.gateway.applied.clone();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|p| p.is_some_and(|p| p >= position)),
+        )
+        .await
+        .expect("the gateway applies the event within 5 s")
+        .unwrap();
+    }
+
+    pub async fn tenant(&self) -> Tenant {
+        let slug = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let created = self
+            .tenants
+            .clone()
+            .create_tenant(authed(
+                tenant_api::CreateTenantRequest {
+                    name: slug.clone(),
+                    slug: slug.clone(),
+                    r#type: pb::TenantType::Business as i32,
+                    settings: None,
+                },
+                &self.env.admin_token(),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        self.applied(created.position).await;
+        let id = Uuid::parse_str(&created.tenant.unwrap().tenant_id).unwrap();
+        Tenant {
+            id,
+            host: format!("{slug}.localhost"),
+            slug,
+        }
+    }
+
+    pub fn member(&self, tenant: &Tenant) -> String {
+        self.env.token(Some(tenant.id), Role::Member)
+    }
+
+    /// Upserts a route and waits until the gateway applies it.
+    pub async fn route(&self, tenant: &Tenant, route: api::Route) -> api::Route {
+        let r = self
+            .config
+            .clone()
+            .upsert_route(authed(
+                api::UpsertRouteRequest { route: Some(route) },
+                &self.member(tenant),
+            ))
+            .await
+            .expect("upsert route")
+            .into_inner();
+        self.applied(r.position).await;
+        r.route.unwrap()
+    }
+
+    /// Appends a billing `subscription` event for `tenant`, as billing will.
+    pub async fn billing(&self, tenant: &Tenant, event: SubscriptionEvent) {
+        let store = self.env.event_store().await;
+        let address =
+            AggregateAddress::new(tenant.id.to_string(), "subscription", tenant.id.to_string())
+                .unwrap();
+        let meta = CommandMeta {
+            command_id: Uuid::now_v7().to_string(),
+            actor: "billing".into(),
+            correlation_id: Uuid::now_v7().to_string(),
+            occurred_at: chrono::Utc::now(),
+            traceparent: None,
+        };
+        let _ = event.event_type();
+        let outcome = store
+            .append(AppendRequest {
+                address: address.clone(),
+                expected: None,
+                message_id: meta.command_id.clone(),
+                batch: batch_of(&address, &[event], &meta),
+                traceparent: None,
+            })
+            .await
+            .unwrap();
+        self.applied(outcome.position).await;
+    }
+
+    /// An HTTP client that reaches `host` at the gateway's data plane.
+    pub fn client(&self, host: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .resolve(host, self.gateway.addr)
+            .pool_max_idle_per_host(16)
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.gateway.addr.port())
+    }
+}
+
+pub fn route(
+    prefix: &str,
+    algorithm: pb::BalanceAlgorithm,
+    backends: &[(&Upstream, u32)],
+) -> api::Route {
+    api::Route {
+        path_prefix: prefix.into(),
+        algorithm: algorithm as i32,
+        backends: backends
+            .iter()
+            .map(|(u, w)| pb::Backend {
+                address: u.addr.to_string(),
+                weight: *w,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// An upstream HTTP server answering with its name and counting requests.
+pub struct Upstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    /// What `/health` answers: 200 while true, 503 after.
+    pub healthy: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start(name: &str) -> Self {
+        Self::start_with(name, Duration::ZERO).await
+    }
+
+    /// Answers after `delay` (for in-flight and least-connections tests).
+    pub async fn start_with(name: &str, delay: Duration) -> Self {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (n, h) = (name.to_owned(), hits.clone());
+        let up = healthy.clone();
+        let app = axum::Router::new()
+            .route(
+                "/health",
+                axum::routing::get(move || {
+                    let up = up.load(Ordering::Relaxed);
+                    async move {
+                        if up {
+                            http::StatusCode::OK
+                        } else {
+                            http::StatusCode::SERVICE_UNAVAILABLE
+                        }
+                    }
+                }),
+            )
+            .fallback(move |headers: http::HeaderMap, uri: http::Uri| {
+                let (n, h) = (n.clone(), h.clone());
+                async move {
+                    h.fetch_add(1, Ordering::Relaxed);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let get = |k: &str| {
+                        headers
+                            .get(k)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    format!(
+                        "{n} {} xff={} xfh={} fwd={} rid={}",
+                        uri.path(),
+                        get("x-forwarded-for"),
+                        get("x-forwarded-host"),
+                        get("forwarded"),
+                        get("x-request-id")
+                    )
+                }
+            });
+        // Connections live in a set the accept loop owns: killing the server closes them too.
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                connections.spawn(async move {
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+                });
+            }
+        });
+        Self {
+            name: name.into(),
+            addr,
+            hits,
+            healthy,
+            task,
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and closes the listener (a dead backend).
+    pub fn kill(&self) {
+        self.task.abort();
+    }
+}
