@@ -39,6 +39,19 @@ pub struct GatewayConfig {
         default_value_t = 10_000
     )]
     pub header_timeout_ms: u64,
+
+    /// Largest request body, in bytes (413 beyond).
+    #[arg(id = "gateway-max-body-bytes", long = "gateway-max-body-bytes", env = "TENANTRY_GATEWAY_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: u64,
+
+    /// Requests in flight at once; beyond it the gateway answers 503 (load shedding).
+    #[arg(
+        id = "gateway-max-in-flight",
+        long = "gateway-max-in-flight",
+        env = "TENANTRY_GATEWAY_MAX_IN_FLIGHT",
+        default_value_t = 10_000
+    )]
+    pub max_in_flight: usize,
 }
 
 impl GatewayConfig {
@@ -49,6 +62,8 @@ impl GatewayConfig {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_domain: "localhost".into(),
             header_timeout_ms: 10_000,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_in_flight: 10_000,
         }
     }
 }

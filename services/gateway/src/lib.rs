@@ -105,12 +105,14 @@ pub async fn start(
         axum::Router::new(),
     )
     .await;
-    let proxy = Arc::new(proxy::Proxy::new(current.clone()));
-    let checked = current.clone();
     let limits = proxy::Limits {
         header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+        max_body_bytes: config.max_body_bytes,
+        max_in_flight: config.max_in_flight,
         ..Default::default()
     };
+    let proxy = Arc::new(proxy::Proxy::new(current.clone(), limits));
+    let checked = current.clone();
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -122,12 +124,7 @@ pub async fn start(
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let data = tokio::spawn(proxy::serve(
-            listener,
-            proxy,
-            limits,
-            stopped(stop_rx.clone()),
-        ));
+        let data = tokio::spawn(proxy::serve(listener, proxy, stopped(stop_rx.clone())));
         let api = tokio::spawn(server::serve(
             api_listener,
             router,

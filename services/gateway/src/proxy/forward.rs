@@ -45,8 +45,23 @@ pub fn host_of<B>(request: &Request<B>) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+/// A request body, cut off (with an error) past the body limit.
+type Limited = http_body_util::Limited<Incoming>;
+
 pub struct Upstream {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Limited>,
+}
+
+/// Whether the upstream call failed because the client's body passed the limit.
+pub fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 impl Default for Upstream {
@@ -70,11 +85,15 @@ impl Upstream {
     /// Sends `request` to `backend` (host:port) with forwarding headers added.
     pub async fn send(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         backend: &str,
         host: &str,
         peer: SocketAddr,
+        max_body: u64,
     ) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
+        let mut request = request.map(|b| {
+            http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX))
+        });
         let path = request
             .uri()
             .path_and_query()

@@ -36,8 +36,14 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct Limits {
     /// A client must send its request head within this (slowloris).
     pub header_read_timeout: Duration,
+    /// A request head larger than this is refused with 431.
     pub max_header_bytes: usize,
+    /// A request body larger than this is refused with 413.
+    pub max_body_bytes: u64,
     pub max_concurrent_streams: u32,
+    /// Requests in flight at once on this gateway; beyond it, 503 at once (load shedding)
+    /// rather than a queue that grows without bound.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -45,7 +51,9 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
+            max_body_bytes: 10 * 1024 * 1024,
             max_concurrent_streams: 256,
+            max_in_flight: 10_000,
         }
     }
 }
@@ -53,18 +61,48 @@ impl Default for Limits {
 pub struct Proxy {
     pub snapshot: Current,
     pub upstream: Upstream,
+    pub limits: Limits,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// Gives the in-flight slot back however the request ends.
+struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Proxy {
-    pub fn new(snapshot: Current) -> Self {
+    pub fn new(snapshot: Current, limits: Limits) -> Self {
         Self {
             snapshot,
             upstream: Upstream::new(),
+            limits,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
     /// Answers one request.
     pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", None);
+        }
+        let _slot = Slot(&self.in_flight);
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limits.max_body_bytes) {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None);
+        }
+        self.route(request, peer).await
+    }
+
+    async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let Some(host) = forward::host_of(&request) else {
             return error(StatusCode::BAD_REQUEST, "missing_host", None);
         };
@@ -117,7 +155,13 @@ impl Proxy {
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = self
             .upstream
-            .send(request, &backend.address, &host, peer)
+            .send(
+                request,
+                &backend.address,
+                &host,
+                peer,
+                self.limits.max_body_bytes,
+            )
             .await;
         backend.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut response = match result {
@@ -128,6 +172,9 @@ impl Proxy {
                     backend.record_success();
                 }
                 response
+            }
+            Err(e) if forward::body_too_large(&e) => {
+                error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
             }
             Err(e) => {
                 tracing::debug!(backend = %backend.address, error = %e, "upstream failed");
@@ -145,9 +192,9 @@ impl Proxy {
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let limits = proxy.limits.clone();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

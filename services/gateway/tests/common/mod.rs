@@ -32,6 +32,12 @@ pub struct Harness {
 }
 
 pub async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    let mut gateway_config = GatewayConfig::ephemeral();
+    adjust(&mut gateway_config);
     let env = TestEnv::new().await;
     let common = env.common();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -48,7 +54,7 @@ pub async fn start() -> Harness {
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = tenantry_gateway::start(
         &common,
-        &GatewayConfig::ephemeral(),
+        &gateway_config,
         data,
         api_listener,
         Overrides::default(),
@@ -224,6 +230,10 @@ impl Upstream {
         let (n, h) = (name.to_owned(), hits.clone());
         let up = healthy.clone();
         let app = axum::Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(|body: bytes::Bytes| async move { body.len().to_string() }),
+            )
             .route(
                 "/health",
                 axum::routing::get(move || {
