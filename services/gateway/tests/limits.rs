@@ -77,6 +77,31 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
     );
     assert!(r.text().await.unwrap().contains("rate_limited"));
 
+    // The refusals and the traffic are counted per tenant on the API port's /metrics.
+    let metrics = reqwest::get(format!("http://{}/metrics", h.gateway.api_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let limited = format!(
+        "tenantry_gateway_rate_limited_total{{tenant_id=\"{}\"}}",
+        t.id
+    );
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&limited))
+        .unwrap_or_else(|| panic!("{limited} missing"));
+    assert!(line.ends_with(&format!(" {}", 30 - allowed)), "{line}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("tenantry_gateway_requests_total")
+                && l.contains(&t.id.to_string())
+                && l.contains("status=\"2xx\"")),
+        "{metrics}"
+    );
+
     // Another tenant is not affected by this one's limit.
     let other = h.tenant().await;
     h.route(

@@ -130,7 +130,10 @@ impl Proxy {
         let Some(route) = tenant.route(&host, request.uri().path()).cloned() else {
             return error(StatusCode::NOT_FOUND, "no_route", Some(tenant.tenant_id));
         };
+        let started = std::time::Instant::now();
         if tenant.blocked_by_quota {
+            tenant.metrics.quota_blocked.increment(1);
+            route.metrics.record(StatusCode::TOO_MANY_REQUESTS, 0.0);
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
@@ -139,7 +142,11 @@ impl Proxy {
         }
         let remaining = match tenant.limiter.check() {
             Decision::Allow { remaining } => remaining,
-            Decision::Deny { retry_after } => return rate_limited(&tenant.limiter, retry_after),
+            Decision::Deny { retry_after } => {
+                tenant.metrics.rate_limited.increment(1);
+                route.metrics.record(StatusCode::TOO_MANY_REQUESTS, 0.0);
+                return rate_limited(&tenant.limiter, retry_after);
+            }
         };
         let Some(backend) = balance::pick(&route, request.headers()) else {
             return error(
@@ -183,6 +190,9 @@ impl Proxy {
             }
         };
         respond::rate_limit_headers(response.headers_mut(), &limiter, remaining);
+        route
+            .metrics
+            .record(response.status(), started.elapsed().as_secs_f64());
         response
     }
 }

@@ -14,7 +14,8 @@ use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use super::model::{
-    Backend, BackendState, Check, Limits, RouteEntry, Snapshot, TenantEntry, TenantStatus,
+    Backend, BackendState, Check, Limits, RouteEntry, RouteMetrics, Snapshot, TenantEntry,
+    TenantMetrics, TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
 use crate::limit::Gcra;
@@ -286,6 +287,7 @@ impl Builder {
                 .flat_map(|(i, b)| std::iter::repeat_n(i, b.weight as usize))
                 .collect();
             routes.push(Arc::new(RouteEntry {
+                metrics: RouteMetrics::new(tenant, route_id),
                 route_id: route_id.clone(),
                 hosts: config.hosts.iter().map(|h| h.to_lowercase()).collect(),
                 path_prefix: config.path_prefix.clone(),
@@ -304,6 +306,7 @@ impl Builder {
             limits,
             limiter,
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
+            metrics: TenantMetrics::new(tenant),
         })
     }
 }

@@ -93,8 +93,70 @@ pub struct Backend {
     pub drained: bool,
 }
 
+/// Metric handles of a route, registered when the snapshot is built so the request path only
+/// increments them.
+#[derive(Clone)]
+pub struct RouteMetrics {
+    /// Responses by status class: 1xx..5xx at index 0..4.
+    pub responses: [metrics::Counter; 5],
+    pub latency: metrics::Histogram,
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteMetrics")
+    }
+}
+
+impl RouteMetrics {
+    pub fn new(tenant: Uuid, route: &str) -> Self {
+        let (t, r) = (tenant.to_string(), route.to_owned());
+        let class = |c: &'static str| metrics::counter!("tenantry_gateway_requests_total", "tenant_id" => t.clone(), "route" => r.clone(), "status" => c);
+        Self {
+            responses: [
+                class("1xx"),
+                class("2xx"),
+                class("3xx"),
+                class("4xx"),
+                class("5xx"),
+            ],
+            latency: metrics::histogram!("tenantry_gateway_request_duration_seconds", "tenant_id" => t.clone(), "route" => r.clone()),
+        }
+    }
+
+    pub fn record(&self, status: http::StatusCode, seconds: f64) {
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        self.responses[class].increment(1);
+        self.latency.record(seconds);
+    }
+}
+
+/// Per-tenant counters of what the gateway refused.
+#[derive(Clone)]
+pub struct TenantMetrics {
+    pub rate_limited: metrics::Counter,
+    pub quota_blocked: metrics::Counter,
+}
+
+impl std::fmt::Debug for TenantMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantMetrics")
+    }
+}
+
+impl TenantMetrics {
+    pub fn new(tenant: Uuid) -> Self {
+        let t = tenant.to_string();
+        Self {
+            rate_limited: metrics::counter!("tenantry_gateway_rate_limited_total", "tenant_id" => t.clone()),
+            quota_blocked: metrics::counter!("tenantry_gateway_quota_blocked_total", "tenant_id" => t),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct RouteEntry {
+    pub metrics: RouteMetrics,
     pub route_id: String,
     /// Empty: every host of the tenant.
     pub hosts: Vec<String>,
@@ -132,6 +194,7 @@ pub struct TenantEntry {
     pub limiter: Arc<Gcra>,
     /// A quota is used up and the plan blocks traffic.
     pub blocked_by_quota: bool,
+    pub metrics: TenantMetrics,
 }
 
 impl TenantEntry {
