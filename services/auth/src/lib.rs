@@ -210,7 +210,10 @@ pub async fn start(
         &api::policy::SERVICES,
         api::policy::policy(),
         verifier,
-        Readiness { nats, pool },
+        Readiness {
+            nats,
+            pool: Some(pool),
+        },
         http,
     )
     .await;

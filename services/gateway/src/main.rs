@@ -1,8 +1,12 @@
 //! `tenantry-gateway`: the gateway on its own.
 
 use clap::Parser;
+use mimalloc::MiMalloc;
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
+
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "tenantry-gateway", about = "Tenantry gateway (data plane)")]

@@ -116,7 +116,10 @@ pub async fn start(
         &[api::policy::SERVICE],
         api::policy::policy(),
         verifier,
-        Readiness { nats, pool },
+        Readiness {
+            nats,
+            pool: Some(pool),
+        },
         axum::Router::new(),
     )
     .await;

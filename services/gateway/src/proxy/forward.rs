@@ -1,9 +1,15 @@
 //! Forwarding a request to a backend over a pooled connection.
+//!
+//! This is the hot path: header names are constants, the backend's authority is parsed once
+//! when the snapshot is built, and the only allocations per request are the forwarding
+//! headers' values.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -13,36 +19,42 @@ use hyper_util::rt::TokioExecutor;
 use uuid::Uuid;
 
 use super::Body;
+use crate::snapshot::BackendState;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// The request's host, lower-case, without a port.
-pub fn host_of<B>(request: &Request<B>) -> Option<String> {
+/// The request's host, lower-case, without a port (borrowed when it already is).
+pub fn host_of<B>(request: &Request<B>) -> Option<Cow<'_, str>> {
     let raw = match request.uri().host() {
-        Some(h) => h.to_owned(),
-        None => request
-            .headers()
-            .get(header::HOST)?
-            .to_str()
-            .ok()?
-            .to_owned(),
+        Some(h) => h,
+        None => request.headers().get(header::HOST)?.to_str().ok()?,
     };
     let host = match raw.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => raw.as_str(),
+        _ => raw,
     };
-    Some(host.to_ascii_lowercase())
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(host))
+    }
 }
 
 /// A request body, cut off (with an error) past the body limit.
@@ -70,6 +82,21 @@ impl Default for Upstream {
     }
 }
 
+/// Why a request could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("backend address {0} is not an authority")]
+    Address(String),
+    #[error(transparent)]
+    Client(#[from] hyper_util::client::legacy::Error),
+}
+
+impl SendError {
+    pub fn body_too_large(&self) -> bool {
+        matches!(self, Self::Client(e) if body_too_large(e))
+    }
+}
+
 impl Upstream {
     pub fn new() -> Self {
         let mut connector = HttpConnector::new();
@@ -82,65 +109,71 @@ impl Upstream {
         Self { client }
     }
 
-    /// Sends `request` to `backend` (host:port) with forwarding headers added.
+    /// Sends `request` to `backend` with forwarding headers added.
     pub async fn send(
         &self,
         request: Request<Incoming>,
-        backend: &str,
+        backend: &BackendState,
         host: &str,
         peer: SocketAddr,
         max_body: u64,
-    ) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
-        let mut request = request.map(|b| {
-            http_body_util::Limited::new(b, usize::try_from(max_body).unwrap_or(usize::MAX))
-        });
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        // Parsed from parts we checked; a failure means a malformed backend address, which
-        // validation refuses.
-        if let Ok(uri) = Uri::builder()
-            .scheme("http")
-            .authority(backend)
-            .path_and_query(path)
-            .build()
-        {
-            *request.uri_mut() = uri;
+    ) -> Result<Response<Body>, SendError> {
+        let authority = backend
+            .authority
+            .clone()
+            .ok_or_else(|| SendError::Address(backend.address.clone()))?;
+        let (mut parts, body) = request.into_parts();
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority);
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(PathAndQuery::from_static("/"));
         }
+        parts.uri =
+            Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
         // Upstreams always get HTTP/1.1 here (h2c to backends is not configured).
-        *request.version_mut() = http::Version::HTTP_11;
-        let headers = request.headers_mut();
+        parts.version = http::Version::HTTP_11;
+        let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
-        let ip = peer.ip().to_string();
-        let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prior) => format!("{prior}, {ip}"),
-            None => ip.clone(),
+        let ip = peer.ip();
+        let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
+            None => HeaderValue::from_str(&ip.to_string()),
         };
-        set(headers, "x-forwarded-for", &forwarded_for);
-        set(headers, "x-forwarded-host", host);
-        set(headers, "x-forwarded-proto", "http");
+        if let Ok(v) = forwarded_for {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(host) {
+            headers.insert(X_FORWARDED_HOST, v);
+        }
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
         let node = if peer.is_ipv6() {
-            format!("\"[{ip}]\"")
+            format!("for=\"[{ip}]\";host={host};proto=http")
         } else {
-            ip
+            format!("for={ip};host={host};proto=http")
         };
-        set(
-            headers,
-            "forwarded",
-            &format!("for={node};host={host};proto=http"),
-        );
+        if let Ok(v) = HeaderValue::from_str(&node) {
+            headers.insert(FORWARDED, v);
+        }
         let has_id = headers
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID)
             .is_some_and(|v| !v.is_empty() && v.len() <= 128);
         if !has_id {
-            set(headers, REQUEST_ID, &Uuid::now_v7().to_string());
+            let mut buf = Uuid::encode_buffer();
+            let id = Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+            if let Ok(v) = HeaderValue::from_str(id) {
+                headers.insert(REQUEST_ID, v);
+            }
         }
-        if let Ok(value) = HeaderValue::from_str(backend) {
-            headers.insert(header::HOST, value);
+        if let Some(v) = &backend.host_header {
+            headers.insert(header::HOST, v.clone());
         }
-        let response = self.client.request(request).await?;
+        let limited =
+            http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
+        let response = self
+            .client
+            .request(Request::from_parts(parts, limited))
+            .await?;
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
@@ -149,23 +182,20 @@ impl Upstream {
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Headers named by `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if let Some(connection) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection
+            .to_str()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-fn set(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(name, v);
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
     }
 }

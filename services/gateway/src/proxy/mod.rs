@@ -158,17 +158,12 @@ impl Proxy {
         let backend = backend.state.clone();
         let limiter = tenant.limiter.clone();
         drop(snapshot);
+        let host = host.into_owned();
 
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = self
             .upstream
-            .send(
-                request,
-                &backend.address,
-                &host,
-                peer,
-                self.limits.max_body_bytes,
-            )
+            .send(request, &backend, &host, peer, self.limits.max_body_bytes)
             .await;
         backend.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut response = match result {
@@ -180,7 +175,7 @@ impl Proxy {
                 }
                 response
             }
-            Err(e) if forward::body_too_large(&e) => {
+            Err(e) if e.body_too_large() => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
             }
             Err(e) => {

@@ -280,6 +280,13 @@ impl Builder {
                     backend: b.state.clone(),
                     config: check.clone(),
                 }));
+            } else {
+                // No check any more: nothing would bring a backend it took out back.
+                for b in &backends {
+                    b.state
+                        .healthy
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
             }
             let wheel = backends
                 .iter()

@@ -1,0 +1,324 @@
+//! The gateway beside nginx, with wrk, one run, same upstream, same machine:
+//! 1. wrk against the upstream directly (nginx answering `200 ok`);
+//! 2. wrk against nginx as a keep-alive reverse proxy with `limit_req` to that upstream;
+//! 3. wrk against the `tenantry-gateway` release binary (its own process) routing a tenant's
+//!    host to that upstream, with the tenant's rate limit and quota state on (limits high enough
+//!    never to refuse: the decisions run, nothing is throttled).
+//!
+//! Needs `wrk` and `nginx` (Debian packages; `bench/gateway.sh` installs them).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use clap::Parser;
+use tenantry_bench::spawn_binary;
+use tenantry_eventstore::aggregate::batch_of;
+use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta};
+use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_kit::Role;
+use tenantry_proto::events::v1 as pb;
+use tenantry_proto::gateway::v1::{
+    self as gw, gateway_config_service_client::GatewayConfigServiceClient,
+};
+use tenantry_proto::tenant::v1::{self as tenant_api, tenant_service_client::TenantServiceClient};
+use tenantry_testkit::TestEnv;
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// Runs of each target; the table shows each run.
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
+}
+
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    r
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A running nginx; stopped (master and workers) on drop.
+struct Nginx {
+    conf: std::path::PathBuf,
+    prefix: std::path::PathBuf,
+    _child: tokio::process::Child,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // Killing only the master would leave its workers serving the port.
+        let _ = std::process::Command::new("nginx")
+            .args([
+                "-c",
+                &self.conf.display().to_string(),
+                "-p",
+                &self.prefix.display().to_string(),
+                "-s",
+                "stop",
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Starts nginx with `http` as its http block, in `dir`.
+fn nginx(dir: &Path, name: &str, http: &str) -> anyhow::Result<Nginx> {
+    let conf = dir.join(format!("{name}.conf"));
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes auto;\nerror_log {dir}/{name}.err warn;\npid {dir}/{name}.pid;\nevents {{ worker_connections 8192; }}\nhttp {{\n  access_log off;\n{http}\n}}\n",
+            dir = dir.display()
+        ),
+    )?;
+    let child = tokio::process::Command::new("nginx")
+        .args([
+            "-c",
+            &conf.display().to_string(),
+            "-p",
+            &dir.display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
+        .stdout(Stdio::null())
+        .spawn()?;
+    Ok(Nginx {
+        conf,
+        prefix: dir.to_owned(),
+        _child: child,
+    })
+}
+
+/// wrk's requests/s and p50/p99 in ms.
+async fn wrk(args: &Args, url: &str, host: Option<&str>) -> anyhow::Result<(f64, f64, f64, u64)> {
+    let mut cmd = tokio::process::Command::new("wrk");
+    cmd.args([
+        "-t",
+        &args.threads.to_string(),
+        "-c",
+        &args.connections.to_string(),
+        "-d",
+        &format!("{}s", args.seconds),
+        "--latency",
+    ]);
+    if let Some(h) = host {
+        cmd.args(["-H", &format!("Host: {h}")]);
+    }
+    let out = cmd.arg(url).output().await?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+    };
+    let ms = |v: String| -> f64 {
+        if let Some(us) = v.strip_suffix("us") {
+            us.parse::<f64>().unwrap_or(f64::NAN) / 1000.0
+        } else if let Some(m) = v.strip_suffix("ms") {
+            m.parse().unwrap_or(f64::NAN)
+        } else if let Some(s) = v.strip_suffix('s') {
+            s.parse::<f64>().unwrap_or(f64::NAN) * 1000.0
+        } else {
+            f64::NAN
+        }
+    };
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let p50 = field("50%").map(ms).unwrap_or(f64::NAN);
+    let p99 = field("99%").map(ms).unwrap_or(f64::NAN);
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Non-2xx"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    anyhow::ensure!(rps.is_finite(), "wrk said: {text}");
+    Ok((rps, p50, p99, errors))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let env = TestEnv::new().await;
+    let dir = std::env::temp_dir().join(format!("{}-nginx", env.id));
+    std::fs::create_dir_all(&dir)?;
+
+    // The upstream, and nginx in front of it.
+    let up = free_port()?;
+    let _upstream = nginx(
+        &dir,
+        "upstream",
+        &format!("  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }}"),
+    )?;
+    let proxy = free_port()?;
+    let _proxy = nginx(
+        &dir,
+        "proxy",
+        &format!(
+            "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{proxy}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}"
+        ),
+    )?;
+
+    // A tenant, its plan and quota state, and the gateway routing it to the upstream.
+    let common = env.common();
+    let tenant_svc = tenantry_tenant::start(
+        &common,
+        &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),
+        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        Default::default(),
+        std::future::pending(),
+    )
+    .await?;
+    let slug = format!("b{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let created = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await)
+        .create_tenant(authed(
+            tenant_api::CreateTenantRequest {
+                name: slug.clone(),
+                slug: slug.clone(),
+                r#type: pb::TenantType::Business as i32,
+                settings: None,
+            },
+            &env.admin_token(),
+        ))
+        .await?
+        .into_inner();
+    let tenant = created.tenant.expect("tenant").tenant_id;
+    let store = env.event_store().await;
+    let address = AggregateAddress::new(tenant.clone(), "subscription", tenant.clone())?;
+    let plan = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
+        plan: "bench".into(),
+        requests_per_second: 1_000_000,
+        burst: 1_000_000,
+        monthly_requests: u64::MAX,
+        monthly_bytes: u64::MAX,
+        quota_behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
+        throttle_rps: 0,
+    });
+    let meta = CommandMeta {
+        command_id: Uuid::now_v7().to_string(),
+        actor: "bench".into(),
+        correlation_id: Uuid::now_v7().to_string(),
+        occurred_at: chrono::Utc::now(),
+        traceparent: None,
+    };
+    store
+        .append(AppendRequest {
+            address: address.clone(),
+            expected: None,
+            message_id: meta.command_id.clone(),
+            batch: batch_of(&address, &[plan], &meta),
+            traceparent: None,
+        })
+        .await?;
+    let data_port = free_port()?;
+    let (api_addr, _gateway) = spawn_binary(
+        "tenantry-gateway",
+        "TENANTRY_GATEWAY_API_LISTEN",
+        &[
+            ("TENANTRY_NATS_URL", common.nats_url.clone()),
+            (
+                "TENANTRY_STREAM_PREFIX",
+                common.stream_prefix.clone().unwrap_or_default(),
+            ),
+            ("TENANTRY_JWKS", common.jwks.clone()),
+            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
+            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
+            ("TENANTRY_GATEWAY_LISTEN", format!("127.0.0.1:{data_port}")),
+        ],
+    )
+    .await?;
+    let member = env.token(Some(Uuid::parse_str(&tenant)?), Role::Member);
+    let api = tenantry_testkit::channel(api_addr).await;
+    GatewayConfigServiceClient::new(api)
+        .upsert_route(authed(
+            gw::UpsertRouteRequest {
+                route: Some(gw::Route {
+                    path_prefix: "/".into(),
+                    algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
+                    backends: vec![pb::Backend {
+                        address: format!("127.0.0.1:{up}"),
+                        weight: 1,
+                    }],
+                    ..Default::default()
+                }),
+            },
+            &member,
+        ))
+        .await?;
+    let host = format!("{slug}.localhost");
+    // Until the gateway has applied the route.
+    for _ in 0..100 {
+        let ok = wrk_probe(data_port, &host).await;
+        if ok {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    println!(
+        "wrk -t{} -c{} -d{}s, 2-core machine shared by wrk, proxy and upstream",
+        args.threads, args.connections, args.seconds
+    );
+    println!(
+        "  {:<46} {:>10} {:>9} {:>9} {:>8}",
+        "target", "req/s", "p50 ms", "p99 ms", "non-2xx"
+    );
+    for run in 1..=args.runs {
+        for (name, url, host) in [
+            (
+                "upstream directly (nginx return 200)",
+                format!("http://127.0.0.1:{up}/"),
+                None,
+            ),
+            (
+                "nginx reverse proxy + limit_req",
+                format!("http://127.0.0.1:{proxy}/"),
+                None,
+            ),
+            (
+                "tenantry gateway (route + limit + quota)",
+                format!("http://127.0.0.1:{data_port}/"),
+                Some(host.as_str()),
+            ),
+        ] {
+            let (rps, p50, p99, errors) = wrk(&args, &url, host).await?;
+            println!("  {name:<46} {rps:>10.0} {p50:>9.2} {p99:>9.2} {errors:>8}   (run {run})");
+        }
+    }
+    drop(tenant_svc);
+    env.cleanup().await;
+    Ok(())
+}
+
+/// One request through the gateway: does the route answer yet?
+async fn wrk_probe(port: u16, host: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let _ = tcp
+        .write_all(
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+    let mut out = String::new();
+    let _ = tcp.read_to_string(&mut out).await;
+    out.starts_with("HTTP/1.1 200")
+}
