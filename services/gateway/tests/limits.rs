@@ -102,15 +102,13 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
         "{metrics}"
     );
 
-    let all_buckets =
-        format!("tenantry_gateway_request_duration_seconds_bucket{{le=\"+Inf\",route=\"");
     assert!(
         metrics.lines().any(
             |l| l.contains("tenantry_gateway_request_duration_seconds_bucket")
                 && l.contains(&t.id.to_string())
                 && l.contains("le=\"+Inf\"")
         ),
-        "no latency histogram for the tenant: {all_buckets}"
+        "no latency histogram for the tenant"
     );
 
     // Another tenant is not affected by this one's limit.

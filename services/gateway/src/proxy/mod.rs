@@ -62,7 +62,8 @@ pub struct Proxy {
     pub snapshot: Current,
     pub upstream: Upstream,
     pub limits: Limits,
-    in_flight: std::sync::atomic::AtomicUsize,
+    /// Shared by every worker: the load-shedding count is per gateway.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Gives the in-flight slot back however the request ends.
@@ -80,7 +81,17 @@ impl Proxy {
             snapshot,
             upstream: Upstream::new(),
             limits,
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// The same proxy for another worker thread: its own upstream pool, shared everything else.
+    fn for_worker(&self) -> Self {
+        Self {
+            snapshot: self.snapshot.clone(),
+            upstream: Upstream::new(),
+            limits: self.limits.clone(),
+            in_flight: self.in_flight.clone(),
         }
     }
 
@@ -194,11 +205,76 @@ impl Proxy {
 
 /// Serves the data plane on `listener` until `shutdown` resolves; open connections finish
 /// their requests first.
+///
+/// One worker thread per core, each with its own single-threaded runtime accepting from the
+/// same socket and its own upstream pool: a request, its upstream call and its response stay
+/// on one thread (no work stealing, no cross-thread wake-ups, no shared pool lock).
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    let shared = match listener.into_std() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "data plane listener");
+            return;
+        }
+    };
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let socket = match shared.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "data plane listener clone");
+                continue;
+            }
+        };
+        let proxy = Arc::new(proxy.for_worker());
+        let mut stopped = stopped.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gateway-worker-{i}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "gateway worker runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(socket) else {
+                        tracing::error!("gateway worker listener");
+                        return;
+                    };
+                    serve_on(listener, proxy, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                });
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(error = %e, "gateway worker thread"),
+        }
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
+    .await;
+}
+
+/// One worker's accept loop.
+async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
     let limits = proxy.limits.clone();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -210,7 +286,6 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams);
-    let builder = Arc::new(builder);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
