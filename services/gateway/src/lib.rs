@@ -8,6 +8,7 @@
 //! - [`proxy`]: the HTTP server and the upstream client.
 //! - [`balance`]: choosing a backend; [`health`]: active health checks; [`limit`]: GCRA rate
 //!   limiting.
+//! - [`usage`]: requests and bytes per tenant, published to the `USAGE` stream.
 //! - [`api`]: the gRPC configuration API and its access policy.
 //! - [`config`] and [`start`]: wiring.
 
@@ -21,6 +22,7 @@ pub mod health;
 pub mod limit;
 pub mod proxy;
 pub mod snapshot;
+pub mod usage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +79,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     let (nats, store) = event_store(common).await?;
+    usage::open_stream(&store, common.stream_replicas).await?;
     let started = std::time::Instant::now();
     let (current, applied) = snapshot::follow::follow(&store, &config.base_domain).await?;
     tracing::info!(
@@ -113,6 +116,11 @@ pub async fn start(
     };
     let proxy = Arc::new(proxy::Proxy::new(current.clone(), limits));
     let checked = current.clone();
+    let metered = current.clone();
+    let usage_js = store.jetstream().clone();
+    let usage_root = store.names().usage_root.clone();
+    // Usage reports are deduplicated per instance: a fresh id per process.
+    let instance = uuid::Uuid::now_v7().simple().to_string();
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -131,9 +139,17 @@ pub async fn start(
             stopped(stop_rx.clone()),
         ));
         let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
+        let metering = tokio::spawn(usage::run(
+            usage_js,
+            usage_root,
+            instance,
+            metered,
+            Duration::from_secs(1),
+            stopped(stop_rx.clone()),
+        ));
         shutdown.await;
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(data, api, checks);
+        let _ = tokio::join!(data, api, checks, metering);
     });
     tracing::info!(%addr, %api_addr, "gateway listening");
     Ok(Running {

@@ -14,6 +14,9 @@ pub struct StreamNames {
     pub events_stream: String,
     /// Subject root of the event log, e.g. `evt` or `<prefix>.evt`.
     pub events_root: String,
+    /// Gateways' usage counts (`USAGE`, `usage.<tenant>.<meter>`): not part of the log.
+    pub usage_stream: String,
+    pub usage_root: String,
 }
 
 impl StreamNames {
@@ -23,12 +26,16 @@ impl StreamNames {
             None => Ok(Self {
                 events_stream: "EVENTS".into(),
                 events_root: "evt".into(),
+                usage_stream: "USAGE".into(),
+                usage_root: "usage".into(),
             }),
             Some(p) => {
                 crate::subject::validate_token("stream_prefix", p)?;
                 Ok(Self {
                     events_stream: format!("{}_EVENTS", p.to_uppercase()),
                     events_root: format!("{p}.evt"),
+                    usage_stream: format!("{}_USAGE", p.to_uppercase()),
+                    usage_root: format!("{p}.usage"),
                 })
             }
         }

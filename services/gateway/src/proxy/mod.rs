@@ -168,6 +168,13 @@ impl Proxy {
         };
         let backend = backend.state.clone();
         let limiter = tenant.limiter.clone();
+        let usage = tenant.usage.clone();
+        let bytes_in = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         drop(snapshot);
         let host = host.into_owned();
 
@@ -196,10 +203,62 @@ impl Proxy {
             }
         };
         respond::rate_limit_headers(response.headers_mut(), &limiter, remaining);
+        usage.add_request(bytes_in);
+        let response = count_bytes_out(response, usage);
         route
             .metrics
             .record(response.status(), started.elapsed().as_secs_f64());
         response
+    }
+}
+
+/// Adds the response's body size to the tenant's usage: at once when it is declared, else as
+/// the body streams out.
+fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) -> Response<Body> {
+    use http_body_util::BodyExt;
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) => {
+            usage.add_bytes_out(n);
+            response
+        }
+        None => response.map(|body| Counted { inner: body, usage }.boxed()),
+    }
+}
+
+/// A response body that reports its bytes as they pass.
+struct Counted {
+    inner: Body,
+    usage: Arc<crate::usage::Usage>,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.usage.add_bytes_out(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

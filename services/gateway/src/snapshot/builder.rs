@@ -37,6 +37,7 @@ pub struct Builder {
     /// Runtime state that outlives snapshots.
     backends: HashMap<(String, String), Arc<BackendState>>,
     limiters: HashMap<Uuid, (Limits, Arc<Gcra>)>,
+    usage: HashMap<Uuid, Arc<crate::usage::Usage>>,
     dirty: HashSet<Uuid>,
     published_hosts: HashMap<Uuid, Vec<String>>,
     /// Active health checks by tenant.
@@ -56,6 +57,7 @@ impl Builder {
             tenants: HashMap::new(),
             backends: HashMap::new(),
             limiters: HashMap::new(),
+            usage: HashMap::new(),
             dirty: HashSet::new(),
             published_hosts: HashMap::new(),
             checks: HashMap::new(),
@@ -314,6 +316,7 @@ impl Builder {
             limiter,
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
             metrics: TenantMetrics::new(tenant),
+            usage: self.usage.entry(tenant).or_default().clone(),
         })
     }
 }

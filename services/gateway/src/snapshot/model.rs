@@ -226,6 +226,7 @@ pub struct TenantEntry {
     /// A quota is used up and the plan blocks traffic.
     pub blocked_by_quota: bool,
     pub metrics: TenantMetrics,
+    pub usage: Arc<crate::usage::Usage>,
 }
 
 impl TenantEntry {
