@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`domain`]: the `route` aggregate (pure) and the events the gateway reads.
 //! - [`snapshot`]: hosts, tenants, routes and limits folded from the log, swapped atomically.
+//! - [`decide`]: the per-request decision (tenant, status, route, quota, limit, backend).
 //! - [`proxy`]: the HTTP server and the upstream client.
 //! - [`balance`]: choosing a backend; [`health`]: active health checks; [`limit`]: GCRA rate
 //!   limiting.
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod balance;
 pub mod config;
+pub mod decide;
 pub mod domain;
 pub mod health;
 pub mod limit;

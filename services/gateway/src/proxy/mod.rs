@@ -22,9 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::balance;
-use crate::limit::Decision;
-use crate::snapshot::TenantStatus;
+use crate::decide::{Forward, Refusal, decide};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
 use respond::{error, rate_limited};
@@ -118,54 +116,18 @@ impl Proxy {
             return error(StatusCode::BAD_REQUEST, "missing_host", None);
         };
         let snapshot = self.snapshot.load();
-        let Some(tenant) = snapshot.tenant_of_host(&host) else {
-            return error(StatusCode::NOT_FOUND, "unknown_host", None);
-        };
-        match tenant.status {
-            TenantStatus::Active => {}
-            TenantStatus::Suspended => {
-                return error(
-                    StatusCode::FORBIDDEN,
-                    "tenant_suspended",
-                    Some(tenant.tenant_id),
-                );
-            }
-            TenantStatus::Decommissioning => {
-                return error(
-                    StatusCode::FORBIDDEN,
-                    "tenant_decommissioned",
-                    Some(tenant.tenant_id),
-                );
-            }
-        }
-        let Some(route) = tenant.route(&host, request.uri().path()).cloned() else {
-            return error(StatusCode::NOT_FOUND, "no_route", Some(tenant.tenant_id));
-        };
         let started = std::time::Instant::now();
-        if tenant.blocked_by_quota {
-            tenant.metrics.quota_blocked.increment(1);
-            route.metrics.record(StatusCode::TOO_MANY_REQUESTS, 0.0);
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                Some(tenant.tenant_id),
-            );
-        }
-        let remaining = match tenant.limiter.check() {
-            Decision::Allow { remaining } => remaining,
-            Decision::Deny { retry_after } => {
-                tenant.metrics.rate_limited.increment(1);
-                route.metrics.record(StatusCode::TOO_MANY_REQUESTS, 0.0);
-                return rate_limited(&tenant.limiter, retry_after);
-            }
+        let decided = decide(&snapshot, &host, request.uri().path(), request.headers());
+        let Forward {
+            tenant,
+            route,
+            backend,
+            remaining,
+        } = match decided {
+            Ok(forward) => forward,
+            Err(refusal) => return refuse(refusal),
         };
-        let Some(backend) = balance::pick(&route, request.headers()) else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_healthy_backend",
-                Some(tenant.tenant_id),
-            );
-        };
+        let route = route.clone();
         let backend = backend.state.clone();
         let limiter = tenant.limiter.clone();
         let usage = tenant.usage.clone();
@@ -206,9 +168,44 @@ impl Proxy {
         usage.add_request(bytes_in);
         let response = count_bytes_out(response, usage);
         route
-            .metrics
+            .metrics()
             .record(response.status(), started.elapsed().as_secs_f64());
         response
+    }
+}
+
+/// The gateway's own answer to a refused request (and its metrics).
+fn refuse(refusal: Refusal<'_>) -> Response<Body> {
+    match refusal {
+        Refusal::UnknownHost => error(StatusCode::NOT_FOUND, "unknown_host", None),
+        Refusal::Suspended(t) => {
+            error(StatusCode::FORBIDDEN, "tenant_suspended", Some(t.tenant_id))
+        }
+        Refusal::Decommissioned(t) => error(
+            StatusCode::FORBIDDEN,
+            "tenant_decommissioned",
+            Some(t.tenant_id),
+        ),
+        Refusal::NoRoute(t) => error(StatusCode::NOT_FOUND, "no_route", Some(t.tenant_id)),
+        Refusal::QuotaExceeded(t, r) => {
+            t.metrics().quota_blocked.increment(1);
+            r.metrics().record(StatusCode::TOO_MANY_REQUESTS, 0.0);
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                Some(t.tenant_id),
+            )
+        }
+        Refusal::RateLimited(t, r, retry_after) => {
+            t.metrics().rate_limited.increment(1);
+            r.metrics().record(StatusCode::TOO_MANY_REQUESTS, 0.0);
+            rate_limited(&t.limiter, retry_after)
+        }
+        Refusal::NoHealthyBackend(t) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_healthy_backend",
+            Some(t.tenant_id),
+        ),
     }
 }
 

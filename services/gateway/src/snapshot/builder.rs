@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use prost::Message;
 use tenantry_eventstore::StoredMessage;
@@ -14,8 +13,7 @@ use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use super::model::{
-    Backend, BackendState, Check, Limits, RouteEntry, RouteMetrics, Snapshot, TenantEntry,
-    TenantMetrics, TenantStatus,
+    Backend, BackendState, Check, Limits, RouteEntry, Snapshot, TenantEntry, TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
 use crate::limit::Gcra;
@@ -203,7 +201,7 @@ impl Builder {
         for tenant in std::mem::take(&mut self.dirty) {
             self.checks.remove(&tenant);
             for host in self.published_hosts.remove(&tenant).unwrap_or_default() {
-                if hosts.get(&host) == Some(&tenant) {
+                if hosts.get(&host).is_some_and(|t| t.tenant_id == tenant) {
                     hosts.remove(&host);
                 }
             }
@@ -216,11 +214,12 @@ impl Builder {
             if let Some(slug) = &state.slug {
                 mine.push(format!("{slug}.{}", self.base_domain));
             }
+            let entry = Arc::new(entry);
             for host in &mine {
-                hosts.insert(host.clone(), tenant);
+                hosts.insert(host.clone(), entry.clone());
             }
             self.published_hosts.insert(tenant, mine);
-            tenants.insert(tenant, Arc::new(entry));
+            tenants.insert(tenant, entry);
         }
         let checks = if checks_changed {
             Arc::new(self.checks.values().flatten().cloned().collect())
@@ -295,17 +294,16 @@ impl Builder {
                 .enumerate()
                 .flat_map(|(i, b)| std::iter::repeat_n(i, b.weight as usize))
                 .collect();
-            routes.push(Arc::new(RouteEntry {
-                metrics: RouteMetrics::new(tenant, route_id),
-                route_id: route_id.clone(),
-                hosts: config.hosts.iter().map(|h| h.to_lowercase()).collect(),
-                path_prefix: config.path_prefix.clone(),
-                algorithm: pb::BalanceAlgorithm::try_from(config.algorithm).unwrap_or_default(),
-                hash_header: http::HeaderName::from_bytes(config.hash_header.as_bytes()).ok(),
+            routes.push(Arc::new(RouteEntry::new(
+                tenant,
+                route_id.clone(),
+                config.hosts.iter().map(|h| h.to_lowercase()).collect(),
+                config.path_prefix.clone(),
+                pb::BalanceAlgorithm::try_from(config.algorithm).unwrap_or_default(),
+                http::HeaderName::from_bytes(config.hash_header.as_bytes()).ok(),
                 backends,
                 wheel,
-                next: AtomicUsize::new(0),
-            }));
+            )));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
         Some(TenantEntry {
@@ -315,7 +313,7 @@ impl Builder {
             limits,
             limiter,
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
-            metrics: TenantMetrics::new(tenant),
+            metrics: std::sync::OnceLock::new(),
             usage: self.usage.entry(tenant).or_default().clone(),
         })
     }

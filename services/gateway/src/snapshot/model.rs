@@ -187,7 +187,9 @@ impl TenantMetrics {
 
 #[derive(Debug)]
 pub struct RouteEntry {
-    pub metrics: RouteMetrics,
+    pub tenant_id: Uuid,
+    /// Registered on the route's first request: idle routes cost no metric series.
+    metrics: std::sync::OnceLock<RouteMetrics>,
     pub route_id: String,
     /// Empty: every host of the tenant.
     pub hosts: Vec<String>,
@@ -201,6 +203,36 @@ pub struct RouteEntry {
 }
 
 impl RouteEntry {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tenant_id: Uuid,
+        route_id: String,
+        hosts: Vec<String>,
+        path_prefix: String,
+        algorithm: pb::BalanceAlgorithm,
+        hash_header: Option<http::HeaderName>,
+        backends: Vec<Backend>,
+        wheel: Vec<usize>,
+    ) -> Self {
+        Self {
+            tenant_id,
+            metrics: std::sync::OnceLock::new(),
+            route_id,
+            hosts,
+            path_prefix,
+            algorithm,
+            hash_header,
+            backends,
+            wheel,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn metrics(&self) -> &RouteMetrics {
+        self.metrics
+            .get_or_init(|| RouteMetrics::new(self.tenant_id, &self.route_id))
+    }
+
     /// Whether the route answers `host` + `path`.
     pub fn matches(&self, host: &str, path: &str) -> bool {
         (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
@@ -225,11 +257,17 @@ pub struct TenantEntry {
     pub limiter: Arc<Gcra>,
     /// A quota is used up and the plan blocks traffic.
     pub blocked_by_quota: bool,
-    pub metrics: TenantMetrics,
+    /// Registered on the tenant's first refusal.
+    pub metrics: std::sync::OnceLock<TenantMetrics>,
     pub usage: Arc<crate::usage::Usage>,
 }
 
 impl TenantEntry {
+    pub fn metrics(&self) -> &TenantMetrics {
+        self.metrics
+            .get_or_init(|| TenantMetrics::new(self.tenant_id))
+    }
+
     pub fn route(&self, host: &str, path: &str) -> Option<&Arc<RouteEntry>> {
         self.routes.iter().find(|r| r.matches(host, path))
     }
@@ -244,8 +282,8 @@ pub struct Check {
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Lower-case host → tenant.
-    pub hosts: HashMap<String, Uuid>,
+    /// Lower-case host → tenant (one lookup on the request path).
+    pub hosts: HashMap<String, Arc<TenantEntry>>,
     pub tenants: HashMap<Uuid, Arc<TenantEntry>>,
     /// Every backend with an active health check.
     pub checks: Arc<Vec<Check>>,
@@ -255,6 +293,6 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn tenant_of_host(&self, host: &str) -> Option<&Arc<TenantEntry>> {
-        self.tenants.get(self.hosts.get(host)?)
+        self.hosts.get(host)
     }
 }

@@ -1,0 +1,158 @@
+//! The per-request decision (host → tenant → status → route → quota → rate limit → backend)
+//! with 1,000 and with 100,000 tenants' routes in the snapshot: the lookup must not degrade.
+//! Also prints, for 100,000 tenants, the time to fold their events into a snapshot and the
+//! resident memory the snapshot adds.
+//!
+//! Run: `cargo bench -p tenantry-gateway --bench decision`.
+
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::HeaderMap;
+use prost::Message;
+use tenantry_eventstore::StoredMessage;
+use tenantry_gateway::decide::decide;
+use tenantry_gateway::snapshot::builder::Builder;
+use tenantry_gateway::snapshot::model::Snapshot;
+use tenantry_proto::events::v1::{self as pb, Envelope, EventBatch};
+use uuid::Uuid;
+
+fn message(
+    position: u64,
+    tenant: Uuid,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    event_type: &str,
+    payload: Vec<u8>,
+) -> StoredMessage {
+    StoredMessage {
+        position,
+        subject: String::new(),
+        batch: EventBatch {
+            events: vec![Envelope {
+                tenant_id: tenant.to_string(),
+                aggregate_type: aggregate_type.into(),
+                aggregate_id: aggregate_id.into(),
+                event_type: event_type.into(),
+                payload,
+                ..Default::default()
+            }],
+        },
+        traceparent: None,
+    }
+}
+
+/// A snapshot of `n` tenants, each with a route to two backends and a plan limit.
+fn snapshot(n: usize) -> (std::sync::Arc<Snapshot>, Vec<String>) {
+    let mut builder = Builder::new("localhost");
+    let mut hosts = Vec::with_capacity(n);
+    let mut position = 0;
+    for i in 0..n {
+        let tenant = Uuid::from_u128(i as u128 + 1);
+        let slug = format!("t{i}");
+        hosts.push(format!("{slug}.localhost"));
+        let created = pb::TenantCreated {
+            tenant_id: tenant.to_string(),
+            name: slug.clone(),
+            slug,
+            ..Default::default()
+        };
+        position += 1;
+        builder.apply(&message(
+            position,
+            tenant,
+            "tenant",
+            &tenant.to_string(),
+            "tenant.created.v1",
+            created.encode_to_vec(),
+        ));
+        let route_id = Uuid::from_u128(u128::MAX - i as u128).to_string();
+        let route = pb::RouteUpserted {
+            route_id: route_id.clone(),
+            path_prefix: "/".into(),
+            algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
+            backends: vec![
+                pb::Backend {
+                    address: "127.0.0.1:9001".into(),
+                    weight: 1,
+                },
+                pb::Backend {
+                    address: "127.0.0.1:9002".into(),
+                    weight: 1,
+                },
+            ],
+            ..Default::default()
+        };
+        position += 1;
+        builder.apply(&message(
+            position,
+            tenant,
+            "route",
+            &route_id,
+            "route.upserted.v1",
+            route.encode_to_vec(),
+        ));
+        let plan = pb::PlanLimitsChanged {
+            requests_per_second: 1_000_000_000,
+            burst: 1_000_000_000,
+            quota_behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
+            ..Default::default()
+        };
+        position += 1;
+        builder.apply(&message(
+            position,
+            tenant,
+            "subscription",
+            &tenant.to_string(),
+            "subscription.plan_limits_changed.v1",
+            plan.encode_to_vec(),
+        ));
+    }
+    (builder.build(), hosts)
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn bench(c: &mut Criterion) {
+    let headers = HeaderMap::new();
+    let mut group = c.benchmark_group("decision");
+    for n in [1_000usize, 100_000] {
+        let before = resident_bytes();
+        let started = Instant::now();
+        let (snap, hosts) = snapshot(n);
+        let took = started.elapsed();
+        let grew = resident_bytes().saturating_sub(before);
+        eprintln!(
+            "{n} tenants: events folded into a snapshot in {:.0} ms; resident memory +{:.1} MiB ({:.0} bytes per tenant)",
+            took.as_secs_f64() * 1000.0,
+            grew as f64 / 1048576.0,
+            grew as f64 / n as f64
+        );
+        let mut i = 0usize;
+        group.bench_function(format!("{n}_tenants"), |b| {
+            b.iter(|| {
+                i = (i + 7919) % hosts.len();
+                let forward = decide(
+                    &snap,
+                    std::hint::black_box(&hosts[i]),
+                    "/api/orders",
+                    &headers,
+                );
+                assert!(forward.is_ok());
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
