@@ -22,6 +22,8 @@ bench: infra-up
     cargo run --release -p tenantry-bench --bin tenant_api
     cargo run --release -p tenantry-bench --bin auth_api
     cargo bench -p tenantry-kit --bench verify
+    bash bench/gateway.sh --runs 2
+    cargo bench -p tenantry-gateway --bench decision
 
 fmt:
     cargo fmt --all
