@@ -11,6 +11,7 @@
 //! - [`append`]: appends with an expected sequence and a message id, alone or pipelined.
 //! - [`read`]: reading one aggregate's messages with direct gets.
 //! - [`aggregate`]: the `decide`/`evolve` contract and the command loop with its cache.
+//! - [`tail`]: the log from its start, then live, for state rebuilt in memory at every start.
 //! - [`projection`]: durable consumers applying batches to Postgres with a checkpoint, and
 //!   waiting for a position (read your writes).
 
@@ -24,6 +25,7 @@ pub mod projection;
 pub mod read;
 pub mod streams;
 pub mod subject;
+pub mod tail;
 pub mod time;
 
 #[doc(hidden)]
@@ -36,3 +38,4 @@ pub use event::{DecodeError, EventMeta, EventPayload, StoredEvent, StoredMessage
 pub use projection::{Positions, Projection, ProjectionError, ProjectionRunner, RunnerConfig};
 pub use streams::{EventStore, StreamNames};
 pub use subject::{AggregateAddress, PLATFORM_TENANT};
+pub use tail::Tail;

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use futures::StreamExt;
-use tenantry_eventstore::{EventStore, StoreError, StoredMessage};
+use tenantry_eventstore::{EventStore, StoreError};
 use tokio::sync::watch;
 
 use super::builder::Builder;
@@ -25,30 +24,8 @@ pub async fn follow(
     store: &EventStore,
     base_domain: &str,
 ) -> Result<(Current, watch::Receiver<Option<u64>>), StoreError> {
-    use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-
-    let stream = store
-        .jetstream()
-        .get_stream(&store.names().events_stream)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("get stream: {e}")))?;
-    let mut consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: format!("{}.>", store.root()),
-            deliver_policy: DeliverPolicy::All,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("snapshot consumer: {e}")))?;
-    let initially_pending = consumer
-        .info()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("snapshot consumer: {e}")))?
-        .num_pending;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("snapshot consumer: {e}")))?;
+    let mut tail = store.tail(format!("{}.>", store.root())).await?;
+    let initially_pending = tail.pending_at_start;
 
     let current: Current = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let (applied, mut ready) = watch::channel(None::<u64>);
@@ -60,20 +37,10 @@ pub async fn follow(
     }
     tokio::spawn(async move {
         let mut since_publish = 0usize;
-        while let Some(next) = messages.next().await {
-            let message = match next {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "snapshot consumer error; the ordered consumer resumes");
-                    continue;
-                }
-            };
-            let Ok(info) = message.info() else { continue };
-            let (position, pending) = (info.stream_sequence, info.pending);
-            match StoredMessage::decode(position, message.subject.as_str(), &message.payload, None)
-            {
+        while let Some((stored, pending)) = tail.next().await {
+            match stored {
                 Ok(stored) => builder.apply(&stored),
-                Err(e) => tracing::error!(error = %e, position, "snapshot: bad message"),
+                Err(e) => tracing::error!(error = %e, "snapshot: bad message"),
             }
             since_publish += 1;
             if pending == 0 || (!caught_up && since_publish >= PUBLISH_EVERY) {

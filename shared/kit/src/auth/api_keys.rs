@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use futures::StreamExt;
 use ring::digest;
 use tenantry_eventstore::{EventStore, StoredMessage, event_table, subject};
 use tenantry_proto::events::v1 as pb;
@@ -68,59 +67,20 @@ pub struct ApiKeyDirectory {
 impl ApiKeyDirectory {
     /// Follows the log from its start; returns once the directory has caught up.
     pub async fn follow(store: &EventStore) -> Result<Arc<Self>, tenantry_eventstore::StoreError> {
-        use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-        use tenantry_eventstore::StoreError;
-
-        let filter = subject::type_filter(store.root(), AGGREGATE_TYPE)?;
-        let stream = store
-            .jetstream()
-            .get_stream(&store.names().events_stream)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("get stream: {e}")))?;
-        let mut consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: filter,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("api key consumer: {e}")))?;
-        let initially_pending = consumer
-            .info()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("api key consumer: {e}")))?
-            .num_pending;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("api key consumer: {e}")))?;
-
+        let mut tail = store
+            .tail(subject::type_filter(store.root(), AGGREGATE_TYPE)?)
+            .await?;
         let directory = Arc::new(Self {
             entries: RwLock::default(),
         });
-        let (caught_up, mut ready) = watch::channel(initially_pending == 0);
+        let (caught_up, mut ready) = watch::channel(tail.pending_at_start == 0);
         let weak = Arc::downgrade(&directory);
         tokio::spawn(async move {
-            while let Some(next) = messages.next().await {
+            while let Some((stored, pending)) = tail.next().await {
                 let Some(directory) = weak.upgrade() else {
                     return; // every holder is gone
                 };
-                let message = match next {
-                    Ok(m) => m,
-                    Err(e) => {
-                        // The ordered consumer recreates itself; keep going.
-                        tracing::warn!(error = %e, "api key directory: consumer error");
-                        continue;
-                    }
-                };
-                let Ok(info) = message.info() else { continue };
-                let (position, pending) = (info.stream_sequence, info.pending);
-                match StoredMessage::decode(
-                    position,
-                    message.subject.as_str(),
-                    &message.payload,
-                    None,
-                ) {
+                match stored {
                     Ok(stored) => directory.apply(&stored),
                     Err(e) => tracing::error!(error = %e, "api key directory: bad message"),
                 }
