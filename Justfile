@@ -24,6 +24,7 @@ bench: infra-up
     cargo bench -p tenantry-kit --bench verify
     bash bench/gateway.sh --runs 2
     cargo bench -p tenantry-gateway --bench decision
+    cargo run --release -p tenantry-bench --bin gateway_snapshot
 
 fmt:
     cargo fmt --all
