@@ -97,6 +97,7 @@ impl Proxy {
     pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            refused("overloaded");
             return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", None);
         }
         let _slot = Slot(&self.in_flight);
@@ -174,10 +175,18 @@ impl Proxy {
     }
 }
 
+/// Requests the gateway answered itself before any tenant's route was chosen, by reason.
+fn refused(reason: &'static str) {
+    metrics::counter!("tenantry_gateway_refused_total", "reason" => reason).increment(1);
+}
+
 /// The gateway's own answer to a refused request (and its metrics).
 fn refuse(refusal: Refusal<'_>) -> Response<Body> {
     match refusal {
-        Refusal::UnknownHost => error(StatusCode::NOT_FOUND, "unknown_host", None),
+        Refusal::UnknownHost => {
+            refused("unknown_host");
+            error(StatusCode::NOT_FOUND, "unknown_host", None)
+        }
         Refusal::Suspended(t) => {
             error(StatusCode::FORBIDDEN, "tenant_suspended", Some(t.tenant_id))
         }
