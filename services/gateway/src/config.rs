@@ -52,6 +52,15 @@ pub struct GatewayConfig {
         default_value_t = 10_000
     )]
     pub max_in_flight: usize,
+
+    /// Longest wait, in milliseconds, for a backend's response head (504 beyond).
+    #[arg(
+        id = "gateway-upstream-timeout-ms",
+        long = "gateway-upstream-timeout-ms",
+        env = "TENANTRY_GATEWAY_UPSTREAM_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub upstream_timeout_ms: u64,
 }
 
 impl GatewayConfig {
@@ -64,6 +73,7 @@ impl GatewayConfig {
             header_timeout_ms: 10_000,
             max_body_bytes: 10 * 1024 * 1024,
             max_in_flight: 10_000,
+            upstream_timeout_ms: 60_000,
         }
     }
 }

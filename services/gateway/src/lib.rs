@@ -114,6 +114,7 @@ pub async fn start(
         header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
         max_body_bytes: config.max_body_bytes,
         max_in_flight: config.max_in_flight,
+        upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
         ..Default::default()
     };
     let proxy = Arc::new(proxy::Proxy::new(current.clone(), limits));

@@ -98,3 +98,47 @@ async fn past_the_in_flight_limit_the_gateway_sheds_load_with_503() {
     statuses.sort_unstable();
     assert_eq!(statuses, vec![200, 200, 503, 503, 503, 503], "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_websocket_passes_through_and_a_silent_backend_gets_504() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let h = start_with(|c| c.upstream_timeout_ms = 300).await;
+    let t = h.tenant().await;
+    let up = Upstream::start("a").await;
+    h.route(&t, route("/ws", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
+        .await;
+    let slow = Upstream::start_with("slow", Duration::from_secs(2)).await;
+    h.route(
+        &t,
+        route("/slow", BalanceAlgorithm::RoundRobin, &[(&slow, 1)]),
+    )
+    .await;
+
+    let request = format!("ws://{}:{}/ws", t.host, h.gateway.addr.port())
+        .into_client_request()
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(h.gateway.addr)
+        .await
+        .unwrap();
+    let (mut ws, response) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("upgrade through the gateway");
+    assert_eq!(response.status(), 101);
+    for text in ["hello", "tenantry"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+
+    let r = h
+        .client(&t.host)
+        .get(h.url(&t.host, "/slow"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert!(r.text().await.unwrap().contains("upstream_timeout"));
+}

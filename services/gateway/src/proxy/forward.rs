@@ -62,6 +62,19 @@ type Limited = http_body_util::Limited<Incoming>;
 
 pub struct Upstream {
     client: Client<HttpConnector, Limited>,
+    /// Longest wait for a backend's response head (504 beyond).
+    pub response_timeout: Duration,
+}
+
+/// `Connection: upgrade` with an `Upgrade` header.
+fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
 /// Whether the upstream call failed because the client's body passed the limit.
@@ -78,7 +91,7 @@ pub fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
 
 impl Default for Upstream {
     fn default() -> Self {
-        Self::new()
+        Self::new(Duration::from_secs(60))
     }
 }
 
@@ -87,6 +100,8 @@ impl Default for Upstream {
 pub enum SendError {
     #[error("backend address {0} is not an authority")]
     Address(String),
+    #[error("the backend did not answer within {0:?}")]
+    Timeout(Duration),
     #[error(transparent)]
     Client(#[from] hyper_util::client::legacy::Error),
 }
@@ -98,7 +113,7 @@ impl SendError {
 }
 
 impl Upstream {
-    pub fn new() -> Self {
+    pub fn new(response_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
@@ -106,7 +121,10 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(1024)
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            response_timeout,
+        }
     }
 
     /// Sends `request` to `backend` with forwarding headers added.
@@ -123,6 +141,14 @@ impl Upstream {
             .clone()
             .ok_or_else(|| SendError::Address(backend.address.clone()))?;
         let (mut parts, body) = request.into_parts();
+        // A WebSocket (or other) upgrade keeps its `Upgrade`/`Connection` headers, and the
+        // client's side of the connection is spliced to the backend's after a 101.
+        let upgrade = is_upgrade(&parts.headers).then(|| {
+            (
+                parts.headers.get(header::UPGRADE).cloned(),
+                parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+            )
+        });
         let mut uri = std::mem::take(&mut parts.uri).into_parts();
         uri.scheme = Some(Scheme::HTTP);
         uri.authority = Some(authority);
@@ -135,6 +161,10 @@ impl Upstream {
         parts.version = http::Version::HTTP_11;
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
+        if let Some((Some(protocol), _)) = &upgrade {
+            headers.insert(header::UPGRADE, protocol.clone());
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         let ip = peer.ip();
         let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
@@ -170,10 +200,35 @@ impl Upstream {
         }
         let limited =
             http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
-        let response = self
-            .client
-            .request(Request::from_parts(parts, limited))
-            .await?;
+        let mut response = tokio::time::timeout(
+            self.response_timeout,
+            self.client.request(Request::from_parts(parts, limited)),
+        )
+        .await
+        .map_err(|_| SendError::Timeout(self.response_timeout))??;
+        if let Some((_, Some(client_side))) = upgrade
+            && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        {
+            let backend_side = hyper::upgrade::on(&mut response);
+            tokio::spawn(async move {
+                let (client, backend) = match (client_side.await, backend_side.await) {
+                    (Ok(c), Ok(b)) => (c, b),
+                    (c, b) => {
+                        tracing::warn!(client = ?c.err(), backend = ?b.err(), "upgrade failed");
+                        return;
+                    }
+                };
+                let mut client = hyper_util::rt::TokioIo::new(client);
+                let mut backend = hyper_util::rt::TokioIo::new(backend);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+            });
+            // The 101 has no body: the connection itself is what follows.
+            let (parts, _) = response.into_parts();
+            return Ok(Response::from_parts(
+                parts,
+                super::respond::full(bytes::Bytes::new()),
+            ));
+        }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))

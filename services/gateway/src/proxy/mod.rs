@@ -42,6 +42,8 @@ pub struct Limits {
     /// Requests in flight at once on this gateway; beyond it, 503 at once (load shedding)
     /// rather than a queue that grows without bound.
     pub max_in_flight: usize,
+    /// Longest wait for a backend's response head; 504 beyond.
+    pub upstream_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -52,6 +54,7 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             max_concurrent_streams: 256,
             max_in_flight: 10_000,
+            upstream_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -77,7 +80,7 @@ impl Proxy {
     pub fn new(snapshot: Current, limits: Limits) -> Self {
         Self {
             snapshot,
-            upstream: Upstream::new(),
+            upstream: Upstream::new(limits.upstream_timeout),
             limits,
             in_flight: Arc::default(),
         }
@@ -87,7 +90,7 @@ impl Proxy {
     fn for_worker(&self) -> Self {
         Self {
             snapshot: self.snapshot.clone(),
-            upstream: Upstream::new(),
+            upstream: Upstream::new(self.limits.upstream_timeout),
             limits: self.limits.clone(),
             in_flight: self.in_flight.clone(),
         }
@@ -155,6 +158,10 @@ impl Proxy {
                     backend.record_success();
                 }
                 response
+            }
+            Err(forward::SendError::Timeout(_)) => {
+                backend.record_failure();
+                error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", None)
             }
             Err(e) if e.body_too_large() => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
@@ -227,6 +234,9 @@ fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) ->
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return response;
+    }
     match declared {
         Some(n) => {
             usage.add_bytes_out(n);

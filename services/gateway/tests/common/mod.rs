@@ -231,6 +231,18 @@ impl Upstream {
         let up = healthy.clone();
         let app = axum::Router::new()
             .route(
+                "/ws",
+                axum::routing::get(|ws: axum::extract::ws::WebSocketUpgrade| async move {
+                    ws.on_upgrade(|mut socket| async move {
+                        while let Some(Ok(message)) = socket.recv().await {
+                            if socket.send(message).await.is_err() {
+                                break;
+                            }
+                        }
+                    })
+                }),
+            )
+            .route(
                 "/echo",
                 axum::routing::post(|body: bytes::Bytes| async move { body.len().to_string() }),
             )
@@ -280,7 +292,7 @@ impl Upstream {
                     let _ = hyper_util::server::conn::auto::Builder::new(
                         hyper_util::rt::TokioExecutor::new(),
                     )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tcp), service)
                     .await;
                 });
             }
