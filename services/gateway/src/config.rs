@@ -61,6 +61,16 @@ pub struct GatewayConfig {
         default_value_t = 60_000
     )]
     pub upstream_timeout_ms: u64,
+
+    /// The public API edge: where each `tenantry.<name>.v1` service listens, as
+    /// `name=host:port` pairs; calls for them on the API port are forwarded there.
+    #[arg(
+        id = "gateway-services",
+        long = "gateway-services",
+        env = "TENANTRY_GATEWAY_SERVICES",
+        default_value = "auth=127.0.0.1:7002,tenant=127.0.0.1:7001"
+    )]
+    pub services: String,
 }
 
 impl GatewayConfig {
@@ -74,6 +84,7 @@ impl GatewayConfig {
             max_body_bytes: 10 * 1024 * 1024,
             max_in_flight: 10_000,
             upstream_timeout_ms: 60_000,
+            services: String::new(),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! - [`balance`]: choosing a backend; [`health`]: active health checks; [`limit`]: GCRA rate
 //!   limiting.
 //! - [`usage`]: requests and bytes per tenant, published to the `USAGE` stream.
-//! - [`api`]: the gRPC configuration API and its access policy.
+//! - [`api`]: the gRPC configuration API and its access policy; [`edge`]: the public API edge
+//!   forwarding other services' calls.
 //! - [`config`] and [`start`]: wiring.
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ pub mod balance;
 pub mod config;
 pub mod decide;
 pub mod domain;
+pub mod edge;
 pub mod health;
 pub mod limit;
 pub mod proxy;
@@ -96,6 +98,8 @@ pub async fn start(
         Duration::from_secs(30),
     )
     .await?;
+    let services = edge::parse_services(&config.services).map_err(StartError::Other)?;
+    let edge_routes = edge::router(verifier.clone(), current.clone(), &services);
     let api = GatewayApi {
         routes: Repository::new(store.clone(), 100_000),
         snapshot: current.clone(),
@@ -107,7 +111,7 @@ pub async fn start(
         api::policy::policy(),
         verifier,
         Readiness { nats, pool: None },
-        axum::Router::new(),
+        edge_routes,
     )
     .await;
     let limits = proxy::Limits {

@@ -50,6 +50,10 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     )
     .await
     .expect("tenant service starts");
+    // The public API edge forwards the tenant service's calls to it.
+    if gateway_config.services.is_empty() {
+        gateway_config.services = format!("tenant={}", tenant_svc.addr);
+    }
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = tenantry_gateway::start(

@@ -1,0 +1,141 @@
+//! The public API edge, on the gateway's API port: gRPC calls for the other `tenantry.*`
+//! services are authenticated here (the kit's verifier: access tokens and API keys),
+//! rate-limited per tenant (the tenant's plan, as on the data plane), and forwarded over
+//! HTTP/2 to the owning service, which still applies its own access policy.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::uri::{Authority, Scheme};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prost::Message;
+use tenantry_kit::auth::Verifier;
+
+use crate::limit::Decision;
+use crate::snapshot::follow::Current;
+
+/// `tenant=127.0.0.1:7001,auth=127.0.0.1:7002`: where each service listens.
+pub fn parse_services(value: &str) -> Result<BTreeMap<String, Authority>, String> {
+    let mut out = BTreeMap::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, address) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("gateway-services: {pair:?} is not name=host:port"))?;
+        let authority = address
+            .parse::<Authority>()
+            .map_err(|e| format!("gateway-services: {address:?}: {e}"))?;
+        out.insert(name.to_owned(), authority);
+    }
+    Ok(out)
+}
+
+pub struct Edge {
+    verifier: Arc<Verifier>,
+    snapshot: Current,
+    client: Client<HttpConnector, Body>,
+}
+
+/// Routes `/<service>/<method>` of every `tenantry.<name>.v1` service in `services` to it.
+pub fn router(
+    verifier: Arc<Verifier>,
+    snapshot: Current,
+    services: &BTreeMap<String, Authority>,
+) -> axum::Router {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector);
+    let edge = Arc::new(Edge {
+        verifier,
+        snapshot,
+        client,
+    });
+    let mut router = axum::Router::new();
+    let Ok(set) = prost_types::FileDescriptorSet::decode(tenantry_proto::FILE_DESCRIPTOR_SET)
+    else {
+        return router;
+    };
+    for file in &set.file {
+        let package = file.package();
+        let Some(name) = package
+            .strip_prefix("tenantry.")
+            .and_then(|rest| rest.strip_suffix(".v1"))
+        else {
+            continue;
+        };
+        let Some(target) = services.get(name) else {
+            continue;
+        };
+        for service in &file.service {
+            let path = format!("/{package}.{}/{{*method}}", service.name());
+            let (edge, target) = (edge.clone(), target.clone());
+            router = router.route(
+                &path,
+                axum::routing::any(move |request: Request| {
+                    let (edge, target) = (edge.clone(), target.clone());
+                    async move { forward(State(edge), target, request).await }
+                }),
+            );
+        }
+    }
+    router
+}
+
+fn status(s: tonic::Status) -> Response {
+    s.into_http::<Body>()
+}
+
+async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Request) -> Response {
+    let bearer = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned());
+    // Calls without a token go on: the service decides (sign-up and login are public).
+    if let Some(token) = bearer {
+        let caller = match edge.verifier.verify(&token).await {
+            Ok(c) => c,
+            Err(e) => return status(e.into()),
+        };
+        if let Some(tenant) = caller.tenant_id {
+            let snapshot = edge.snapshot.load();
+            if let Some(entry) = snapshot.tenants.get(&tenant)
+                && let Decision::Deny { retry_after } = entry.limiter.check()
+            {
+                entry.metrics().rate_limited.increment(1);
+                return status(tonic::Status::resource_exhausted(format!(
+                    "rate limited; retry in {} ms",
+                    retry_after.as_millis().max(1)
+                )));
+            }
+        }
+    }
+    let (mut parts, body) = request.into_parts();
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(target);
+    let Ok(uri) = http::Uri::from_parts(uri) else {
+        return status(tonic::Status::internal("bad upstream address"));
+    };
+    parts.uri = uri;
+    parts.version = http::Version::HTTP_2;
+    match edge.client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => response.map(Body::new),
+        Err(e) => {
+            tracing::warn!(error = %e, "edge: service unreachable");
+            status(tonic::Status::unavailable(
+                "the service is unreachable, retry later",
+            ))
+        }
+    }
+}
