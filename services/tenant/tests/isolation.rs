@@ -132,7 +132,7 @@ async fn another_tenants_token_cannot_read_or_change_it() {
 #[tokio::test]
 async fn roles_and_tokens_are_enforced() {
     let h = start().await;
-    let (a, _) = h.create(&slug(), TenantType::Business).await;
+    let (a, created_at) = h.create(&slug(), TenantType::Business).await;
     let id = a.tenant_id.clone();
     let tenant = id.parse().unwrap();
     let mut c = h.client();
@@ -193,7 +193,7 @@ async fn roles_and_tokens_are_enforced() {
         c.get_tenant(with_token(
             api::GetTenantRequest {
                 tenant_id: id.clone(),
-                min_position: 0
+                min_position: created_at
             },
             Some(&h.token(tenant, Role::Viewer))
         ))

@@ -47,7 +47,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
         let mut tenants = tenants.clone();
         let admin = admin.clone();
         async move {
-            tenants
+            let created = tenants
                 .create_tenant(with_token(
                     tenant::CreateTenantRequest {
                         name: slug.into(),
@@ -59,14 +59,13 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
                 ))
                 .await
                 .unwrap()
-                .into_inner()
-                .tenant
-                .unwrap()
-                .tenant_id
+                .into_inner();
+            (created.tenant.unwrap().tenant_id, created.position)
         }
     };
-    let acme = create("acme").await;
-    let other = create("other").await;
+    let (acme, _) = create("acme").await;
+    // Reads below wait for the read model to hold both tenants.
+    let (other, created) = create("other").await;
 
     // An owner for acme, through the auth service.
     let user = sessions
@@ -103,7 +102,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
         .get_tenant(with_token(
             tenant::GetTenantRequest {
                 tenant_id: acme.clone(),
-                min_position: 0,
+                min_position: created,
             },
             &owner,
         ))
