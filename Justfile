@@ -25,6 +25,7 @@ bench: infra-up
     bash bench/gateway.sh --runs 2
     cargo bench -p tenantry-gateway --bench decision
     cargo run --release -p tenantry-bench --bin gateway_snapshot
+    cargo run --release -p tenantry-bench --bin gateway_quota_latency
 
 fmt:
     cargo fmt --all
