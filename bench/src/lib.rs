@@ -67,3 +67,40 @@ pub async fn spawn_binary(
     }
     anyhow::bail!("{name} did not become ready on {addr}")
 }
+
+/// A request with a bearer token.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    r
+}
+
+/// Appends one of billing's `subscription` events for `tenant`, as billing will.
+pub async fn append_billing(
+    store: &tenantry_eventstore::EventStore,
+    tenant: &str,
+    event: tenantry_gateway::domain::events::SubscriptionEvent,
+) -> anyhow::Result<()> {
+    use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, aggregate::batch_of};
+    let address = AggregateAddress::new(tenant.to_owned(), "subscription", tenant.to_owned())?;
+    let meta = CommandMeta {
+        command_id: uuid::Uuid::now_v7().to_string(),
+        actor: "bench".into(),
+        correlation_id: uuid::Uuid::now_v7().to_string(),
+        occurred_at: chrono::Utc::now(),
+        traceparent: None,
+    };
+    store
+        .append(AppendRequest {
+            address: address.clone(),
+            expected: None,
+            message_id: meta.command_id.clone(),
+            batch: batch_of(&address, &[event], &meta),
+            traceparent: None,
+        })
+        .await?;
+    Ok(())
+}

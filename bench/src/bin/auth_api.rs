@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{ms, percentile, spawn_binary};
+use tenantry_bench::{authed, ms, percentile, spawn_binary};
 use tenantry_proto::auth::v1::{
     self as api, member_service_client::MemberServiceClient,
     session_service_client::SessionServiceClient,
@@ -38,15 +38,6 @@ struct Args {
 
 const ADMIN: &str = "bench-admin@tenantry.test";
 const PASSWORD: &str = "blue-kettle-orbit-42";
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    r
-}
 
 fn report(what: &str, mut latencies: Vec<Duration>, errors: usize, elapsed: f64) {
     latencies.sort();

@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{ms, percentile};
-use tenantry_eventstore::aggregate::batch_of;
-use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, EventStore};
+use tenantry_bench::{append_billing, authed, ms, percentile};
 use tenantry_gateway::domain::events::SubscriptionEvent;
 use tenantry_kit::Role;
 use tenantry_proto::events::v1 as pb;
@@ -23,36 +21,6 @@ use uuid::Uuid;
 struct Args {
     #[arg(long, default_value_t = 200)]
     rounds: usize,
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    r
-}
-
-async fn billing(store: &EventStore, tenant: &str, event: SubscriptionEvent) -> anyhow::Result<()> {
-    let address = AggregateAddress::new(tenant.to_owned(), "subscription", tenant.to_owned())?;
-    let meta = CommandMeta {
-        command_id: Uuid::now_v7().to_string(),
-        actor: "bench".into(),
-        correlation_id: Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-    };
-    store
-        .append(AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[event], &meta),
-            traceparent: None,
-        })
-        .await?;
-    Ok(())
 }
 
 #[tokio::main]
@@ -116,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
         ))
         .await?;
     let store = env.event_store().await;
-    billing(
+    append_billing(
         &store,
         &tenant,
         SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
@@ -152,7 +120,7 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies = Vec::with_capacity(args.rounds);
     for _ in 0..args.rounds {
         let t0 = Instant::now();
-        billing(
+        append_billing(
             &store,
             &tenant,
             SubscriptionEvent::QuotaThresholdCrossed(pb::QuotaThresholdCrossed {
@@ -164,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
         anyhow::ensure!(until(429).await, "the quota was never enforced");
         latencies.push(t0.elapsed());
-        billing(
+        append_billing(
             &store,
             &tenant,
             SubscriptionEvent::QuotaReset(pb::QuotaReset {

@@ -12,9 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
-use tenantry_bench::spawn_binary;
-use tenantry_eventstore::aggregate::batch_of;
-use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta};
+use tenantry_bench::{append_billing, authed, spawn_binary};
 use tenantry_gateway::domain::events::SubscriptionEvent;
 use tenantry_kit::Role;
 use tenantry_proto::events::v1 as pb;
@@ -36,15 +34,6 @@ struct Args {
     /// Runs of each target; the table shows each run.
     #[arg(long, default_value_t = 1)]
     runs: u32,
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii"),
-    );
-    r
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -201,7 +190,6 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     let tenant = created.tenant.expect("tenant").tenant_id;
     let store = env.event_store().await;
-    let address = AggregateAddress::new(tenant.clone(), "subscription", tenant.clone())?;
     let plan = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
         plan: "bench".into(),
         requests_per_second: 1_000_000,
@@ -211,22 +199,7 @@ async fn main() -> anyhow::Result<()> {
         quota_behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
         throttle_rps: 0,
     });
-    let meta = CommandMeta {
-        command_id: Uuid::now_v7().to_string(),
-        actor: "bench".into(),
-        correlation_id: Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-    };
-    store
-        .append(AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[plan], &meta),
-            traceparent: None,
-        })
-        .await?;
+    append_billing(&store, &tenant, plan).await?;
     let data_port = free_port()?;
     let (api_addr, _gateway) = spawn_binary(
         "tenantry-gateway",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{http_get, ms, percentile, spawn_binary};
+use tenantry_bench::{authed, http_get, ms, percentile, spawn_binary};
 use tenantry_proto::events::v1::TenantType;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
 use tenantry_testkit::TestEnv;
@@ -32,15 +32,6 @@ struct Args {
     /// Create-then-read iterations for the read-your-writes figure.
     #[arg(long, default_value_t = 2000)]
     reads: usize,
-}
-
-fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    r
 }
 
 fn create_request() -> api::CreateTenantRequest {
