@@ -21,7 +21,7 @@ pub struct Forward<'a> {
 }
 
 /// Why the gateway answers a request itself.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Refusal<'a> {
     UnknownHost,
     Suspended(&'a TenantEntry),
@@ -30,18 +30,6 @@ pub enum Refusal<'a> {
     QuotaExceeded(&'a TenantEntry, &'a RouteEntry),
     RateLimited(&'a TenantEntry, &'a RouteEntry, Duration),
     NoHealthyBackend(&'a TenantEntry),
-}
-
-impl PartialEq for TenantEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.tenant_id == other.tenant_id
-    }
-}
-
-impl PartialEq for RouteEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.route_id == other.route_id
-    }
 }
 
 /// Decides a request for `host` (lower-case, no port) and `path`.

@@ -16,6 +16,8 @@ pub struct Gcra {
     epoch: Instant,
     pub rps: u32,
     pub burst: u32,
+    /// `RateLimit-Policy`, rendered once: it is sent on every response.
+    pub policy: Option<http::HeaderValue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,8 @@ impl Gcra {
             epoch: Instant::now(),
             rps,
             burst,
+            policy: http::HeaderValue::from_str(&format!(r#""tenant";q={rps};w=1;burst={burst}"#))
+                .ok(),
         }
     }
 

@@ -104,18 +104,19 @@ impl Proxy {
             return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", None);
         }
         let _slot = Slot(&self.in_flight);
-        let declared = request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared = content_length(request.headers());
         if declared.is_some_and(|n| n > self.limits.max_body_bytes) {
             return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None);
         }
-        self.route(request, peer).await
+        self.route(request, peer, declared.unwrap_or(0)).await
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn route(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        bytes_in: u64,
+    ) -> Response<Body> {
         let Some(host) = forward::host_of(&request) else {
             return error(StatusCode::BAD_REQUEST, "missing_host", None);
         };
@@ -135,12 +136,6 @@ impl Proxy {
         let backend = backend.state.clone();
         let limiter = tenant.limiter.clone();
         let usage = tenant.usage.clone();
-        let bytes_in = request
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
         drop(snapshot);
         let host = host.into_owned();
 
@@ -225,15 +220,19 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
     }
 }
 
+/// A message's declared body length.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Adds the response's body size to the tenant's usage: at once when it is declared, else as
 /// the body streams out.
 fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) -> Response<Body> {
     use http_body_util::BodyExt;
-    let declared = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(response.headers());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }

@@ -56,10 +56,7 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, limiter: &Gcra, remaining: u3
 }
 
 fn policy(headers: &mut HeaderMap, limiter: &Gcra) {
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        r#""tenant";q={};w=1;burst={}"#,
-        limiter.rps, limiter.burst
-    )) {
-        headers.insert("ratelimit-policy", v);
+    if let Some(v) = &limiter.policy {
+        headers.insert("ratelimit-policy", v.clone());
     }
 }
