@@ -71,6 +71,10 @@ oidc_provider_ready() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
+# The gateway's TLS test makes its certificate with openssl; the Redis-outage test runs its
+# own redis-server (installed with Redis above).
+command -v openssl >/dev/null || install openssl
+
 nats_up
 postgres_up
 redis_up

@@ -128,8 +128,12 @@ async fn main() -> anyhow::Result<()> {
 
     let before = resident_bytes();
     let started = Instant::now();
-    let (current, _applied) =
-        tenantry_gateway::snapshot::follow::follow(&store, "localhost").await?;
+    let (current, _applied) = tenantry_gateway::snapshot::follow::follow(
+        &store,
+        "localhost",
+        tenantry_gateway::limit::Cluster::standalone(),
+    )
+    .await?;
     let took = started.elapsed();
     let snapshot = current.load();
     anyhow::ensure!(

@@ -198,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
         monthly_bytes: u64::MAX,
         quota_behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
         throttle_rps: 0,
+        ..Default::default()
     });
     append_billing(&store, &tenant, plan).await?;
     let data_port = free_port()?;

@@ -12,6 +12,7 @@ use http::HeaderMap;
 use prost::Message;
 use tenantry_eventstore::StoredMessage;
 use tenantry_gateway::decide::decide;
+use tenantry_gateway::limit::{Cluster, ClusterConfig, Mode};
 use tenantry_gateway::snapshot::builder::Builder;
 use tenantry_gateway::snapshot::model::Snapshot;
 use tenantry_proto::events::v1::{self as pb, Envelope, EventBatch};
@@ -42,9 +43,27 @@ fn message(
     }
 }
 
-/// A snapshot of `n` tenants, each with a route to two backends and a plan limit.
+/// A gateway in a cluster (its Redis is not reached here: limiters decide locally, as they
+/// do between two syncs).
+fn cluster() -> std::sync::Arc<Cluster> {
+    Cluster::new(
+        ClusterConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            strict: false,
+            replicas: 1,
+            sync_interval: std::time::Duration::from_millis(50),
+            timeout: std::time::Duration::from_millis(100),
+            namespace: "bench:".into(),
+        },
+        "bench".into(),
+    )
+    .expect("cluster settings")
+}
+
+/// A snapshot of `n` tenants, each with a route to two backends and a plan limit, its
+/// limiters synced with the cluster.
 fn snapshot(n: usize) -> (std::sync::Arc<Snapshot>, Vec<String>) {
-    let mut builder = Builder::new("localhost");
+    let mut builder = Builder::new("localhost", cluster());
     let mut hosts = Vec::with_capacity(n);
     let mut position = 0;
     for i in 0..n {
@@ -108,7 +127,11 @@ fn snapshot(n: usize) -> (std::sync::Arc<Snapshot>, Vec<String>) {
             plan.encode_to_vec(),
         ));
     }
-    (builder.build(), hosts)
+    let snapshot = builder.build();
+    for tenant in snapshot.tenants.values() {
+        tenant.limiter.pull_up(std::time::Duration::ZERO);
+    }
+    (snapshot, hosts)
 }
 
 fn resident_bytes() -> u64 {
@@ -146,6 +169,7 @@ fn bench(c: &mut Criterion) {
                     std::hint::black_box(&hosts[i]),
                     "/api/orders",
                     &headers,
+                    Mode::Cluster { strict: false },
                 );
                 assert!(forward.is_ok());
             })

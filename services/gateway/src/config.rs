@@ -13,6 +13,25 @@ pub struct GatewayConfig {
     )]
     pub listen: SocketAddr,
 
+    /// PEM certificate chain for the data plane. With `--gateway-tls-key` the data plane speaks
+    /// TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c.
+    #[arg(
+        id = "gateway-tls-cert",
+        long = "gateway-tls-cert",
+        env = "TENANTRY_GATEWAY_TLS_CERT",
+        requires = "gateway-tls-key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--gateway-tls-cert`.
+    #[arg(
+        id = "gateway-tls-key",
+        long = "gateway-tls-key",
+        env = "TENANTRY_GATEWAY_TLS_KEY",
+        requires = "gateway-tls-cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// The gateway's gRPC port: its configuration API, health and metrics.
     #[arg(
         id = "gateway-api-listen",
@@ -71,6 +90,52 @@ pub struct GatewayConfig {
         default_value = "auth=127.0.0.1:7002,tenant=127.0.0.1:7001"
     )]
     pub services: String,
+
+    /// Redis that gateway replicas share rate limits through; empty: each gateway enforces
+    /// every limit alone.
+    #[arg(
+        id = "gateway-redis-url",
+        long = "gateway-redis-url",
+        env = "TENANTRY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+
+    /// `local`: decide on each replica and sync through Redis every `limit-sync-ms`;
+    /// `strict`: ask Redis on every request (exact, one round trip more).
+    #[arg(
+        id = "gateway-rate-limit-mode",
+        long = "gateway-rate-limit-mode",
+        env = "TENANTRY_GATEWAY_RATE_LIMIT_MODE",
+        value_enum,
+        default_value_t = RateLimitMode::Local
+    )]
+    pub rate_limit_mode: RateLimitMode,
+
+    /// How often, in milliseconds, a replica sends its admissions to Redis (`local` mode).
+    #[arg(
+        id = "gateway-limit-sync-ms",
+        long = "gateway-limit-sync-ms",
+        env = "TENANTRY_GATEWAY_LIMIT_SYNC_MS",
+        default_value_t = 50
+    )]
+    pub limit_sync_ms: u64,
+
+    /// Replicas assumed while Redis has not said how many run: when Redis is unreachable,
+    /// each replica enforces 1 / replicas of every limit.
+    #[arg(
+        id = "gateway-replicas",
+        long = "gateway-replicas",
+        env = "TENANTRY_GATEWAY_REPLICAS",
+        default_value_t = 1
+    )]
+    pub replicas: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RateLimitMode {
+    Local,
+    Strict,
 }
 
 impl GatewayConfig {
@@ -78,6 +143,8 @@ impl GatewayConfig {
     pub fn ephemeral() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_cert: None,
+            tls_key: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_domain: "localhost".into(),
             header_timeout_ms: 10_000,
@@ -85,6 +152,10 @@ impl GatewayConfig {
             max_in_flight: 10_000,
             upstream_timeout_ms: 60_000,
             services: String::new(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            rate_limit_mode: RateLimitMode::Local,
+            limit_sync_ms: 50,
+            replicas: 1,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The per-request decision, pure and synchronous: host → tenant → status → route → quota →
-//! rate limit → backend, from one snapshot. No lock, no I/O, no allocation.
+//! rate limits (tenant, route, API key) → backend, from one snapshot. No lock, no I/O, no
+//! allocation (but for an API key's digest when the plan limits keys).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use http::HeaderMap;
 
 use crate::balance;
-use crate::limit::Decision;
+use crate::limit::{Decision, Gcra, Mode};
 use crate::snapshot::model::{Backend, RouteEntry, Snapshot, TenantEntry, TenantStatus};
 
 /// Where a request goes.
@@ -16,8 +17,11 @@ pub struct Forward<'a> {
     pub tenant: &'a Arc<TenantEntry>,
     pub route: &'a Arc<RouteEntry>,
     pub backend: &'a Backend,
-    /// Requests left in the tenant's burst.
-    pub remaining: u32,
+    /// The limiter with the fewest requests left, and how many: for the response headers.
+    pub tightest: Option<(&'a Arc<Gcra>, u32)>,
+    /// Limiters only the cluster can decide (strict mode, or not synced yet): the proxy asks
+    /// Redis before forwarding.
+    pub ask: [Option<&'a Arc<Gcra>>; 3],
 }
 
 /// Why the gateway answers a request itself.
@@ -28,16 +32,18 @@ pub enum Refusal<'a> {
     Decommissioned(&'a TenantEntry),
     NoRoute(&'a TenantEntry),
     QuotaExceeded(&'a TenantEntry, &'a RouteEntry),
-    RateLimited(&'a TenantEntry, &'a RouteEntry, Duration),
+    RateLimited(&'a TenantEntry, &'a RouteEntry, &'a Gcra, Duration),
     NoHealthyBackend(&'a TenantEntry),
 }
 
-/// Decides a request for `host` (lower-case, no port) and `path`.
+/// Decides a request for `host` (lower-case, no port) and `path`, with rate limits decided
+/// as `mode` says.
 pub fn decide<'a>(
     snapshot: &'a Snapshot,
     host: &str,
     path: &str,
     headers: &HeaderMap,
+    mode: Mode,
 ) -> Result<Forward<'a>, Refusal<'a>> {
     let tenant = snapshot.tenant_of_host(host).ok_or(Refusal::UnknownHost)?;
     match tenant.status {
@@ -49,17 +55,59 @@ pub fn decide<'a>(
     if tenant.blocked_by_quota {
         return Err(Refusal::QuotaExceeded(tenant, route));
     }
-    let remaining = match tenant.limiter.check() {
-        Decision::Allow { remaining } => remaining,
-        Decision::Deny { retry_after } => {
-            return Err(Refusal::RateLimited(tenant, route, retry_after));
-        }
-    };
+    let limiters = [
+        Some(&tenant.limiter),
+        route.limiter.as_ref(),
+        tenant
+            .api_keys
+            .as_ref()
+            .and_then(|keys| keys.limiter_for(headers)),
+    ];
+    let (tightest, ask) = check_all(&limiters, mode).map_err(|(limiter, retry_after)| {
+        Refusal::RateLimited(tenant, route, limiter, retry_after)
+    })?;
     let backend = balance::pick(route, headers).ok_or(Refusal::NoHealthyBackend(tenant))?;
     Ok(Forward {
         tenant,
         route,
         backend,
-        remaining,
+        tightest,
+        ask,
     })
+}
+
+type Checked<'a> = (Option<(&'a Arc<Gcra>, u32)>, [Option<&'a Arc<Gcra>>; 3]);
+
+/// Every limiter must let the request through; when one refuses, the admissions the others
+/// made for it are given back.
+fn check_all<'a>(
+    limiters: &[Option<&'a Arc<Gcra>>; 3],
+    mode: Mode,
+) -> Result<Checked<'a>, (&'a Gcra, Duration)> {
+    let mut tightest: Option<(&Arc<Gcra>, u32)> = None;
+    let mut ask = [None; 3];
+    let mut admitted = [false; 3];
+    for (i, limiter) in limiters.iter().enumerate() {
+        let Some(limiter) = *limiter else { continue };
+        match Gcra::check(limiter, mode) {
+            Decision::Allow { remaining } => {
+                admitted[i] = true;
+                if !limiter.is_unlimited() && tightest.is_none_or(|(_, r)| remaining < r) {
+                    tightest = Some((limiter, remaining));
+                }
+            }
+            Decision::AskCluster => ask[i] = Some(limiter),
+            Decision::Deny { retry_after } => {
+                for (j, earlier) in limiters.iter().enumerate().take(i) {
+                    if admitted[j]
+                        && let Some(earlier) = earlier
+                    {
+                        earlier.refund(mode);
+                    }
+                }
+                return Err((limiter, retry_after));
+            }
+        }
+    }
+    Ok((tightest, ask))
 }

@@ -38,6 +38,7 @@ pub fn parse_services(value: &str) -> Result<BTreeMap<String, Authority>, String
 pub struct Edge {
     verifier: Arc<Verifier>,
     snapshot: Current,
+    cluster: Arc<crate::limit::Cluster>,
     client: Client<HttpConnector, Body>,
 }
 
@@ -45,6 +46,7 @@ pub struct Edge {
 pub fn router(
     verifier: Arc<Verifier>,
     snapshot: Current,
+    cluster: Arc<crate::limit::Cluster>,
     services: &BTreeMap<String, Authority>,
 ) -> axum::Router {
     let mut connector = HttpConnector::new();
@@ -56,6 +58,7 @@ pub fn router(
     let edge = Arc::new(Edge {
         verifier,
         snapshot,
+        cluster,
         client,
     });
     let mut router = axum::Router::new();
@@ -108,9 +111,9 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
             Err(e) => return status(e.into()),
         };
         if let Some(tenant) = caller.tenant_id {
-            let snapshot = edge.snapshot.load();
-            if let Some(entry) = snapshot.tenants.get(&tenant)
-                && let Decision::Deny { retry_after } = entry.limiter.check()
+            let entry = edge.snapshot.load().tenants.get(&tenant).cloned();
+            if let Some(entry) = entry
+                && let Decision::Deny { retry_after } = edge.cluster.check(&entry.limiter).await
             {
                 entry.metrics().rate_limited.increment(1);
                 return status(tonic::Status::resource_exhausted(format!(

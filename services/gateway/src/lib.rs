@@ -68,6 +68,8 @@ pub struct Running {
     /// The gRPC configuration API.
     pub api_addr: SocketAddr,
     pub snapshot: Current,
+    /// Rate limits shared with the other replicas.
+    pub cluster: Arc<limit::Cluster>,
     /// Position of the last event in the published snapshot.
     pub applied: watch::Receiver<Option<u64>>,
     pub task: JoinHandle<()>,
@@ -84,8 +86,28 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let (nats, store) = event_store(common).await?;
     usage::open_stream(&store, common.stream_replicas).await?;
+    // Usage reports and the replica set are per process: a fresh id each start.
+    let instance = uuid::Uuid::now_v7().simple().to_string();
+    let cluster = limit::Cluster::new(
+        limit::ClusterConfig {
+            redis_url: config.redis_url.clone(),
+            strict: config.rate_limit_mode == config::RateLimitMode::Strict,
+            replicas: config.replicas,
+            sync_interval: Duration::from_millis(config.limit_sync_ms.max(1)),
+            timeout: Duration::from_millis(200),
+            namespace: format!("tenantry:{}:", store.root()),
+        },
+        instance.clone(),
+    )
+    .map_err(StartError::Other)?;
+    // Serving before Redis answered would decide every limit alone; a Redis that does not
+    // answer leaves each replica its share (and the sync keeps trying).
+    if !config.redis_url.is_empty() && !cluster.connect().await {
+        tracing::warn!(url = %config.redis_url, replicas = cluster.replicas(), "redis unreachable at start: each replica enforces its share of every limit");
+    }
     let started = std::time::Instant::now();
-    let (current, applied) = snapshot::follow::follow(&store, &config.base_domain).await?;
+    let (current, applied) =
+        snapshot::follow::follow(&store, &config.base_domain, cluster.clone()).await?;
     tracing::info!(
         tenants = current.load().tenants.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -99,7 +121,12 @@ pub async fn start(
     )
     .await?;
     let services = edge::parse_services(&config.services).map_err(StartError::Other)?;
-    let edge_routes = edge::router(verifier.clone(), current.clone(), &services);
+    let edge_routes = edge::router(
+        verifier.clone(),
+        current.clone(),
+        cluster.clone(),
+        &services,
+    );
     let api = GatewayApi {
         routes: Repository::new(store.clone(), 100_000),
         snapshot: current.clone(),
@@ -121,13 +148,16 @@ pub async fn start(
         upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
         ..Default::default()
     };
-    let proxy = Arc::new(proxy::Proxy::new(current.clone(), limits));
+    let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        proxy.tls = Some(proxy::tls::acceptor(cert, key).map_err(StartError::Other)?);
+    }
+    let proxy = Arc::new(proxy);
     let checked = current.clone();
+    let sync = cluster.clone();
     let metered = current.clone();
     let usage_js = store.jetstream().clone();
     let usage_root = store.names().usage_root.clone();
-    // Usage reports are deduplicated per instance: a fresh id per process.
-    let instance = uuid::Uuid::now_v7().simple().to_string();
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -146,6 +176,7 @@ pub async fn start(
             stopped(stop_rx.clone()),
         ));
         let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
+        let syncing = tokio::spawn(sync.run(stopped(stop_rx.clone())));
         let metering = tokio::spawn(usage::run(
             usage_js,
             usage_root,
@@ -156,13 +187,14 @@ pub async fn start(
         ));
         shutdown.await;
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(data, api, checks, metering);
+        let _ = tokio::join!(data, api, checks, metering, syncing);
     });
     tracing::info!(%addr, %api_addr, "gateway listening");
     Ok(Running {
         addr,
         api_addr,
         snapshot: current,
+        cluster,
         applied,
         task,
     })

@@ -20,6 +20,7 @@ fn plan(
         monthly_bytes: 0,
         quota_behaviour: behaviour as i32,
         throttle_rps,
+        ..Default::default()
     })
 }
 
@@ -184,4 +185,169 @@ async fn an_exhausted_quota_blocks_or_throttles_as_the_plan_says_until_reset() {
         }
     }
     assert!((2..=3).contains(&ok), "{ok} passed at a throttle of 2/s");
+}
+
+/// Sends `n` GETs to `path` with `key` (as `x-api-key`); the number let through and the
+/// `RateLimit` header of the last refusal.
+async fn send(
+    h: &common::Harness,
+    t: &common::Tenant,
+    path: &str,
+    key: Option<&str>,
+    n: usize,
+) -> (usize, Option<String>) {
+    let c = h.client(&t.host);
+    let (mut ok, mut refused) = (0, None);
+    for _ in 0..n {
+        let mut r = c.get(h.url(&t.host, path));
+        if let Some(key) = key {
+            r = r.header("x-api-key", key);
+        }
+        let r = r.send().await.unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => refused = Some(r.headers()["ratelimit"].to_str().unwrap().to_owned()),
+            s => panic!("status {s}"),
+        }
+    }
+    (ok, refused)
+}
+
+#[tokio::test]
+async fn route_and_api_key_limits_each_have_their_own_bucket() {
+    use tenantry_kit::auth::api_keys::{ServiceAccountEvent, digest};
+    let h = start().await;
+    let t = h.tenant().await;
+    let other = h.tenant().await;
+    let up = Upstream::start("a").await;
+    for tenant in [&t, &other] {
+        for prefix in ["/a", "/b", "/c", "/d", "/e"] {
+            h.route(
+                tenant,
+                route(prefix, BalanceAlgorithm::RoundRobin, &[(&up, 1)]),
+            )
+            .await;
+        }
+    }
+    // Two live keys of the tenant, as the auth service records them.
+    let key = |n: u32| format!("tk_k{n}_{}", uuid::Uuid::new_v4().simple());
+    let keys = [key(1), key(2)];
+    for (i, k) in keys.iter().enumerate() {
+        let created = ServiceAccountEvent::ApiKeyCreated(pb::ApiKeyCreated {
+            service_account_id: uuid::Uuid::now_v7().to_string(),
+            key_id: format!("key{i}"),
+            prefix: k[..8].into(),
+            key_digest: digest(k),
+            name: "ci".into(),
+        });
+        h.append(&t, "service_accounts", &t.id.to_string(), &created)
+            .await;
+    }
+    let limits = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
+        plan: "pro".into(),
+        requests_per_second: 1000,
+        burst: 1000,
+        route_requests_per_second: 1,
+        route_burst: 5,
+        api_key_requests_per_second: 1,
+        api_key_burst: 3,
+        ..Default::default()
+    });
+    h.billing(&t, limits.clone()).await;
+    h.billing(&other, limits).await;
+
+    // Per route: each route lets its own burst through.
+    let (ok, refused) = send(&h, &t, "/a", None, 8).await;
+    assert!((5..=6).contains(&ok), "{ok} through /a");
+    assert!(refused.unwrap().starts_with(r#""route";r=0"#));
+    let (ok, _) = send(&h, &t, "/b", None, 8).await;
+    assert!((5..=6).contains(&ok), "{ok} through /b: its own bucket");
+
+    // Per key: each key its own burst; the route's cells a key refusal took are given back.
+    let (ok, refused) = send(&h, &t, "/c", Some(&keys[0]), 6).await;
+    assert!((3..=4).contains(&ok), "{ok} with the first key");
+    assert!(refused.unwrap().starts_with(r#""api_key";r=0"#));
+    let (ok, _) = send(&h, &t, "/c", None, 2).await;
+    assert_eq!(
+        ok, 2,
+        "the route still has what the refused key requests did not use"
+    );
+    let (ok, _) = send(&h, &t, "/d", Some(&keys[1]), 6).await;
+    assert!((3..=4).contains(&ok), "{ok} with the second key");
+
+    // Keys the gateway does not know share one bucket: making keys up does not help.
+    let (ok, _) = send(&h, &t, "/e", Some("tk_made_up_1"), 4).await;
+    assert!((3..=4).contains(&ok), "{ok} with an unknown key");
+    let (ok, _) = send(&h, &t, "/e", Some("tk_made_up_2"), 2).await;
+    assert_eq!(ok, 0, "another unknown key, same bucket");
+
+    // Another tenant: the first tenant's key is unknown there, and its own buckets are full.
+    let (ok, _) = send(&h, &other, "/a", Some(&keys[0]), 3).await;
+    assert_eq!(ok, 3, "the other tenant's buckets are its own");
+}
+
+#[tokio::test]
+async fn an_exhausted_quota_with_block_config_refuses_route_changes_not_traffic() {
+    let h = start().await;
+    let t = h.tenant().await;
+    let up = Upstream::start("a").await;
+    let r = h
+        .route(&t, route("/", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
+        .await;
+    h.billing(&t, plan(0, 0, pb::QuotaBehaviour::BlockConfig, 0))
+        .await;
+    let used_up = SubscriptionEvent::QuotaThresholdCrossed(pb::QuotaThresholdCrossed {
+        meter: "requests".into(),
+        percent: 100,
+        period_start: None,
+    });
+    h.billing(&t, used_up).await;
+
+    let upsert = |route: tenantry_proto::gateway::v1::Route| {
+        let mut config = h.config.clone();
+        let token = h.member(&t);
+        async move {
+            config
+                .upsert_route(common::authed(
+                    tenantry_proto::gateway::v1::UpsertRouteRequest { route: Some(route) },
+                    &token,
+                ))
+                .await
+        }
+    };
+    let refused = upsert(route("/new", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert!(refused.message().contains("quota"), "{}", refused.message());
+    let c = h.client(&t.host);
+    assert_eq!(
+        c.get(h.url(&t.host, "/")).send().await.unwrap().status(),
+        200,
+        "traffic continues"
+    );
+    // Draining stays possible (an operator's answer to an incident).
+    h.config
+        .clone()
+        .drain_backend(common::authed(
+            tenantry_proto::gateway::v1::DrainBackendRequest {
+                route_id: r.route_id.clone(),
+                address: up.addr.to_string(),
+            },
+            &h.member(&t),
+        ))
+        .await
+        .expect("drain while configuration is blocked");
+
+    h.billing(
+        &t,
+        SubscriptionEvent::QuotaReset(pb::QuotaReset {
+            meter: "requests".into(),
+            period_start: None,
+        }),
+    )
+    .await;
+    upsert(route("/new", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
+        .await
+        .expect("changes are accepted again after the reset");
 }

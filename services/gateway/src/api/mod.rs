@@ -47,6 +47,21 @@ impl GatewayApi {
     ) -> Result<u64, ApiError> {
         let caller = TenantContext::from_request(request)?;
         let tenant = caller_tenant(&caller)?;
+        // Draining stays possible: it is how an operator answers an incident.
+        let changes_config = matches!(command, RouteCommand::Upsert(_) | RouteCommand::Remove);
+        if changes_config
+            && self
+                .snapshot
+                .load()
+                .tenants
+                .get(&tenant)
+                .is_some_and(|t| t.config_blocked)
+        {
+            return Err(ApiError::ResourceExhausted(
+                "a quota is used up and the plan blocks configuration changes until it resets"
+                    .into(),
+            ));
+        }
         let meta = command::meta(request, &caller, &self.clock)?;
         Ok(self
             .routes
@@ -97,6 +112,7 @@ impl GatewayConfigService for GatewayApi {
             hash_header: route.hash_header.clone(),
             backends: route.backends.clone(),
             health_check: route.health_check.clone(),
+            upstream_protocol: route.upstream_protocol,
         };
         let position = self
             .run(&request, route_id, RouteCommand::Upsert(config))
@@ -149,6 +165,11 @@ impl GatewayConfigService for GatewayApi {
                             })
                             .collect(),
                         health_check: None,
+                        upstream_protocol: if r.upstream_h2c {
+                            pb::UpstreamProtocol::H2c as i32
+                        } else {
+                            pb::UpstreamProtocol::Unspecified as i32
+                        },
                         drained: r
                             .backends
                             .iter()

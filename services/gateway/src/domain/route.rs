@@ -81,6 +81,12 @@ pub fn validate(route: &pb::RouteUpserted) -> Result<(), DomainError> {
             format!("must list 1 to {MAX_BACKENDS} backends"),
         ));
     }
+    if pb::UpstreamProtocol::try_from(route.upstream_protocol).is_err() {
+        return Err(DomainError::invalid(
+            "route.upstream_protocol",
+            "unknown protocol",
+        ));
+    }
     let mut seen = BTreeSet::new();
     for (i, b) in route.backends.iter().enumerate() {
         if b.address.parse::<std::net::SocketAddr>().is_err() && !host_port(&b.address) {

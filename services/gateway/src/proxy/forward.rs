@@ -62,6 +62,8 @@ type Limited = http_body_util::Limited<Incoming>;
 
 pub struct Upstream {
     client: Client<HttpConnector, Limited>,
+    /// For routes whose backends speak h2c.
+    h2c: Client<HttpConnector, Limited>,
     /// Longest wait for a backend's response head (504 beyond).
     pub response_timeout: Duration,
 }
@@ -112,6 +114,16 @@ impl SendError {
     }
 }
 
+/// Who sent a request, as the forwarding headers tell the backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The host the client asked for.
+    pub host: &'a str,
+    pub peer: SocketAddr,
+    /// Over TLS.
+    pub secure: bool,
+}
+
 impl Upstream {
     pub fn new(response_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
@@ -120,20 +132,25 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(1024)
+            .build(connector.clone());
+        let h2c = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .http2_only(true)
             .build(connector);
         Self {
             client,
+            h2c,
             response_timeout,
         }
     }
 
-    /// Sends `request` to `backend` with forwarding headers added.
+    /// Sends `request` to `backend` (over h2c when `h2c`) with forwarding headers added.
     pub async fn send(
         &self,
         request: Request<Incoming>,
         backend: &BackendState,
-        host: &str,
-        peer: SocketAddr,
+        origin: Origin<'_>,
+        h2c: bool,
         max_body: u64,
     ) -> Result<Response<Body>, SendError> {
         let authority = backend
@@ -157,14 +174,22 @@ impl Upstream {
         }
         parts.uri =
             Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
-        // Upstreams always get HTTP/1.1 here (h2c to backends is not configured).
-        parts.version = http::Version::HTTP_11;
+        // The backend's protocol is the route's, whatever the client spoke; an upgrade needs
+        // HTTP/1.1.
+        let h2c = h2c && upgrade.is_none();
+        parts.version = if h2c {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
         let headers = &mut parts.headers;
         strip_hop_by_hop(headers);
         if let Some((Some(protocol), _)) = &upgrade {
             headers.insert(header::UPGRADE, protocol.clone());
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
+        let Origin { host, peer, secure } = origin;
+        let proto = if secure { "https" } else { "http" };
         let ip = peer.ip();
         let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
@@ -176,11 +201,11 @@ impl Upstream {
         if let Ok(v) = HeaderValue::from_str(host) {
             headers.insert(X_FORWARDED_HOST, v);
         }
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         let node = if peer.is_ipv6() {
-            format!("for=\"[{ip}]\";host={host};proto=http")
+            format!("for=\"[{ip}]\";host={host};proto={proto}")
         } else {
-            format!("for={ip};host={host};proto=http")
+            format!("for={ip};host={host};proto={proto}")
         };
         if let Ok(v) = HeaderValue::from_str(&node) {
             headers.insert(FORWARDED, v);
@@ -195,14 +220,20 @@ impl Upstream {
                 headers.insert(REQUEST_ID, v);
             }
         }
-        if let Some(v) = &backend.host_header {
-            headers.insert(header::HOST, v.clone());
+        // HTTP/2 carries the authority in the URI (`:authority`), not in `Host`.
+        match &backend.host_header {
+            Some(v) if !h2c => {
+                headers.insert(header::HOST, v.clone());
+            }
+            _ => {
+                headers.remove(header::HOST);
+            }
         }
         let limited =
             http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
         let mut response = tokio::time::timeout(
             self.response_timeout,
-            self.client.request(Request::from_parts(parts, limited)),
+            if h2c { &self.h2c } else { &self.client }.request(Request::from_parts(parts, limited)),
         )
         .await
         .map_err(|_| SendError::Timeout(self.response_timeout))??;

@@ -6,9 +6,11 @@
 //!
 //! - [`respond`]: the gateway's own answers (JSON errors, rate-limit headers).
 //! - [`forward`]: forwarding headers and the upstream call.
+//! - [`tls`]: TLS with ALPN, when a certificate is configured.
 
 pub mod forward;
 pub mod respond;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::decide::{Forward, Refusal, decide};
+use crate::limit::{Cluster, Decision};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
 use respond::{error, rate_limited};
@@ -63,6 +66,9 @@ pub struct Proxy {
     pub snapshot: Current,
     pub upstream: Upstream,
     pub limits: Limits,
+    pub cluster: Arc<Cluster>,
+    /// TLS on the data plane; `None`: plain HTTP/1.1 and h2c.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Shared by every worker: the load-shedding count is per gateway.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -77,11 +83,13 @@ impl Drop for Slot<'_> {
 }
 
 impl Proxy {
-    pub fn new(snapshot: Current, limits: Limits) -> Self {
+    pub fn new(snapshot: Current, limits: Limits, cluster: Arc<Cluster>) -> Self {
         Self {
             snapshot,
             upstream: Upstream::new(limits.upstream_timeout),
             limits,
+            cluster,
+            tls: None,
             in_flight: Arc::default(),
         }
     }
@@ -92,12 +100,19 @@ impl Proxy {
             snapshot: self.snapshot.clone(),
             upstream: Upstream::new(self.limits.upstream_timeout),
             limits: self.limits.clone(),
+            cluster: self.cluster.clone(),
+            tls: self.tls.clone(),
             in_flight: self.in_flight.clone(),
         }
     }
 
     /// Answers one request.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+        secure: bool,
+    ) -> Response<Body> {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             refused("overloaded");
@@ -108,13 +123,15 @@ impl Proxy {
         if declared.is_some_and(|n| n > self.limits.max_body_bytes) {
             return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None);
         }
-        self.route(request, peer, declared.unwrap_or(0)).await
+        self.route(request, peer, secure, declared.unwrap_or(0))
+            .await
     }
 
     async fn route(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        secure: bool,
         bytes_in: u64,
     ) -> Response<Body> {
         let Some(host) = forward::host_of(&request) else {
@@ -122,27 +139,62 @@ impl Proxy {
         };
         let snapshot = self.snapshot.load();
         let started = std::time::Instant::now();
-        let decided = decide(&snapshot, &host, request.uri().path(), request.headers());
+        let decided = decide(
+            &snapshot,
+            &host,
+            request.uri().path(),
+            request.headers(),
+            self.cluster.mode(),
+        );
         let Forward {
             tenant,
             route,
             backend,
-            remaining,
+            tightest,
+            ask,
         } = match decided {
             Ok(forward) => forward,
             Err(refusal) => return refuse(refusal),
         };
         let route = route.clone();
         let backend = backend.state.clone();
-        let limiter = tenant.limiter.clone();
         let usage = tenant.usage.clone();
+        let mut tightest = tightest.map(|(limiter, left)| (limiter.clone(), left));
+        let ask = ask.map(|a| a.cloned());
+        let tenant = tenant.clone();
         drop(snapshot);
+        for limiter in ask.iter().flatten() {
+            match self.cluster.ask(limiter).await {
+                Decision::Deny { retry_after } => {
+                    return refuse(Refusal::RateLimited(&tenant, &route, limiter, retry_after));
+                }
+                Decision::Allow { remaining } => {
+                    if !limiter.is_unlimited()
+                        && tightest.as_ref().is_none_or(|(_, r)| remaining < *r)
+                    {
+                        tightest = Some((limiter.clone(), remaining));
+                    }
+                }
+                Decision::AskCluster => {}
+            }
+        }
+        drop(tenant);
         let host = host.into_owned();
 
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = self
             .upstream
-            .send(request, &backend, &host, peer, self.limits.max_body_bytes)
+            .send(
+                request,
+                &backend,
+                forward::Origin {
+                    host: &host,
+                    peer,
+                    secure,
+                },
+                route.upstream_h2c,
+                self.limits.max_body_bytes,
+            )
             .await;
         backend.in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut response = match result {
@@ -167,7 +219,9 @@ impl Proxy {
                 error(StatusCode::BAD_GATEWAY, "bad_gateway", None)
             }
         };
-        respond::rate_limit_headers(response.headers_mut(), &limiter, remaining);
+        if let Some((limiter, remaining)) = &tightest {
+            respond::rate_limit_headers(response.headers_mut(), limiter, *remaining);
+        }
         usage.add_request(bytes_in);
         let response = count_bytes_out(response, usage);
         route
@@ -207,10 +261,10 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
                 Some(t.tenant_id),
             )
         }
-        Refusal::RateLimited(t, r, retry_after) => {
+        Refusal::RateLimited(t, r, limiter, retry_after) => {
             t.metrics().rate_limited.increment(1);
             r.metrics().record(StatusCode::TOO_MANY_REQUESTS, 0.0);
-            rate_limited(&t.limiter, retry_after)
+            rate_limited(limiter, retry_after)
         }
         Refusal::NoHealthyBackend(t) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -374,16 +428,37 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
             () = &mut shutdown => break,
         };
         let _ = tcp.set_nodelay(true);
+        let secure = proxy.tls.is_some();
+        let tls = proxy.tls.clone();
         let proxy = proxy.clone();
         let service = hyper::service::service_fn(move |request| {
             let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer, secure).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        match tls {
+            None => {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            Some(acceptor) => {
+                // The handshake counts against the header-read timeout (a slow handshake is a
+                // slowloris too).
+                let (builder, watcher) = (builder.clone(), graceful.watcher());
+                let timeout = limits.header_read_timeout;
+                tokio::spawn(async move {
+                    let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection.into_owned()).await;
+                });
+            }
+        }
     }
     graceful.shutdown().await;
 }

@@ -38,7 +38,7 @@ pub fn rate_limited(limiter: &Gcra, retry_after: Duration) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     policy(headers, limiter);
-    if let Ok(v) = HeaderValue::from_str(&format!(r#""tenant";r=0;t={seconds}"#)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(r#""{}";r=0;t={seconds}"#, limiter.scope.kind)) {
         headers.insert("ratelimit", v);
     }
     response
@@ -50,7 +50,8 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, limiter: &Gcra, remaining: u3
         return;
     }
     policy(headers, limiter);
-    if let Ok(v) = HeaderValue::from_str(&format!(r#""tenant";r={remaining};t=1"#)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(r#""{}";r={remaining};t=1"#, limiter.scope.kind))
+    {
         headers.insert("ratelimit", v);
     }
 }

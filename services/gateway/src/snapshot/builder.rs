@@ -12,11 +12,14 @@ use tenantry_eventstore::StoredMessage;
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
+use tenantry_kit::auth::api_keys::{AGGREGATE_TYPE as SERVICE_ACCOUNTS, ServiceAccountEvent};
+
 use super::model::{
-    Backend, BackendState, Check, Limits, RouteEntry, Snapshot, TenantEntry, TenantStatus,
+    Backend, BackendState, Check, KeyLimits, Limits, RouteEntry, Snapshot, TenantEntry,
+    TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
-use crate::limit::Gcra;
+use crate::limit::{Cluster, Gcra};
 
 #[derive(Debug, Default)]
 struct TenantState {
@@ -27,6 +30,8 @@ struct TenantState {
     /// Meters whose quota is used up (100% crossed, not yet reset).
     exhausted: BTreeSet<String>,
     routes: BTreeMap<String, (pb::RouteUpserted, BTreeSet<String>)>,
+    /// Live API keys: key id → SHA-256 digest.
+    api_keys: BTreeMap<String, Vec<u8>>,
 }
 
 pub struct Builder {
@@ -34,7 +39,9 @@ pub struct Builder {
     tenants: HashMap<Uuid, TenantState>,
     /// Runtime state that outlives snapshots.
     backends: HashMap<(String, String), Arc<BackendState>>,
-    limiters: HashMap<Uuid, (Limits, Arc<Gcra>)>,
+    /// By limiter id (`t:<tenant>`, `r:<tenant>:<route>`, `k:<tenant>:<key>`).
+    limiters: HashMap<String, (Limits, Arc<Gcra>)>,
+    cluster: Arc<Cluster>,
     usage: HashMap<Uuid, Arc<crate::usage::Usage>>,
     dirty: HashSet<Uuid>,
     published_hosts: HashMap<Uuid, Vec<String>>,
@@ -49,8 +56,9 @@ fn decode<M: Message + Default>(payload: &[u8]) -> Option<M> {
 }
 
 impl Builder {
-    pub fn new(base_domain: &str) -> Self {
+    pub fn new(base_domain: &str, cluster: Arc<Cluster>) -> Self {
         Self {
+            cluster,
             base_domain: base_domain.trim_matches('.').to_lowercase(),
             tenants: HashMap::new(),
             backends: HashMap::new(),
@@ -91,6 +99,18 @@ impl Builder {
                         Ok(e) => self.apply_subscription(tenant, e),
                         Err(err) => {
                             tracing::error!(error = %err, "gateway: undecodable subscription event");
+                            false
+                        }
+                    }
+                }
+                SERVICE_ACCOUNTS => {
+                    match <ServiceAccountEvent as tenantry_eventstore::EventPayload>::decode(
+                        &env.event_type,
+                        &env.payload,
+                    ) {
+                        Ok(e) => self.apply_api_key(tenant, e),
+                        Err(err) => {
+                            tracing::error!(error = %err, "gateway: undecodable service account event");
                             false
                         }
                     }
@@ -181,6 +201,24 @@ impl Builder {
         true
     }
 
+    fn apply_api_key(&mut self, tenant: Uuid, event: ServiceAccountEvent) -> bool {
+        let state = self.tenants.entry(tenant).or_default();
+        match event {
+            ServiceAccountEvent::ApiKeyCreated(e) => {
+                state.api_keys.insert(e.key_id, e.key_digest);
+            }
+            ServiceAccountEvent::ApiKeyRevoked(e) => {
+                state.api_keys.remove(&e.key_id);
+            }
+            ServiceAccountEvent::AccountCreated(_) => return false,
+        }
+        // Only a plan with per-key limits looks at keys.
+        state
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.api_key_requests_per_second > 0)
+    }
+
     /// Whether events changed something since the last [`Builder::build`].
     pub fn is_dirty(&self) -> bool {
         !self.dirty.is_empty()
@@ -252,14 +290,45 @@ impl Builder {
                 burst: plan.burst.max(plan.requests_per_second),
             }
         };
-        let limiter = match self.limiters.get(&tenant) {
-            Some((l, g)) if *l == limits => g.clone(),
-            _ => {
-                let g = Arc::new(Gcra::new(limits.rps, limits.burst));
-                self.limiters.insert(tenant, (limits, g.clone()));
-                g
-            }
+        let limiter = shared_limiter(
+            &mut self.limiters,
+            &self.cluster,
+            "tenant",
+            format!("t:{tenant}"),
+            limits,
+        );
+        let route_limits = Limits {
+            rps: plan.route_requests_per_second,
+            burst: plan.route_burst.max(plan.route_requests_per_second),
         };
+        let key_limits = Limits {
+            rps: plan.api_key_requests_per_second,
+            burst: plan.api_key_burst.max(plan.api_key_requests_per_second),
+        };
+        let api_keys = (key_limits.rps > 0).then(|| {
+            let keys = state
+                .api_keys
+                .iter()
+                .map(|(id, digest)| {
+                    let g = shared_limiter(
+                        &mut self.limiters,
+                        &self.cluster,
+                        "api_key",
+                        format!("k:{tenant}:{id}"),
+                        key_limits,
+                    );
+                    (digest.clone().into_boxed_slice(), g)
+                })
+                .collect();
+            let unknown = shared_limiter(
+                &mut self.limiters,
+                &self.cluster,
+                "api_key",
+                format!("k:{tenant}:unknown"),
+                key_limits,
+            );
+            Arc::new(KeyLimits { keys, unknown })
+        });
         let mut routes: Vec<Arc<RouteEntry>> = Vec::with_capacity(state.routes.len());
         for (route_id, (config, drained)) in &state.routes {
             let backends: Vec<Backend> = config
@@ -303,6 +372,16 @@ impl Builder {
                 http::HeaderName::from_bytes(config.hash_header.as_bytes()).ok(),
                 backends,
                 wheel,
+                (route_limits.rps > 0).then(|| {
+                    shared_limiter(
+                        &mut self.limiters,
+                        &self.cluster,
+                        "route",
+                        format!("r:{tenant}:{route_id}"),
+                        route_limits,
+                    )
+                }),
+                config.upstream_protocol == pb::UpstreamProtocol::H2c as i32,
             )));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
@@ -312,9 +391,30 @@ impl Builder {
             routes,
             limits,
             limiter,
+            api_keys,
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
+            config_blocked: exhausted && behaviour == pb::QuotaBehaviour::BlockConfig,
             metrics: std::sync::OnceLock::new(),
             usage: self.usage.entry(tenant).or_default().clone(),
         })
+    }
+}
+
+/// The limiter `id` with `limits`: the same one while the limits stay (its state survives
+/// snapshots), a fresh one when they change.
+fn shared_limiter(
+    limiters: &mut HashMap<String, (Limits, Arc<Gcra>)>,
+    cluster: &Cluster,
+    kind: &'static str,
+    id: String,
+    limits: Limits,
+) -> Arc<Gcra> {
+    match limiters.get(&id) {
+        Some((l, g)) if *l == limits => g.clone(),
+        _ => {
+            let g = Arc::new(cluster.limiter(kind, &id, limits.rps, limits.burst));
+            limiters.insert(id, (limits, g.clone()));
+            g
+        }
     }
 }

@@ -200,6 +200,10 @@ pub struct RouteEntry {
     /// Backend indexes repeated by weight, for `weighted`.
     pub wheel: Vec<usize>,
     pub next: AtomicUsize,
+    /// The plan's per-route limit; `None` when the plan has none.
+    pub limiter: Option<Arc<Gcra>>,
+    /// Backends speak HTTP/2 without TLS (prior knowledge).
+    pub upstream_h2c: bool,
 }
 
 impl RouteEntry {
@@ -213,6 +217,8 @@ impl RouteEntry {
         hash_header: Option<http::HeaderName>,
         backends: Vec<Backend>,
         wheel: Vec<usize>,
+        limiter: Option<Arc<Gcra>>,
+        upstream_h2c: bool,
     ) -> Self {
         Self {
             tenant_id,
@@ -225,6 +231,8 @@ impl RouteEntry {
             backends,
             wheel,
             next: AtomicUsize::new(0),
+            limiter,
+            upstream_h2c,
         }
     }
 
@@ -255,8 +263,12 @@ pub struct TenantEntry {
     pub routes: Vec<Arc<RouteEntry>>,
     pub limits: Limits,
     pub limiter: Arc<Gcra>,
+    /// The plan's per-API-key limits; `None` when the plan has none.
+    pub api_keys: Option<Arc<KeyLimits>>,
     /// A quota is used up and the plan blocks traffic.
     pub blocked_by_quota: bool,
+    /// A quota is used up and the plan blocks configuration changes (routes).
+    pub config_blocked: bool,
     /// Registered on the tenant's first refusal.
     pub metrics: std::sync::OnceLock<TenantMetrics>,
     pub usage: Arc<crate::usage::Usage>,
@@ -271,6 +283,41 @@ impl TenantEntry {
     pub fn route(&self, host: &str, path: &str) -> Option<&Arc<RouteEntry>> {
         self.routes.iter().find(|r| r.matches(host, path))
     }
+}
+
+/// A tenant's per-API-key limiters: one per live Tenantry API key (`tk_…`, presented in
+/// `x-api-key` or `Authorization: Bearer`), and one shared by every `tk_` key the gateway does
+/// not know (revoked or made up), so inventing keys does not escape the per-key limit.
+/// Requests without a Tenantry key are limited per tenant and per route only.
+#[derive(Debug)]
+pub struct KeyLimits {
+    /// By the key's SHA-256 digest, as the auth service's events carry it.
+    pub keys: HashMap<Box<[u8]>, Arc<Gcra>>,
+    pub unknown: Arc<Gcra>,
+}
+
+impl KeyLimits {
+    pub fn limiter_for(&self, headers: &http::HeaderMap) -> Option<&Arc<Gcra>> {
+        let key = presented_key(headers)?;
+        let digest = tenantry_kit::auth::api_keys::digest(key);
+        Some(self.keys.get(digest.as_slice()).unwrap_or(&self.unknown))
+    }
+}
+
+/// The Tenantry API key a request carries, if any.
+fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    use tenantry_kit::auth::api_keys::API_KEY_PREFIX;
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+        && key.starts_with(API_KEY_PREFIX)
+    {
+        return Some(key);
+    }
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
+    bearer.starts_with(API_KEY_PREFIX).then_some(bearer)
 }
 
 /// A backend with an active health check.

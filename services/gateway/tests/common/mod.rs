@@ -151,30 +151,80 @@ impl Harness {
     }
 
     /// Appends a billing `subscription` event for `tenant`, as billing will.
-    pub async fn billing(&self, tenant: &Tenant, event: SubscriptionEvent) {
+    pub async fn billing(&self, tenant: &Tenant, event: SubscriptionEvent) -> u64 {
+        self.append(tenant, "subscription", &tenant.id.to_string(), &event)
+            .await
+    }
+
+    /// Appends another service's event for `tenant` (as that service would) and waits until
+    /// the gateway applies it.
+    pub async fn append<E: EventPayload>(
+        &self,
+        tenant: &Tenant,
+        aggregate_type: &'static str,
+        aggregate_id: &str,
+        event: &E,
+    ) -> u64 {
         let store = self.env.event_store().await;
         let address =
-            AggregateAddress::new(tenant.id.to_string(), "subscription", tenant.id.to_string())
-                .unwrap();
+            AggregateAddress::new(tenant.id.to_string(), aggregate_type, aggregate_id).unwrap();
         let meta = CommandMeta {
             command_id: Uuid::now_v7().to_string(),
-            actor: "billing".into(),
+            actor: "test".into(),
             correlation_id: Uuid::now_v7().to_string(),
             occurred_at: chrono::Utc::now(),
             traceparent: None,
         };
-        let _ = event.event_type();
         let outcome = store
             .append(AppendRequest {
                 address: address.clone(),
                 expected: None,
                 message_id: meta.command_id.clone(),
-                batch: batch_of(&address, &[event], &meta),
+                batch: batch_of(&address, std::slice::from_ref(event), &meta),
                 traceparent: None,
             })
             .await
             .unwrap();
         self.applied(outcome.position).await;
+        outcome.position
+    }
+
+    /// Another gateway replica on the same log and the same Redis namespace.
+    pub async fn replica(
+        &self,
+        adjust: impl FnOnce(&mut GatewayConfig),
+    ) -> tenantry_gateway::Running {
+        let mut config = GatewayConfig::ephemeral();
+        adjust(&mut config);
+        let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tenantry_gateway::start(
+            &self.env.common(),
+            &config,
+            data,
+            api_listener,
+            Overrides::default(),
+            std::future::pending(),
+        )
+        .await
+        .expect("replica starts")
+    }
+
+    /// An HTTP client that reaches `host` at `gateway`'s data plane, and the URL of `path`.
+    pub fn client_to(
+        gateway: &tenantry_gateway::Running,
+        host: &str,
+        path: &str,
+    ) -> (reqwest::Client, String) {
+        let client = reqwest::Client::builder()
+            .resolve(host, gateway.addr)
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap();
+        (
+            client,
+            format!("http://{host}:{}{path}", gateway.addr.port()),
+        )
     }
 
     /// An HTTP client that reaches `host` at the gateway's data plane.
@@ -263,30 +313,33 @@ impl Upstream {
                     }
                 }),
             )
-            .fallback(move |headers: http::HeaderMap, uri: http::Uri| {
-                let (n, h) = (n.clone(), h.clone());
-                async move {
-                    h.fetch_add(1, Ordering::Relaxed);
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
+            .fallback(
+                move |version: http::Version, headers: http::HeaderMap, uri: http::Uri| {
+                    let (n, h) = (n.clone(), h.clone());
+                    async move {
+                        h.fetch_add(1, Ordering::Relaxed);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let get = |k: &str| {
+                            headers
+                                .get(k)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        format!(
+                            "{n} {} ver={version:?} xfp={} xff={} xfh={} fwd={} rid={}",
+                            uri.path(),
+                            get("x-forwarded-proto"),
+                            get("x-forwarded-for"),
+                            get("x-forwarded-host"),
+                            get("forwarded"),
+                            get("x-request-id")
+                        )
                     }
-                    let get = |k: &str| {
-                        headers
-                            .get(k)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("")
-                            .to_owned()
-                    };
-                    format!(
-                        "{n} {} xff={} xfh={} fwd={} rid={}",
-                        uri.path(),
-                        get("x-forwarded-for"),
-                        get("x-forwarded-host"),
-                        get("forwarded"),
-                        get("x-request-id")
-                    )
-                }
-            });
+                },
+            );
         // Connections live in a set the accept loop owns: killing the server closes them too.
         let task = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
@@ -317,5 +370,137 @@ impl Upstream {
     /// Stops accepting and closes the listener (a dead backend).
     pub fn kill(&self) {
         self.task.abort();
+    }
+}
+
+/// Waits until `gateway`'s snapshot holds the log up to `position`.
+pub async fn applied_on(gateway: &tenantry_gateway::Running, position: u64) {
+    let mut rx = gateway.applied.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        rx.wait_for(|p| p.is_some_and(|p| p >= position)),
+    )
+    .await
+    .expect("the replica applies the event within 5 s")
+    .unwrap();
+}
+
+/// Responses by outcome, counted as they arrive.
+#[derive(Default)]
+pub struct Outcomes {
+    pub ok: AtomicUsize,
+    pub limited: AtomicUsize,
+    pub other: AtomicUsize,
+}
+
+impl Outcomes {
+    pub fn ok(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+    pub fn limited(&self) -> usize {
+        self.limited.load(Ordering::Relaxed)
+    }
+    pub fn other(&self) -> usize {
+        self.other.load(Ordering::Relaxed)
+    }
+}
+
+/// Offers `rate` requests per second, evenly paced (a late tick is made up at once, so the
+/// count offered is exact), to `url` for `duration`; returns when every response is in, with
+/// the time from the first request sent to the last.
+pub async fn offer(
+    client: reqwest::Client,
+    url: String,
+    rate: u32,
+    duration: Duration,
+    outcomes: Arc<Outcomes>,
+) -> Duration {
+    let total = (f64::from(rate) * duration.as_secs_f64()).round() as usize;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    let mut sent = tokio::task::JoinSet::new();
+    let mut first = None;
+    for _ in 0..total {
+        tick.tick().await;
+        first.get_or_insert_with(std::time::Instant::now);
+        let (client, url, outcomes) = (client.clone(), url.clone(), outcomes.clone());
+        sent.spawn(async move {
+            let counter = match client.get(url).send().await.map(|r| r.status().as_u16()) {
+                Ok(200) => &outcomes.ok,
+                Ok(429) => &outcomes.limited,
+                _ => &outcomes.other,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    let span = first.map_or(Duration::ZERO, |f| f.elapsed());
+    while sent.join_next().await.is_some() {}
+    span
+}
+
+/// A Redis server of a test's own on a free port (to stop and start it), keeping nothing.
+pub struct RedisServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("tenantry-redis-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty; returns once it answers.
+    pub async fn resume(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (scripts/infra-up.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not start on {}", self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
