@@ -28,6 +28,9 @@ const SCRIPT: &str = include_str!("gcra.lua");
 const IDLE: Duration = Duration::from_secs(1);
 /// Replicas announce themselves this often; one silent for three periods is gone.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Redis answering slowly (a timeout) counts as gone only after this long without any answer:
+/// a replica whose cores are saturated must not halve every limit.
+const SLOW_NOT_GONE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -54,6 +57,9 @@ pub struct Cluster {
     client: Option<redis::Client>,
     link: ArcSwapOption<Link>,
     healthy: AtomicBool,
+    /// When Redis last answered, in milliseconds since `started`.
+    answered_ms: std::sync::atomic::AtomicU64,
+    started: Instant,
     replicas: AtomicU32,
     /// Limiters that admitted since the last sync; taken by [`Cluster::run`].
     activity: tokio::sync::Mutex<Option<mpsc::Receiver<Arc<Gcra>>>>,
@@ -79,6 +85,8 @@ impl Cluster {
             client,
             link: ArcSwapOption::empty(),
             healthy: AtomicBool::new(false),
+            answered_ms: std::sync::atomic::AtomicU64::new(0),
+            started: Instant::now(),
             activity: tokio::sync::Mutex::new(Some(receiver)),
             sender,
             instance,
@@ -157,6 +165,7 @@ impl Cluster {
         .await;
         match linked {
             Ok(link) => {
+                self.answered();
                 self.link.store(Some(Arc::new(link)));
                 if self.heartbeat().await {
                     if !self.healthy.swap(true, Ordering::Relaxed) {
@@ -174,6 +183,22 @@ impl Cluster {
                 false
             }
         }
+    }
+
+    fn answered(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.answered_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A call failed: Redis is gone if it refused or dropped the connection, or if it has not
+    /// answered anything for a while.
+    fn failed(&self, error: &redis::RedisError) {
+        let silent = (self.started.elapsed().as_millis() as u64)
+            .saturating_sub(self.answered_ms.load(Ordering::Relaxed));
+        if error.is_timeout() && Duration::from_millis(silent) < SLOW_NOT_GONE {
+            return;
+        }
+        self.down(error);
     }
 
     fn down(&self, error: &redis::RedisError) {
@@ -208,11 +233,12 @@ impl Cluster {
             .await;
         match answer {
             Ok((_, _, alive)) => {
+                self.answered();
                 self.replicas.store(alive.max(1), Ordering::Relaxed);
                 true
             }
             Err(e) => {
-                self.down(&e);
+                self.failed(&e);
                 false
             }
         }
@@ -250,11 +276,12 @@ impl Cluster {
                     .await;
             match answer {
                 Ok((admitted, lead_us)) => {
+                    self.answered();
                     let lead = Duration::from_micros(lead_us);
                     limiter.pull_up(lead);
                     return limiter.decision_from(admitted == 1, lead);
                 }
-                Err(e) => self.down(&e),
+                Err(e) => self.failed(&e),
             }
         }
         Gcra::check(
@@ -337,11 +364,12 @@ impl Cluster {
         let mut connection = link.connection.clone();
         match pipe.query_async::<Vec<(u8, u64)>>(&mut connection).await {
             Ok(answers) => {
+                self.answered();
                 for (limiter, (_, lead_us)) in sent.iter().zip(answers) {
                     limiter.pull_up(Duration::from_micros(lead_us));
                 }
             }
-            Err(e) => self.down(&e),
+            Err(e) => self.failed(&e),
         }
     }
 }

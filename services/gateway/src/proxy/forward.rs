@@ -215,8 +215,7 @@ impl Upstream {
             .is_some_and(|v| !v.is_empty() && v.len() <= 128);
         if !has_id {
             let mut buf = Uuid::encode_buffer();
-            let id = Uuid::now_v7().hyphenated().encode_lower(&mut buf);
-            if let Ok(v) = HeaderValue::from_str(id) {
+            if let Ok(v) = HeaderValue::from_str(request_id(&mut buf)) {
                 headers.insert(REQUEST_ID, v);
             }
         }
@@ -264,6 +263,35 @@ impl Upstream {
         strip_hop_by_hop(&mut parts.headers);
         Ok(Response::from_parts(parts, body.boxed()))
     }
+}
+
+/// A fresh request id (a random UUID) from a per-thread generator: `Uuid::now_v7` takes a
+/// process-wide lock and asks the OS for randomness on every call, which showed on the hot path.
+fn request_id(buf: &mut [u8; 45]) -> &str {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(u64::from_le_bytes(
+            Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or([7; 8]),
+        ));
+    }
+    // splitmix64: two outputs make the 122 random bits of a UUID v4.
+    let next = || {
+        STATE.with(|s| {
+            let x = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            s.set(x);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let (hi, lo) = (next(), next());
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_le_bytes());
+    bytes[8..].copy_from_slice(&lo.to_le_bytes());
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(buf)
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
