@@ -247,3 +247,29 @@ async fn with_redis_down_each_replica_enforces_its_share_and_recovers_within_a_w
         "recovery took {recovery:?}"
     );
 }
+
+#[tokio::test]
+async fn strict_mode_asks_redis_on_every_request_and_is_exact() {
+    let _one = SERIAL.lock().await;
+    let strict = |c: &mut tenantry_gateway::GatewayConfig| {
+        c.rate_limit_mode = tenantry_gateway::config::RateLimitMode::Strict;
+    };
+    let h = start_with(strict).await;
+    let b = h.replica(strict).await;
+    let up = Upstream::start("a").await;
+    let (rps, burst) = (100u32, 100u32);
+    let t = tenant_with(&h, &up, &b, plan(rps, burst)).await;
+    let (o, span) = offer_both([&h.gateway, &b], &t.host, rps, Duration::from_secs(3)).await;
+    let limit = f64::from(burst) + f64::from(rps) * span.as_secs_f64();
+    let ratio = o.ok() as f64 / limit;
+    println!(
+        "strict, 2x offered over {span:?}: admitted {} = {ratio:.4}x the limit of {limit:.1}",
+        o.ok()
+    );
+    assert_eq!(o.other(), 0);
+    // Every admission is decided in Redis: no interval in which replicas cannot see each other.
+    assert!(
+        o.ok() as f64 >= limit - 2.0 && o.ok() as f64 <= limit + 2.0,
+        "admitted {ratio:.4}x the limit"
+    );
+}

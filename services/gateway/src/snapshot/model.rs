@@ -343,3 +343,26 @@ impl Snapshot {
         self.hosts.get(host)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenantry_key_is_read_from_x_api_key_or_a_bearer_token() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(presented_key(&h), None);
+        h.insert("authorization", "Bearer eyJhbGciOi.jwt".parse().unwrap());
+        assert_eq!(presented_key(&h), None, "a JWT is not an API key");
+        h.insert("authorization", "Bearer tk_abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("tk_abc"));
+        h.insert("x-api-key", "tk_def".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("tk_def"), "x-api-key first");
+        h.insert("x-api-key", "someone-elses-key".parse().unwrap());
+        assert_eq!(
+            presented_key(&h),
+            Some("tk_abc"),
+            "not ours: the bearer one"
+        );
+    }
+}
