@@ -5,6 +5,10 @@
 //!
 //! Run: `cargo bench -p tenantry-gateway --bench decision`.
 
+/// The gateway binary's allocator, so memory and locality are measured as they run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -114,12 +114,28 @@ impl SendError {
     }
 }
 
+/// A client connection's far end, with its address rendered once for every request on it.
+#[derive(Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The IP address as a header value (`X-Forwarded-For`).
+    ip: HeaderValue,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = HeaderValue::from_str(&addr.ip().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip }
+    }
+}
+
 /// Who sent a request, as the forwarding headers tell the backend.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
     /// The host the client asked for.
     pub host: &'a str,
-    pub peer: SocketAddr,
+    pub peer: &'a Peer,
     /// Over TLS.
     pub secure: bool,
 }
@@ -190,24 +206,44 @@ impl Upstream {
         }
         let Origin { host, peer, secure } = origin;
         let proto = if secure { "https" } else { "http" };
-        let ip = peer.ip();
-        let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
-            None => HeaderValue::from_str(&ip.to_string()),
+        let ip = peer.ip.to_str().unwrap_or("unknown");
+        // Values are built by hand, not with `format!`: this runs for every request.
+        let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+            Some(prior) => {
+                let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
+                v.extend_from_slice(prior);
+                v.extend_from_slice(b", ");
+                v.extend_from_slice(ip.as_bytes());
+                HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+            }
+            None => Some(peer.ip.clone()),
         };
-        if let Ok(v) = forwarded_for {
+        if let Some(v) = forwarded_for {
             headers.insert(X_FORWARDED_FOR, v);
         }
-        if let Ok(v) = HeaderValue::from_str(host) {
+        // The client's own `Host` (with its port) when it sent one; HTTP/2 has none.
+        let forwarded_host = match headers.get(header::HOST) {
+            Some(h) => Some(h.clone()),
+            None => HeaderValue::from_str(host).ok(),
+        };
+        if let Some(v) = forwarded_host {
             headers.insert(X_FORWARDED_HOST, v);
         }
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        let node = if peer.is_ipv6() {
-            format!("for=\"[{ip}]\";host={host};proto={proto}")
+        let mut node = String::with_capacity(24 + ip.len() + host.len());
+        if peer.addr.is_ipv6() {
+            node.push_str("for=\"[");
+            node.push_str(ip);
+            node.push_str("]\"");
         } else {
-            format!("for={ip};host={host};proto={proto}")
-        };
-        if let Ok(v) = HeaderValue::from_str(&node) {
+            node.push_str("for=");
+            node.push_str(ip);
+        }
+        node.push_str(";host=");
+        node.push_str(host);
+        node.push_str(";proto=");
+        node.push_str(proto);
+        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(node)) {
             headers.insert(FORWARDED, v);
         }
         let has_id = headers
@@ -295,21 +331,27 @@ fn request_id(buf: &mut [u8; 45]) -> &str {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // One pass over the names (most messages carry none but `Connection`), no hashing.
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name))
+        .cloned()
+        .collect();
+    if doomed.is_empty() {
+        return;
+    }
     // Headers named by `Connection` are hop-by-hop too.
     if let Some(connection) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = connection
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
+        for token in connection.to_str().unwrap_or_default().split(',') {
+            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
+                && !doomed.contains(&name)
+                && headers.contains_key(&name)
+            {
+                doomed.push(name);
+            }
         }
     }
-    for name in &HOP_BY_HOP {
-        if headers.contains_key(name) {
-            headers.remove(name);
-        }
+    for name in doomed {
+        headers.remove(name);
     }
 }

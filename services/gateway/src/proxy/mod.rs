@@ -12,7 +12,6 @@ pub mod forward;
 pub mod respond;
 pub mod tls;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -110,7 +109,7 @@ impl Proxy {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &forward::Peer,
         secure: bool,
     ) -> Response<Body> {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
@@ -130,7 +129,7 @@ impl Proxy {
     async fn route(
         &self,
         request: Request<Incoming>,
-        peer: SocketAddr,
+        peer: &forward::Peer,
         secure: bool,
         bytes_in: u64,
     ) -> Response<Body> {
@@ -431,9 +430,10 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
         let secure = proxy.tls.is_some();
         let tls = proxy.tls.clone();
         let proxy = proxy.clone();
+        let peer = Arc::new(forward::Peer::new(peer));
         let service = hyper::service::service_fn(move |request| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, peer, secure).await) }
+            let (proxy, peer) = (proxy.clone(), peer.clone());
+            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, &peer, secure).await) }
         });
         match tls {
             None => {

@@ -50,8 +50,26 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, limiter: &Gcra, remaining: u3
         return;
     }
     policy(headers, limiter);
-    if let Ok(v) = HeaderValue::from_str(&format!(r#""{}";r={remaining};t=1"#, limiter.scope.kind))
-    {
+    // `"<kind>";r=<remaining>;t=1`, built by hand: it is on every response.
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    let mut n = remaining;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let kind = limiter.scope.kind.as_bytes();
+    let mut value = Vec::with_capacity(kind.len() + 18);
+    value.push(b'"');
+    value.extend_from_slice(kind);
+    value.extend_from_slice(b"\";r=");
+    value.extend_from_slice(&digits[at..]);
+    value.extend_from_slice(b";t=1");
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert("ratelimit", v);
     }
 }
