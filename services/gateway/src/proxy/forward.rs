@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -13,12 +14,11 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper::client::conn::http1;
 use uuid::Uuid;
 
 use super::Body;
+use super::pool::{ConnectError, Limited, Pool, Returning};
 use crate::snapshot::BackendState;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -30,7 +30,7 @@ const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 7] = [
+static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     KEEP_ALIVE,
     PROXY_CONNECTION,
@@ -57,13 +57,9 @@ pub fn host_of<B>(request: &Request<B>) -> Option<Cow<'_, str>> {
     }
 }
 
-/// A request body, cut off (with an error) past the body limit.
-type Limited = http_body_util::Limited<Incoming>;
-
+/// One worker's way to the backends.
 pub struct Upstream {
-    client: Client<HttpConnector, Limited>,
-    /// For routes whose backends speak h2c.
-    h2c: Client<HttpConnector, Limited>,
+    pool: Arc<Pool>,
     /// Longest wait for a backend's response head (504 beyond).
     pub response_timeout: Duration,
 }
@@ -80,7 +76,7 @@ fn is_upgrade(headers: &http::HeaderMap) -> bool {
 }
 
 /// Whether the upstream call failed because the client's body passed the limit.
-pub fn body_too_large(e: &hyper_util::client::legacy::Error) -> bool {
+pub fn body_too_large(e: &hyper::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
@@ -105,12 +101,14 @@ pub enum SendError {
     #[error("the backend did not answer within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
-    Client(#[from] hyper_util::client::legacy::Error),
+    Connect(#[from] ConnectError),
+    #[error("the backend's answer: {0}")]
+    Upstream(#[from] hyper::Error),
 }
 
 impl SendError {
     pub fn body_too_large(&self) -> bool {
-        matches!(self, Self::Client(e) if body_too_large(e))
+        matches!(self, Self::Upstream(e) if body_too_large(e))
     }
 }
 
@@ -142,29 +140,43 @@ pub struct Origin<'a> {
 
 impl Upstream {
     pub fn new(response_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(1024)
-            .build(connector.clone());
-        let h2c = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .http2_only(true)
-            .build(connector);
         Self {
-            client,
-            h2c,
+            pool: Arc::default(),
             response_timeout,
         }
+    }
+
+    /// One exchange with `backend`: the response head, and the HTTP/1.1 connection to hand
+    /// back when its body ends.
+    async fn exchange(
+        &self,
+        request: Request<Limited>,
+        backend: &Arc<BackendState>,
+        h2c: bool,
+    ) -> Result<(Response<Incoming>, Option<http1::SendRequest<Limited>>), SendError> {
+        if h2c {
+            let mut sender = self.pool.http2(backend).await?;
+            return Ok((sender.send_request(request).await?, None));
+        }
+        // A request an idle connection refused before sending it (the backend had closed it)
+        // goes once more, on another connection.
+        let mut sender = self.pool.http1(backend).await?;
+        let request = match sender.try_send_request(request).await {
+            Ok(response) => return Ok((response, Some(sender))),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) => unsent,
+                None => return Err(e.into_error().into()),
+            },
+        };
+        let mut sender = self.pool.http1(backend).await?;
+        Ok((sender.send_request(request).await?, Some(sender)))
     }
 
     /// Sends `request` to `backend` (over h2c when `h2c`) with forwarding headers added.
     pub async fn send(
         &self,
         request: Request<Incoming>,
-        backend: &BackendState,
+        backend: &Arc<BackendState>,
         origin: Origin<'_>,
         h2c: bool,
         max_body: u64,
@@ -266,9 +278,9 @@ impl Upstream {
         }
         let limited =
             http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
-        let mut response = tokio::time::timeout(
+        let (mut response, sender) = tokio::time::timeout(
             self.response_timeout,
-            if h2c { &self.h2c } else { &self.client }.request(Request::from_parts(parts, limited)),
+            self.exchange(Request::from_parts(parts, limited), backend, h2c),
         )
         .await
         .map_err(|_| SendError::Timeout(self.response_timeout))??;
@@ -297,7 +309,15 @@ impl Upstream {
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        Ok(Response::from_parts(parts, body.boxed()))
+        let body = match sender {
+            Some(sender) => Returning {
+                inner: body,
+                back: Some((self.pool.clone(), backend.clone(), sender)),
+            }
+            .boxed(),
+            None => body.boxed(),
+        };
+        Ok(Response::from_parts(parts, body))
     }
 }
 
@@ -331,27 +351,38 @@ fn request_id(buf: &mut [u8; 45]) -> &str {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // One pass over the names (most messages carry none but `Connection`), no hashing.
-    let mut doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| HOP_BY_HOP.contains(name))
-        .cloned()
-        .collect();
-    if doomed.is_empty() {
+    // One pass over the names, no hashing, no allocation: most messages carry none of these
+    // but `Connection`.
+    let mut present = [false; 7];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
-    // Headers named by `Connection` are hop-by-hop too.
-    if let Some(connection) = headers.get(header::CONNECTION) {
-        for token in connection.to_str().unwrap_or_default().split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
-                && !doomed.contains(&name)
-                && headers.contains_key(&name)
-            {
-                doomed.push(name);
+    // Other headers named by `Connection` are hop-by-hop too; the usual tokens name none.
+    let mut named: Vec<HeaderName> = Vec::new();
+    if present[0] {
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.to_str().unwrap_or_default().split(',') {
+                let token = token.trim();
+                let usual = ["keep-alive", "close", "upgrade", ""]
+                    .iter()
+                    .any(|u| token.eq_ignore_ascii_case(u));
+                if !usual && let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
             }
         }
     }
-    for name in doomed {
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
+    for name in named {
         headers.remove(name);
     }
 }

@@ -5,10 +5,11 @@
 //! Everything before the forward reads the current snapshot: no lock, no I/O.
 //!
 //! - [`respond`]: the gateway's own answers (JSON errors, rate-limit headers).
-//! - [`forward`]: forwarding headers and the upstream call.
+//! - [`forward`]: forwarding headers and the upstream call; [`pool`]: upstream connections.
 //! - [`tls`]: TLS with ALPN, when a certificate is configured.
 
 pub mod forward;
+pub mod pool;
 pub mod respond;
 pub mod tls;
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use http::HeaderName;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -9,6 +11,9 @@ use uuid::Uuid;
 
 use super::Body;
 use crate::limit::Gcra;
+
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 pub fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into())
@@ -39,7 +44,7 @@ pub fn rate_limited(limiter: &Gcra, retry_after: Duration) -> Response<Body> {
     headers.insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
     policy(headers, limiter);
     if let Ok(v) = HeaderValue::from_str(&format!(r#""{}";r=0;t={seconds}"#, limiter.scope.kind)) {
-        headers.insert("ratelimit", v);
+        headers.insert(RATELIMIT, v);
     }
     response
 }
@@ -70,12 +75,12 @@ pub fn rate_limit_headers(headers: &mut HeaderMap, limiter: &Gcra, remaining: u3
     value.extend_from_slice(&digits[at..]);
     value.extend_from_slice(b";t=1");
     if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
-        headers.insert("ratelimit", v);
+        headers.insert(RATELIMIT, v);
     }
 }
 
 fn policy(headers: &mut HeaderMap, limiter: &Gcra) {
     if let Some(v) = &limiter.policy {
-        headers.insert("ratelimit-policy", v.clone());
+        headers.insert(RATELIMIT_POLICY, v.clone());
     }
 }
