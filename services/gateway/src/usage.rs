@@ -65,7 +65,8 @@ pub async fn open_stream(store: &EventStore, replicas: usize) -> Result<(), Stor
     Ok(())
 }
 
-/// Publishes every tenant's counts each `every` until `stop` resolves (and once more then).
+/// Publishes every tenant's counts each `every` until `stop` resolves (and once more then),
+/// and brings the routes' latency histograms up to date.
 pub async fn run(
     js: jetstream::Context,
     root: String,
@@ -88,6 +89,12 @@ pub async fn run(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         for tenant in snapshot.load().tenants.values() {
+            // The latency histograms are published on the same beat (see `RouteMetrics`).
+            for route in &tenant.routes {
+                if let Some(metrics) = route.metrics_if_used() {
+                    metrics.publish();
+                }
+            }
             let (requests, bytes_in, bytes_out) = tenant.usage.take();
             if requests == 0 && bytes_in == 0 && bytes_out == 0 {
                 continue;

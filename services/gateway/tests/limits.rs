@@ -103,14 +103,49 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
         "{metrics}"
     );
 
-    assert!(
-        metrics.lines().any(
-            |l| l.contains("tenantry_gateway_request_duration_seconds_bucket")
-                && l.contains(&t.id.to_string())
-                && l.contains("le=\"+Inf\"")
-        ),
-        "no latency histogram for the tenant"
-    );
+    // The latency histogram is published once a second: cumulative buckets, +Inf = count.
+    let value = |metrics: &str, name: &str, extra: &str| -> Option<u64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains(&t.id.to_string()) && l.contains(extra))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = reqwest::get(format!("http://{}/metrics", h.gateway.api_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let count = value(
+            &metrics,
+            "tenantry_gateway_request_duration_seconds_count",
+            "",
+        );
+        let inf = value(
+            &metrics,
+            "tenantry_gateway_request_duration_seconds_bucket",
+            "le=\"+Inf\"",
+        );
+        let fast = value(
+            &metrics,
+            "tenantry_gateway_request_duration_seconds_bucket",
+            "le=\"0.0005\"",
+        );
+        if count == Some(80) {
+            assert_eq!(inf, count, "+Inf holds every request");
+            assert!(fast <= inf, "buckets are cumulative");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "histogram count {count:?}, want 80"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // Another tenant is not affected by this one's limit.
     let other = h.tenant().await;

@@ -224,9 +224,7 @@ impl Proxy {
         }
         usage.add_request(bytes_in);
         let response = count_bytes_out(response, usage);
-        route
-            .metrics()
-            .record(response.status(), started.elapsed().as_secs_f64());
+        route.metrics().record(response.status(), started.elapsed());
         response
     }
 }
@@ -254,7 +252,8 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
         Refusal::NoRoute(t) => error(StatusCode::NOT_FOUND, "no_route", Some(t.tenant_id)),
         Refusal::QuotaExceeded(t, r) => {
             t.metrics().quota_blocked.increment(1);
-            r.metrics().record(StatusCode::TOO_MANY_REQUESTS, 0.0);
+            r.metrics()
+                .record(StatusCode::TOO_MANY_REQUESTS, Duration::ZERO);
             error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
@@ -263,7 +262,8 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
         }
         Refusal::RateLimited(t, r, limiter, retry_after) => {
             t.metrics().rate_limited.increment(1);
-            r.metrics().record(StatusCode::TOO_MANY_REQUESTS, 0.0);
+            r.metrics()
+                .record(StatusCode::TOO_MANY_REQUESTS, Duration::ZERO);
             rate_limited(limiter, retry_after)
         }
         Refusal::NoHealthyBackend(t) => error(

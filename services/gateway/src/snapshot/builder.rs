@@ -43,6 +43,7 @@ pub struct Builder {
     limiters: HashMap<String, (Limits, Arc<Gcra>)>,
     cluster: Arc<Cluster>,
     usage: HashMap<Uuid, Arc<crate::usage::Usage>>,
+    route_metrics: HashMap<(Uuid, String), Arc<std::sync::OnceLock<super::model::RouteMetrics>>>,
     dirty: HashSet<Uuid>,
     published_hosts: HashMap<Uuid, Vec<String>>,
     /// Active health checks by tenant.
@@ -64,6 +65,7 @@ impl Builder {
             backends: HashMap::new(),
             limiters: HashMap::new(),
             usage: HashMap::new(),
+            route_metrics: HashMap::new(),
             dirty: HashSet::new(),
             published_hosts: HashMap::new(),
             checks: HashMap::new(),
@@ -382,6 +384,10 @@ impl Builder {
                     )
                 }),
                 config.upstream_protocol == pb::UpstreamProtocol::H2c as i32,
+                self.route_metrics
+                    .entry((tenant, route_id.clone()))
+                    .or_default()
+                    .clone(),
             )));
         }
         routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
