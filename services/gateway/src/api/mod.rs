@@ -95,7 +95,7 @@ impl GatewayConfigService for GatewayApi {
             let snapshot = self.snapshot.load();
             for (i, host) in route.hosts.iter_mut().enumerate() {
                 *host = host.to_ascii_lowercase();
-                if snapshot.hosts.get(host.as_str()).map(|t| t.tenant_id) != Some(tenant) {
+                if snapshot.tenant_of_host(host).map(|t| t.tenant_id) != Some(tenant) {
                     return Err(ApiError::invalid(
                         "route.hosts",
                         format!("[{i}] {host} is not a host of this tenant (its slug host or a verified domain)"),

@@ -42,24 +42,27 @@ pub enum Decision {
     AskCluster,
 }
 
+/// Hot fields first, in one cache line (`repr(C)`, aligned): with 100,000 tenants a decision
+/// misses the cache on every object it touches.
+#[repr(C, align(64))]
 pub struct Gcra {
+    tat: AtomicU64,
+    /// Admissions since the last sync, and when (local clock) the first of them happened.
+    pending: AtomicU32,
+    /// The TAT reflects every replica (a sync or a cluster check happened, and the limiter has
+    /// not been idle since).
+    synced: AtomicBool,
     /// Nanoseconds between requests at the sustained rate; 0 = unlimited.
     interval: u64,
     /// How far ahead of now the arrival time may run: the burst.
     tolerance: u64,
-    tat: AtomicU64,
     epoch: Instant,
+    first_pending: AtomicU64,
     pub rps: u32,
     pub burst: u32,
     pub scope: Scope,
     /// `RateLimit-Policy`, rendered once: it is sent on every response.
     pub policy: Option<http::HeaderValue>,
-    /// Admissions since the last sync, and when (local clock) the first of them happened.
-    pending: AtomicU32,
-    first_pending: AtomicU64,
-    /// The TAT reflects every replica (a sync or a cluster check happened, and the limiter has
-    /// not been idle since).
-    synced: AtomicBool,
     /// Where the limiter reports that it has something to sync; `None` standalone.
     activity: Option<mpsc::Sender<Arc<Gcra>>>,
 }

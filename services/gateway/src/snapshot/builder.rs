@@ -15,7 +15,7 @@ use uuid::Uuid;
 use tenantry_kit::auth::api_keys::{AGGREGATE_TYPE as SERVICE_ACCOUNTS, ServiceAccountEvent};
 
 use super::model::{
-    Backend, BackendState, Check, KeyLimits, Limits, RouteEntry, Snapshot, TenantEntry,
+    Backend, BackendState, Check, HostKey, KeyLimits, Limits, RouteEntry, Snapshot, TenantEntry,
     TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
@@ -241,8 +241,9 @@ impl Builder {
         for tenant in std::mem::take(&mut self.dirty) {
             self.checks.remove(&tenant);
             for host in self.published_hosts.remove(&tenant).unwrap_or_default() {
-                if hosts.get(&host).is_some_and(|t| t.tenant_id == tenant) {
-                    hosts.remove(&host);
+                let key = HostKey::of(&host);
+                if hosts.get(&key).is_some_and(|t| t.tenant_id == tenant) {
+                    hosts.remove(&key);
                 }
             }
             let Some(entry) = self.entry(tenant) else {
@@ -256,7 +257,7 @@ impl Builder {
             }
             let entry = Arc::new(entry);
             for host in &mine {
-                hosts.insert(host.clone(), entry.clone());
+                hosts.insert(HostKey::of(host), entry.clone());
             }
             self.published_hosts.insert(tenant, mine);
             tenants.insert(tenant, entry);
@@ -390,10 +391,19 @@ impl Builder {
                     .clone(),
             )));
         }
-        routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+        // Longest prefix first; of equal prefixes, host-specific ones first.
+        routes.sort_by_key(|r| (std::cmp::Reverse(r.path_prefix.len()), r.hosts.is_empty()));
+        let fallback = routes.iter().find(|r| r.is_catch_all()).cloned();
+        let specific = routes
+            .iter()
+            .filter(|r| !r.is_catch_all())
+            .cloned()
+            .collect();
         Some(TenantEntry {
             tenant_id: tenant,
             status,
+            fallback,
+            specific,
             routes,
             limits,
             limiter,
