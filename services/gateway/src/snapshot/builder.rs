@@ -38,7 +38,8 @@ pub struct Builder {
     base_domain: String,
     tenants: HashMap<Uuid, TenantState>,
     /// Runtime state that outlives snapshots.
-    backends: HashMap<(String, String), Arc<BackendState>>,
+    /// By route, then address.
+    backends: HashMap<String, HashMap<String, Arc<BackendState>>>,
     /// By limiter id (`t:<tenant>`, `r:<tenant>:<route>`, `k:<tenant>:<key>`).
     limiters: HashMap<String, (Limits, Arc<Gcra>)>,
     cluster: Arc<Cluster>,
@@ -173,6 +174,10 @@ impl Builder {
             }
             RouteEvent::Removed(_) => {
                 state.routes.remove(route_id);
+                // Its runtime state goes too (requests in flight keep what they hold).
+                self.backends.remove(route_id);
+                self.limiters.remove(&format!("r:{tenant}:{route_id}"));
+                self.route_metrics.remove(&(tenant, route_id.to_owned()));
             }
             RouteEvent::BackendDrained(d) => {
                 if let Some((_, drained)) = state.routes.get_mut(route_id) {
@@ -211,6 +216,7 @@ impl Builder {
             }
             ServiceAccountEvent::ApiKeyRevoked(e) => {
                 state.api_keys.remove(&e.key_id);
+                self.limiters.remove(&format!("k:{tenant}:{}", e.key_id));
             }
             ServiceAccountEvent::AccountCreated(_) => return false,
         }
@@ -334,13 +340,15 @@ impl Builder {
         });
         let mut routes: Vec<Arc<RouteEntry>> = Vec::with_capacity(state.routes.len());
         for (route_id, (config, drained)) in &state.routes {
+            let states = self.backends.entry(route_id.clone()).or_default();
+            // Backends the route no longer lists are forgotten (their counters with them).
+            states.retain(|address, _| config.backends.iter().any(|b| b.address == *address));
             let backends: Vec<Backend> = config
                 .backends
                 .iter()
                 .map(|b| Backend {
-                    state: self
-                        .backends
-                        .entry((route_id.clone(), b.address.clone()))
+                    state: states
+                        .entry(b.address.clone())
                         .or_insert_with(|| Arc::new(BackendState::new(b.address.clone())))
                         .clone(),
                     weight: b.weight.max(1),
@@ -432,5 +440,119 @@ fn shared_limiter(
             limiters.insert(id, (limits, g.clone()));
             g
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenantry_proto::events::v1::{Envelope, EventBatch};
+
+    fn apply(
+        builder: &mut Builder,
+        tenant: Uuid,
+        kind: &str,
+        id: &str,
+        event: &str,
+        payload: Vec<u8>,
+    ) {
+        let position = builder.position() + 1;
+        builder.apply(&StoredMessage {
+            position,
+            subject: String::new(),
+            batch: EventBatch {
+                events: vec![Envelope {
+                    tenant_id: tenant.to_string(),
+                    aggregate_type: kind.into(),
+                    aggregate_id: id.into(),
+                    event_type: event.into(),
+                    payload,
+                    ..Default::default()
+                }],
+            },
+            traceparent: None,
+        });
+    }
+
+    fn route(backends: &[&str]) -> Vec<u8> {
+        pb::RouteUpserted {
+            route_id: "r1".into(),
+            path_prefix: "/".into(),
+            algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
+            backends: backends
+                .iter()
+                .map(|a| pb::Backend {
+                    address: (*a).into(),
+                    weight: 1,
+                })
+                .collect(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn runtime_state_of_removed_backends_and_routes_is_dropped() {
+        let mut b = Builder::new("localhost", Cluster::standalone());
+        let t = Uuid::now_v7();
+        let created = pb::TenantCreated {
+            slug: "acme".into(),
+            ..Default::default()
+        };
+        apply(
+            &mut b,
+            t,
+            "tenant",
+            &t.to_string(),
+            "tenant.created.v1",
+            created.encode_to_vec(),
+        );
+        apply(
+            &mut b,
+            t,
+            "route",
+            "r1",
+            "route.upserted.v1",
+            route(&["127.0.0.1:1", "127.0.0.1:2"]),
+        );
+        let first = b.build();
+        let kept = first.tenants[&t].routes[0].backends[0].state.clone();
+        assert_eq!(b.backends["r1"].len(), 2);
+
+        apply(
+            &mut b,
+            t,
+            "route",
+            "r1",
+            "route.upserted.v1",
+            route(&["127.0.0.1:1"]),
+        );
+        let second = b.build();
+        assert_eq!(b.backends["r1"].len(), 1);
+        assert!(
+            Arc::ptr_eq(&kept, &second.tenants[&t].routes[0].backends[0].state),
+            "a backend the route keeps keeps its state"
+        );
+        assert!(
+            second.tenants[&t].fallback.is_some(),
+            "prefix / without hosts is the catch-all"
+        );
+
+        let removed = pb::RouteRemoved {
+            route_id: "r1".into(),
+        };
+        apply(
+            &mut b,
+            t,
+            "route",
+            "r1",
+            "route.removed.v1",
+            removed.encode_to_vec(),
+        );
+        let third = b.build();
+        assert!(third.tenants[&t].routes.is_empty());
+        assert!(!b.backends.contains_key("r1"));
+        assert!(third.tenant_of_host("acme.localhost").is_some());
+        assert!(third.tenant_of_host("other.localhost").is_none());
     }
 }

@@ -54,18 +54,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     if gateway_config.services.is_empty() {
         gateway_config.services = format!("tenant={}", tenant_svc.addr);
     }
-    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = tenantry_gateway::start(
-        &common,
-        &gateway_config,
-        data,
-        api_listener,
-        Overrides::default(),
-        std::future::pending(),
-    )
-    .await
-    .expect("gateway starts");
+    let gateway = gateway(&common, &gateway_config).await;
     let tenants = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await);
     let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.api_addr).await);
     Harness {
@@ -75,6 +64,25 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
         config,
         _tenant_svc: tenant_svc,
     }
+}
+
+/// A gateway on ephemeral loopback ports, serving until the test ends.
+async fn gateway(
+    common: &tenantry_kit::config::CommonConfig,
+    config: &GatewayConfig,
+) -> tenantry_gateway::Running {
+    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    tenantry_gateway::start(
+        common,
+        config,
+        data,
+        api_listener,
+        Overrides::default(),
+        std::future::pending(),
+    )
+    .await
+    .expect("gateway starts")
 }
 
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
@@ -196,18 +204,7 @@ impl Harness {
     ) -> tenantry_gateway::Running {
         let mut config = GatewayConfig::ephemeral();
         adjust(&mut config);
-        let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tenantry_gateway::start(
-            &self.env.common(),
-            &config,
-            data,
-            api_listener,
-            Overrides::default(),
-            std::future::pending(),
-        )
-        .await
-        .expect("replica starts")
+        gateway(&self.env.common(), &config).await
     }
 
     /// An HTTP client that reaches `host` at `gateway`'s data plane, and the URL of `path`.
