@@ -46,6 +46,7 @@ pub fn decide<'a>(
     mode: Mode,
 ) -> Result<Forward<'a>, Refusal<'a>> {
     let tenant = snapshot.tenant_of_host(host).ok_or(Refusal::UnknownHost)?;
+    tenant.limiter.touch();
     match tenant.status {
         TenantStatus::Active => {}
         TenantStatus::Suspended => return Err(Refusal::Suspended(tenant)),

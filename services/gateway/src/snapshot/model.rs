@@ -69,11 +69,15 @@ impl BackendState {
 
     /// Up by its health check and not passively ejected.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-            && now_ms() >= self.ejected_until.load(Ordering::Relaxed)
+        // A backend never ejected (or cleared since) needs no clock.
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        self.healthy.load(Ordering::Relaxed) && (until == 0 || now_ms() >= until)
     }
 
     pub fn record_success(&self) {
+        if self.ejected_until.load(Ordering::Relaxed) != 0 {
+            self.ejected_until.store(0, Ordering::Relaxed);
+        }
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
         }
