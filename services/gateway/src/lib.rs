@@ -84,6 +84,13 @@ pub async fn start(
     overrides: Overrides,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
+    // A bad certificate fails the start at once, not after the log has been replayed.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(proxy::tls::acceptor(cert, key).map_err(StartError::Other)?)
+        }
+        _ => None,
+    };
     let (nats, store) = event_store(common).await?;
     usage::open_stream(&store, common.stream_replicas).await?;
     // Usage reports and the replica set are per process: a fresh id each start.
@@ -149,9 +156,7 @@ pub async fn start(
         ..Default::default()
     };
     let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        proxy.tls = Some(proxy::tls::acceptor(cert, key).map_err(StartError::Other)?);
-    }
+    proxy.tls = tls;
     let proxy = Arc::new(proxy);
     let checked = current.clone();
     let sync = cluster.clone();

@@ -269,11 +269,16 @@ impl Cluster {
     pub async fn ask(&self, limiter: &Arc<Gcra>) -> Decision {
         if let Some(link) = self.link.load_full() {
             let mut connection = link.connection.clone();
-            let floor = limiter.lead().saturating_sub(self.config.sync_interval);
-            let answer: Result<(u8, u64), _> =
-                script_call(&link.sha, limiter, 1, Duration::ZERO, true, floor)
-                    .query_async(&mut connection)
-                    .await;
+            let answer: Result<(u8, u64), _> = script_call(
+                &link.sha,
+                limiter,
+                1,
+                Duration::ZERO,
+                true,
+                self.config.sync_interval,
+            )
+            .query_async(&mut connection)
+            .await;
             match answer {
                 Ok((admitted, lead_us)) => {
                     self.answered();
@@ -341,20 +346,20 @@ impl Cluster {
         let mut sent = Vec::with_capacity(active.len());
         active.retain(|_, (limiter, last)| {
             let (count, age) = limiter.take_pending();
-            // What this replica knows is used (its own unsent admissions aside): a Redis that
-            // restarted empty learns it back instead of granting a fresh burst. Less one sync
-            // interval, so the time the report travels never ratchets the shared TAT up.
-            let unsent = Duration::from_secs_f64(limiter.interval_us() * f64::from(count) / 1e6);
-            let floor = limiter
-                .lead()
-                .saturating_sub(unsent + self.config.sync_interval);
             if count > 0 {
                 *last = now;
             } else if now.duration_since(*last) > IDLE {
                 limiter.unsync();
                 return false;
             }
-            pipe.add_command(script_call(&link.sha, limiter, count, age, false, floor));
+            pipe.add_command(script_call(
+                &link.sha,
+                limiter,
+                count,
+                age,
+                false,
+                self.config.sync_interval,
+            ));
             sent.push(limiter.clone());
             true
         });
@@ -375,15 +380,23 @@ impl Cluster {
 }
 
 /// One call of the script: a sync of `count` admissions that began `age` ago, or a strict
-/// check of one request; `floor` is the replica's own view of the lead.
+/// check of one request.
+///
+/// Each call also carries a floor, the replica's own view of how far ahead the TAT runs (its
+/// unsent admissions aside): a Redis that restarted empty learns it back instead of granting a
+/// fresh burst. Less one sync interval, so the time a report travels never ratchets the shared
+/// TAT up.
 fn script_call(
     sha: &str,
     limiter: &Gcra,
     count: u32,
     age: Duration,
     strict: bool,
-    floor: Duration,
+    sync_interval: Duration,
 ) -> redis::Cmd {
+    let unsent = if strict { 0 } else { count };
+    let unsent = Duration::from_secs_f64(limiter.interval_us() * f64::from(unsent) / 1e6);
+    let floor = limiter.lead().saturating_sub(unsent + sync_interval);
     let mut call = redis::cmd("EVALSHA");
     call.arg(sha)
         .arg(1)

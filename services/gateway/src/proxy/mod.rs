@@ -160,25 +160,30 @@ impl Proxy {
         let backend = backend.state.clone();
         let usage = tenant.usage.clone();
         let mut tightest = tightest.map(|(limiter, left)| (limiter.clone(), left));
-        let ask = ask.map(|a| a.cloned());
-        let tenant = tenant.clone();
+        // Limiters only Redis can decide (strict mode, a limiter's first request) are asked
+        // after the snapshot is let go; the usual request clones nothing for them.
+        let asked = ask
+            .iter()
+            .any(Option::is_some)
+            .then(|| (tenant.clone(), ask.map(|a| a.cloned())));
         drop(snapshot);
-        for limiter in ask.iter().flatten() {
-            match self.cluster.ask(limiter).await {
-                Decision::Deny { retry_after } => {
-                    return refuse(Refusal::RateLimited(&tenant, &route, limiter, retry_after));
-                }
-                Decision::Allow { remaining } => {
-                    if !limiter.is_unlimited()
-                        && tightest.as_ref().is_none_or(|(_, r)| remaining < *r)
-                    {
-                        tightest = Some((limiter.clone(), remaining));
+        if let Some((tenant, ask)) = asked {
+            for limiter in ask.iter().flatten() {
+                match self.cluster.ask(limiter).await {
+                    Decision::Deny { retry_after } => {
+                        return refuse(Refusal::RateLimited(&tenant, &route, limiter, retry_after));
                     }
+                    Decision::Allow { remaining } => {
+                        if !limiter.is_unlimited()
+                            && tightest.as_ref().is_none_or(|(_, r)| remaining < *r)
+                        {
+                            tightest = Some((limiter.clone(), remaining));
+                        }
+                    }
+                    Decision::AskCluster => {}
                 }
-                Decision::AskCluster => {}
             }
         }
-        drop(tenant);
         let host = host.into_owned();
 
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
