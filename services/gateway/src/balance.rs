@@ -38,7 +38,7 @@ pub fn pick<'a>(route: &'a RouteEntry, headers: &HeaderMap) -> Option<&'a Backen
             let key = route
                 .hash_header
                 .as_ref()
-                .and_then(|h| headers.get(h))
+                .and_then(|h| headers.get(&**h))
                 .map(|v| v.as_bytes());
             match key {
                 Some(key) => rendezvous(route, key),

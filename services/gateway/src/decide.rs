@@ -45,25 +45,27 @@ pub fn decide<'a>(
     headers: &HeaderMap,
     mode: Mode,
 ) -> Result<Forward<'a>, Refusal<'a>> {
-    let tenant = snapshot.tenant_of_host(host).ok_or(Refusal::UnknownHost)?;
-    tenant.limiter.touch();
-    match tenant.status {
+    let slot = snapshot.host(host).ok_or(Refusal::UnknownHost)?;
+    slot.prefetch();
+    let tenant = &slot.tenant;
+    match slot.status {
         TenantStatus::Active => {}
         TenantStatus::Suspended => return Err(Refusal::Suspended(tenant)),
         TenantStatus::Decommissioning => return Err(Refusal::Decommissioned(tenant)),
     }
-    let route = tenant.route(host, path).ok_or(Refusal::NoRoute(tenant))?;
-    if tenant.blocked_by_quota {
+    let route = slot.route(host, path).ok_or(Refusal::NoRoute(tenant))?;
+    if slot.blocked_by_quota {
         return Err(Refusal::QuotaExceeded(tenant, route));
     }
-    let limiters = [
-        Some(&tenant.limiter),
-        route.limiter.as_ref(),
+    let key_limiter = if slot.plain {
+        None
+    } else {
         tenant
             .api_keys
             .as_ref()
-            .and_then(|keys| keys.limiter_for(headers)),
-    ];
+            .and_then(|keys| keys.limiter_for(headers))
+    };
+    let limiters = [Some(&slot.limiter), route.limiter.as_ref(), key_limiter];
     let (tightest, ask) = check_all(&limiters, mode).map_err(|(limiter, retry_after)| {
         Refusal::RateLimited(tenant, route, limiter, retry_after)
     })?;

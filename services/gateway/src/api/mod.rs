@@ -147,9 +147,9 @@ impl GatewayConfigService for GatewayApi {
                 t.routes
                     .iter()
                     .map(|r| api::Route {
-                        route_id: r.route_id.clone(),
-                        hosts: r.hosts.clone(),
-                        path_prefix: r.path_prefix.clone(),
+                        route_id: r.route_id.to_string(),
+                        hosts: r.hosts.to_vec(),
+                        path_prefix: r.path_prefix.to_string(),
                         algorithm: r.algorithm as i32,
                         hash_header: r
                             .hash_header

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use tenantry_kit::auth::api_keys::{AGGREGATE_TYPE as SERVICE_ACCOUNTS, ServiceAccountEvent};
 
 use super::model::{
-    Backend, BackendState, Check, HostKey, KeyLimits, Limits, RouteEntry, Snapshot, TenantEntry,
-    TenantStatus,
+    Backend, BackendState, Backends, Check, HostKey, HostSlot, KeyLimits, Limits, RouteEntry,
+    Snapshot, TenantEntry, TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
 use crate::limit::{Cluster, Gcra};
@@ -248,7 +248,10 @@ impl Builder {
             self.checks.remove(&tenant);
             for host in self.published_hosts.remove(&tenant).unwrap_or_default() {
                 let key = HostKey::of(&host);
-                if hosts.get(&key).is_some_and(|t| t.tenant_id == tenant) {
+                if hosts
+                    .get(&key)
+                    .is_some_and(|s| s.tenant.tenant_id == tenant)
+                {
                     hosts.remove(&key);
                 }
             }
@@ -262,8 +265,9 @@ impl Builder {
                 mine.push(format!("{slug}.{}", self.base_domain));
             }
             let entry = Arc::new(entry);
+            let slot = HostSlot::of(&entry);
             for host in &mine {
-                hosts.insert(HostKey::of(host), entry.clone());
+                hosts.insert(HostKey::of(host), slot.clone());
             }
             self.published_hosts.insert(tenant, mine);
             tenants.insert(tenant, entry);
@@ -343,7 +347,7 @@ impl Builder {
             let states = self.backends.entry(route_id.clone()).or_default();
             // Backends the route no longer lists are forgotten (their counters with them).
             states.retain(|address, _| config.backends.iter().any(|b| b.address == *address));
-            let backends: Vec<Backend> = config
+            let backends: Backends = config
                 .backends
                 .iter()
                 .map(|b| Backend {

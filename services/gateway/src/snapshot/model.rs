@@ -20,7 +20,7 @@ pub enum TenantStatus {
 
 /// One upstream of a route. Shared by every snapshot while the route keeps it, so its
 /// counters survive configuration changes.
-/// Hot fields first, in one cache line (see [`TenantEntry`]).
+/// Hot fields first, in one cache line (see [`HostSlot`]).
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct BackendState {
@@ -65,6 +65,11 @@ impl BackendState {
             checking: AtomicBool::new(false),
             check_streak: std::sync::atomic::AtomicI32::new(0),
         }
+    }
+
+    /// Loads the line [`Self::is_healthy`] reads (see [`HostSlot::prefetch`]).
+    fn touch(&self) {
+        std::hint::black_box(self.ejected_until.load(Ordering::Relaxed));
     }
 
     /// Up by its health check and not passively ejected.
@@ -211,25 +216,32 @@ impl TenantMetrics {
     }
 }
 
-/// Hot fields first, in one cache line (see [`TenantEntry`]).
+/// A route's backends: up to two inline, so choosing one reads no further allocation.
+pub type Backends = smallvec::SmallVec<[Backend; 2]>;
+
+/// What the decision reads first (see [`HostSlot`]): the round-robin counter, the
+/// backends and the algorithm in the first cache line, the limiter at the start of the second.
+/// Boxed slices rather than vectors keep it at three lines, the size class of the tenant's
+/// other objects, so the allocator puts it on their memory page (one TLB miss for them all).
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct RouteEntry {
     pub next: AtomicUsize,
-    pub backends: Vec<Backend>,
-    /// Empty: every host of the tenant.
-    pub hosts: Vec<String>,
-    pub path_prefix: String,
+    pub backends: Backends,
     pub algorithm: pb::BalanceAlgorithm,
     /// Backends speak HTTP/2 without TLS (prior knowledge).
     pub upstream_h2c: bool,
     /// The plan's per-route limit; `None` when the plan has none.
     pub limiter: Option<Arc<Gcra>>,
-    pub hash_header: Option<http::HeaderName>,
+    /// Empty: every host of the tenant.
+    pub hosts: Box<[String]>,
+    pub path_prefix: Box<str>,
+    /// Boxed: only `header_hash` routes have one, and it would take most of a cache line.
+    pub hash_header: Option<Box<http::HeaderName>>,
     /// Backend indexes repeated by weight, for `weighted`.
-    pub wheel: Vec<usize>,
+    pub wheel: Box<[usize]>,
     pub tenant_id: Uuid,
-    pub route_id: String,
+    pub route_id: Box<str>,
     /// Registered on the route's first request (idle routes cost no metric series); shared
     /// by every snapshot while the route exists, so its counts survive rebuilds.
     metrics: Arc<std::sync::OnceLock<RouteMetrics>>,
@@ -244,7 +256,7 @@ impl RouteEntry {
         path_prefix: String,
         algorithm: pb::BalanceAlgorithm,
         hash_header: Option<http::HeaderName>,
-        backends: Vec<Backend>,
+        backends: Backends,
         wheel: Vec<usize>,
         limiter: Option<Arc<Gcra>>,
         upstream_h2c: bool,
@@ -253,13 +265,13 @@ impl RouteEntry {
         Self {
             tenant_id,
             metrics,
-            route_id,
-            hosts,
-            path_prefix,
+            route_id: route_id.into_boxed_str(),
+            hosts: hosts.into_boxed_slice(),
+            path_prefix: path_prefix.into_boxed_str(),
             algorithm,
-            hash_header,
+            hash_header: hash_header.map(Box::new),
             backends,
-            wheel,
+            wheel: wheel.into_boxed_slice(),
             next: AtomicUsize::new(0),
             limiter,
             upstream_h2c,
@@ -271,6 +283,12 @@ impl RouteEntry {
             .get_or_init(|| RouteMetrics::new(self.tenant_id, &self.route_id))
     }
 
+    /// Loads both lines the decision reads (see [`HostSlot::prefetch`]).
+    fn touch(&self) {
+        std::hint::black_box(self.next.load(Ordering::Relaxed));
+        std::hint::black_box(self.limiter.is_some());
+    }
+
     /// The route's metrics if it has served a request.
     pub fn metrics_if_used(&self) -> Option<&RouteMetrics> {
         self.metrics.get()
@@ -278,13 +296,13 @@ impl RouteEntry {
 
     /// Answers every request of its tenant: prefix `/`, no hosts.
     pub fn is_catch_all(&self) -> bool {
-        self.hosts.is_empty() && self.path_prefix == "/"
+        self.hosts.is_empty() && &*self.path_prefix == "/"
     }
 
     /// Whether the route answers `host` + `path`.
     pub fn matches(&self, host: &str, path: &str) -> bool {
         (self.hosts.is_empty() || self.hosts.iter().any(|h| h == host))
-            && path.starts_with(&self.path_prefix)
+            && path.starts_with(&*self.path_prefix)
     }
 }
 
@@ -295,8 +313,8 @@ pub struct Limits {
     pub burst: u32,
 }
 
-/// Hot fields first, in one cache line (`repr(C)`, aligned): with 100,000 tenants every
-/// decision misses the cache on each object it touches, so each should cost one line.
+/// A tenant as the snapshot holds it. The decision reaches it through a [`HostSlot`], which
+/// copies what the request path reads first; what is here is read next (or only by the API).
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct TenantEntry {
@@ -307,12 +325,12 @@ pub struct TenantEntry {
     pub config_blocked: bool,
     /// The route with prefix `/` and no hosts, if any: what nothing more specific matches.
     pub fallback: Option<Arc<RouteEntry>>,
-    /// Every other route, longest prefix first (a host-specific route before a host-less one
-    /// of the same prefix).
-    pub specific: Vec<Arc<RouteEntry>>,
     pub limiter: Arc<Gcra>,
     /// The plan's per-API-key limits; `None` when the plan has none.
     pub api_keys: Option<Arc<KeyLimits>>,
+    /// Every other route, longest prefix first (a host-specific route before a host-less one
+    /// of the same prefix).
+    pub specific: Box<[Arc<RouteEntry>]>,
     pub usage: Arc<crate::usage::Usage>,
     pub tenant_id: Uuid,
     pub limits: Limits,
@@ -333,6 +351,69 @@ impl TenantEntry {
             .iter()
             .find(|r| r.matches(host, path))
             .or(self.fallback.as_ref())
+    }
+}
+
+/// What the host map holds for a host: its tenant, and copies of what the decision reads
+/// first (one cache line with the key). With 100,000 tenants every object a decision reads
+/// misses the cache, at about 200 ns a miss on a VM. Reached through the tenant, the limiter,
+/// route and backends would cost the tenant's miss and then theirs; from here,
+/// [`HostSlot::prefetch`] starts them all at once, and a tenant with only a catch-all route
+/// and no per-key limits is decided without reading its entry at all.
+#[derive(Debug, Clone)]
+pub struct HostSlot {
+    pub tenant: Arc<TenantEntry>,
+    pub limiter: Arc<Gcra>,
+    pub fallback: Option<Arc<RouteEntry>>,
+    /// The fallback route's first backends.
+    pub warm: [Option<Arc<BackendState>>; 2],
+    pub status: TenantStatus,
+    pub blocked_by_quota: bool,
+    /// No route but the fallback and no per-key limits: the slot decides alone.
+    pub plain: bool,
+}
+
+impl HostSlot {
+    pub fn of(tenant: &Arc<TenantEntry>) -> Self {
+        let mut warm = tenant
+            .fallback
+            .iter()
+            .flat_map(|r| r.backends.iter().map(|b| Some(b.state.clone())));
+        Self {
+            limiter: tenant.limiter.clone(),
+            fallback: tenant.fallback.clone(),
+            warm: [warm.next().flatten(), warm.next().flatten()],
+            status: tenant.status,
+            blocked_by_quota: tenant.blocked_by_quota,
+            plain: tenant.specific.is_empty() && tenant.api_keys.is_none(),
+            tenant: tenant.clone(),
+        }
+    }
+
+    /// The route for `host` + `path`.
+    pub fn route(&self, host: &str, path: &str) -> Option<&Arc<RouteEntry>> {
+        if self.plain {
+            self.fallback.as_ref()
+        } else {
+            self.tenant.route(host, path)
+        }
+    }
+
+    /// Starts loading the lines the decision reads next: the limiter, the catch-all route and
+    /// its backends (the tenant's too, unless the slot decides alone). Read as the decision
+    /// reaches them, the limiter's compare-and-swap would hold back the loads after it and the
+    /// misses would add up; started here together, they overlap.
+    pub fn prefetch(&self) {
+        self.limiter.touch();
+        if let Some(route) = &self.fallback {
+            route.touch();
+        }
+        for state in self.warm.iter().flatten() {
+            state.touch();
+        }
+        if !self.plain {
+            std::hint::black_box(self.tenant.specific.len());
+        }
     }
 }
 
@@ -423,7 +504,7 @@ impl HostKey {
     }
 }
 
-pub type HostMap = HashMap<HostKey, Arc<TenantEntry>, std::hash::BuildHasherDefault<PassThrough>>;
+pub type HostMap = HashMap<HostKey, HostSlot, std::hash::BuildHasherDefault<PassThrough>>;
 
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -437,14 +518,30 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn tenant_of_host(&self, host: &str) -> Option<&Arc<TenantEntry>> {
+    pub fn host(&self, host: &str) -> Option<&HostSlot> {
         self.hosts.get(&HostKey::of(host))
+    }
+
+    pub fn tenant_of_host(&self, host: &str) -> Option<&Arc<TenantEntry>> {
+        self.host(host).map(|slot| &slot.tenant)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_route_shares_the_size_class_of_the_tenant_and_its_limiter() {
+        // The decision's objects of one tenant come from one allocator size class, so they
+        // sit together (see `RouteEntry`).
+        assert_eq!(size_of::<RouteEntry>(), 192);
+        assert_eq!(size_of::<TenantEntry>(), 192);
+        assert_eq!(size_of::<Gcra>(), 192);
+        assert_eq!(size_of::<BackendState>(), 192);
+        // With its key, one cache line in the host map.
+        assert_eq!(size_of::<(HostKey, HostSlot)>(), 64);
+    }
 
     #[test]
     fn a_tenantry_key_is_read_from_x_api_key_or_a_bearer_token() {
