@@ -46,7 +46,44 @@ fn free_port() -> anyhow::Result<u16> {
 struct Nginx {
     conf: std::path::PathBuf,
     prefix: std::path::PathBuf,
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
+}
+
+/// CPU time (user, system; in clock ticks of 10 ms) used so far by process `pid` (every
+/// thread) and its child processes (nginx's workers), from `/proc`.
+fn cpu_ticks(pid: u32) -> (u64, u64) {
+    // The fields after the command name (which may hold spaces): state is the first, the parent
+    // the second, user and system time the 12th and 13th.
+    let fields = |stat: &str| -> Option<Vec<String>> {
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        Some(rest.split_whitespace().map(str::to_owned).collect())
+    };
+    let (mut user, mut system) = (0, 0);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return (0, 0);
+    };
+    for entry in dir.flatten() {
+        let Some(this) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(f) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| fields(&s))
+        else {
+            continue;
+        };
+        let parent = f.get(1).and_then(|v| v.parse::<u32>().ok());
+        if this == pid || parent == Some(pid) {
+            let tick = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            user += tick(11);
+            system += tick(12);
+        }
+    }
+    (user, system)
 }
 
 impl Drop for Nginx {
@@ -90,7 +127,7 @@ fn nginx(dir: &Path, name: &str, http: &str) -> anyhow::Result<Nginx> {
     Ok(Nginx {
         conf,
         prefix: dir.to_owned(),
-        _child: child,
+        child,
     })
 }
 
@@ -151,13 +188,13 @@ async fn main() -> anyhow::Result<()> {
 
     // The upstream, and nginx in front of it.
     let up = free_port()?;
-    let _upstream = nginx(
+    let upstream = nginx(
         &dir,
         "upstream",
         &format!("  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }}"),
     )?;
     let proxy = free_port()?;
-    let _proxy = nginx(
+    let nginx_proxy = nginx(
         &dir,
         "proxy",
         &format!(
@@ -202,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
     });
     append_billing(&store, &tenant, plan).await?;
     let data_port = free_port()?;
-    let (api_addr, _gateway) = spawn_binary(
+    let (api_addr, gateway) = spawn_binary(
         "tenantry-gateway",
         "TENANTRY_GATEWAY_API_LISTEN",
         &[
@@ -251,29 +288,46 @@ async fn main() -> anyhow::Result<()> {
         args.threads, args.connections, args.seconds
     );
     println!(
-        "  {:<46} {:>10} {:>9} {:>9} {:>8}",
-        "target", "req/s", "p50 ms", "p99 ms", "non-2xx"
+        "  {:<46} {:>10} {:>9} {:>9} {:>8} {:>22}",
+        "target", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU µs/req (user+sys)"
     );
+    let pid = |child: &tokio::process::Child| child.id().unwrap_or(0);
+    let (upstream_pid, proxy_pid, gateway_pid) =
+        (pid(&upstream.child), pid(&nginx_proxy.child), pid(&gateway));
     for run in 1..=args.runs {
-        for (name, url, host) in [
+        for (name, url, host, measured) in [
             (
                 "upstream directly (nginx return 200)",
                 format!("http://127.0.0.1:{up}/"),
                 None,
+                upstream_pid,
             ),
             (
                 "nginx reverse proxy + limit_req",
                 format!("http://127.0.0.1:{proxy}/"),
                 None,
+                proxy_pid,
             ),
             (
                 "tenantry gateway (route + limit + quota)",
                 format!("http://127.0.0.1:{data_port}/"),
                 Some(host.as_str()),
+                gateway_pid,
             ),
         ] {
+            let before = cpu_ticks(measured);
             let (rps, p50, p99, errors) = wrk(&args, &url, host).await?;
-            println!("  {name:<46} {rps:>10.0} {p50:>9.2} {p99:>9.2} {errors:>8}   (run {run})");
+            // The target's own CPU time per request (the proxy's, not its upstream's).
+            let after = cpu_ticks(measured);
+            let per_request = |ticks: u64| ticks as f64 * 10_000.0 / (rps * args.seconds as f64);
+            let (user, system) = (
+                per_request(after.0 - before.0),
+                per_request(after.1 - before.1),
+            );
+            let cpu = format!("{:.1} ({user:.1}+{system:.1})", user + system);
+            println!(
+                "  {name:<46} {rps:>10.0} {p50:>9.2} {p99:>9.2} {errors:>8} {cpu:>22}   (run {run})"
+            );
         }
     }
     drop(tenant_svc);

@@ -155,8 +155,13 @@ impl Upstream {
         h2c: bool,
     ) -> Result<(Response<Incoming>, Option<http1::SendRequest<Limited>>), SendError> {
         if h2c {
-            let mut sender = self.pool.http2(backend).await?;
-            return Ok((sender.send_request(request).await?, None));
+            // Boxed, like a new connection: the HTTP/1.1 exchange is the common one and its
+            // future stays small.
+            return Box::pin(async {
+                let mut sender = self.pool.http2(backend).await?;
+                Ok((sender.send_request(request).await?, None))
+            })
+            .await;
         }
         // A request an idle connection refused before sending it (the backend had closed it)
         // goes once more, on another connection.
@@ -173,6 +178,10 @@ impl Upstream {
     }
 
     /// Sends `request` to `backend` (over h2c when `h2c`) with forwarding headers added.
+    ///
+    /// The work before and after the exchange is in plain functions: every request's future
+    /// is moved a few times before it first runs, and what an `async fn` computes between
+    /// its awaits tends to stay in its state, making each move larger.
     pub async fn send(
         &self,
         request: Request<Incoming>,
@@ -181,110 +190,25 @@ impl Upstream {
         h2c: bool,
         max_body: u64,
     ) -> Result<Response<Body>, SendError> {
-        let authority = backend
-            .authority
-            .clone()
-            .ok_or_else(|| SendError::Address(backend.address.clone()))?;
-        let (mut parts, body) = request.into_parts();
-        // A WebSocket (or other) upgrade keeps its `Upgrade`/`Connection` headers, and the
-        // client's side of the connection is spliced to the backend's after a 101.
-        let upgrade = is_upgrade(&parts.headers).then(|| {
-            (
-                parts.headers.get(header::UPGRADE).cloned(),
-                parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
-            )
-        });
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(authority);
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        parts.uri =
-            Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
-        // The backend's protocol is the route's, whatever the client spoke; an upgrade needs
-        // HTTP/1.1.
-        let h2c = h2c && upgrade.is_none();
-        parts.version = if h2c {
-            http::Version::HTTP_2
-        } else {
-            http::Version::HTTP_11
-        };
-        let headers = &mut parts.headers;
-        strip_hop_by_hop(headers);
-        if let Some((Some(protocol), _)) = &upgrade {
-            headers.insert(header::UPGRADE, protocol.clone());
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-        let Origin { host, peer, secure } = origin;
-        let proto = if secure { "https" } else { "http" };
-        let ip = peer.ip.to_str().unwrap_or("unknown");
-        // Values are built by hand, not with `format!`: this runs for every request.
-        let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-            Some(prior) => {
-                let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
-                v.extend_from_slice(prior);
-                v.extend_from_slice(b", ");
-                v.extend_from_slice(ip.as_bytes());
-                HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
-            }
-            None => Some(peer.ip.clone()),
-        };
-        if let Some(v) = forwarded_for {
-            headers.insert(X_FORWARDED_FOR, v);
-        }
-        // The client's own `Host` (with its port) when it sent one; HTTP/2 has none.
-        let forwarded_host = match headers.get(header::HOST) {
-            Some(h) => Some(h.clone()),
-            None => HeaderValue::from_str(host).ok(),
-        };
-        if let Some(v) = forwarded_host {
-            headers.insert(X_FORWARDED_HOST, v);
-        }
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        let mut node = String::with_capacity(24 + ip.len() + host.len());
-        if peer.addr.is_ipv6() {
-            node.push_str("for=\"[");
-            node.push_str(ip);
-            node.push_str("]\"");
-        } else {
-            node.push_str("for=");
-            node.push_str(ip);
-        }
-        node.push_str(";host=");
-        node.push_str(host);
-        node.push_str(";proto=");
-        node.push_str(proto);
-        if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(node)) {
-            headers.insert(FORWARDED, v);
-        }
-        let has_id = headers
-            .get(&REQUEST_ID)
-            .is_some_and(|v| !v.is_empty() && v.len() <= 128);
-        if !has_id {
-            let mut buf = Uuid::encode_buffer();
-            if let Ok(v) = HeaderValue::from_str(request_id(&mut buf)) {
-                headers.insert(REQUEST_ID, v);
-            }
-        }
-        // HTTP/2 carries the authority in the URI (`:authority`), not in `Host`.
-        match &backend.host_header {
-            Some(v) if !h2c => {
-                headers.insert(header::HOST, v.clone());
-            }
-            _ => {
-                headers.remove(header::HOST);
-            }
-        }
-        let limited =
-            http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
-        let (mut response, sender) = tokio::time::timeout(
-            self.response_timeout,
-            self.exchange(Request::from_parts(parts, limited), backend, h2c),
-        )
-        .await
-        .map_err(|_| SendError::Timeout(self.response_timeout))??;
-        if let Some((_, Some(client_side))) = upgrade
+        let (request, upgrade) = prepare(request, backend, origin, h2c, max_body)?;
+        let h2c = request.version() == http::Version::HTTP_2;
+        let (response, sender) =
+            tokio::time::timeout(self.response_timeout, self.exchange(request, backend, h2c))
+                .await
+                .map_err(|_| SendError::Timeout(self.response_timeout))??;
+        Ok(self.finish(response, sender, upgrade, backend))
+    }
+
+    /// The backend's response as the client gets it: a 101 splices the two connections, any
+    /// other hands the HTTP/1.1 connection back to the pool when its body ends.
+    fn finish(
+        &self,
+        mut response: Response<Incoming>,
+        sender: Option<http1::SendRequest<Limited>>,
+        upgrade: Option<hyper::upgrade::OnUpgrade>,
+        backend: &Arc<BackendState>,
+    ) -> Response<Body> {
+        if let Some(client_side) = upgrade
             && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
         {
             let backend_side = hyper::upgrade::on(&mut response);
@@ -302,10 +226,7 @@ impl Upstream {
             });
             // The 101 has no body: the connection itself is what follows.
             let (parts, _) = response.into_parts();
-            return Ok(Response::from_parts(
-                parts,
-                super::respond::full(bytes::Bytes::new()),
-            ));
+            return Response::from_parts(parts, super::respond::full(bytes::Bytes::new()));
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -317,7 +238,124 @@ impl Upstream {
             .boxed(),
             None => body.boxed(),
         };
-        Ok(Response::from_parts(parts, body))
+        Response::from_parts(parts, body)
+    }
+}
+
+/// The request as the backend gets it: its URI pointed at the backend, hop-by-hop headers
+/// dropped, forwarding headers and a request id added, the body limited; and the client's
+/// side of an upgrade, when it asks for one.
+fn prepare(
+    request: Request<Incoming>,
+    backend: &BackendState,
+    origin: Origin<'_>,
+    h2c: bool,
+    max_body: u64,
+) -> Result<(Request<Limited>, Option<hyper::upgrade::OnUpgrade>), SendError> {
+    let authority = backend
+        .authority
+        .clone()
+        .ok_or_else(|| SendError::Address(backend.address.clone()))?;
+    let (mut parts, body) = request.into_parts();
+    // A WebSocket (or other) upgrade keeps its `Upgrade`/`Connection` headers, and the
+    // client's side of the connection is spliced to the backend's after a 101.
+    let upgrade = is_upgrade(&parts.headers).then(|| {
+        (
+            parts.headers.get(header::UPGRADE).cloned(),
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
+        )
+    });
+    let mut uri = std::mem::take(&mut parts.uri).into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority);
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    parts.uri = Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
+    // The backend's protocol is the route's, whatever the client spoke; an upgrade needs
+    // HTTP/1.1.
+    let h2c = h2c && upgrade.is_none();
+    parts.version = if h2c {
+        http::Version::HTTP_2
+    } else {
+        http::Version::HTTP_11
+    };
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    if let Some((Some(protocol), _)) = &upgrade {
+        headers.insert(header::UPGRADE, protocol.clone());
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    add_forwarding(headers, origin);
+    // HTTP/2 carries the authority in the URI (`:authority`), not in `Host`.
+    match &backend.host_header {
+        Some(v) if !h2c => {
+            headers.insert(header::HOST, v.clone());
+        }
+        _ => {
+            headers.remove(header::HOST);
+        }
+    }
+    let limited =
+        http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
+    Ok((
+        Request::from_parts(parts, limited),
+        upgrade.and_then(|(_, client_side)| client_side),
+    ))
+}
+
+/// `X-Forwarded-For`/`-Host`/`-Proto`, `Forwarded`, and `X-Request-Id` unless the client
+/// sent one. Values are built by hand, not with `format!`: this runs for every request.
+fn add_forwarding(headers: &mut http::HeaderMap, origin: Origin<'_>) {
+    let Origin { host, peer, secure } = origin;
+    let proto = if secure { "https" } else { "http" };
+    let ip = peer.ip.to_str().unwrap_or("unknown");
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(prior) => {
+            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
+            v.extend_from_slice(prior);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+        }
+        None => Some(peer.ip.clone()),
+    };
+    if let Some(v) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    // The client's own `Host` (with its port) when it sent one; HTTP/2 has none.
+    let forwarded_host = match headers.get(header::HOST) {
+        Some(h) => Some(h.clone()),
+        None => HeaderValue::from_str(host).ok(),
+    };
+    if let Some(v) = forwarded_host {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    let mut node = String::with_capacity(24 + ip.len() + host.len());
+    if peer.addr.is_ipv6() {
+        node.push_str("for=\"[");
+        node.push_str(ip);
+        node.push_str("]\"");
+    } else {
+        node.push_str("for=");
+        node.push_str(ip);
+    }
+    node.push_str(";host=");
+    node.push_str(host);
+    node.push_str(";proto=");
+    node.push_str(proto);
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(node)) {
+        headers.insert(FORWARDED, v);
+    }
+    let has_id = headers
+        .get(&REQUEST_ID)
+        .is_some_and(|v| !v.is_empty() && v.len() <= 128);
+    if !has_id {
+        let mut buf = Uuid::encode_buffer();
+        if let Ok(v) = HeaderValue::from_str(request_id(&mut buf)) {
+            headers.insert(REQUEST_ID, v);
+        }
     }
 }
 

@@ -103,15 +103,9 @@ impl Pool {
                 return Ok(sender);
             }
         }
-        let io = connect(&backend.address).await?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(|e| ConnectError::Handshake(backend.address.clone(), e))?;
-        tokio::spawn(async move {
-            let _ = connection.with_upgrades().await;
-        });
-        Ok(sender)
+        // Boxed: connecting is rare, and its future would make every request's larger (and
+        // every request's future is moved a few times before it first runs).
+        Box::pin(open_http1(backend)).await
     }
 
     /// Puts an HTTP/1.1 connection whose response has ended back for the next request.
@@ -136,6 +130,13 @@ impl Pool {
         {
             return Ok(sender);
         }
+        Box::pin(self.open_http2(backend)).await
+    }
+
+    async fn open_http2(
+        &self,
+        backend: &Arc<BackendState>,
+    ) -> Result<http2::SendRequest<Limited>, ConnectError> {
         let io = connect(&backend.address).await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -148,6 +149,20 @@ impl Pool {
         self.with_entry(backend, |e| e.h2 = Some(sender.clone()));
         Ok(sender)
     }
+}
+
+async fn open_http1(
+    backend: &Arc<BackendState>,
+) -> Result<http1::SendRequest<Limited>, ConnectError> {
+    let io = connect(&backend.address).await?;
+    let (sender, connection) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| ConnectError::Handshake(backend.address.clone(), e))?;
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 async fn connect(address: &str) -> Result<TokioIo<tokio::net::TcpStream>, ConnectError> {
