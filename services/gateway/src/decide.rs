@@ -79,6 +79,12 @@ pub fn decide<'a>(
     })
 }
 
+/// Whether `remaining` requests left on `limiter` is tighter than the tightest so far (the
+/// one the response's `RateLimit` headers report).
+pub fn is_tighter(limiter: &Gcra, remaining: u32, tightest: Option<u32>) -> bool {
+    !limiter.is_unlimited() && tightest.is_none_or(|r| remaining < r)
+}
+
 type Checked<'a> = (Option<(&'a Arc<Gcra>, u32)>, [Option<&'a Arc<Gcra>>; 3]);
 
 /// Every limiter must let the request through; when one refuses, the admissions the others
@@ -95,7 +101,7 @@ fn check_all<'a>(
         match Gcra::check(limiter, mode) {
             Decision::Allow { remaining } => {
                 admitted[i] = true;
-                if !limiter.is_unlimited() && tightest.is_none_or(|(_, r)| remaining < r) {
+                if is_tighter(limiter, remaining, tightest.map(|(_, r)| r)) {
                     tightest = Some((limiter, remaining));
                 }
             }

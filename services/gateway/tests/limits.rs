@@ -24,6 +24,14 @@ fn plan(
     })
 }
 
+/// Billing's reset of the requests quota at a new period.
+fn reset() -> SubscriptionEvent {
+    SubscriptionEvent::QuotaReset(pb::QuotaReset {
+        meter: "requests".into(),
+        period_start: None,
+    })
+}
+
 #[tokio::test]
 async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
     let h = start().await;
@@ -199,14 +207,7 @@ async fn an_exhausted_quota_blocks_or_throttles_as_the_plan_says_until_reset() {
     let r = c.get(h.url(&t.host, "/")).send().await.unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.text().await.unwrap().contains("quota_exceeded"));
-    h.billing(
-        &t,
-        SubscriptionEvent::QuotaReset(pb::QuotaReset {
-            meter: "requests".into(),
-            period_start: None,
-        }),
-    )
-    .await;
+    h.billing(&t, reset()).await;
     assert_eq!(status(c.clone(), h.url(&t.host, "/")).await, 200);
 
     // Throttle: used up means a low rate, not a wall.
@@ -374,14 +375,7 @@ async fn an_exhausted_quota_with_block_config_refuses_route_changes_not_traffic(
         .await
         .expect("drain while configuration is blocked");
 
-    h.billing(
-        &t,
-        SubscriptionEvent::QuotaReset(pb::QuotaReset {
-            meter: "requests".into(),
-            period_start: None,
-        }),
-    )
-    .await;
+    h.billing(&t, reset()).await;
     upsert(route("/new", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
         .await
         .expect("changes are accepted again after the reset");

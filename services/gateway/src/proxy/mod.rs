@@ -24,7 +24,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::decide::{Forward, Refusal, decide};
+use crate::decide::{Forward, Refusal, decide, is_tighter};
 use crate::limit::{Cluster, Decision};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
@@ -174,9 +174,7 @@ impl Proxy {
                         return refuse(Refusal::RateLimited(&tenant, &route, limiter, retry_after));
                     }
                     Decision::Allow { remaining } => {
-                        if !limiter.is_unlimited()
-                            && tightest.as_ref().is_none_or(|(_, r)| remaining < *r)
-                        {
+                        if is_tighter(limiter, remaining, tightest.as_ref().map(|(_, r)| *r)) {
                             tightest = Some((limiter.clone(), remaining));
                         }
                     }
