@@ -35,6 +35,19 @@ async fn routes_by_host_and_longest_path_prefix_with_forwarding_headers() {
         "{text}"
     );
     assert!(!text.ends_with("rid="), "a request id is added: {text}");
+    // Earlier proxies' addresses are kept, and so is the client's own request id.
+    let text = c
+        .get(h.url(&t.host, "/api/users"))
+        .header("x-forwarded-for", "10.0.0.1")
+        .header("x-request-id", "client-chosen-1")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("xff=10.0.0.1, 127.0.0.1 "), "{text}");
+    assert!(text.ends_with("rid=client-chosen-1"), "{text}");
     let (_, text) = body(&c, &h.url(&t.host, "/other")).await;
     assert!(text.starts_with("b /other"), "{text}");
 

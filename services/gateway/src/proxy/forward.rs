@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::BodyExt;
@@ -46,11 +46,15 @@ pub fn host_of<B>(request: &Request<B>) -> Option<Cow<'_, str>> {
         Some(h) => h,
         None => request.headers().get(header::HOST)?.to_str().ok()?,
     };
-    let host = match raw.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+    let host = match raw.rfind(':') {
+        Some(i) if raw.as_bytes()[i + 1..].iter().all(u8::is_ascii_digit) => &raw[..i],
         _ => raw,
     };
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    // Without an early exit, so that it runs over several bytes at once.
+    let upper = host
+        .bytes()
+        .fold(false, |upper, b| upper | b.is_ascii_uppercase());
+    if upper {
         Some(Cow::Owned(host.to_ascii_lowercase()))
     } else {
         Some(Cow::Borrowed(host))
@@ -60,6 +64,8 @@ pub fn host_of<B>(request: &Request<B>) -> Option<Cow<'_, str>> {
 /// One worker's way to the backends.
 pub struct Upstream {
     pool: Arc<Pool>,
+    /// The worker's deadlines (its client connections' header-read timeouts use it too).
+    pub timer: super::timer::Coarse,
     /// Longest wait for a backend's response head (504 beyond).
     pub response_timeout: Duration,
 }
@@ -142,6 +148,7 @@ impl Upstream {
     pub fn new(response_timeout: Duration) -> Self {
         Self {
             pool: Arc::default(),
+            timer: super::timer::Coarse::default(),
             response_timeout,
         }
     }
@@ -192,10 +199,12 @@ impl Upstream {
     ) -> Result<Response<Body>, SendError> {
         let (request, upgrade) = prepare(request, backend, origin, h2c, max_body)?;
         let h2c = request.version() == http::Version::HTTP_2;
-        let (response, sender) =
-            tokio::time::timeout(self.response_timeout, self.exchange(request, backend, h2c))
-                .await
-                .map_err(|_| SendError::Timeout(self.response_timeout))??;
+        let deadline = self.timer.sleep(self.response_timeout);
+        let (response, sender) = tokio::select! {
+            biased;
+            exchanged = self.exchange(request, backend, h2c) => exchanged?,
+            () = deadline => return Err(SendError::Timeout(self.response_timeout)),
+        };
         Ok(self.finish(response, sender, upgrade, backend))
     }
 
@@ -252,10 +261,9 @@ fn prepare(
     h2c: bool,
     max_body: u64,
 ) -> Result<(Request<Limited>, Option<hyper::upgrade::OnUpgrade>), SendError> {
-    let authority = backend
-        .authority
-        .clone()
-        .ok_or_else(|| SendError::Address(backend.address.clone()))?;
+    let Some(authority) = &backend.authority else {
+        return Err(SendError::Address(backend.address.clone()));
+    };
     let (mut parts, body) = request.into_parts();
     // A WebSocket (or other) upgrade keeps its `Upgrade`/`Connection` headers, and the
     // client's side of the connection is spliced to the backend's after a 101.
@@ -265,20 +273,24 @@ fn prepare(
             parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
         )
     });
-    let mut uri = std::mem::take(&mut parts.uri).into_parts();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(authority);
-    if uri.path_and_query.is_none() {
-        uri.path_and_query = Some(PathAndQuery::from_static("/"));
-    }
-    parts.uri = Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
     // The backend's protocol is the route's, whatever the client spoke; an upgrade needs
     // HTTP/1.1.
     let h2c = h2c && upgrade.is_none();
-    parts.version = if h2c {
-        http::Version::HTTP_2
+    let path = std::mem::take(&mut parts.uri)
+        .into_parts()
+        .path_and_query
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // HTTP/1.1 names the origin in `Host` and sends the path alone (origin form); HTTP/2
+    // carries scheme and authority in the request's pseudo-headers.
+    (parts.version, parts.uri) = if h2c {
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(Scheme::HTTP);
+        uri.authority = Some(authority.clone());
+        uri.path_and_query = Some(path);
+        let uri = Uri::from_parts(uri).map_err(|_| SendError::Address(backend.address.clone()))?;
+        (http::Version::HTTP_2, uri)
     } else {
-        http::Version::HTTP_11
+        (http::Version::HTTP_11, Uri::from(path))
     };
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
@@ -286,16 +298,13 @@ fn prepare(
         headers.insert(header::UPGRADE, protocol.clone());
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    add_forwarding(headers, origin);
-    // HTTP/2 carries the authority in the URI (`:authority`), not in `Host`.
-    match &backend.host_header {
-        Some(v) if !h2c => {
-            headers.insert(header::HOST, v.clone());
-        }
-        _ => {
-            headers.remove(header::HOST);
-        }
-    }
+    // The backend gets its own `Host` (HTTP/2 carries the authority in the URI instead); the
+    // client's goes on as `X-Forwarded-Host`.
+    let client_host = match &backend.host_header {
+        Some(v) if !h2c => headers.insert(header::HOST, v.clone()),
+        _ => headers.remove(header::HOST),
+    };
+    add_forwarding(headers, origin, client_host);
     let limited =
         http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
     Ok((
@@ -305,30 +314,32 @@ fn prepare(
 }
 
 /// `X-Forwarded-For`/`-Host`/`-Proto`, `Forwarded`, and `X-Request-Id` unless the client
-/// sent one. Values are built by hand, not with `format!`: this runs for every request.
-fn add_forwarding(headers: &mut http::HeaderMap, origin: Origin<'_>) {
+/// sent one. `client_host` is the `Host` the client sent (HTTP/2 has none). Values are built
+/// by hand, not with `format!`, and each header is looked up once: this runs for every request.
+fn add_forwarding(
+    headers: &mut http::HeaderMap,
+    origin: Origin<'_>,
+    client_host: Option<HeaderValue>,
+) {
     let Origin { host, peer, secure } = origin;
     let proto = if secure { "https" } else { "http" };
     let ip = peer.ip.to_str().unwrap_or("unknown");
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
-        Some(prior) => {
-            let mut v = Vec::with_capacity(prior.len() + 2 + ip.len());
-            v.extend_from_slice(prior);
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Occupied(mut prior) => {
+            let prior_value = prior.get().as_bytes();
+            let mut v = Vec::with_capacity(prior_value.len() + 2 + ip.len());
+            v.extend_from_slice(prior_value);
             v.extend_from_slice(b", ");
             v.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(v)).ok()
+            if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(v)) {
+                prior.insert(v);
+            }
         }
-        None => Some(peer.ip.clone()),
-    };
-    if let Some(v) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, v);
+        Entry::Vacant(none) => {
+            none.insert(peer.ip.clone());
+        }
     }
-    // The client's own `Host` (with its port) when it sent one; HTTP/2 has none.
-    let forwarded_host = match headers.get(header::HOST) {
-        Some(h) => Some(h.clone()),
-        None => HeaderValue::from_str(host).ok(),
-    };
-    if let Some(v) = forwarded_host {
+    if let Some(v) = client_host.or_else(|| HeaderValue::from_str(host).ok()) {
         headers.insert(X_FORWARDED_HOST, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -348,13 +359,20 @@ fn add_forwarding(headers: &mut http::HeaderMap, origin: Origin<'_>) {
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(node)) {
         headers.insert(FORWARDED, v);
     }
-    let has_id = headers
-        .get(&REQUEST_ID)
-        .is_some_and(|v| !v.is_empty() && v.len() <= 128);
-    if !has_id {
-        let mut buf = Uuid::encode_buffer();
-        if let Ok(v) = HeaderValue::from_str(request_id(&mut buf)) {
-            headers.insert(REQUEST_ID, v);
+    let id = headers.entry(REQUEST_ID);
+    if matches!(&id, Entry::Occupied(sent) if !sent.get().is_empty() && sent.get().len() <= 128) {
+        return;
+    }
+    let mut buf = Uuid::encode_buffer();
+    let Ok(v) = HeaderValue::from_str(request_id(&mut buf)) else {
+        return;
+    };
+    match id {
+        Entry::Occupied(mut sent) => {
+            sent.insert(v);
+        }
+        Entry::Vacant(none) => {
+            none.insert(v);
         }
     }
 }
@@ -388,12 +406,21 @@ fn request_id(buf: &mut [u8; 45]) -> &str {
         .encode_lower(buf)
 }
 
+/// Which of [`HOP_BY_HOP`] `name` is. Lengths first: most names have none of theirs.
+fn hop_by_hop(name: &HeaderName) -> Option<usize> {
+    let name = name.as_str();
+    match name.len() {
+        2 | 7 | 10 | 16 | 17 => HOP_BY_HOP.iter().position(|h| h.as_str() == name),
+        _ => None,
+    }
+}
+
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // One pass over the names, no hashing, no allocation: most messages carry none of these
     // but `Connection`.
     let mut present = [false; 7];
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop(name) {
             present[i] = true;
         }
     }
@@ -404,12 +431,16 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     let mut named: Vec<HeaderName> = Vec::new();
     if present[0] {
         for value in headers.get_all(header::CONNECTION) {
-            for token in value.to_str().unwrap_or_default().split(',') {
-                let token = token.trim();
-                let usual = ["keep-alive", "close", "upgrade", ""]
+            let value = value.as_bytes();
+            if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+                continue;
+            }
+            for token in value.split(|b| *b == b',') {
+                let token = token.trim_ascii();
+                let usual = [&b"keep-alive"[..], b"close", b"upgrade", b""]
                     .iter()
                     .any(|u| token.eq_ignore_ascii_case(u));
-                if !usual && let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                if !usual && let Ok(name) = HeaderName::from_bytes(token) {
                     named.push(name);
                 }
             }
@@ -422,5 +453,81 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
     for name in named {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(uri: &str, header: Option<&str>) -> Option<String> {
+        let mut request = Request::builder().uri(uri);
+        if let Some(h) = header {
+            request = request.header(header::HOST, h);
+        }
+        host_of(&request.body(()).unwrap()).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn the_host_is_lower_case_without_its_port() {
+        assert_eq!(
+            host("/", Some("acme.example.com")).as_deref(),
+            Some("acme.example.com")
+        );
+        assert_eq!(
+            host("/", Some("Acme.Example.COM:8080")).as_deref(),
+            Some("acme.example.com")
+        );
+        assert_eq!(host("/", Some("[::1]:8080")).as_deref(), Some("[::1]"));
+        assert_eq!(
+            host("/", Some("[::1]")).as_deref(),
+            Some("[::1]"),
+            "not a port"
+        );
+        assert_eq!(
+            host("/", Some("acme:x1")).as_deref(),
+            Some("acme:x1"),
+            "not a port"
+        );
+        // The URI's authority (absolute form, HTTP/2) wins over `Host`.
+        assert_eq!(
+            host("http://b.example/x", Some("a.example")).as_deref(),
+            Some("b.example")
+        );
+        assert_eq!(host("/", None), None);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Trace"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("trailer", "expires"),
+            ("x-trace", "1"),
+            ("content-type", "text/plain"),
+            ("x-request-id", "abc"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-request-id"]);
+
+        // The usual `Connection` values name nothing else.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::CONTENT_LENGTH));
     }
 }

@@ -7,10 +7,12 @@
 //! - [`respond`]: the gateway's own answers (JSON errors, rate-limit headers).
 //! - [`forward`]: forwarding headers and the upstream call; [`pool`]: upstream connections.
 //! - [`tls`]: TLS with ALPN, when a certificate is configured.
+//! - [`timer`]: the deadlines (header read, upstream response) of one worker.
 
 pub mod forward;
 pub mod pool;
 pub mod respond;
+pub mod timer;
 pub mod tls;
 
 use std::sync::Arc;
@@ -20,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::decide::{Forward, Refusal, decide, is_tighter};
@@ -106,36 +108,31 @@ impl Proxy {
         }
     }
 
-    /// Answers one request.
+    /// Answers one request: the service of every client connection.
+    ///
+    /// One `async fn` from the connection to the upstream call, taking what it needs by value:
+    /// a request's future is moved whole at each level of `.await` nesting before it first
+    /// runs, so each level costs a copy of it.
     pub async fn handle(
-        &self,
+        self: Arc<Self>,
         request: Request<Incoming>,
-        peer: &forward::Peer,
+        peer: Arc<forward::Peer>,
         secure: bool,
-    ) -> Response<Body> {
+    ) -> Result<Response<Body>, std::convert::Infallible> {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             refused("overloaded");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", None);
+            return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "overloaded", None));
         }
         let _slot = Slot(&self.in_flight);
-        let declared = content_length(request.headers());
-        if declared.is_some_and(|n| n > self.limits.max_body_bytes) {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None);
+        // hyper knows the declared length (0 for no body, none for a chunked one).
+        let bytes_in = request.body().size_hint().exact();
+        if bytes_in.is_some_and(|n| n > self.limits.max_body_bytes) {
+            return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None));
         }
-        self.route(request, peer, secure, declared.unwrap_or(0))
-            .await
-    }
-
-    async fn route(
-        &self,
-        request: Request<Incoming>,
-        peer: &forward::Peer,
-        secure: bool,
-        bytes_in: u64,
-    ) -> Response<Body> {
+        let bytes_in = bytes_in.unwrap_or(0);
         let Some(host) = forward::host_of(&request) else {
-            return error(StatusCode::BAD_REQUEST, "missing_host", None);
+            return Ok(error(StatusCode::BAD_REQUEST, "missing_host", None));
         };
         let snapshot = self.snapshot.load();
         let started = std::time::Instant::now();
@@ -154,7 +151,7 @@ impl Proxy {
             ask,
         } = match decided {
             Ok(forward) => forward,
-            Err(refusal) => return refuse(refusal),
+            Err(refusal) => return Ok(refuse(refusal)),
         };
         let route = route.clone();
         let backend = backend.state.clone();
@@ -171,7 +168,12 @@ impl Proxy {
             for limiter in ask.iter().flatten() {
                 match self.cluster.ask(limiter).await {
                     Decision::Deny { retry_after } => {
-                        return refuse(Refusal::RateLimited(&tenant, &route, limiter, retry_after));
+                        return Ok(refuse(Refusal::RateLimited(
+                            &tenant,
+                            &route,
+                            limiter,
+                            retry_after,
+                        )));
                     }
                     Decision::Allow { remaining } => {
                         if is_tighter(limiter, remaining, tightest.as_ref().map(|(_, r)| *r)) {
@@ -192,7 +194,7 @@ impl Proxy {
                 &backend,
                 forward::Origin {
                     host: &host,
-                    peer,
+                    peer: &peer,
                     secure,
                 },
                 route.upstream_h2c,
@@ -228,7 +230,7 @@ impl Proxy {
         usage.add_request(bytes_in);
         let response = count_bytes_out(response, usage);
         route.metrics().record(response.status(), started.elapsed());
-        response
+        Ok(response)
     }
 }
 
@@ -277,19 +279,11 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
     }
 }
 
-/// A message's declared body length.
-fn content_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
 /// Adds the response's body size to the tenant's usage: at once when it is declared, else as
 /// the body streams out.
 fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) -> Response<Body> {
     use http_body_util::BodyExt;
-    let declared = content_length(response.headers());
+    let declared = response.body().size_hint().exact();
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         return response;
     }
@@ -410,12 +404,12 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(proxy.upstream.timer.clone())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
-        .timer(TokioTimer::new())
+        .timer(proxy.upstream.timer.clone())
         .max_concurrent_streams(limits.max_concurrent_streams);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -436,8 +430,7 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
         let proxy = proxy.clone();
         let peer = Arc::new(forward::Peer::new(peer));
         let service = hyper::service::service_fn(move |request| {
-            let (proxy, peer) = (proxy.clone(), peer.clone());
-            async move { Ok::<_, std::convert::Infallible>(proxy.handle(request, &peer, secure).await) }
+            proxy.clone().handle(request, peer.clone(), secure)
         });
         match tls {
             None => {
