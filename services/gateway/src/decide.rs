@@ -3,7 +3,7 @@
 //! allocation (but for an API key's digest when the plan limits keys).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
@@ -36,14 +36,15 @@ pub enum Refusal<'a> {
     NoHealthyBackend(&'a TenantEntry),
 }
 
-/// Decides a request for `host` (lower-case, no port) and `path`, with rate limits decided
-/// as `mode` says.
+/// Decides a request for `host` (lower-case, no port) and `path` arriving at `now`, with rate
+/// limits decided as `mode` says.
 pub fn decide<'a>(
     snapshot: &'a Snapshot,
     host: &str,
     path: &str,
     headers: &HeaderMap,
     mode: Mode,
+    now: Instant,
 ) -> Result<Forward<'a>, Refusal<'a>> {
     let slot = snapshot.host(host).ok_or(Refusal::UnknownHost)?;
     slot.prefetch();
@@ -66,7 +67,7 @@ pub fn decide<'a>(
             .and_then(|keys| keys.limiter_for(headers))
     };
     let limiters = [Some(&slot.limiter), route.limiter.as_ref(), key_limiter];
-    let (tightest, ask) = check_all(&limiters, mode).map_err(|(limiter, retry_after)| {
+    let (tightest, ask) = check_all(&limiters, mode, now).map_err(|(limiter, retry_after)| {
         Refusal::RateLimited(tenant, route, limiter, retry_after)
     })?;
     let backend = balance::pick(route, headers).ok_or(Refusal::NoHealthyBackend(tenant))?;
@@ -92,13 +93,14 @@ type Checked<'a> = (Option<(&'a Arc<Gcra>, u32)>, [Option<&'a Arc<Gcra>>; 3]);
 fn check_all<'a>(
     limiters: &[Option<&'a Arc<Gcra>>; 3],
     mode: Mode,
+    now: Instant,
 ) -> Result<Checked<'a>, (&'a Gcra, Duration)> {
     let mut tightest: Option<(&Arc<Gcra>, u32)> = None;
     let mut ask = [None; 3];
     let mut admitted = [false; 3];
     for (i, limiter) in limiters.iter().enumerate() {
         let Some(limiter) = *limiter else { continue };
-        match Gcra::check(limiter, mode) {
+        match Gcra::check_as_of(limiter, mode, now) {
             Decision::Allow { remaining } => {
                 admitted[i] = true;
                 if is_tighter(limiter, remaining, tightest.map(|(_, r)| r)) {

@@ -133,21 +133,27 @@ impl Gcra {
         self.interval == 0
     }
 
-    /// The decision for one request in `mode`.
+    /// The decision for one request in `mode`, now.
     pub fn check(this: &Arc<Self>, mode: Mode) -> Decision {
+        Self::check_as_of(this, mode, Instant::now())
+    }
+
+    /// The decision for one request in `mode` at `now`: the request path reads the clock once
+    /// for all of a request's limiters (a read costs 20–30 ns on the VMs here).
+    pub fn check_as_of(this: &Arc<Self>, mode: Mode, now: Instant) -> Decision {
         if this.interval == 0 {
             return Decision::Allow {
                 remaining: u32::MAX,
             };
         }
+        let since = now.saturating_duration_since(this.epoch);
         match mode {
-            Mode::Standalone => this.check_at(this.epoch.elapsed(), 1),
-            Mode::Partitioned { replicas } => this.check_at(this.epoch.elapsed(), replicas.max(1)),
+            Mode::Standalone => this.check_at(since, 1),
+            Mode::Partitioned { replicas } => this.check_at(since, replicas.max(1)),
             Mode::Cluster { strict } => {
                 if strict || !this.synced.load(Ordering::Acquire) {
                     return Decision::AskCluster;
                 }
-                let since = this.epoch.elapsed();
                 let decision = this.check_at(since, 1);
                 if matches!(decision, Decision::Allow { .. })
                     && this.pending.fetch_add(1, Ordering::AcqRel) == 0

@@ -142,6 +142,7 @@ impl Proxy {
             request.uri().path(),
             request.headers(),
             self.cluster.mode(),
+            started,
         );
         let Forward {
             tenant,
