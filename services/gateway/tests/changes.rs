@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Upstream, authed, route, start};
+use common::{Upstream, authed, route, start, text_of};
 use tenantry_proto::events::v1::BalanceAlgorithm;
 use tenantry_proto::gateway::v1 as api;
 
@@ -49,14 +49,7 @@ async fn draining_a_backend_lets_its_in_flight_requests_finish() {
     h.applied(drained.position).await;
     let before = slow.hits();
     for _ in 0..10 {
-        let text = c
-            .get(h.url(&t.host, "/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = text_of(c.get(h.url(&t.host, "/"))).await;
         assert!(text.starts_with("fast"), "{text}");
     }
     assert_eq!(

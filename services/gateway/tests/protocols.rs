@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Harness, Upstream, route, start};
+use common::{Harness, Upstream, route, start, text_of};
 use tenantry_proto::events::v1::{self as pb, BalanceAlgorithm};
 
 /// A self-signed certificate for `host` (openssl, as an operator would make one).
@@ -152,14 +152,7 @@ async fn a_route_with_h2c_backends_reaches_them_over_http2() {
         let text = r.unwrap().text().await.unwrap();
         assert!(text.starts_with("a /h2/x ver=HTTP/2.0"), "{text}");
     }
-    let text = c
-        .get(h.url(&t.host, "/h1/x"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(c.get(h.url(&t.host, "/h1/x"))).await;
     assert!(text.starts_with("a /h1/x ver=HTTP/1.1"), "{text}");
     // Listed as configured.
     let routes = h

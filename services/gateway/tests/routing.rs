@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Upstream, authed, route, start};
+use common::{Upstream, authed, route, start, text_of};
 use tenantry_proto::events::v1::BalanceAlgorithm;
 use tenantry_proto::gateway::v1 as api;
 use tenantry_proto::tenant::v1 as tenant_api;
@@ -36,16 +36,12 @@ async fn routes_by_host_and_longest_path_prefix_with_forwarding_headers() {
     );
     assert!(!text.ends_with("rid="), "a request id is added: {text}");
     // Earlier proxies' addresses are kept, and so is the client's own request id.
-    let text = c
-        .get(h.url(&t.host, "/api/users"))
-        .header("x-forwarded-for", "10.0.0.1")
-        .header("x-request-id", "client-chosen-1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(
+        c.get(h.url(&t.host, "/api/users"))
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-request-id", "client-chosen-1"),
+    )
+    .await;
     assert!(text.contains("xff=10.0.0.1, 127.0.0.1 "), "{text}");
     assert!(text.ends_with("rid=client-chosen-1"), "{text}");
     let (_, text) = body(&c, &h.url(&t.host, "/other")).await;
@@ -124,15 +120,11 @@ async fn each_algorithm_spreads_as_configured() {
     let mut seen = std::collections::BTreeMap::new();
     for user in 0..300 {
         for _ in 0..2 {
-            let text = c
-                .get(h.url(&t.host, "/h"))
-                .header("x-user", format!("user-{user}"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = text_of(
+                c.get(h.url(&t.host, "/h"))
+                    .header("x-user", format!("user-{user}")),
+            )
+            .await;
             let name = text.split(' ').next().unwrap().to_owned();
             let first = seen.entry(user).or_insert_with(|| name.clone());
             assert_eq!(*first, name, "user-{user} moved");

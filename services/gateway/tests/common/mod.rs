@@ -85,6 +85,12 @@ async fn gateway(
     .expect("gateway starts")
 }
 
+/// Sends `request` and reads the answer's body as text.
+pub async fn text_of(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.expect("the gateway answers");
+    response.text().await.expect("a text body")
+}
+
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     r.metadata_mut()
