@@ -558,7 +558,13 @@ mod tests {
 
     #[test]
     fn a_host_has_one_key_and_different_hosts_different_ones() {
-        let hosts = ["acme.tenantry.dev", "acme.tenantry.de", "shop.acme.com", "", "a"];
+        let hosts = [
+            "acme.tenantry.dev",
+            "acme.tenantry.de",
+            "shop.acme.com",
+            "",
+            "a",
+        ];
         for (i, a) in hosts.iter().enumerate() {
             assert_eq!(HostKey::of(a), HostKey::of(&a.to_string()));
             for b in &hosts[i + 1..] {
