@@ -9,6 +9,11 @@
 //! are a list that a task looks through every [`TICK`]: it wakes those whose time has come and
 //! forgets those dropped. Setting one is an allocation and a push; a deadline fires no earlier
 //! than set and at most one tick late.
+//!
+//! A tick looks at every deadline set, one per open connection and one per request in flight
+//! (7 ns each, measured here: 10,000 idle connections cost a worker 0.15% of a core). Filing
+//! them by due time instead would leave each dropped one in memory until its time came, up to
+//! a minute of every request's.
 
 #![allow(clippy::disallowed_types)] // std Mutex: per worker, held for a push or a tick, never across an await
 
