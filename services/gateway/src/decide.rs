@@ -22,6 +22,8 @@ pub struct Forward<'a> {
     /// Limiters only the cluster can decide (strict mode, or not synced yet): the proxy asks
     /// Redis before forwarding.
     pub ask: [Option<&'a Arc<Gcra>>; 3],
+    /// Limiters that admitted the request here: to give back if the cluster refuses it.
+    pub admitted: [Option<&'a Arc<Gcra>>; 3],
 }
 
 /// Why the gateway answers a request itself.
@@ -67,7 +69,11 @@ pub fn decide<'a>(
             .and_then(|keys| keys.limiter_for(headers))
     };
     let limiters = [Some(&slot.limiter), route.limiter.as_ref(), key_limiter];
-    let (tightest, ask) = check_all(&limiters, mode, now).map_err(|(limiter, retry_after)| {
+    let Checked {
+        tightest,
+        ask,
+        admitted,
+    } = check_all(&limiters, mode, now).map_err(|(limiter, retry_after)| {
         Refusal::RateLimited(tenant, route, limiter, retry_after)
     })?;
     let backend = balance::pick(route, headers).ok_or(Refusal::NoHealthyBackend(tenant))?;
@@ -77,6 +83,7 @@ pub fn decide<'a>(
         backend,
         tightest,
         ask,
+        admitted,
     })
 }
 
@@ -86,7 +93,12 @@ pub fn is_tighter(limiter: &Gcra, remaining: u32, tightest: Option<u32>) -> bool
     !limiter.is_unlimited() && tightest.is_none_or(|r| remaining < r)
 }
 
-type Checked<'a> = (Option<(&'a Arc<Gcra>, u32)>, [Option<&'a Arc<Gcra>>; 3]);
+/// What the limiters said, when none refused.
+struct Checked<'a> {
+    tightest: Option<(&'a Arc<Gcra>, u32)>,
+    ask: [Option<&'a Arc<Gcra>>; 3],
+    admitted: [Option<&'a Arc<Gcra>>; 3],
+}
 
 /// Every limiter must let the request through; when one refuses, the admissions the others
 /// made for it are given back.
@@ -97,28 +109,28 @@ fn check_all<'a>(
 ) -> Result<Checked<'a>, (&'a Gcra, Duration)> {
     let mut tightest: Option<(&Arc<Gcra>, u32)> = None;
     let mut ask = [None; 3];
-    let mut admitted = [false; 3];
+    let mut admitted = [None; 3];
     for (i, limiter) in limiters.iter().enumerate() {
         let Some(limiter) = *limiter else { continue };
         match Gcra::check_as_of(limiter, mode, now) {
             Decision::Allow { remaining } => {
-                admitted[i] = true;
+                admitted[i] = Some(limiter);
                 if is_tighter(limiter, remaining, tightest.map(|(_, r)| r)) {
                     tightest = Some((limiter, remaining));
                 }
             }
             Decision::AskCluster => ask[i] = Some(limiter),
             Decision::Deny { retry_after } => {
-                for (j, earlier) in limiters.iter().enumerate().take(i) {
-                    if admitted[j]
-                        && let Some(earlier) = earlier
-                    {
-                        earlier.refund(mode);
-                    }
+                for earlier in admitted.iter().flatten() {
+                    earlier.refund(mode);
                 }
                 return Err((limiter, retry_after));
             }
         }
     }
-    Ok((tightest, ask))
+    Ok(Checked {
+        tightest,
+        ask,
+        admitted,
+    })
 }

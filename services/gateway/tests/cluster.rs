@@ -10,6 +10,7 @@ use common::{
     Harness, Outcomes, RedisServer, Tenant, Upstream, applied_on, offer, route, start, start_with,
 };
 use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_gateway::limit::{Cluster, ClusterConfig};
 use tenantry_proto::events::v1::{self as pb, BalanceAlgorithm};
 
 /// Paced load shares the two cores with the gateways: one measurement at a time.
@@ -163,6 +164,52 @@ async fn a_restarted_replica_does_not_let_a_fresh_burst_through() {
 }
 
 #[tokio::test]
+async fn an_idle_replica_keeps_sharing_through_a_redis_pause_shorter_than_its_patience() {
+    let _one = SERIAL.lock().await;
+    let redis = RedisServer::start().await;
+    let cluster = Cluster::new(
+        ClusterConfig {
+            redis_url: redis.url(),
+            strict: false,
+            replicas: 1,
+            sync_interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(100),
+            namespace: format!("pause-{}:", uuid::Uuid::new_v4().simple()),
+        },
+        "idle".into(),
+    )
+    .unwrap();
+    assert!(cluster.connect().await, "redis answers");
+    let run = tokio::spawn(cluster.clone().run(std::future::pending()));
+    // An idle replica only calls Redis for its heartbeat, once a second: a pause of 900 ms
+    // makes one of them time out (most likely; twice over, almost surely), and a timed-out
+    // heartbeat is not a second of timeouts.
+    for _ in 0..2 {
+        redis.pause();
+        let paused = Instant::now();
+        while paused.elapsed() < Duration::from_millis(900) {
+            assert!(cluster.is_healthy(), "a 900 ms pause counted as redis gone");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        redis.unpause();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(cluster.is_healthy());
+    }
+    // Paused for longer than that, it is gone.
+    redis.pause();
+    let paused = Instant::now();
+    while cluster.is_healthy() {
+        assert!(
+            paused.elapsed() < Duration::from_secs(4),
+            "a paused redis never counted as gone"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.unpause();
+    run.abort();
+}
+
+#[tokio::test]
 async fn with_redis_down_each_replica_enforces_its_share_and_recovers_within_a_window() {
     let _one = SERIAL.lock().await;
     let mut redis = RedisServer::start().await;
@@ -245,6 +292,52 @@ async fn with_redis_down_each_replica_enforces_its_share_and_recovers_within_a_w
     assert!(
         recovery <= Duration::from_secs(1),
         "recovery took {recovery:?}"
+    );
+}
+
+#[tokio::test]
+async fn in_strict_mode_a_request_one_limiter_refuses_gives_back_what_the_others_granted() {
+    let _one = SERIAL.lock().await;
+    let h = start_with(|c| {
+        c.rate_limit_mode = tenantry_gateway::config::RateLimitMode::Strict;
+    })
+    .await;
+    let up = Upstream::start("a").await;
+    let t = h.tenant().await;
+    for prefix in ["/a", "/b"] {
+        h.route(&t, route(prefix, BalanceAlgorithm::RoundRobin, &[(&up, 1)]))
+            .await;
+    }
+    // The tenant's bucket holds ten requests; each route's three.
+    let limits = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
+        plan: "pro".into(),
+        requests_per_second: 1,
+        burst: 10,
+        route_requests_per_second: 1,
+        route_burst: 3,
+        ..Default::default()
+    });
+    let position = h.billing(&t, limits).await;
+    applied_on(&h.gateway, position).await;
+
+    let send = |path: &'static str, n: usize| {
+        let (client, url) = Harness::client_to(&h.gateway, &t.host, path);
+        async move {
+            let mut ok = 0;
+            for _ in 0..n {
+                ok += usize::from(client.get(&url).send().await.unwrap().status() == 200);
+            }
+            ok
+        }
+    };
+    // Redis grants the tenant's cell, then refuses the route's: seven of ten are refused.
+    let on_a = send("/a", 10).await;
+    assert!((3..=4).contains(&on_a), "{on_a} through /a");
+    // Had the refused requests kept the tenant's cells, its bucket would be empty now.
+    let on_b = send("/b", 3).await;
+    assert_eq!(
+        on_b, 3,
+        "the tenant's cells the refused requests took were given back"
     );
 }
 

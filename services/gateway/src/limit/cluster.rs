@@ -24,13 +24,19 @@ use redis::aio::MultiplexedConnection;
 use super::gcra::{Decision, Gcra, Mode, Scope};
 
 const SCRIPT: &str = include_str!("gcra.lua");
+/// Run only when a request a limiter admitted in Redis is refused by a later one: plain EVAL.
+const REFUND: &str = include_str!("refund.lua");
 /// A limiter without admissions for this long leaves the sync set and asks Redis again.
 const IDLE: Duration = Duration::from_secs(1);
 /// Replicas announce themselves this often; one silent for three periods is gone.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// Redis answering slowly (a timeout) counts as gone only after this long without any answer:
-/// a replica whose cores are saturated must not halve every limit.
+/// Redis answering slowly (a timeout) counts as gone only after its calls have timed out for
+/// this long with no answer between: a replica whose cores are saturated must not halve every
+/// limit. (Measured from the first timeout, not from the last answer: an idle replica only
+/// calls once a heartbeat, so its last answer is always about that old.)
 const SLOW_NOT_GONE: Duration = Duration::from_secs(1);
+/// `timing_out_since_ms` when the last call was answered.
+const ANSWERING: u64 = u64::MAX;
 
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -47,6 +53,15 @@ pub struct ClusterConfig {
     pub namespace: String,
 }
 
+/// Where [`Cluster::ask`] granted an admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Granted {
+    /// In Redis, for every replica.
+    Redis,
+    /// By this replica alone (Redis did not answer), in this mode.
+    Locally(Mode),
+}
+
 struct Link {
     connection: MultiplexedConnection,
     sha: String,
@@ -57,8 +72,9 @@ pub struct Cluster {
     client: Option<redis::Client>,
     link: ArcSwapOption<Link>,
     healthy: AtomicBool,
-    /// When Redis last answered, in milliseconds since `started`.
-    answered_ms: std::sync::atomic::AtomicU64,
+    /// Since when Redis's calls have been timing out, in milliseconds since `started`;
+    /// [`ANSWERING`] once one is answered.
+    timing_out_since_ms: std::sync::atomic::AtomicU64,
     started: Instant,
     replicas: AtomicU32,
     /// Limiters that admitted since the last sync; taken by [`Cluster::run`].
@@ -85,7 +101,7 @@ impl Cluster {
             client,
             link: ArcSwapOption::empty(),
             healthy: AtomicBool::new(false),
-            answered_ms: std::sync::atomic::AtomicU64::new(0),
+            timing_out_since_ms: std::sync::atomic::AtomicU64::new(ANSWERING),
             started: Instant::now(),
             activity: tokio::sync::Mutex::new(Some(receiver)),
             sender,
@@ -186,17 +202,26 @@ impl Cluster {
     }
 
     fn answered(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.answered_ms.store(ms, Ordering::Relaxed);
+        self.timing_out_since_ms.store(ANSWERING, Ordering::Relaxed);
     }
 
-    /// A call failed: Redis is gone if it refused or dropped the connection, or if it has not
-    /// answered anything for a while.
+    /// A call failed: Redis is gone if it refused or dropped the connection, or if its calls
+    /// have timed out for a while.
     fn failed(&self, error: &redis::RedisError) {
-        let silent = (self.started.elapsed().as_millis() as u64)
-            .saturating_sub(self.answered_ms.load(Ordering::Relaxed));
-        if error.is_timeout() && Duration::from_millis(silent) < SLOW_NOT_GONE {
-            return;
+        if error.is_timeout() {
+            let now = self.started.elapsed().as_millis() as u64;
+            let since = match self.timing_out_since_ms.compare_exchange(
+                ANSWERING,
+                now,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => now,
+                Err(since) => since,
+            };
+            if Duration::from_millis(now.saturating_sub(since)) < SLOW_NOT_GONE {
+                return;
+            }
         }
         self.down(error);
     }
@@ -259,14 +284,14 @@ impl Cluster {
     /// Decides one request: locally, or in Redis when only the cluster can.
     pub async fn check(&self, limiter: &Arc<Gcra>) -> Decision {
         match Gcra::check(limiter, self.mode()) {
-            Decision::AskCluster => self.ask(limiter).await,
+            Decision::AskCluster => self.ask(limiter).await.0,
             decided => decided,
         }
     }
 
     /// Decides one request in Redis (strict mode, or the limiter's first). When Redis does
-    /// not answer, the replica's share decides.
-    pub async fn ask(&self, limiter: &Arc<Gcra>) -> Decision {
+    /// not answer, the replica's share decides. Also says where, for [`Cluster::give_back`].
+    pub async fn ask(&self, limiter: &Arc<Gcra>) -> (Decision, Granted) {
         if let Some(link) = self.link.load_full() {
             let mut connection = link.connection.clone();
             let answer: Result<(u8, u64), _> = script_call(
@@ -284,17 +309,42 @@ impl Cluster {
                     self.answered();
                     let lead = Duration::from_micros(lead_us);
                     limiter.pull_up(lead);
-                    return limiter.decision_from(admitted == 1, lead);
+                    return (limiter.decision_from(admitted == 1, lead), Granted::Redis);
                 }
                 Err(e) => self.failed(&e),
             }
         }
-        Gcra::check(
-            limiter,
-            Mode::Partitioned {
-                replicas: self.replicas(),
-            },
-        )
+        let mode = Mode::Partitioned {
+            replicas: self.replicas(),
+        };
+        (Gcra::check(limiter, mode), Granted::Locally(mode))
+    }
+
+    /// Gives back an admission [`Cluster::ask`] granted, where it was granted: a later limiter
+    /// refused the request, which must not use up this one's limit.
+    pub async fn give_back(&self, limiter: &Gcra, granted: Granted) {
+        match granted {
+            Granted::Locally(mode) => limiter.refund(mode),
+            Granted::Redis => {
+                // The local arrival time was pulled up with Redis's; it steps back with it.
+                limiter.refund(Mode::Standalone);
+                let Some(link) = self.link.load_full() else {
+                    return;
+                };
+                let mut connection = link.connection.clone();
+                let answer: Result<u8, _> = redis::cmd("EVAL")
+                    .arg(REFUND)
+                    .arg(1)
+                    .arg(&*limiter.scope.key)
+                    .arg(limiter.interval_us())
+                    .query_async(&mut connection)
+                    .await;
+                match answer {
+                    Ok(_) => self.answered(),
+                    Err(e) => self.failed(&e),
+                }
+            }
+        }
     }
 
     /// Syncs active limiters every `sync_interval` and announces the replica every second,

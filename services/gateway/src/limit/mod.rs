@@ -9,5 +9,5 @@
 pub mod cluster;
 pub mod gcra;
 
-pub use cluster::{Cluster, ClusterConfig};
+pub use cluster::{Cluster, ClusterConfig, Granted};
 pub use gcra::{Decision, Gcra, Mode, Scope};

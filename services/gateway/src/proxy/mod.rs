@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::decide::{Forward, Refusal, decide, is_tighter};
-use crate::limit::{Cluster, Decision};
+use crate::limit::{Cluster, Decision, Gcra, Granted, Mode};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
 use respond::{error, rate_limited};
@@ -136,12 +136,13 @@ impl Proxy {
         };
         let snapshot = self.snapshot.load();
         let started = std::time::Instant::now();
+        let mode = self.cluster.mode();
         let decided = decide(
             &snapshot,
             &host,
             request.uri().path(),
             request.headers(),
-            self.cluster.mode(),
+            mode,
             started,
         );
         let Forward {
@@ -150,6 +151,7 @@ impl Proxy {
             backend,
             tightest,
             ask,
+            admitted,
         } = match decided {
             Ok(forward) => forward,
             Err(refusal) => return Ok(refuse(refusal)),
@@ -160,29 +162,19 @@ impl Proxy {
         let mut tightest = tightest.map(|(limiter, left)| (limiter.clone(), left));
         // Limiters only Redis can decide (strict mode, a limiter's first request) are asked
         // after the snapshot is let go; the usual request clones nothing for them.
-        let asked = ask
-            .iter()
-            .any(Option::is_some)
-            .then(|| (tenant.clone(), ask.map(|a| a.cloned())));
+        let asked = ask.iter().any(Option::is_some).then(|| Asked {
+            tenant: tenant.clone(),
+            ask: ask.map(|a| a.cloned()),
+            admitted: admitted.map(|a| a.cloned()),
+            mode,
+        });
         drop(snapshot);
-        if let Some((tenant, ask)) = asked {
-            for limiter in ask.iter().flatten() {
-                match self.cluster.ask(limiter).await {
-                    Decision::Deny { retry_after } => {
-                        return Ok(refuse(Refusal::RateLimited(
-                            &tenant,
-                            &route,
-                            limiter,
-                            retry_after,
-                        )));
-                    }
-                    Decision::Allow { remaining } => {
-                        if is_tighter(limiter, remaining, tightest.as_ref().map(|(_, r)| *r)) {
-                            tightest = Some((limiter.clone(), remaining));
-                        }
-                    }
-                    Decision::AskCluster => {}
-                }
+        if let Some(asked) = asked {
+            // Boxed: strict mode's one allocation beside a Redis round trip, and the usual
+            // request's future stays small.
+            match Box::pin(self.ask_cluster(asked, &route, tightest)).await {
+                Ok(t) => tightest = t,
+                Err(refused) => return Ok(refused),
             }
         }
         let host = host.into_owned();
@@ -232,6 +224,58 @@ impl Proxy {
         let response = count_bytes_out(response, usage);
         route.metrics().record(response.status(), started.elapsed());
         Ok(response)
+    }
+}
+
+/// A request's limiters that only the cluster can decide, and what the others did.
+struct Asked {
+    tenant: Arc<crate::snapshot::model::TenantEntry>,
+    ask: [Option<Arc<Gcra>>; 3],
+    admitted: [Option<Arc<Gcra>>; 3],
+    mode: Mode,
+}
+
+type Tightest = Option<(Arc<Gcra>, u32)>;
+
+impl Proxy {
+    /// Asks Redis for each limiter that needs it: the tightest limit then, or the refusal.
+    /// A refused request gives back what every other limiter granted it, here or in Redis.
+    async fn ask_cluster(
+        &self,
+        asked: Asked,
+        route: &crate::snapshot::model::RouteEntry,
+        mut tightest: Tightest,
+    ) -> Result<Tightest, Response<Body>> {
+        let mut granted: [Option<Granted>; 3] = [None; 3];
+        for (i, limiter) in asked.ask.iter().enumerate() {
+            let Some(limiter) = limiter else { continue };
+            match self.cluster.ask(limiter).await {
+                (Decision::Deny { retry_after }, _) => {
+                    for admitted in asked.admitted.iter().flatten() {
+                        admitted.refund(asked.mode);
+                    }
+                    for (earlier, granted) in asked.ask.iter().zip(granted) {
+                        if let (Some(earlier), Some(granted)) = (earlier, granted) {
+                            self.cluster.give_back(earlier, granted).await;
+                        }
+                    }
+                    return Err(refuse(Refusal::RateLimited(
+                        &asked.tenant,
+                        route,
+                        limiter,
+                        retry_after,
+                    )));
+                }
+                (Decision::Allow { remaining }, how) => {
+                    granted[i] = Some(how);
+                    if is_tighter(limiter, remaining, tightest.as_ref().map(|(_, r)| *r)) {
+                        tightest = Some((limiter.clone(), remaining));
+                    }
+                }
+                (Decision::AskCluster, _) => {}
+            }
+        }
+        Ok(tightest)
     }
 }
 
