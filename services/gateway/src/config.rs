@@ -14,7 +14,8 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
 
     /// PEM certificate chain for the data plane. With `--gateway-tls-key` the data plane speaks
-    /// TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c.
+    /// TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP/1.1 and h2c. The chain for every
+    /// name without one of its own in `--gateway-tls-dir`.
     #[arg(
         id = "gateway-tls-cert",
         long = "gateway-tls-cert",
@@ -31,6 +32,17 @@ pub struct GatewayConfig {
         requires = "gateway-tls-cert"
     )]
     pub tls_key: Option<std::path::PathBuf>,
+
+    /// A directory of certificates for tenants' custom domains: `<host>.crt` (PEM chain) and
+    /// `<host>.key` (PEM key) each, chosen by the client's SNI (other names get
+    /// `--gateway-tls-cert`). Read again every 10 s: certificates are added, renewed and
+    /// removed without a restart. Turns TLS on by itself too.
+    #[arg(
+        id = "gateway-tls-dir",
+        long = "gateway-tls-dir",
+        env = "TENANTRY_GATEWAY_TLS_DIR"
+    )]
+    pub tls_dir: Option<std::path::PathBuf>,
 
     /// The gateway's gRPC port: its configuration API, health and metrics.
     #[arg(
@@ -145,6 +157,7 @@ impl GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_cert: None,
             tls_key: None,
+            tls_dir: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_domain: "localhost".into(),
             header_timeout_ms: 10_000,

@@ -72,6 +72,9 @@ pub struct Running {
     pub cluster: Arc<limit::Cluster>,
     /// Position of the last event in the published snapshot.
     pub applied: watch::Receiver<Option<u64>>,
+    /// The data plane's certificates, when it speaks TLS (rescanned on their own every
+    /// [`proxy::tls::RESCAN`]).
+    pub certificates: Option<Arc<proxy::tls::Certificates>>,
     pub task: JoinHandle<()>,
 }
 
@@ -85,11 +88,17 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, StartError> {
     // A bad certificate fails the start at once, not after the log has been replayed.
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(proxy::tls::acceptor(cert, key).map_err(StartError::Other)?)
-        }
+    let default_chain = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
         _ => None,
+    };
+    let (tls, certificates) = if default_chain.is_some() || config.tls_dir.is_some() {
+        let (acceptor, certificates) =
+            proxy::tls::acceptor(default_chain, config.tls_dir.as_deref())
+                .map_err(StartError::Other)?;
+        (Some(acceptor), Some(certificates))
+    } else {
+        (None, None)
     };
     let (nats, store) = event_store(common).await?;
     usage::open_stream(&store, common.stream_replicas).await?;
@@ -169,6 +178,7 @@ pub async fn start(
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
+    let rescanned = certificates.clone();
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -190,9 +200,10 @@ pub async fn start(
             Duration::from_secs(1),
             stopped(stop_rx.clone()),
         ));
+        let rescanning = tokio::spawn(rescan_certificates(rescanned, stopped(stop_rx.clone())));
         shutdown.await;
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(data, api, checks, metering, syncing);
+        let _ = tokio::join!(data, api, checks, metering, syncing, rescanning);
     });
     tracing::info!(%addr, %api_addr, "gateway listening");
     Ok(Running {
@@ -201,6 +212,26 @@ pub async fn start(
         snapshot: current,
         cluster,
         applied,
+        certificates,
         task,
     })
+}
+
+/// Reads the certificate directory again every [`proxy::tls::RESCAN`] until `shutdown`.
+async fn rescan_certificates(
+    certificates: Option<Arc<proxy::tls::Certificates>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let Some(certificates) = certificates else {
+        return;
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(proxy::tls::RESCAN) => {}
+            () = &mut shutdown => return,
+        }
+        let certificates = certificates.clone();
+        let _ = tokio::task::spawn_blocking(move || certificates.rescan()).await;
+    }
 }

@@ -133,6 +133,148 @@ async fn tls_negotiates_h2_or_http1_by_alpn_and_tells_the_backend_https() {
     assert!(plain.0.get(plain.1).send().await.is_err());
 }
 
+/// The certificate a TLS handshake for `name` gets from `gateway`, as its DER bytes; `None`
+/// when the handshake fails.
+async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> Option<Vec<u8>> {
+    // Trust nothing: the verifier records what the server presents and refuses it, so the
+    // handshake fails after showing it.
+    #[derive(Debug)]
+    struct Record(
+        std::sync::Mutex<Option<Vec<u8>>>,
+        Arc<rustls::crypto::CryptoProvider>,
+    );
+    impl rustls::client::danger::ServerCertVerifier for Record {
+        fn verify_server_cert(
+            &self,
+            end_entity: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            *self.0.lock().unwrap() = Some(end_entity.to_vec());
+            Err(rustls::Error::General("recorded".into()))
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("recorded".into()))
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            Err(rustls::Error::General("recorded".into()))
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.1.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let record = Arc::new(Record(std::sync::Mutex::new(None), provider.clone()));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(record.clone())
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+    let _ = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await;
+    record.0.lock().unwrap().take()
+}
+
+fn der_of(pem: &std::path::Path) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::from_pem_file(pem).unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn custom_domains_get_their_own_certificates_by_sni_and_changes_apply_without_restart() {
+    let h = start().await;
+    let (_default_dir, default_cert, default_key) = certificate("*.localhost");
+    let dir = tempdir::Dir::new();
+    let install = |host: &str| {
+        let (made, cert, key) = certificate(host);
+        std::fs::copy(&cert, dir.0.join(format!("{host}.crt"))).unwrap();
+        std::fs::copy(&key, dir.0.join(format!("{host}.key"))).unwrap();
+        drop(made);
+        der_of(&dir.0.join(format!("{host}.crt")))
+    };
+    let shop = install("shop.acme.test");
+    // A pair whose certificate is another host's is refused, and says so; the others load.
+    let (other, cert, key) = certificate("elsewhere.test");
+    std::fs::copy(&cert, dir.0.join("wrong.acme.test.crt")).unwrap();
+    std::fs::copy(&key, dir.0.join("wrong.acme.test.key")).unwrap();
+    drop(other);
+
+    let (c, k, d) = (default_cert.clone(), default_key.clone(), dir.0.clone());
+    let tls = h
+        .replica(move |config| {
+            config.tls_cert = Some(c);
+            config.tls_key = Some(k);
+            config.tls_dir = Some(d);
+        })
+        .await;
+    let certificates = tls.certificates.clone().expect("TLS is on");
+    assert_eq!(certificates.hosts(), ["shop.acme.test"]);
+
+    assert_eq!(
+        served_certificate(&tls, "shop.acme.test").await,
+        Some(shop.clone())
+    );
+    assert_eq!(
+        served_certificate(&tls, "SHOP.acme.test").await,
+        Some(shop.clone()),
+        "names are case-insensitive"
+    );
+    let default = der_of(&default_cert);
+    for name in ["acme.localhost", "wrong.acme.test", "unknown.test"] {
+        assert_eq!(
+            served_certificate(&tls, name).await,
+            Some(default.clone()),
+            "{name} gets the default chain"
+        );
+    }
+
+    // Added, renewed and removed while running.
+    let blog = install("blog.acme.test");
+    let renewed = install("shop.acme.test");
+    assert_ne!(renewed, shop);
+    certificates.rescan();
+    assert_eq!(certificates.hosts(), ["blog.acme.test", "shop.acme.test"]);
+    assert_eq!(served_certificate(&tls, "blog.acme.test").await, Some(blog));
+    assert_eq!(
+        served_certificate(&tls, "shop.acme.test").await,
+        Some(renewed.clone())
+    );
+
+    // A renewal caught half-written (the new key not yet there) keeps the old pair.
+    let (next, cert, _) = certificate("shop.acme.test");
+    std::fs::copy(&cert, dir.0.join("shop.acme.test.crt")).unwrap();
+    drop(next);
+    certificates.rescan();
+    assert_eq!(
+        served_certificate(&tls, "shop.acme.test").await,
+        Some(renewed)
+    );
+
+    std::fs::remove_file(dir.0.join("blog.acme.test.crt")).unwrap();
+    certificates.rescan();
+    assert_eq!(certificates.hosts(), ["shop.acme.test"]);
+    assert_eq!(
+        served_certificate(&tls, "blog.acme.test").await,
+        Some(default)
+    );
+}
+
 #[tokio::test]
 async fn a_route_with_h2c_backends_reaches_them_over_http2() {
     let h = start().await;
