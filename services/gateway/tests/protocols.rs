@@ -140,7 +140,7 @@ async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> 
     // handshake fails after showing it.
     #[derive(Debug)]
     struct Record(
-        std::sync::Mutex<Option<Vec<u8>>>,
+        std::sync::OnceLock<Vec<u8>>,
         Arc<rustls::crypto::CryptoProvider>,
     );
     impl rustls::client::danger::ServerCertVerifier for Record {
@@ -152,7 +152,7 @@ async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> 
             _: &[u8],
             _: rustls::pki_types::UnixTime,
         ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            *self.0.lock().unwrap() = Some(end_entity.to_vec());
+            let _ = self.0.set(end_entity.to_vec());
             Err(rustls::Error::General("recorded".into()))
         }
         fn verify_tls12_signature(
@@ -176,7 +176,7 @@ async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> 
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let record = Arc::new(Record(std::sync::Mutex::new(None), provider.clone()));
+    let record = Arc::new(Record(std::sync::OnceLock::new(), provider.clone()));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -188,7 +188,7 @@ async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> 
     let _ = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await;
-    record.0.lock().unwrap().take()
+    record.0.get().cloned()
 }
 
 fn der_of(pem: &std::path::Path) -> Vec<u8> {

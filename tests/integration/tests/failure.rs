@@ -117,5 +117,6 @@ async fn nats_down_means_unavailable_and_nothing_written() {
         "commands succeed again once NATS is back"
     );
     nats.kill().unwrap();
+    nats.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
