@@ -326,7 +326,8 @@ impl Cluster {
         match granted {
             Granted::Locally(mode) => limiter.refund(mode),
             Granted::Redis => {
-                // The local arrival time was pulled up with Redis's; it steps back with it.
+                // The local arrival time was pulled up with Redis's; it steps back with it
+                // (as a standalone refund: a cell Redis granted was never pending a sync).
                 limiter.refund(Mode::Standalone);
                 let Some(link) = self.link.load_full() else {
                     return;

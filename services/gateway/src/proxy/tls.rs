@@ -8,11 +8,9 @@
 //! certificate's, the certificate not for its file's host, a renewal caught half-written)
 //! leaves that host with what it had, and says so in the log.
 
-#![allow(clippy::disallowed_types)] // std Mutex: only the rescanning task takes it
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -34,9 +32,8 @@ pub struct Certificates {
     provider: Arc<CryptoProvider>,
     default: Option<Arc<CertifiedKey>>,
     dir: Option<PathBuf>,
-    by_host: ArcSwap<ResolvesServerCertUsingSni>,
-    /// What each host's pair looked like when it was loaded (only the rescan takes it).
-    loaded: Mutex<HashMap<String, (Stamp, CertifiedKey)>>,
+    /// Each host's certificate, with what its files looked like when they were read.
+    by_host: ArcSwap<HashMap<String, (Stamp, Arc<CertifiedKey>)>>,
 }
 
 impl std::fmt::Debug for Certificates {
@@ -50,9 +47,10 @@ impl std::fmt::Debug for Certificates {
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.by_host
-            .load()
-            .resolve(hello)
+        // rustls hands the name over lower-case.
+        hello
+            .server_name()
+            .and_then(|name| self.by_host.load().get(name).map(|(_, c)| c.clone()))
             .or_else(|| self.default.clone())
     }
 }
@@ -77,8 +75,7 @@ pub fn acceptor(
         provider: provider.clone(),
         default,
         dir: dir.map(Path::to_path_buf),
-        by_host: ArcSwap::from_pointee(ResolvesServerCertUsingSni::new()),
-        loaded: Mutex::default(),
+        by_host: ArcSwap::default(),
     });
     certificates.rescan();
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -93,13 +90,7 @@ pub fn acceptor(
 impl Certificates {
     /// Hosts with a certificate of their own.
     pub fn hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<_> = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
+        let mut hosts: Vec<_> = self.by_host.load().keys().cloned().collect();
         hosts.sort_unstable();
         hosts
     }
@@ -114,8 +105,8 @@ impl Certificates {
                 return;
             }
         };
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let mut next = HashMap::with_capacity(loaded.len());
+        let mut gone = HashMap::clone(&self.by_host.load());
+        let mut next = HashMap::with_capacity(gone.len());
         let mut changed = false;
         for entry in entries.flatten() {
             let cert = entry.path();
@@ -128,43 +119,35 @@ impl Certificates {
             let host = host.to_ascii_lowercase();
             let key = cert.with_extension("key");
             let stamp = stamp_of(&cert, &key);
-            let previous = loaded.remove(&host);
-            if let (Some((was, certified)), Some(now)) = (&previous, stamp)
+            let previous = gone.remove(&host);
+            if let (Some((was, _)), Some(now)) = (&previous, stamp)
                 && *was == now
             {
-                next.insert(host, (now, certified.clone()));
+                next.extend(previous.map(|p| (host, p)));
                 continue;
             }
             let read = stamp
                 .ok_or_else(|| format!("{}: no matching .key file", cert.display()))
                 .and_then(|stamp| Ok((stamp, load(&self.provider, &cert, &key, Some(&host))?)));
             match read {
-                Ok(pair) => {
+                Ok((stamp, certified)) => {
                     tracing::info!(%host, "certificate loaded");
                     changed = true;
-                    next.insert(host, pair);
+                    next.insert(host, (stamp, Arc::new(certified)));
                 }
                 Err(e) => {
                     tracing::warn!(%host, error = %e, "certificate not loaded: the host keeps what it had");
-                    if let Some(previous) = previous {
-                        next.insert(host, previous);
-                    }
+                    next.extend(previous.map(|p| (host, p)));
                 }
             }
         }
-        for host in loaded.keys() {
+        for host in gone.keys() {
             tracing::info!(%host, "certificate removed");
             changed = true;
         }
         if changed {
-            let mut by_host = ResolvesServerCertUsingSni::new();
-            for (host, (_, certified)) in &next {
-                // Checked when loaded; a failure here would only leave the host out.
-                let _ = by_host.add(host, certified.clone());
-            }
-            self.by_host.store(Arc::new(by_host));
+            self.by_host.store(Arc::new(next));
         }
-        *loaded = next;
     }
 }
 
