@@ -1,6 +1,8 @@
 //! The gateway beside nginx, with wrk, one run, same upstream, same machine:
 //! 1. wrk against the upstream directly (nginx answering `200 ok`);
-//! 2. wrk against nginx as a keep-alive reverse proxy with `limit_req` to that upstream;
+//! 2. wrk against nginx as a keep-alive reverse proxy with `limit_req` to that upstream, as
+//!    the issue names it, and once more with the forwarding headers the gateway adds to every
+//!    request (`X-Forwarded-For`/`-Host`/`-Proto`, `Forwarded`, `X-Request-Id`): the same job;
 //! 3. wrk against the `tenantry-gateway` release binary (its own process) routing a tenant's
 //!    host to that upstream, with the tenant's rate limit and quota state on (limits high enough
 //!    never to refuse: the decisions run, nothing is throttled).
@@ -41,6 +43,12 @@ fn free_port() -> anyhow::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// nginx's directives for the headers the gateway adds to each forwarded request.
+const FORWARDING_HEADERS: &str = "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; \
+     proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Forwarded-Proto $scheme; \
+     proxy_set_header Forwarded \"for=$remote_addr;host=$host;proto=$scheme\"; \
+     proxy_set_header X-Request-Id $request_id;";
 
 /// A running nginx; stopped (master and workers) on drop.
 struct Nginx {
@@ -201,6 +209,15 @@ async fn main() -> anyhow::Result<()> {
             "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{proxy}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}"
         ),
     )?;
+    // The same proxy sending what the gateway sends: the backend parses the same request.
+    let forwarding = free_port()?;
+    let nginx_forwarding = nginx(
+        &dir,
+        "forwarding",
+        &format!(
+            "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{forwarding}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; {FORWARDING_HEADERS} }} }}"
+        ),
+    )?;
 
     // A tenant, its plan and quota state, and the gateway routing it to the upstream.
     let common = env.common();
@@ -292,10 +309,17 @@ async fn main() -> anyhow::Result<()> {
         "target", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU µs/req (user+sys)"
     );
     let pid = |child: &tokio::process::Child| child.id().unwrap_or(0);
-    let (upstream_pid, proxy_pid, gateway_pid) =
-        (pid(&upstream.child), pid(&nginx_proxy.child), pid(&gateway));
+    let (upstream_pid, proxy_pid, forwarding_pid, gateway_pid) = (
+        pid(&upstream.child),
+        pid(&nginx_proxy.child),
+        pid(&nginx_forwarding.child),
+        pid(&gateway),
+    );
+    // Per run: the gateway's requests/s over each nginx's.
+    let mut ratios = Vec::new();
     for run in 1..=args.runs {
-        for (name, url, host, measured) in [
+        let mut rates = [0.0; 4];
+        for (target, (name, url, host, measured)) in [
             (
                 "upstream directly (nginx return 200)",
                 format!("http://127.0.0.1:{up}/"),
@@ -309,12 +333,21 @@ async fn main() -> anyhow::Result<()> {
                 proxy_pid,
             ),
             (
+                "nginx + limit_req + forwarding headers",
+                format!("http://127.0.0.1:{forwarding}/"),
+                None,
+                forwarding_pid,
+            ),
+            (
                 "tenantry gateway (route + limit + quota)",
                 format!("http://127.0.0.1:{data_port}/"),
                 Some(host.as_str()),
                 gateway_pid,
             ),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let before = cpu_ticks(measured);
             let (rps, p50, p99, errors) = wrk(&args, &url, host).await?;
             // The target's own CPU time per request (the proxy's, not its upstream's).
@@ -328,8 +361,25 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "  {name:<46} {rps:>10.0} {p50:>9.2} {p99:>9.2} {errors:>8} {cpu:>22}   (run {run})"
             );
+            rates[target] = rps;
         }
+        ratios.push((rates[3] / rates[1], rates[3] / rates[2]));
     }
+    let mean = |f: fn(&(f64, f64)) -> f64| ratios.iter().map(f).sum::<f64>() / ratios.len() as f64;
+    let list = |f: fn(&(f64, f64)) -> f64| {
+        ratios
+            .iter()
+            .map(|r| format!("{:.2}", f(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "gateway / nginx + limit_req: {} (mean {:.2}); / nginx with forwarding headers: {} (mean {:.2})",
+        list(|r| r.0),
+        mean(|r| r.0),
+        list(|r| r.1),
+        mean(|r| r.1)
+    );
     drop(tenant_svc);
     env.cleanup().await;
     Ok(())
