@@ -50,6 +50,21 @@ const FORWARDING_HEADERS: &str = "proxy_set_header X-Forwarded-For $proxy_add_x_
      proxy_set_header Forwarded \"for=$remote_addr;host=$host;proto=$scheme\"; \
      proxy_set_header X-Request-Id $request_id;";
 
+/// nginx as a keep-alive reverse proxy with `limit_req` on `listen` to `up`, with `extra`
+/// directives in its location.
+fn proxy_http(up: u16, listen: u16, extra: &str) -> String {
+    format!(
+        "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{listen}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; {extra} }} }}"
+    )
+}
+
+/// Ratios as `a, b, c (mean m)`.
+fn summary(ratios: &[f64]) -> String {
+    let list: Vec<_> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    format!("{} (mean {mean:.2})", list.join(", "))
+}
+
 /// A running nginx; stopped (master and workers) on drop.
 struct Nginx {
     conf: std::path::PathBuf,
@@ -202,21 +217,13 @@ async fn main() -> anyhow::Result<()> {
         &format!("  server {{ listen 127.0.0.1:{up}; location / {{ return 200 \"ok\\n\"; }} }}"),
     )?;
     let proxy = free_port()?;
-    let nginx_proxy = nginx(
-        &dir,
-        "proxy",
-        &format!(
-            "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{proxy}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}"
-        ),
-    )?;
+    let nginx_proxy = nginx(&dir, "proxy", &proxy_http(up, proxy, ""))?;
     // The same proxy sending what the gateway sends: the backend parses the same request.
     let forwarding = free_port()?;
     let nginx_forwarding = nginx(
         &dir,
         "forwarding",
-        &format!(
-            "  limit_req_zone $binary_remote_addr zone=perip:10m rate=1000000r/s;\n  upstream up {{ server 127.0.0.1:{up}; keepalive 128; }}\n  server {{ listen 127.0.0.1:{forwarding}; location / {{ limit_req zone=perip burst=1000000 nodelay; proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; {FORWARDING_HEADERS} }} }}"
-        ),
+        &proxy_http(up, forwarding, FORWARDING_HEADERS),
     )?;
 
     // A tenant, its plan and quota state, and the gateway routing it to the upstream.
@@ -316,7 +323,7 @@ async fn main() -> anyhow::Result<()> {
         pid(&gateway),
     );
     // Per run: the gateway's requests/s over each nginx's.
-    let mut ratios = Vec::new();
+    let (mut over_plain, mut over_forwarding) = (Vec::new(), Vec::new());
     for run in 1..=args.runs {
         let mut rates = [0.0; 4];
         for (target, (name, url, host, measured)) in [
@@ -363,22 +370,13 @@ async fn main() -> anyhow::Result<()> {
             );
             rates[target] = rps;
         }
-        ratios.push((rates[3] / rates[1], rates[3] / rates[2]));
+        over_plain.push(rates[3] / rates[1]);
+        over_forwarding.push(rates[3] / rates[2]);
     }
-    let mean = |f: fn(&(f64, f64)) -> f64| ratios.iter().map(f).sum::<f64>() / ratios.len() as f64;
-    let list = |f: fn(&(f64, f64)) -> f64| {
-        ratios
-            .iter()
-            .map(|r| format!("{:.2}", f(r)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
-        "gateway / nginx + limit_req: {} (mean {:.2}); / nginx with forwarding headers: {} (mean {:.2})",
-        list(|r| r.0),
-        mean(|r| r.0),
-        list(|r| r.1),
-        mean(|r| r.1)
+        "gateway / nginx + limit_req: {}; / nginx with forwarding headers: {}",
+        summary(&over_plain),
+        summary(&over_forwarding)
     );
     drop(tenant_svc);
     env.cleanup().await;
