@@ -66,7 +66,7 @@ pub async fn open_stream(store: &EventStore, replicas: usize) -> Result<(), Stor
 }
 
 /// Publishes every tenant's counts each `every` until `stop` resolves (and once more then),
-/// and brings the routes' latency histograms up to date.
+/// and brings the routes' metrics (latency histogram, bytes, backends' states) up to date.
 pub async fn run(
     js: jetstream::Context,
     root: String,
@@ -92,7 +92,7 @@ pub async fn run(
             // The latency histograms are published on the same beat (see `RouteMetrics`).
             for route in &tenant.routes {
                 if let Some(metrics) = route.metrics_if_used() {
-                    metrics.publish();
+                    metrics.publish(&route.backends);
                 }
             }
             let (requests, bytes_in, bytes_out) = tenant.usage.take();

@@ -5,9 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Upstream, authed, route, start, text_of};
+use common::{Upstream, route, start, text_of};
 use tenantry_proto::events::v1::BalanceAlgorithm;
-use tenantry_proto::gateway::v1 as api;
 
 #[tokio::test]
 async fn draining_a_backend_lets_its_in_flight_requests_finish() {
@@ -33,20 +32,7 @@ async fn draining_a_backend_lets_its_in_flight_requests_finish() {
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(slow.hits() >= 1, "some requests are at the slow backend");
-    let drained = h
-        .config
-        .clone()
-        .drain_backend(authed(
-            api::DrainBackendRequest {
-                route_id: r.route_id.clone(),
-                address: slow.addr.to_string(),
-            },
-            &h.member(&t),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    h.applied(drained.position).await;
+    h.drain(&t, &r.route_id, slow.addr).await;
     let before = slow.hits();
     for _ in 0..10 {
         let text = text_of(c.get(h.url(&t.host, "/"))).await;

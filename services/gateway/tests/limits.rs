@@ -87,12 +87,7 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
     assert!(r.text().await.unwrap().contains("rate_limited"));
 
     // The refusals and the traffic are counted per tenant on the API port's /metrics.
-    let metrics = reqwest::get(format!("http://{}/metrics", h.gateway.api_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     let limited = format!(
         "tenantry_gateway_rate_limited_total{{tenant_id=\"{}\"}}",
         t.id
@@ -122,12 +117,7 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let metrics = reqwest::get(format!("http://{}/metrics", h.gateway.api_addr))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = h.metrics().await;
         let count = value(
             &metrics,
             "tenantry_gateway_request_duration_seconds_count",
@@ -363,17 +353,7 @@ async fn an_exhausted_quota_with_block_config_refuses_route_changes_not_traffic(
         "traffic continues"
     );
     // Draining stays possible (an operator's answer to an incident).
-    h.config
-        .clone()
-        .drain_backend(common::authed(
-            tenantry_proto::gateway::v1::DrainBackendRequest {
-                route_id: r.route_id.clone(),
-                address: up.addr.to_string(),
-            },
-            &h.member(&t),
-        ))
-        .await
-        .expect("drain while configuration is blocked");
+    h.drain(&t, &r.route_id, up.addr).await;
 
     h.billing(&t, reset()).await;
     upsert(route("/new", BalanceAlgorithm::RoundRobin, &[(&up, 1)]))

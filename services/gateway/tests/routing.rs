@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use common::{Upstream, authed, route, start, text_of};
 use tenantry_proto::events::v1::BalanceAlgorithm;
-use tenantry_proto::gateway::v1 as api;
 use tenantry_proto::tenant::v1 as tenant_api;
 
 async fn body(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -231,40 +230,14 @@ async fn failures_drains_and_dead_backends() {
         .await;
 
     // Drained: no new requests to it.
-    let drained = h
-        .config
-        .clone()
-        .drain_backend(authed(
-            api::DrainBackendRequest {
-                route_id: r.route_id.clone(),
-                address: a.addr.to_string(),
-            },
-            &h.member(&t),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    h.applied(drained.position).await;
+    h.drain(&t, &r.route_id, a.addr).await;
     let a_before = a.hits();
     for _ in 0..20 {
         assert_eq!(body(&c, &h.url(&t.host, "/")).await.0, 200);
     }
     assert_eq!(a.hits(), a_before);
     // Both drained: 503.
-    let both = h
-        .config
-        .clone()
-        .drain_backend(authed(
-            api::DrainBackendRequest {
-                route_id: r.route_id.clone(),
-                address: b.addr.to_string(),
-            },
-            &h.member(&t),
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    h.applied(both.position).await;
+    h.drain(&t, &r.route_id, b.addr).await;
     let (status, text) = body(&c, &h.url(&t.host, "/")).await;
     assert_eq!(status, 503, "{text}");
     assert!(text.contains("no_healthy_backend"));

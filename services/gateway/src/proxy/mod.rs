@@ -220,8 +220,7 @@ impl Proxy {
         if let Some((limiter, remaining)) = &tightest {
             respond::rate_limit_headers(response.headers_mut(), limiter, *remaining);
         }
-        usage.add_request(bytes_in);
-        let response = count_bytes_out(response, usage);
+        let response = count_bytes(response, bytes_in, &usage, &route);
         route.metrics().record(response.status(), started.elapsed());
         Ok(response)
     }
@@ -324,20 +323,40 @@ fn refuse(refusal: Refusal<'_>) -> Response<Body> {
     }
 }
 
-/// Adds the response's body size to the tenant's usage: at once when it is declared, else as
-/// the body streams out.
-fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) -> Response<Body> {
+/// Counts a forwarded request's body bytes, and its response's, into the tenant's usage and
+/// the route's metrics: the response's at once when its length is declared, else as the body
+/// streams out.
+fn count_bytes(
+    response: Response<Body>,
+    bytes_in: u64,
+    usage: &Arc<crate::usage::Usage>,
+    route: &crate::snapshot::model::RouteEntry,
+) -> Response<Body> {
     use http_body_util::BodyExt;
+    usage.add_request(bytes_in);
     let declared = response.body().size_hint().exact();
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return response;
-    }
     match declared {
-        Some(n) => {
-            usage.add_bytes_out(n);
+        _ if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            route.metrics().add_bytes(bytes_in, 0);
             response
         }
-        None => response.map(|body| Counted { inner: body, usage }.boxed()),
+        Some(n) => {
+            usage.add_bytes_out(n);
+            route.metrics().add_bytes(bytes_in, n);
+            response
+        }
+        None => {
+            route.metrics().add_bytes(bytes_in, 0);
+            let (usage, route) = (usage.clone(), route.shared_metrics());
+            response.map(|body| {
+                Counted {
+                    inner: body,
+                    usage,
+                    route,
+                }
+                .boxed()
+            })
+        }
     }
 }
 
@@ -345,6 +364,7 @@ fn count_bytes_out(response: Response<Body>, usage: Arc<crate::usage::Usage>) ->
 struct Counted {
     inner: Body,
     usage: Arc<crate::usage::Usage>,
+    route: Arc<std::sync::OnceLock<crate::snapshot::model::RouteMetrics>>,
 }
 
 impl hyper::body::Body for Counted {
@@ -359,7 +379,11 @@ impl hyper::body::Body for Counted {
         if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
-            self.usage.add_bytes_out(data.len() as u64);
+            let n = data.len() as u64;
+            self.usage.add_bytes_out(n);
+            if let Some(route) = self.route.get() {
+                route.add_bytes(0, n);
+            }
         }
         polled
     }

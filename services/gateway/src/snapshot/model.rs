@@ -127,9 +127,19 @@ pub struct RouteMetrics {
     raw: [AtomicU64; 13],
     /// Nanoseconds of latency in all.
     nanos: AtomicU64,
+    /// Body bytes of forwarded requests and of their responses, counted like the latency (on
+    /// the lines the request path writes anyway) and published on the same beat.
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     buckets: Vec<metrics::Counter>,
     count: metrics::Counter,
     sum: metrics::Gauge,
+    /// `bytes_total` in and out.
+    bytes: [metrics::Counter; 2],
+    /// The route's backends that are healthy, unhealthy (failing their checks or ejected) and
+    /// drained: counts per route, as Envoy's cluster membership gauges, so a removed backend
+    /// leaves no series behind.
+    backends: [metrics::Gauge; 3],
 }
 
 impl std::fmt::Debug for RouteMetrics {
@@ -161,7 +171,25 @@ impl RouteMetrics {
             nanos: AtomicU64::new(0),
             buckets,
             count: metrics::counter!("tenantry_gateway_request_duration_seconds_count", "tenant_id" => t.clone(), "route" => r.clone()),
-            sum: metrics::gauge!("tenantry_gateway_request_duration_seconds_sum", "tenant_id" => t, "route" => r),
+            sum: metrics::gauge!("tenantry_gateway_request_duration_seconds_sum", "tenant_id" => t.clone(), "route" => r.clone()),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            bytes: ["in", "out"].map(|d| {
+                metrics::counter!("tenantry_gateway_bytes_total", "tenant_id" => t.clone(), "route" => r.clone(), "direction" => d)
+            }),
+            backends: ["healthy", "unhealthy", "drained"].map(|state| {
+                metrics::gauge!("tenantry_gateway_route_backends", "tenant_id" => t.clone(), "route" => r.clone(), "state" => state)
+            }),
+        }
+    }
+
+    /// Body bytes of one forwarded request, and of its response as far as known.
+    pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
+        if bytes_in > 0 {
+            self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        }
+        if bytes_out > 0 {
+            self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
         }
     }
 
@@ -180,8 +208,9 @@ impl RouteMetrics {
         );
     }
 
-    /// Sets the exported histogram from what the request path counted.
-    pub fn publish(&self) {
+    /// Sets the exported histogram and byte counts from what the request path counted, and
+    /// the backends' states from `backends` (the route's, in the current snapshot).
+    pub fn publish(&self, backends: &[Backend]) {
         let mut total = 0;
         for (raw, bucket) in self.raw.iter().zip(&self.buckets) {
             total += raw.load(Ordering::Relaxed);
@@ -190,6 +219,20 @@ impl RouteMetrics {
         self.count.absolute(total);
         self.sum
             .set(self.nanos.load(Ordering::Relaxed) as f64 / 1_000_000_000.0);
+        self.bytes[0].absolute(self.bytes_in.load(Ordering::Relaxed));
+        self.bytes[1].absolute(self.bytes_out.load(Ordering::Relaxed));
+        let mut states = [0u32; 3];
+        for backend in backends {
+            let state = match (backend.drained, backend.state.is_healthy()) {
+                (true, _) => 2,
+                (false, true) => 0,
+                (false, false) => 1,
+            };
+            states[state] += 1;
+        }
+        for (gauge, n) in self.backends.iter().zip(states) {
+            gauge.set(f64::from(n));
+        }
     }
 }
 
@@ -281,6 +324,12 @@ impl RouteEntry {
     pub fn metrics(&self) -> &RouteMetrics {
         self.metrics
             .get_or_init(|| RouteMetrics::new(self.tenant_id, &self.route_id))
+    }
+
+    /// The route's metrics, registered, to count into after the request (a streamed body).
+    pub fn shared_metrics(&self) -> Arc<std::sync::OnceLock<RouteMetrics>> {
+        self.metrics();
+        self.metrics.clone()
     }
 
     /// Loads both lines the decision reads (see [`HostSlot::prefetch`]).

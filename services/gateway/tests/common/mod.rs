@@ -164,6 +164,34 @@ impl Harness {
         r.route.unwrap()
     }
 
+    /// Drains `backend` of the tenant's route and waits until the gateway applies it.
+    pub async fn drain(&self, tenant: &Tenant, route_id: &str, backend: SocketAddr) {
+        let drained = self
+            .config
+            .clone()
+            .drain_backend(authed(
+                api::DrainBackendRequest {
+                    route_id: route_id.into(),
+                    address: backend.to_string(),
+                },
+                &self.member(tenant),
+            ))
+            .await
+            .expect("drain backend")
+            .into_inner();
+        self.applied(drained.position).await;
+    }
+
+    /// What the gateway's API port serves on `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.gateway.api_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Appends a billing `subscription` event for `tenant`, as billing will.
     pub async fn billing(&self, tenant: &Tenant, event: SubscriptionEvent) -> u64 {
         self.append(tenant, "subscription", &tenant.id.to_string(), &event)
