@@ -52,6 +52,10 @@ async fn bytes_and_backend_states_are_published_per_tenant_and_route() {
     for _ in 0..4 {
         assert_eq!(upload(&c, &h.url(&t.host, "/echo"), 100).await, "100");
     }
+    // And a response of no declared length (chunked, 7 bytes), counted as it streams.
+    let streamed = c.get(h.url(&t.host, "/stream")).send().await.unwrap();
+    assert!(streamed.content_length().is_none());
+    assert_eq!(streamed.text().await.unwrap(), "abcdefg");
     // One backend drained, the other down: its failures eject it.
     h.drain(&t, &r.route_id, b.addr).await;
     a.kill();
@@ -87,11 +91,11 @@ async fn bytes_and_backend_states_are_published_per_tenant_and_route() {
         value(&metrics, "tenantry_gateway_bytes_total", &labels(direction))
     };
     assert_eq!(bytes("direction=\"in\""), Some(400.0), "{metrics}");
-    // Four answers of 3 bytes, and the gateway's own three 502 bodies.
+    // Four answers of 3 bytes, the streamed 7, and the gateway's own three 502 bodies.
     let bad_gateway = r#"{"error":"bad_gateway"}"#.len() as f64;
     assert_eq!(
         bytes("direction=\"out\""),
-        Some(4.0 * 3.0 + 3.0 * bad_gateway),
+        Some(4.0 * 3.0 + 7.0 + 3.0 * bad_gateway),
         "{metrics}"
     );
     let state = |s: &'static str| value(&metrics, "tenantry_gateway_route_backends", &labels(s));

@@ -332,6 +332,15 @@ impl Upstream {
                 axum::routing::post(|body: bytes::Bytes| async move { body.len().to_string() }),
             )
             .route(
+                "/stream",
+                // Chunked: no declared length, so the gateway counts the bytes as they pass.
+                axum::routing::get(|| async {
+                    let chunks =
+                        ["abc", "defg"].map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from(c)));
+                    axum::body::Body::from_stream(futures::stream::iter(chunks))
+                }),
+            )
+            .route(
                 "/health",
                 axum::routing::get(move || {
                     let up = up.load(Ordering::Relaxed);
