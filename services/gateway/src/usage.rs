@@ -33,7 +33,9 @@ impl Usage {
     }
 
     pub fn add_bytes_out(&self, n: u64) {
-        self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        if n > 0 {
+            self.bytes_out.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     fn take(&self) -> (u64, u64, u64) {

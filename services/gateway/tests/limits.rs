@@ -107,13 +107,9 @@ async fn a_plan_limit_appended_to_the_log_is_enforced_with_429_and_headers() {
     );
 
     // The latency histogram is published once a second: cumulative buckets, +Inf = count.
+    let tenant = t.id.to_string();
     let value = |metrics: &str, name: &str, extra: &str| -> Option<u64> {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name) && l.contains(&t.id.to_string()) && l.contains(extra))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| v as u64)
+        common::metric_value(metrics, name, &[&tenant, extra]).map(|v| v as u64)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

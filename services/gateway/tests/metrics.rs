@@ -4,18 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Upstream, route, start};
+use common::{Upstream, metric_value as value, route, start};
 use tenantry_proto::events::v1::BalanceAlgorithm;
-
-/// The value of the first series named `name` whose labels hold every one of `labels`.
-fn value(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
-        .find(|l| labels.iter().all(|want| l.contains(want)))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 /// Posts `len` bytes to `/echo` through the gateway; the answer is the length it got.
 async fn upload(client: &reqwest::Client, url: &str, len: usize) -> String {

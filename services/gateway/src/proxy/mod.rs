@@ -334,19 +334,19 @@ fn count_bytes(
 ) -> Response<Body> {
     use http_body_util::BodyExt;
     usage.add_request(bytes_in);
-    let declared = response.body().size_hint().exact();
+    // What follows a 101 is the upgraded connection, not a body.
+    let declared = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        Some(0)
+    } else {
+        response.body().size_hint().exact()
+    };
+    route.metrics().add_bytes(bytes_in, declared.unwrap_or(0));
     match declared {
-        _ if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            route.metrics().add_bytes(bytes_in, 0);
-            response
-        }
         Some(n) => {
             usage.add_bytes_out(n);
-            route.metrics().add_bytes(bytes_in, n);
             response
         }
         None => {
-            route.metrics().add_bytes(bytes_in, 0);
             let (usage, route) = (usage.clone(), route.shared_metrics());
             response.map(|body| {
                 Counted {

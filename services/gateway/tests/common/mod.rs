@@ -413,6 +413,17 @@ impl Upstream {
     }
 }
 
+/// In `/metrics` text, the value of the first series named `name` whose labels hold every
+/// one of `labels`.
+pub fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Waits until `gateway`'s snapshot holds the log up to `position`.
 pub async fn applied_on(gateway: &tenantry_gateway::Running, position: u64) {
     let mut rx = gateway.applied.clone();
