@@ -155,7 +155,9 @@ async fn open_http1(
     backend: &Arc<BackendState>,
 ) -> Result<http1::SendRequest<Limited>, ConnectError> {
     let io = connect(&backend.address).await?;
+    // One buffer per write, as on the clients' connections (`serve_on`).
     let (sender, connection) = http1::Builder::new()
+        .writev(false)
         .handshake(io)
         .await
         .map_err(|e| ConnectError::Handshake(backend.address.clone(), e))?;
