@@ -36,6 +36,10 @@ struct Args {
     /// Runs of each target; the table shows each run.
     #[arg(long, default_value_t = 1)]
     runs: u32,
+    /// Also run `h1_floor` (a proxy path written for HTTP/1.1, measurement only): what a
+    /// proxy without hyper's machinery does with the gateway's per-request work.
+    #[arg(long)]
+    floor: bool,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -307,6 +311,13 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let floor = if args.floor {
+        let upstream = [("H1_FLOOR_UPSTREAM", format!("127.0.0.1:{up}"))];
+        Some(spawn_binary("h1_floor", "H1_FLOOR_LISTEN", &upstream).await?)
+    } else {
+        None
+    };
+
     println!(
         "wrk -t{} -c{} -d{}s, 2-core machine shared by wrk, proxy and upstream",
         args.threads, args.connections, args.seconds
@@ -323,9 +334,18 @@ async fn main() -> anyhow::Result<()> {
         pid(&gateway),
     );
     // Per run: the gateway's requests/s over each nginx's.
-    let (mut over_plain, mut over_forwarding) = (Vec::new(), Vec::new());
+    let (mut over_plain, mut over_forwarding, mut floor_over_plain) =
+        (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=args.runs {
-        let mut rates = [0.0; 4];
+        let mut rates = [0.0; 5];
+        let floor_target = floor.as_ref().map(|(addr, child)| {
+            (
+                "h1_floor (measurement only, no hyper)",
+                format!("http://{addr}/"),
+                Some(host.as_str()),
+                pid(child),
+            )
+        });
         for (target, (name, url, host, measured)) in [
             (
                 "upstream directly (nginx return 200)",
@@ -353,6 +373,7 @@ async fn main() -> anyhow::Result<()> {
             ),
         ]
         .into_iter()
+        .chain(floor_target)
         .enumerate()
         {
             let before = cpu_ticks(measured);
@@ -372,12 +393,21 @@ async fn main() -> anyhow::Result<()> {
         }
         over_plain.push(rates[3] / rates[1]);
         over_forwarding.push(rates[3] / rates[2]);
+        if floor.is_some() {
+            floor_over_plain.push(rates[4] / rates[1]);
+        }
     }
     println!(
         "gateway / nginx + limit_req: {}; / nginx with forwarding headers: {}",
         summary(&over_plain),
         summary(&over_forwarding)
     );
+    if floor.is_some() {
+        println!(
+            "h1_floor / nginx + limit_req: {}",
+            summary(&floor_over_plain)
+        );
+    }
     drop(tenant_svc);
     env.cleanup().await;
     Ok(())
