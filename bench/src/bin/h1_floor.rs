@@ -130,6 +130,30 @@ async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<us
     tcp.read_buf(buf).await
 }
 
+fn invalid(e: httparse::Error) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+/// Copies a message's headers into `out`, less the hop-by-hop ones and `Host` (each side sets
+/// its own): the body's length, and whether the sender closes the connection after it.
+fn copy_headers(headers: &[httparse::Header<'_>], out: &mut Vec<u8>) -> (usize, bool) {
+    let (mut body, mut close) = (0, false);
+    for h in headers {
+        close |=
+            h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close");
+        if h.name.eq_ignore_ascii_case("host")
+            || HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+        {
+            continue;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            body = content_length(h.value);
+        }
+        push_header(out, h.name.as_bytes(), h.value);
+    }
+    (body, close)
+}
+
 /// The request as the backend gets it, in `out`: the head's and the body's lengths, and
 /// whether the client closes the connection after it.
 fn request_head(
@@ -140,10 +164,7 @@ fn request_head(
 ) -> std::io::Result<Option<(usize, usize, bool)>> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
-    let httparse::Status::Complete(head) = request
-        .parse(input)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-    else {
+    let httparse::Status::Complete(head) = request.parse(input).map_err(invalid)? else {
         return Ok(None);
     };
     out.clear();
@@ -151,23 +172,14 @@ fn request_head(
     out.push(b' ');
     out.extend_from_slice(request.path.unwrap_or("/").as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let (mut host, mut body, mut has_id, mut close) = (&b""[..], 0, false, false);
-    for h in request.headers.iter() {
-        close |=
-            h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close");
-        if h.name.eq_ignore_ascii_case("host") {
-            host = h.value;
-            continue;
-        }
-        if HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            body = content_length(h.value);
-        }
-        has_id |= h.name.eq_ignore_ascii_case("x-request-id");
-        push_header(out, h.name.as_bytes(), h.value);
-    }
+    let (body, close) = copy_headers(request.headers, out);
+    let named = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+    };
+    let host = named("host").map_or(&b""[..], |h| h.value);
     let host = host.split(|b| *b == b':').next().unwrap_or_default();
     push_header(out, b"host", b"backend");
     push_header(out, b"x-forwarded-for", ip.as_bytes());
@@ -178,7 +190,7 @@ fn request_head(
     out.extend_from_slice(b";host=");
     out.extend_from_slice(host);
     out.extend_from_slice(b";proto=http\r\n");
-    if !has_id {
+    if named("x-request-id").is_none() {
         out.extend_from_slice(b"x-request-id: ");
         request_id(rng, out);
         out.extend_from_slice(b"\r\n");
@@ -192,10 +204,7 @@ fn request_head(
 fn response_head(input: &[u8], out: &mut Vec<u8>) -> std::io::Result<Option<(usize, usize, bool)>> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
-    let httparse::Status::Complete(head) = response
-        .parse(input)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?
-    else {
+    let httparse::Status::Complete(head) = response.parse(input).map_err(invalid)? else {
         return Ok(None);
     };
     out.clear();
@@ -204,18 +213,7 @@ fn response_head(input: &[u8], out: &mut Vec<u8>) -> std::io::Result<Option<(usi
     out.push(b' ');
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let (mut body, mut close) = (0, false);
-    for h in response.headers.iter() {
-        close |=
-            h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close");
-        if HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
-            continue;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            body = content_length(h.value);
-        }
-        push_header(out, h.name.as_bytes(), h.value);
-    }
+    let (body, close) = copy_headers(response.headers, out);
     push_header(out, b"ratelimit-policy", b"\"tenant\";q=1000000;w=1");
     push_header(out, b"ratelimit", b"\"tenant\";r=999999;t=1");
     out.extend_from_slice(b"\r\n");
