@@ -82,10 +82,13 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 pub async fn append_billing(
     store: &tenantry_eventstore::EventStore,
     tenant: &str,
-    event: tenantry_gateway::domain::events::SubscriptionEvent,
+    event: tenantry_contracts::billing::SubscriptionEvent,
 ) -> anyhow::Result<()> {
     use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, aggregate::batch_of};
-    let address = AggregateAddress::new(tenant.to_owned(), "subscription", tenant.to_owned())?;
+    let address = AggregateAddress::for_events::<tenantry_contracts::billing::SubscriptionEvent>(
+        tenant.to_owned(),
+        tenant.to_owned(),
+    )?;
     let meta = CommandMeta {
         command_id: uuid::Uuid::now_v7().to_string(),
         actor: "bench".into(),

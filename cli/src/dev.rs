@@ -1,13 +1,15 @@
 //! `tenantry dev`: the auth service, then the tenant service and the gateway (verifying tokens
-//! through the auth service's JWKS), in one process, with a development platform admin.
+//! through the auth service's JWKS), in one process, with a development platform admin. Each
+//! starts through the kit's service template, as its own binary would.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tenantry_auth::AuthConfig;
-use tenantry_gateway::GatewayConfig;
+use tenantry_auth::{AuthConfig, AuthService};
+use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
-use tenantry_tenant::TenantConfig;
+use tenantry_kit::service::{self, Running, Service};
+use tenantry_tenant::{TenantConfig, TenantService};
 
 pub const DEV_ADMIN: &str = "admin@tenantry.local";
 const DEV_DIR: &str = ".tenantry/dev";
@@ -34,62 +36,57 @@ pub async fn run(
         auth.bootstrap_admin_email = Some(DEV_ADMIN.into());
         auth.bootstrap_admin_password_file = Some(dev_password()?);
     }
-    let shutdown = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let auth_listener = tokio::net::TcpListener::bind(auth.listen).await?;
-    let auth_running = tenantry_auth::start(
-        &common,
-        &auth,
-        auth_listener,
-        Default::default(),
-        stopped(shutdown.1.clone()),
-    )
-    .await?;
-    let tenant_listener = tokio::net::TcpListener::bind(tenant.listen).await?;
-    let tenant_running = tenantry_tenant::start(
-        &common,
-        &tenant,
-        tenant_listener,
-        Default::default(),
-        stopped(shutdown.1.clone()),
-    )
-    .await?;
-    let gateway_running = tenantry_gateway::start(
-        &common,
-        &gateway,
-        tokio::net::TcpListener::bind(gateway.listen).await?,
-        tokio::net::TcpListener::bind(gateway.api_listen).await?,
-        Default::default(),
-        stopped(shutdown.1.clone()),
-    )
-    .await?;
+    let (admin_email, admin_password) = (
+        auth.bootstrap_admin_email.clone(),
+        auth.bootstrap_admin_password_file.clone(),
+    );
+    let base_domain = gateway.base_domain.clone();
+    // Auth first: the others verify tokens through its JWKS.
+    let auth = start(&common, AuthService::new(auth)).await?;
+    let tenant = start(&common, TenantService::new(tenant)).await?;
+    let gateway = start(&common, GatewayService::new(gateway)).await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
     eprintln!(
         "  auth service     grpc+http://{}   (/.well-known/jwks.json)",
-        auth_running.addr
+        auth.addr
     );
     eprintln!(
         "  tenant service   grpc+http://{}   (/healthz /readyz /metrics)",
-        tenant_running.addr
+        tenant.addr
     );
     eprintln!(
-        "  gateway          http://{}   (tenants at <slug>.{}; config API grpc://{})",
-        gateway_running.addr, gateway.base_domain, gateway_running.api_addr
+        "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API grpc://{})",
+        gateway.data_addr, gateway.addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
-    if let (Some(email), Some(file)) = (
-        &auth.bootstrap_admin_email,
-        &auth.bootstrap_admin_password_file,
-    ) {
+    if let (Some(email), Some(file)) = (admin_email, admin_password) {
         eprintln!(
             "\nPlatform admin {email}; a token for it:\n  export TENANTRY_TOKEN=$(tenantry login --email {email} --password-file {})\n",
             file.display()
         );
     }
     tenantry_kit::server::shutdown_signal().await;
-    let _ = shutdown.0.send(true);
-    let _ = tokio::join!(auth_running.task, tenant_running.task, gateway_running.task);
+    for stop in [
+        auth.stop_handle(),
+        tenant.stop_handle(),
+        gateway.stop_handle(),
+    ] {
+        stop.stop();
+    }
+    let _ = tokio::join!(auth.task, tenant.task, gateway.task);
     Ok(())
+}
+
+/// Starts `service` on its configured port, through the same template as its own binary.
+async fn start<S: Service>(
+    common: &CommonConfig,
+    service: S,
+) -> anyhow::Result<Running<S::Handle>> {
+    let listen = service.listen();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("{} service: listen on {listen}", S::NAME))?;
+    service::run(common, service, listener, std::future::pending())
+        .await
+        .with_context(|| format!("{} service did not start", S::NAME))
 }

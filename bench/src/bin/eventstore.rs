@@ -12,13 +12,13 @@ use clap::Parser;
 use futures::future::join_all;
 use prost::Message;
 use tenantry_bench::median;
+use tenantry_contracts::tenant::TenantEvent;
 use tenantry_eventstore::aggregate::batch_of;
 use tenantry_eventstore::{
     AggregateAddress, AppendRequest, CommandMeta, EventStore, ProjectionRunner, RunnerConfig,
     StreamNames,
 };
 use tenantry_proto::events::v1 as pb;
-use tenantry_tenant::domain::events::TenantEvent;
 use tenantry_testkit::TestEnv;
 use uuid::Uuid;
 
@@ -83,8 +83,9 @@ fn requests(n: usize) -> Vec<AppendRequest> {
     (0..n)
         .map(|i| {
             let id = Uuid::now_v7();
-            let address = AggregateAddress::new(id.to_string(), "tenant", id.to_string())
-                .expect("uuid tokens");
+            let address =
+                AggregateAddress::for_events::<TenantEvent>(id.to_string(), id.to_string())
+                    .expect("uuid tokens");
             let meta = meta(i);
             AppendRequest {
                 batch: batch_of(&address, &[created(id, i)], &meta),
@@ -172,8 +173,9 @@ async fn main() -> anyhow::Result<()> {
                 .clone()
                 .map(|i| {
                     let id = ids[i];
-                    let address = AggregateAddress::new(id.to_string(), "tenant", id.to_string())
-                        .expect("uuid tokens");
+                    let address =
+                        AggregateAddress::for_events::<TenantEvent>(id.to_string(), id.to_string())
+                            .expect("uuid tokens");
                     let event = if round == 0 {
                         created(id, i)
                     } else {

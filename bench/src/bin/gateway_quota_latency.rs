@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tenantry_bench::{append_billing, authed, ms, percentile};
-use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_kit::Role;
+use tenantry_kit::service::Service;
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::gateway::v1::{
     self as gw, gateway_config_service_client::GatewayConfigServiceClient,
@@ -27,24 +28,16 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = TestEnv::new().await;
-    let common = env.common();
-    let tenant_svc = tenantry_tenant::start(
-        &common,
-        &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        Default::default(),
-        std::future::pending(),
-    )
-    .await?;
-    let gateway = tenantry_gateway::start(
-        &common,
-        &tenantry_gateway::GatewayConfig::ephemeral(),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        Default::default(),
-        std::future::pending(),
-    )
-    .await?;
+    let tenant_svc = env
+        .start(tenantry_tenant::TenantService::new(
+            tenantry_tenant::TenantConfig::ephemeral(),
+        ))
+        .await;
+    let gateway = env
+        .start(tenantry_gateway::GatewayService::new(
+            tenantry_gateway::GatewayConfig::ephemeral(),
+        ))
+        .await;
     // An upstream answering 200.
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let upstream_addr = upstream.local_addr()?;
@@ -67,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .into_inner();
     let tenant = created.tenant.expect("tenant").tenant_id;
     let member = env.token(Some(Uuid::parse_str(&tenant)?), Role::Member);
-    GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.api_addr).await)
+    GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.addr).await)
         .upsert_route(authed(
             gw::UpsertRouteRequest {
                 route: Some(gw::Route {
@@ -95,9 +88,9 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let host = format!("{slug}.localhost");
     let client = reqwest::Client::builder()
-        .resolve(&host, gateway.addr)
+        .resolve(&host, gateway.data_addr)
         .build()?;
-    let url = format!("http://{host}:{}/", gateway.addr.port());
+    let url = format!("http://{host}:{}/", gateway.data_addr.port());
     let status = || async {
         client
             .get(&url)

@@ -5,10 +5,11 @@
 use std::time::Instant;
 
 use clap::Parser;
-use prost::Message;
+use tenantry_contracts::billing::SubscriptionEvent;
+use tenantry_contracts::gateway::RouteEvent;
+use tenantry_contracts::tenant::TenantEvent;
 use tenantry_eventstore::aggregate::batch_of;
-use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, EventPayload};
-use tenantry_gateway::domain::events::{RouteEvent, SubscriptionEvent};
+use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta};
 use tenantry_proto::events::v1 as pb;
 use tenantry_testkit::TestEnv;
 use uuid::Uuid;
@@ -17,23 +18,6 @@ use uuid::Uuid;
 struct Args {
     #[arg(long, default_value_t = 100_000)]
     tenants: usize,
-}
-
-/// `tenant.created.v1` as the tenant service writes it (the gateway reads the wire type).
-struct Created(pb::TenantCreated);
-
-impl EventPayload for Created {
-    fn event_type(&self) -> &'static str {
-        "tenant.created.v1"
-    }
-    fn encode_payload(&self) -> Vec<u8> {
-        self.0.encode_to_vec()
-    }
-    fn decode(_: &str, payload: &[u8]) -> Result<Self, tenantry_eventstore::DecodeError> {
-        pb::TenantCreated::decode(payload)
-            .map(Created)
-            .map_err(|e| tenantry_eventstore::DecodeError::payload("tenant.created.v1", e))
-    }
 }
 
 fn resident_bytes() -> u64 {
@@ -64,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.tenants {
         let tenant = Uuid::now_v7().to_string();
         let route_id = Uuid::now_v7().to_string();
-        let created = Created(pb::TenantCreated {
+        let created = TenantEvent::Created(pb::TenantCreated {
             tenant_id: tenant.clone(),
             name: format!("t{i}"),
             slug: format!("t{i}"),
@@ -92,9 +76,9 @@ async fn main() -> anyhow::Result<()> {
             ..Default::default()
         });
         let addresses = [
-            AggregateAddress::new(tenant.clone(), "tenant", tenant.clone())?,
-            AggregateAddress::new(tenant.clone(), "route", route_id)?,
-            AggregateAddress::new(tenant.clone(), "subscription", tenant.clone())?,
+            AggregateAddress::for_events::<TenantEvent>(tenant.clone(), tenant.clone())?,
+            AggregateAddress::for_events::<RouteEvent>(tenant.clone(), route_id)?,
+            AggregateAddress::for_events::<SubscriptionEvent>(tenant.clone(), tenant.clone())?,
         ];
         let batches = [
             batch_of(&addresses[0], &[created], &meta),
@@ -128,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
 
     let before = resident_bytes();
     let started = Instant::now();
-    let (current, _applied) = tenantry_gateway::snapshot::follow::follow(
+    let (current, _applied, _follower) = tenantry_gateway::snapshot::follow::follow(
         &store,
         "localhost",
         tenantry_gateway::limit::Cluster::standalone(),

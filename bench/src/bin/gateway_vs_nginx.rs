@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use tenantry_bench::{append_billing, authed, spawn_binary};
-use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_kit::Role;
+use tenantry_kit::service::Service;
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::gateway::v1::{
     self as gw, gateway_config_service_client::GatewayConfigServiceClient,
@@ -232,14 +233,11 @@ async fn main() -> anyhow::Result<()> {
 
     // A tenant, its plan and quota state, and the gateway routing it to the upstream.
     let common = env.common();
-    let tenant_svc = tenantry_tenant::start(
-        &common,
-        &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),
-        tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        Default::default(),
-        std::future::pending(),
-    )
-    .await?;
+    let tenant_svc = env
+        .start(tenantry_tenant::TenantService::new(
+            tenantry_tenant::TenantConfig::ephemeral(),
+        ))
+        .await;
     let slug = format!("b{}", &Uuid::new_v4().simple().to_string()[..8]);
     let created = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await)
         .create_tenant(authed(

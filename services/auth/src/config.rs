@@ -111,11 +111,11 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// The defaults, on an ephemeral loopback port and the given schema (tests, benchmarks).
-    pub fn ephemeral(db_schema: String, master_key_file: PathBuf) -> Self {
+    /// The defaults, on an ephemeral loopback port (tests, benchmarks).
+    pub fn ephemeral(master_key_file: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db_schema,
+            db_schema: "auth".into(),
             db_role: "tenantry_auth".into(),
             db_max_connections: 16,
             master_key_file: Some(master_key_file),

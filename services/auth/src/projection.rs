@@ -15,6 +15,8 @@ pub const NAME: &str = "auth_memberships";
 pub struct MembershipsProjection;
 
 impl Projection for MembershipsProjection {
+    type Message = StoredMessage;
+
     fn name(&self) -> &str {
         NAME
     }

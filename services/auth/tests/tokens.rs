@@ -446,19 +446,12 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
 async fn a_retired_key_leaves_the_jwks_once_its_tokens_have_expired() {
     let clock = tenantry_kit::ManualClock::new(chrono::Utc::now());
     let env = tenantry_testkit::TestEnv::new().await;
-    let config = common::config(&env);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let svc = tenantry_auth::start(
-        &env.common(),
-        &config,
-        listener,
-        tenantry_auth::Overrides {
+    let svc = env
+        .start(tenantry_auth::AuthService {
+            config: common::config(&env),
             clock: std::sync::Arc::new(clock.clone()),
-        },
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+        })
+        .await;
     let old = svc.keys.signing_key().unwrap().kid;
     let new = svc.keys.rotate().await.unwrap().key.kid;
     assert_eq!(svc.keys.ring().keys.len(), 2);

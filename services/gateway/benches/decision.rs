@@ -13,8 +13,10 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::HeaderMap;
-use prost::Message;
-use tenantry_eventstore::StoredMessage;
+use tenantry_contracts::billing::SubscriptionEvent;
+use tenantry_contracts::gateway::RouteEvent;
+use tenantry_contracts::tenant::TenantEvent;
+use tenantry_eventstore::{EventPayload, StoredMessage};
 use tenantry_gateway::decide::decide;
 use tenantry_gateway::limit::{Cluster, ClusterConfig, Mode};
 use tenantry_gateway::snapshot::builder::Builder;
@@ -22,13 +24,12 @@ use tenantry_gateway::snapshot::model::Snapshot;
 use tenantry_proto::events::v1::{self as pb, Envelope, EventBatch};
 use uuid::Uuid;
 
-fn message(
+/// `event` of aggregate `aggregate_id` as the log delivers it, through its contract.
+fn message<E: EventPayload>(
     position: u64,
     tenant: Uuid,
-    aggregate_type: &str,
     aggregate_id: &str,
-    event_type: &str,
-    payload: Vec<u8>,
+    event: E,
 ) -> StoredMessage {
     StoredMessage {
         position,
@@ -36,10 +37,10 @@ fn message(
         batch: EventBatch {
             events: vec![Envelope {
                 tenant_id: tenant.to_string(),
-                aggregate_type: aggregate_type.into(),
+                aggregate_type: E::AGGREGATE_TYPE.into(),
                 aggregate_id: aggregate_id.into(),
-                event_type: event_type.into(),
-                payload,
+                event_type: event.event_type().into(),
+                payload: event.encode_payload(),
                 ..Default::default()
             }],
         },
@@ -72,23 +73,16 @@ fn snapshot(n: usize) -> std::sync::Arc<Snapshot> {
     for i in 0..n {
         let tenant = Uuid::from_u128(i as u128 + 1);
         let slug = format!("t{i}");
-        let created = pb::TenantCreated {
+        let created = TenantEvent::Created(pb::TenantCreated {
             tenant_id: tenant.to_string(),
             name: slug.clone(),
             slug,
             ..Default::default()
-        };
+        });
         position += 1;
-        builder.apply(&message(
-            position,
-            tenant,
-            "tenant",
-            &tenant.to_string(),
-            "tenant.created.v1",
-            created.encode_to_vec(),
-        ));
+        builder.apply(&message(position, tenant, &tenant.to_string(), created));
         let route_id = Uuid::from_u128(u128::MAX - i as u128).to_string();
-        let route = pb::RouteUpserted {
+        let route = RouteEvent::Upserted(pb::RouteUpserted {
             route_id: route_id.clone(),
             path_prefix: "/".into(),
             algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
@@ -103,31 +97,17 @@ fn snapshot(n: usize) -> std::sync::Arc<Snapshot> {
                 },
             ],
             ..Default::default()
-        };
+        });
         position += 1;
-        builder.apply(&message(
-            position,
-            tenant,
-            "route",
-            &route_id,
-            "route.upserted.v1",
-            route.encode_to_vec(),
-        ));
-        let plan = pb::PlanLimitsChanged {
+        builder.apply(&message(position, tenant, &route_id, route));
+        let plan = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
             requests_per_second: 1_000_000_000,
             burst: 1_000_000_000,
             quota_behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
             ..Default::default()
-        };
+        });
         position += 1;
-        builder.apply(&message(
-            position,
-            tenant,
-            "subscription",
-            &tenant.to_string(),
-            "subscription.plan_limits_changed.v1",
-            plan.encode_to_vec(),
-        ));
+        builder.apply(&message(position, tenant, &tenant.to_string(), plan));
     }
     let snapshot = builder.build();
     for tenant in snapshot.tenants.values() {

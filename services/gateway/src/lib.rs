@@ -12,7 +12,8 @@
 //! - [`usage`]: requests and bytes per tenant, published to the `USAGE` stream.
 //! - [`api`]: the gRPC configuration API and its access policy; [`edge`]: the public API edge
 //!   forwarding other services' calls.
-//! - [`config`] and [`start`]: wiring.
+//! - [`config`] and [`GatewayService`]: its settings, and its parts for the kit's service
+//!   template (`tenantry_kit::service`).
 
 #![forbid(unsafe_code)]
 
@@ -32,41 +33,29 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenantry_eventstore::Repository;
 use tenantry_kit::Clock;
-use tenantry_kit::auth::JwksSource;
-use tenantry_kit::config::CommonConfig;
-use tenantry_kit::foundation::{event_store, verifier};
-use tenantry_kit::server::{self, Readiness};
+use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::gateway::v1::gateway_config_service_server::GatewayConfigServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub use config::GatewayConfig;
-pub use tenantry_kit::foundation::StartError;
 
 use api::GatewayApi;
 use snapshot::follow::Current;
 
-/// What a test may replace.
-pub struct Overrides {
+/// The gateway: its settings, and what a test may replace.
+pub struct GatewayService {
+    pub config: GatewayConfig,
     pub clock: Arc<dyn Clock>,
+    /// The data plane's listener; `None`: bound at start on `config.listen`.
+    pub listener: Option<TcpListener>,
 }
 
-impl Default for Overrides {
-    fn default() -> Self {
-        Self {
-            clock: Arc::new(tenantry_kit::SystemClock),
-        }
-    }
-}
-
-pub struct Running {
-    /// The data plane.
-    pub addr: SocketAddr,
-    /// The gRPC configuration API.
-    pub api_addr: SocketAddr,
+/// What a started gateway hands back.
+pub struct Handle {
+    /// The data plane (the API port is the running service's `addr`).
+    pub data_addr: SocketAddr,
     pub snapshot: Current,
     /// Rate limits shared with the other replicas.
     pub cluster: Arc<limit::Cluster>,
@@ -75,146 +64,149 @@ pub struct Running {
     /// The data plane's certificates, when it speaks TLS (rescanned on their own every
     /// [`proxy::tls::RESCAN`]).
     pub certificates: Option<Arc<proxy::tls::Certificates>>,
-    pub task: JoinHandle<()>,
 }
 
-/// Builds the snapshot from the log, then serves both ports until `shutdown` resolves.
-pub async fn start(
-    common: &CommonConfig,
-    config: &GatewayConfig,
-    listener: TcpListener,
-    api_listener: TcpListener,
-    overrides: Overrides,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Running, StartError> {
-    // A bad certificate fails the start at once, not after the log has been replayed.
-    let default_chain = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
-        _ => None,
-    };
-    let (tls, certificates) = if default_chain.is_some() || config.tls_dir.is_some() {
-        let (acceptor, certificates) =
-            proxy::tls::acceptor(default_chain, config.tls_dir.as_deref())
-                .map_err(StartError::Other)?;
-        (Some(acceptor), Some(certificates))
-    } else {
-        (None, None)
-    };
-    let (nats, store) = event_store(common).await?;
-    usage::open_stream(&store, common.stream_replicas).await?;
-    // Usage reports and the replica set are per process: a fresh id each start.
-    let instance = uuid::Uuid::now_v7().simple().to_string();
-    let cluster = limit::Cluster::new(
-        limit::ClusterConfig {
-            redis_url: config.redis_url.clone(),
-            strict: config.rate_limit_mode == config::RateLimitMode::Strict,
-            replicas: config.replicas,
-            sync_interval: Duration::from_millis(config.limit_sync_ms.max(1)),
-            timeout: Duration::from_millis(200),
-            namespace: format!("tenantry:{}:", store.root()),
-        },
-        instance.clone(),
-    )
-    .map_err(StartError::Other)?;
-    // Serving before Redis answered would decide every limit alone; a Redis that does not
-    // answer leaves each replica its share (and the sync keeps trying).
-    if !config.redis_url.is_empty() && !cluster.connect().await {
-        tracing::warn!(url = %config.redis_url, replicas = cluster.replicas(), "redis unreachable at start: each replica enforces its share of every limit");
+impl Service for GatewayService {
+    type Config = GatewayConfig;
+    type Handle = Handle;
+    const NAME: &'static str = "gateway";
+
+    fn new(config: GatewayConfig) -> Self {
+        Self {
+            config,
+            clock: Arc::new(tenantry_kit::SystemClock),
+            listener: None,
+        }
     }
-    let started = std::time::Instant::now();
-    let (current, applied) =
-        snapshot::follow::follow(&store, &config.base_domain, cluster.clone()).await?;
-    tracing::info!(
-        tenants = current.load().tenants.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "gateway snapshot built from the log"
-    );
-    let verifier = verifier(
-        common,
-        &store,
-        JwksSource::parse(&common.jwks),
-        Duration::from_secs(30),
-    )
-    .await?;
-    let services = edge::parse_services(&config.services).map_err(StartError::Other)?;
-    let edge_routes = edge::router(
-        verifier.clone(),
-        current.clone(),
-        cluster.clone(),
-        &services,
-    );
-    let api = GatewayApi {
-        routes: Repository::new(store.clone(), 100_000),
-        snapshot: current.clone(),
-        clock: overrides.clock,
-    };
-    let router = server::router(
-        tonic::service::Routes::new(GatewayConfigServiceServer::new(api)),
-        &[api::policy::SERVICE],
-        api::policy::policy(),
-        verifier,
-        Readiness { nats, pool: None },
-        edge_routes,
-    )
-    .await;
-    let limits = proxy::Limits {
-        header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
-        max_body_bytes: config.max_body_bytes,
-        max_in_flight: config.max_in_flight,
-        upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
-        ..Default::default()
-    };
-    let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
-    proxy.tls = tls;
-    let proxy = Arc::new(proxy);
-    let checked = current.clone();
-    let sync = cluster.clone();
-    let metered = current.clone();
-    let usage_js = store.jetstream().clone();
-    let usage_root = store.names().usage_root.clone();
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|e| StartError::Other(e.to_string()))?;
-    let rescanned = certificates.clone();
-    let task = tokio::spawn(async move {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+
+    /// The configuration API and public API edge; the data plane has its own port.
+    fn listen(&self) -> SocketAddr {
+        self.config.api_listen
+    }
+
+    fn database(&self) -> Option<Database> {
+        None
+    }
+
+    /// Builds the snapshot from the log, then serves the data plane beside the API port.
+    async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let config = self.config;
+        // A bad certificate fails the start at once, not after the log has been replayed.
+        let default_chain = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
         };
-        let data = tokio::spawn(proxy::serve(listener, proxy, stopped(stop_rx.clone())));
-        let api = tokio::spawn(server::serve(
-            api_listener,
-            router,
-            stopped(stop_rx.clone()),
-        ));
-        let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
-        let syncing = tokio::spawn(sync.run(stopped(stop_rx.clone())));
-        let metering = tokio::spawn(usage::run(
-            usage_js,
-            usage_root,
-            instance,
-            metered,
-            Duration::from_secs(1),
-            stopped(stop_rx.clone()),
-        ));
-        let rescanning = tokio::spawn(rescan_certificates(rescanned, stopped(stop_rx.clone())));
-        shutdown.await;
-        let _ = stop_tx.send(true);
-        let _ = tokio::join!(data, api, checks, metering, syncing, rescanning);
-    });
-    tracing::info!(%addr, %api_addr, "gateway listening");
-    Ok(Running {
-        addr,
-        api_addr,
-        snapshot: current,
-        cluster,
-        applied,
-        certificates,
-        task,
-    })
+        let (tls, certificates) = if default_chain.is_some() || config.tls_dir.is_some() {
+            let (acceptor, certificates) =
+                proxy::tls::acceptor(default_chain, config.tls_dir.as_deref())
+                    .map_err(StartError::Other)?;
+            (Some(acceptor), Some(certificates))
+        } else {
+            (None, None)
+        };
+        let listener = match self.listener {
+            Some(l) => l,
+            None => TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| StartError::Other(format!("listen on {}: {e}", config.listen)))?,
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let store = &ctx.store;
+        // Usage reports and the replica set are per process: a fresh id each start.
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        let cluster = limit::Cluster::new(
+            limit::ClusterConfig {
+                redis_url: config.redis_url.clone(),
+                strict: config.rate_limit_mode == config::RateLimitMode::Strict,
+                replicas: config.replicas,
+                sync_interval: Duration::from_millis(config.limit_sync_ms.max(1)),
+                timeout: Duration::from_millis(200),
+                namespace: format!("tenantry:{}:", store.root()),
+            },
+            instance.clone(),
+        )
+        .map_err(StartError::Other)?;
+        // Serving before Redis answered would decide every limit alone; a Redis that does not
+        // answer leaves each replica its share (and the sync keeps trying).
+        if !config.redis_url.is_empty() && !cluster.connect().await {
+            tracing::warn!(url = %config.redis_url, replicas = cluster.replicas(), "redis unreachable at start: each replica enforces its share of every limit");
+        }
+        let started = std::time::Instant::now();
+        let (current, applied, follower) =
+            snapshot::follow::follow(store, &config.base_domain, cluster.clone()).await?;
+        tracing::info!(
+            tenants = current.load().tenants.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gateway snapshot built from the log"
+        );
+        let verifier = ctx
+            .verifier(
+                tenantry_kit::auth::JwksSource::parse(&ctx.common.jwks),
+                tenantry_kit::service::JWKS_REFRESH,
+            )
+            .await?;
+        let services = edge::parse_services(&config.services).map_err(StartError::Other)?;
+        let edge_routes = edge::router(
+            verifier.clone(),
+            current.clone(),
+            cluster.clone(),
+            &services,
+        );
+        let api = GatewayApi {
+            routes: ctx.repository(100_000),
+            snapshot: current.clone(),
+            clock: self.clock,
+        };
+        let limits = proxy::Limits {
+            header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+            max_body_bytes: config.max_body_bytes,
+            max_in_flight: config.max_in_flight,
+            upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
+            ..Default::default()
+        };
+        let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
+        proxy.tls = tls;
+        let proxy = Arc::new(proxy);
+        let (checked, sync, metered) = (current.clone(), cluster.clone(), current.clone());
+        let usage_js = store.jetstream().clone();
+        let usage_root = store.names().usage_root.clone();
+        let rescanned = certificates.clone();
+        let handle = Handle {
+            data_addr: addr,
+            snapshot: current,
+            cluster,
+            applied,
+            certificates,
+        };
+        tracing::info!(%addr, "gateway data plane listening");
+        Ok(Parts::new(handle, api::policy::policy())
+            .grpc(GatewayConfigServiceServer::new(api))
+            .http(edge_routes)
+            .verifier(verifier)
+            .follower(follower)
+            .job("data_plane", move |stop| {
+                proxy::serve(listener, proxy, stop.wait())
+            })
+            .job("health_checks", move |stop| {
+                health::run(checked, stop.wait())
+            })
+            .job("limit_sync", move |stop| sync.run(stop.wait()))
+            .job("usage", move |stop| {
+                usage::run(
+                    usage_js,
+                    usage_root,
+                    instance,
+                    metered,
+                    Duration::from_secs(1),
+                    stop.wait(),
+                )
+            })
+            .job("certificates", move |stop| {
+                rescan_certificates(rescanned, stop.wait())
+            }))
+    }
 }
 
 /// Reads the certificate directory again every [`proxy::tls::RESCAN`] until `shutdown`.

@@ -9,9 +9,8 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream;
 use prost::Message;
-use tenantry_eventstore::{EventStore, StoreError};
 use tenantry_proto::events::v1 as pb;
 
 use crate::snapshot::follow::Current;
@@ -45,26 +44,6 @@ impl Usage {
             self.bytes_out.swap(0, Ordering::Relaxed),
         )
     }
-}
-
-/// Creates the `USAGE` stream or brings its settings up to date: 40 days of reports, enough
-/// for billing to roll up a month after the fact.
-pub async fn open_stream(store: &EventStore, replicas: usize) -> Result<(), StoreError> {
-    let names = store.names();
-    store
-        .jetstream()
-        .create_or_update_stream(stream::Config {
-            name: names.usage_stream.clone(),
-            subjects: vec![format!("{}.>", names.usage_root)],
-            storage: stream::StorageType::File,
-            max_age: Duration::from_secs(40 * 86_400),
-            duplicate_window: Duration::from_secs(120),
-            num_replicas: replicas.max(1),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("usage stream: {e}")))?;
-    Ok(())
 }
 
 /// Publishes every tenant's counts each `every` until `stop` resolves (and once more then),

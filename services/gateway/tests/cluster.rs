@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{
     Harness, Outcomes, RedisServer, Tenant, Upstream, applied_on, offer, route, start, start_with,
 };
-use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_gateway::limit::{Cluster, ClusterConfig};
 use tenantry_proto::events::v1::{self as pb, BalanceAlgorithm};
 
@@ -29,7 +29,7 @@ fn plan(rps: u32, burst: u32) -> SubscriptionEvent {
 async fn tenant_with(
     h: &Harness,
     up: &Upstream,
-    replica: &tenantry_gateway::Running,
+    replica: &common::Gateway,
     limits: SubscriptionEvent,
 ) -> Tenant {
     let t = h.tenant().await;
@@ -43,7 +43,7 @@ async fn tenant_with(
 /// Offers `rate_each` requests per second to each gateway for `duration`; the outcomes, and
 /// the time from the first request sent to the last.
 async fn offer_both(
-    gateways: [&tenantry_gateway::Running; 2],
+    gateways: [&common::Gateway; 2],
     host: &str,
     rate_each: u32,
     duration: Duration,

@@ -25,7 +25,7 @@ async fn raw(addr: std::net::SocketAddr, head: &[u8]) -> (String, Duration) {
 async fn a_slowloris_connection_is_closed_within_the_header_timeout() {
     let h = start_with(|c| c.header_timeout_ms = 500).await;
     let (answer, took) = raw(
-        h.gateway.addr,
+        h.gateway.data_addr,
         b"GET / HTTP/1.1\r\nHost: slow.localhost\r\nX-Slow: 1",
     )
     .await;
@@ -43,7 +43,7 @@ async fn oversized_headers_get_431_and_oversized_bodies_413() {
 
     let big = "x".repeat(100 * 1024);
     let head = format!("GET / HTTP/1.1\r\nHost: {}\r\nX-Big: {big}\r\n\r\n", t.host);
-    let (answer, _) = raw(h.gateway.addr, head.as_bytes()).await;
+    let (answer, _) = raw(h.gateway.data_addr, head.as_bytes()).await;
     assert!(
         answer.starts_with("HTTP/1.1 431"),
         "{}",
@@ -73,7 +73,7 @@ async fn oversized_headers_get_431_and_oversized_bodies_413() {
         t.host,
         chunk.len()
     );
-    let (answer, _) = raw(h.gateway.addr, head.as_bytes()).await;
+    let (answer, _) = raw(h.gateway.data_addr, head.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
@@ -117,10 +117,10 @@ async fn a_websocket_passes_through_and_a_silent_backend_gets_504() {
     )
     .await;
 
-    let request = format!("ws://{}:{}/ws", t.host, h.gateway.addr.port())
+    let request = format!("ws://{}:{}/ws", t.host, h.gateway.data_addr.port())
         .into_client_request()
         .unwrap();
-    let tcp = tokio::net::TcpStream::connect(h.gateway.addr)
+    let tcp = tokio::net::TcpStream::connect(h.gateway.data_addr)
         .await
         .unwrap();
     let (mut ws, response) = tokio_tungstenite::client_async(request, tcp)

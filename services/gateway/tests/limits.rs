@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Upstream, route, start};
-use tenantry_gateway::domain::events::SubscriptionEvent;
+use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_proto::events::v1::{self as pb, BalanceAlgorithm};
 
 fn plan(
@@ -237,7 +237,8 @@ async fn send(
 
 #[tokio::test]
 async fn route_and_api_key_limits_each_have_their_own_bucket() {
-    use tenantry_kit::auth::api_keys::{ServiceAccountEvent, digest};
+    use tenantry_contracts::auth::ServiceAccountEvent;
+    use tenantry_kit::auth::api_keys::digest;
     let h = start().await;
     let t = h.tenant().await;
     let other = h.tenant().await;
@@ -262,8 +263,7 @@ async fn route_and_api_key_limits_each_have_their_own_bucket() {
             key_digest: digest(k),
             name: "ci".into(),
         });
-        h.append(&t, "service_accounts", &t.id.to_string(), &created)
-            .await;
+        h.append(&t, &t.id.to_string(), &created).await;
     }
     let limits = SubscriptionEvent::PlanLimitsChanged(pb::PlanLimitsChanged {
         plan: "pro".into(),

@@ -93,14 +93,14 @@ async fn tls_negotiates_h2_or_http1_by_alpn_and_tells_the_backend_https() {
         (&[&b"http/1.1"[..]][..], &b"http/1.1"[..]),
     ] {
         let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&cert, offered)));
-        let tcp = tokio::net::TcpStream::connect(tls.addr).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(tls.data_addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from(t.host.clone()).unwrap();
         let stream = connector.connect(name, tcp).await.expect("handshake");
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(expected));
     }
 
     // Requests over TLS, both protocols; the backend is told the client used https.
-    let url = format!("https://{}:{}/x", t.host, tls.addr.port());
+    let url = format!("https://{}:{}/x", t.host, tls.data_addr.port());
     for (builder, version) in [
         (reqwest::Client::builder(), http::Version::HTTP_2),
         (
@@ -115,7 +115,7 @@ async fn tls_negotiates_h2_or_http1_by_alpn_and_tells_the_backend_https() {
         };
         let client = builder
             .use_preconfigured_tls(client_config(&cert, alpn))
-            .resolve(&t.host, tls.addr)
+            .resolve(&t.host, tls.data_addr)
             .build()
             .unwrap();
         let r = client.get(&url).send().await.unwrap();
@@ -135,7 +135,7 @@ async fn tls_negotiates_h2_or_http1_by_alpn_and_tells_the_backend_https() {
 
 /// The certificate a TLS handshake for `name` gets from `gateway`, as its DER bytes; `None`
 /// when the handshake fails.
-async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> Option<Vec<u8>> {
+async fn served_certificate(gateway: &common::Gateway, name: &str) -> Option<Vec<u8>> {
     // Trust nothing: the verifier records what the server presents and refuses it, so the
     // handshake fails after showing it.
     #[derive(Debug)]
@@ -183,7 +183,9 @@ async fn served_certificate(gateway: &tenantry_gateway::Running, name: &str) -> 
         .dangerous()
         .with_custom_certificate_verifier(record.clone())
         .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(gateway.data_addr)
+        .await
+        .unwrap();
     let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
     let _ = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)

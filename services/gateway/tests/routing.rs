@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Upstream, authed, route, start, text_of};
-use tenantry_proto::events::v1::BalanceAlgorithm;
-use tenantry_proto::tenant::v1 as tenant_api;
+use common::{Upstream, route, start, text_of};
+use tenantry_contracts::tenant::TenantEvent;
+use tenantry_proto::events::v1::{self as pb, BalanceAlgorithm};
 
 async fn body(client: &reqwest::Client, url: &str) -> (u16, String) {
     let r = client.get(url).send().await.expect("the gateway answers");
@@ -179,40 +179,21 @@ async fn suspended_tenants_get_403_and_reactivation_restores_traffic() {
         .await;
     let c = h.client(&t.host);
     assert_eq!(body(&c, &h.url(&t.host, "/")).await.0, 200);
-    let admin = h.env.admin_token();
-    let r = h
-        .tenants
-        .clone()
-        .suspend_tenant(authed(
-            tenant_api::SuspendTenantRequest {
-                tenant_id: t.id.to_string(),
-                reason: "unpaid".into(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    h.applied(r.position).await;
+    h.tenant_event(
+        &t,
+        TenantEvent::Suspended(pb::TenantSuspended {
+            reason: "unpaid".into(),
+        }),
+    )
+    .await;
     let (status, text) = body(&c, &h.url(&t.host, "/")).await;
     assert_eq!(status, 403);
     assert_eq!(
         text,
         format!(r#"{{"error":"tenant_suspended","tenant_id":"{}"}}"#, t.id)
     );
-    let r = h
-        .tenants
-        .clone()
-        .reactivate_tenant(authed(
-            tenant_api::ReactivateTenantRequest {
-                tenant_id: t.id.to_string(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    h.applied(r.position).await;
+    h.tenant_event(&t, TenantEvent::Reactivated(pb::TenantReactivated {}))
+        .await;
     assert_eq!(body(&c, &h.url(&t.host, "/")).await.0, 200);
 }
 

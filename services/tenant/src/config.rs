@@ -45,11 +45,11 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
-    /// The defaults, on an ephemeral loopback port and the given schema (tests, benchmarks).
-    pub fn ephemeral(db_schema: String) -> Self {
+    /// The defaults, on an ephemeral loopback port (tests, benchmarks).
+    pub fn ephemeral() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            db_schema,
+            db_schema: "tenant".into(),
             db_role: "tenantry_tenant".into(),
             db_max_connections: 16,
             trial_sweep_interval_secs: 3600,

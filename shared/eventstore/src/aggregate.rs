@@ -24,10 +24,11 @@ use crate::time;
 
 /// A consistency boundary: its events are decided from its own state only.
 pub trait Aggregate: Default + Clone + Send + Sync + 'static {
-    /// The aggregate type token in subjects, e.g. `tenant`.
-    const TYPE: &'static str;
     type Command: Send + Sync;
+    /// The events' contract, which also names the aggregate type in subjects.
     type Event: EventPayload;
+    /// The aggregate type token in subjects, e.g. `tenant`: its events' contract's.
+    const TYPE: &'static str = <Self::Event as EventPayload>::AGGREGATE_TYPE;
     type Error: Send;
 
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
@@ -96,6 +97,16 @@ impl<A: Aggregate> Repository<A> {
 
     pub fn store(&self) -> &EventStore {
         &self.store
+    }
+
+    /// The address of this type's aggregate `id` in `tenant` (the tenant token of
+    /// platform-level aggregates is [`crate::PLATFORM_TENANT`]).
+    pub fn address(
+        &self,
+        tenant: impl Into<String>,
+        id: impl Into<String>,
+    ) -> Result<AggregateAddress, crate::InvalidToken> {
+        AggregateAddress::of::<A>(tenant, id)
     }
 
     /// The aggregate's state and its version (the stream sequence of its last message; 0 when

@@ -7,13 +7,25 @@ use thiserror::Error;
 
 use crate::time;
 
-/// A domain event that can be written to and read from the log.
+/// A domain event that can be written to and read from the log: the events of one aggregate
+/// type, declared once with [`event_table!`](crate::event_table) in `tenantry-contracts`.
 pub trait EventPayload: Sized + Send + Sync + 'static {
+    /// The aggregate type whose subjects carry these events, e.g. `tenant`.
+    const AGGREGATE_TYPE: &'static str;
+    /// Every event type name this enum decodes (current and upcast versions).
+    const EVENT_TYPES: &'static [&'static str];
+
     /// Dotted and versioned name, e.g. `tenant.created.v1`.
     fn event_type(&self) -> &'static str;
     fn encode_payload(&self) -> Vec<u8>;
     /// Old versions are upcast here; an unknown type is an error, never skipped.
     fn decode(event_type: &str, payload: &[u8]) -> Result<Self, DecodeError>;
+
+    /// The envelope's event, if it belongs to this aggregate type (`None` otherwise).
+    fn from_envelope(envelope: &Envelope) -> Option<Result<Self, DecodeError>> {
+        (envelope.aggregate_type == Self::AGGREGATE_TYPE)
+            .then(|| Self::decode(&envelope.event_type, &envelope.payload))
+    }
 }
 
 #[derive(Debug, Error)]
@@ -104,6 +116,63 @@ impl StoredMessage {
     }
 }
 
+/// A message of one of the store's streams, as its readers decode it: the event log's
+/// [`StoredMessage`], or a [`RawMessage`] of the `USAGE` and `JOBS` streams.
+pub trait StreamMessage: Sized + Send + Sync + 'static {
+    fn decode(
+        position: u64,
+        subject: &str,
+        payload: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<Self, crate::StoreError>;
+
+    /// Stream sequence of the message.
+    fn position(&self) -> u64;
+}
+
+impl StreamMessage for StoredMessage {
+    fn decode(
+        position: u64,
+        subject: &str,
+        payload: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<Self, crate::StoreError> {
+        StoredMessage::decode(position, subject, payload, traceparent)
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+/// A message of a stream that is not the event log (usage reports, jobs): its payload is
+/// the reader's to decode, with the contract of that stream.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub position: u64,
+    pub subject: String,
+    pub payload: Vec<u8>,
+}
+
+impl StreamMessage for RawMessage {
+    fn decode(
+        position: u64,
+        subject: &str,
+        payload: &[u8],
+        _traceparent: Option<String>,
+    ) -> Result<Self, crate::StoreError> {
+        Ok(Self {
+            position,
+            subject: subject.to_owned(),
+            payload: payload.to_vec(),
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
 pub(crate) fn meta_of(env: &Envelope, position: u64) -> EventMeta {
     EventMeta {
         event_id: env.event_id.clone(),
@@ -118,11 +187,20 @@ pub(crate) fn meta_of(env: &Envelope, position: u64) -> EventMeta {
 }
 
 /// Implements [`EventPayload`] for an enum of protobuf messages from a table that declares,
-/// once, each variant's event type name and wire message.
+/// once, the aggregate type and each variant's event type name and wire message:
+///
+/// ```ignore
+/// event_table!(TenantEvent in "tenant" {
+///     Created => "tenant.created.v1": pb::TenantCreated,
+/// });
+/// ```
 #[macro_export]
 macro_rules! event_table {
-    ($enum:ident { $($variant:ident => $name:literal : $msg:ty),* $(,)? }) => {
+    ($enum:ident in $aggregate:literal { $($variant:ident => $name:literal : $msg:ty),* $(,)? }) => {
         impl $crate::EventPayload for $enum {
+            const AGGREGATE_TYPE: &'static str = $aggregate;
+            const EVENT_TYPES: &'static [&'static str] = &[$($name),*];
+
             fn event_type(&self) -> &'static str {
                 match self { $(Self::$variant(_) => $name),* }
             }

@@ -72,6 +72,24 @@ impl AggregateAddress {
         })
     }
 
+    /// The address of aggregate `id` of type `A` in `tenant`: the type comes from the
+    /// aggregate's event contract, never from a string typed at the call site.
+    pub fn of<A: crate::Aggregate>(
+        tenant_id: impl Into<String>,
+        aggregate_id: impl Into<String>,
+    ) -> Result<Self, InvalidToken> {
+        Self::new(tenant_id, A::TYPE, aggregate_id)
+    }
+
+    /// Like [`AggregateAddress::of`], from an event contract (for writers of facts without
+    /// an aggregate, such as tests appending another service's events).
+    pub fn for_events<E: crate::EventPayload>(
+        tenant_id: impl Into<String>,
+        aggregate_id: impl Into<String>,
+    ) -> Result<Self, InvalidToken> {
+        Self::new(tenant_id, E::AGGREGATE_TYPE, aggregate_id)
+    }
+
     pub fn tenant_id(&self) -> &str {
         &self.tenant_id
     }

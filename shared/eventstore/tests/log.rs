@@ -103,6 +103,8 @@ struct Counting {
 }
 
 impl Projection for Counting {
+    type Message = StoredMessage;
+
     fn name(&self) -> &str {
         "counting"
     }
@@ -136,12 +138,11 @@ async fn projection_schema(env: &TestEnv, name: &str) -> PgPool {
     admin
         .execute(sqlx::AssertSqlSafe(format!(
             "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.projection_checkpoints (name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
              CREATE TABLE {schema}.applied (position bigint PRIMARY KEY, times int NOT NULL);"
         )))
         .await
         .unwrap();
-    sqlx::postgres::PgPoolOptions::new()
+    let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
         .connect_with(
             tenantry_testkit::ADMIN_URL
@@ -150,7 +151,14 @@ async fn projection_schema(env: &TestEnv, name: &str) -> PgPool {
                 .options([("search_path", schema.as_str())]),
         )
         .await
-        .unwrap()
+        .unwrap();
+    // The store creates its own tables.
+    let mut conn = pool.acquire().await.unwrap();
+    tenantry_eventstore::projection::ensure_tables(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    pool
 }
 
 async fn fill(store: &EventStore, n: usize) -> u64 {

@@ -35,6 +35,11 @@ pub struct CommonConfig {
     #[arg(long, env = "TENANTRY_STREAM_PREFIX")]
     pub stream_prefix: Option<String>,
 
+    /// Prefix of the services' Postgres schemas, so installations (or test runs) can share a
+    /// database: `acme` gives schema `acme_tenant`.
+    #[arg(long, env = "TENANTRY_DB_SCHEMA_PREFIX")]
+    pub db_schema_prefix: Option<String>,
+
     /// Replicas of the streams Tenantry creates (3 in production).
     #[arg(long, env = "TENANTRY_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
@@ -68,6 +73,14 @@ pub enum LogFormat {
 }
 
 impl CommonConfig {
+    /// The schema a service named `schema` uses: with the prefix, if one is set.
+    pub fn schema(&self, schema: &str) -> String {
+        match self.db_schema_prefix.as_deref().filter(|p| !p.is_empty()) {
+            Some(prefix) => format!("{prefix}_{schema}"),
+            None => schema.to_owned(),
+        }
+    }
+
     /// The service role's password, read from its file if one is configured (or
     /// `TENANTRY_DATABASE_SERVICE_PASSWORD`).
     pub fn database_service_password(&self) -> std::io::Result<Option<String>> {

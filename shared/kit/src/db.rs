@@ -86,7 +86,11 @@ impl DbSettings {
 
         let migrate_options = options.clone().options([("search_path", schema.as_str())]);
         let mut migrate_conn = PgConnection::connect_with(&migrate_options).await?;
-        migrator.run(&mut migrate_conn).await?;
+        // `run_direct`: `run`'s `Acquire` bound makes the future unusable in a spawned task.
+        migrator.run_direct(None, &mut migrate_conn, false).await?;
+        // The event store's own tables (checkpoints, quarantine), after the service's
+        // migrations (older ones created the checkpoint table themselves).
+        tenantry_eventstore::projection::ensure_tables(&mut migrate_conn).await?;
 
         let database = options.get_database().unwrap_or("postgres").to_owned();
         let grants = format!(
@@ -104,7 +108,9 @@ impl DbSettings {
         let mut options = self
             .admin_options()?
             .username(&self.service_role)
-            .options([("search_path", self.schema.as_str())]);
+            .options([("search_path", self.schema.as_str())])
+            // Names the schema's connections in pg_stat_activity (tests end theirs by it).
+            .application_name(&format!("tenantry_{}", self.schema));
         if let Some(password) = &self.service_password {
             options = options.password(password);
         }

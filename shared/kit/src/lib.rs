@@ -10,7 +10,9 @@
 //! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
 //! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
 //! - [`clock`]: the time source, replaceable in tests.
-//! - [`foundation`]: what a service connects to at start (NATS, its schema, the verifier).
+//! - [`nats`]: connecting to NATS with the service's settings.
+//! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
+//!   and a binary's [`service::main`].
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
 
 #![forbid(unsafe_code)]
@@ -21,9 +23,10 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod foundation;
 pub mod metrics;
+pub mod nats;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod validate;
 

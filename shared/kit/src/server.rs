@@ -16,12 +16,15 @@ use tonic_health::ServingStatus;
 use crate::auth::middleware::{AuthState, authenticate, trace};
 use crate::auth::{RpcPolicy, Verifier};
 
-/// What `/readyz` checks: the service can reach NATS and its database.
+/// What `/readyz` checks: the service can reach NATS and its database, its followers are
+/// live (state kept in memory from the log is not stale), and its own checks pass.
 #[derive(Clone)]
 pub struct Readiness {
     pub nats: async_nats::Client,
     /// `None` for a service without a database (the gateway).
     pub pool: Option<sqlx::PgPool>,
+    pub followers: Vec<tenantry_eventstore::Follower>,
+    pub checks: Vec<(&'static str, crate::service::ReadyCheck)>,
 }
 
 /// Assembles the router of a service.
@@ -30,7 +33,7 @@ pub struct Readiness {
 /// health; `http` holds extra HTTP routes (webhooks, WebSocket) that do their own auth.
 pub async fn router(
     grpc: Routes,
-    service_names: &[&str],
+    service_names: &[&'static str],
     policy: RpcPolicy,
     verifier: Arc<Verifier>,
     readiness: Readiness,
@@ -73,17 +76,41 @@ pub async fn router(
     grpc.merge(endpoints).merge(http)
 }
 
-async fn ready(State(r): State<Readiness>) -> (StatusCode, &'static str) {
-    let nats_up = r.nats.connection_state() == async_nats::connection::State::Connected;
-    let db_up = match &r.pool {
-        Some(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
-        None => true,
-    };
-    match (nats_up, db_up) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "nats unreachable"),
-        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+async fn ready(State(r): State<Readiness>) -> (StatusCode, String) {
+    let unavailable = |why: String| (StatusCode::SERVICE_UNAVAILABLE, why);
+    if r.nats.connection_state() != async_nats::connection::State::Connected {
+        return unavailable("nats unreachable".into());
     }
+    if let Some(pool) = &r.pool
+        && sqlx::query("SELECT 1").execute(pool).await.is_err()
+    {
+        return unavailable("database unreachable".into());
+    }
+    for follower in &r.followers {
+        let status = follower.status();
+        match status.state {
+            tenantry_eventstore::FollowState::Live => {}
+            tenantry_eventstore::FollowState::CatchingUp { pending } => {
+                return unavailable(format!(
+                    "{} is catching up: {pending} messages behind",
+                    follower.name()
+                ));
+            }
+            tenantry_eventstore::FollowState::Interrupted { reason } => {
+                return unavailable(format!(
+                    "{} stopped following the log at {}: {reason}",
+                    follower.name(),
+                    status.position
+                ));
+            }
+        }
+    }
+    for (name, check) in &r.checks {
+        if let Err(why) = check().await {
+            return unavailable(format!("{name}: {why}"));
+        }
+    }
+    (StatusCode::OK, "ready".into())
 }
 
 /// Serves `router` on an already bound listener until `shutdown` resolves, then lets

@@ -1,16 +1,22 @@
 //! Test support for Tenantry.
 //!
 //! Tests run against the real NATS and Postgres (started by `scripts/infra-up.sh`), each in
-//! its own world so they run in parallel: a fresh stream prefix (its own `EVENTS` stream and
-//! subject root), a fresh Postgres schema, and a fresh signing key whose JWKS is written to a
-//! temporary file.
+//! its own world so they run in parallel: a fresh stream prefix (its own streams and subject
+//! roots), a fresh Postgres schema prefix, and a fresh signing key whose JWKS is written to a
+//! temporary file. When the world is dropped (the test ends, even by a panic) the services
+//! it started stop and its streams, schemas, Redis keys and files are deleted.
 //!
 //! # Layout
 //! - [`TestEnv`]: one test's isolated world, and tokens for any tenant and role.
+//! - [`TestEnv::start`]: any service (anything implementing the kit's `Service`) on port 0
+//!   in that world.
+//! - `cleanup`: what a world leaves behind, deleted.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
 
 #![forbid(unsafe_code)]
+
+mod cleanup;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +26,7 @@ use tenantry_kit::Role;
 use tenantry_kit::auth::{AccessClaims, SigningKey, jwks};
 use tenantry_kit::config::{CommonConfig, LogFormat};
 use tenantry_kit::db::DbSettings;
+use tenantry_kit::service::{Running, Service, StopHandle};
 use uuid::Uuid;
 
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
@@ -35,6 +42,8 @@ pub struct TestEnv {
     pub nats: async_nats::Client,
     pub key: SigningKey,
     pub jwks_path: PathBuf,
+    /// The services started in this world, stopped before it is deleted.
+    services: tokio::sync::Mutex<Vec<StopHandle>>,
 }
 
 impl TestEnv {
@@ -53,7 +62,42 @@ impl TestEnv {
             nats,
             key,
             jwks_path,
+            services: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// Starts `service` on a loopback port chosen by the system, in this world; it stops
+    /// when the world is dropped.
+    pub async fn start<S: Service>(&self, service: S) -> Running<S::Handle> {
+        self.start_with(&self.common(), service).await
+    }
+
+    /// Like [`TestEnv::start`] with other common settings (a test that changes them).
+    pub async fn start_with<S: Service>(
+        &self,
+        common: &CommonConfig,
+        service: S,
+    ) -> Running<S::Handle> {
+        let running = self
+            .try_start_with(common, service)
+            .await
+            .unwrap_or_else(|e| panic!("the {} service starts: {e}", S::NAME));
+        running
+    }
+
+    /// Starts `service` like [`TestEnv::start_with`], returning why it did not start.
+    pub async fn try_start_with<S: Service>(
+        &self,
+        common: &CommonConfig,
+        service: S,
+    ) -> Result<Running<S::Handle>, tenantry_kit::service::StartError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let running =
+            tenantry_kit::service::run(common, service, listener, std::future::pending()).await?;
+        self.services.lock().await.push(running.stop_handle());
+        Ok(running)
     }
 
     /// Settings as a service under test reads them.
@@ -63,6 +107,7 @@ impl TestEnv {
             database_url: ADMIN_URL.into(),
             database_service_password_file: None,
             stream_prefix: Some(self.id.clone()),
+            db_schema_prefix: Some(self.id.clone()),
             stream_replicas: 1,
             jwks: self.jwks_path.display().to_string(),
             jwt_issuer: ISSUER.into(),
@@ -127,35 +172,35 @@ impl TestEnv {
         self.token(None, Role::PlatformAdmin)
     }
 
-    /// Deletes this world's streams and schemas (benchmarks, which make large ones, call it;
-    /// tests leave theirs for inspection and the next run's sweep).
+    /// Stops this world's services and deletes what it made (the same happens when it is
+    /// dropped; benchmarks that make large worlds call it early).
     pub async fn cleanup(&self) {
-        let js = async_nats::jetstream::new(self.nats.clone());
-        let upper = self.id.to_uppercase();
-        let mut names = js.stream_names();
-        let mut mine = Vec::new();
-        while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
-            if name.starts_with(&upper) {
-                mine.push(name);
+        self.stop_services();
+        cleanup::delete_world(&self.nats, &self.id).await;
+    }
+
+    fn stop_services(&self) {
+        // Held only to push a handle: never contended when a test ends.
+        if let Ok(mut services) = self.services.try_lock() {
+            for service in services.drain(..) {
+                service.stop();
             }
         }
-        for name in mine {
-            let _ = js.delete_stream(&name).await;
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::env::var_os("TENANTRY_TEST_KEEP").is_some() {
+            eprintln!(
+                "TENANTRY_TEST_KEEP: leaving streams and schemas of {}",
+                self.id
+            );
+            return;
         }
-        let admin = self.admin_pool().await;
-        let schemas: Vec<(String,)> =
-            sqlx::query_as("SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 || '%'")
-                .bind(&self.id)
-                .fetch_all(&admin)
-                .await
-                .unwrap_or_default();
-        for (schema,) in schemas {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA \"{schema}\" CASCADE"
-            )))
-            .execute(&admin)
-            .await;
-        }
+        self.stop_services();
+        let _ = std::fs::remove_file(&self.jwks_path);
+        cleanup::delete_world_blocking(&self.id);
     }
 }
 

@@ -137,7 +137,12 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
     let mut common_config = env.common();
     common_config.jwks = format!("http://{}/.well-known/jwks.json", auth_svc.addr);
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &common_config).await;
-    let (_gateway, gateway_channel) = common::start_gateway(&common_config).await;
+    let (_gateway, gateway_channel) = common::start_gateway(
+        &env,
+        &common_config,
+        tenantry_gateway::GatewayConfig::ephemeral(),
+    )
+    .await;
     let services: Vec<(&str, Channel, RpcPolicy)> = vec![
         (
             "gateway",

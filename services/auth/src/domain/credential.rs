@@ -54,7 +54,6 @@ pub enum CredentialCommand {
 }
 
 impl Aggregate for Credential {
-    const TYPE: &'static str = "credential";
     type Command = CredentialCommand;
     type Event = CredentialEvent;
     type Error = DomainError;

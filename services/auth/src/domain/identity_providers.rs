@@ -29,7 +29,6 @@ pub enum IdentityProviderCommand {
 }
 
 impl Aggregate for IdentityProviders {
-    const TYPE: &'static str = "identity_providers";
     type Command = IdentityProviderCommand;
     type Event = IdentityProviderEvent;
     type Error = DomainError;

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use tenantry_eventstore::{Aggregate, EventMeta};
 use tenantry_kit::Role;
-use tenantry_kit::auth::api_keys::AGGREGATE_TYPE;
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
@@ -63,7 +62,6 @@ impl ServiceAccounts {
 }
 
 impl Aggregate for ServiceAccounts {
-    const TYPE: &'static str = AGGREGATE_TYPE;
     type Command = ServiceAccountCommand;
     type Event = ServiceAccountEvent;
     type Error = DomainError;

@@ -64,7 +64,6 @@ impl Session {
 }
 
 impl Aggregate for Session {
-    const TYPE: &'static str = "session";
     type Command = SessionCommand;
     type Event = SessionEvent;
     type Error = DomainError;

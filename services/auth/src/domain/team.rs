@@ -109,7 +109,6 @@ fn added(user_id: Uuid, email: &str, role: Role, via: &str) -> TeamEvent {
 }
 
 impl Aggregate for Team {
-    const TYPE: &'static str = "team";
     type Command = TeamCommand;
     type Event = TeamEvent;
     type Error = DomainError;

@@ -46,7 +46,6 @@ pub enum UserCommand {
 }
 
 impl Aggregate for User {
-    const TYPE: &'static str = "user";
     type Command = UserCommand;
     type Event = UserEvent;
     type Error = DomainError;

@@ -3,13 +3,17 @@
 
 #![allow(dead_code)]
 
-use tenantry_auth::{AuthConfig, Overrides, Running};
+use std::sync::Arc;
+use tenantry_auth::{AuthConfig, AuthService, Handle};
+use tenantry_kit::service::Running;
 use tenantry_proto::auth::v1::{
     self as api, identity_provider_service_client::IdentityProviderServiceClient,
     key_service_client::KeyServiceClient, member_service_client::MemberServiceClient,
     service_account_service_client::ServiceAccountServiceClient,
     session_service_client::SessionServiceClient,
 };
+
+use tenantry_kit::Clock;
 use tenantry_testkit::TestEnv;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -20,10 +24,10 @@ pub const ADMIN_PASSWORD: &str = "bootstrap-admin-passphrase";
 pub const PASSWORD: &str = "blue-kettle-orbit-42";
 
 pub struct Harness {
-    pub env: TestEnv,
-    pub svc: Running,
+    pub svc: Running<Handle>,
     pub channel: Channel,
     pub config: AuthConfig,
+    pub env: TestEnv,
 }
 
 pub fn config(env: &TestEnv) -> AuthConfig {
@@ -33,7 +37,7 @@ pub fn config(env: &TestEnv) -> AuthConfig {
     std::fs::write(&key, "B2kq3G8p0xZl9Yb2gV7m1Q5sR4tU6wXyZaBcDeFgHiI=").unwrap();
     let password = dir.join("admin.password");
     std::fs::write(&password, format!("{ADMIN_PASSWORD}\n")).unwrap();
-    let mut config = AuthConfig::ephemeral(env.schema("auth"), key);
+    let mut config = AuthConfig::ephemeral(key);
     config.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
     config.bootstrap_admin_password_file = Some(password);
     config
@@ -44,40 +48,30 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut AuthConfig)) -> Harness {
-    start_full(adjust, Overrides::default()).await
+    start_full(adjust, Arc::new(tenantry_kit::SystemClock)).await
 }
 
 /// With a clock the test moves (tokens it issues then carry that clock's times).
 pub async fn start_with_clock(clock: tenantry_kit::ManualClock) -> Harness {
-    start_full(
-        |_| {},
-        Overrides {
-            clock: std::sync::Arc::new(clock),
-        },
-    )
-    .await
+    start_full(|_| {}, Arc::new(clock)).await
 }
 
-async fn start_full(adjust: impl FnOnce(&mut AuthConfig), overrides: Overrides) -> Harness {
+async fn start_full(adjust: impl FnOnce(&mut AuthConfig), clock: Arc<dyn Clock>) -> Harness {
     let env = TestEnv::new().await;
     let mut config = config(&env);
     adjust(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let svc = tenantry_auth::start(
-        &env.common(),
-        &config,
-        listener,
-        overrides,
-        std::future::pending(),
-    )
-    .await
-    .expect("auth service starts");
+    let svc = env
+        .start(AuthService {
+            config: config.clone(),
+            clock,
+        })
+        .await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
-        env,
         svc,
         channel,
         config,
+        env,
     }
 }
 

@@ -138,7 +138,6 @@ fn host_port(address: &str) -> bool {
 }
 
 impl Aggregate for Route {
-    const TYPE: &'static str = "route";
     type Command = RouteCommand;
     type Event = RouteEvent;
     type Error = DomainError;

@@ -7,12 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use prost::Message;
-use tenantry_eventstore::StoredMessage;
+use tenantry_contracts::auth::ServiceAccountEvent;
+use tenantry_contracts::tenant::TenantEvent;
+use tenantry_eventstore::{DecodeError, EventPayload, StoredMessage};
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
-
-use tenantry_kit::auth::api_keys::{AGGREGATE_TYPE as SERVICE_ACCOUNTS, ServiceAccountEvent};
 
 use super::model::{
     Backend, BackendState, Backends, Check, HostKey, HostSlot, KeyLimits, Limits, RouteEntry,
@@ -53,10 +52,6 @@ pub struct Builder {
     position: u64,
 }
 
-fn decode<M: Message + Default>(payload: &[u8]) -> Option<M> {
-    M::decode(payload).ok()
-}
-
 impl Builder {
     pub fn new(base_domain: &str, cluster: Arc<Cluster>) -> Self {
         Self {
@@ -75,82 +70,54 @@ impl Builder {
         }
     }
 
-    /// Folds one message of the log in (messages of other aggregates are skipped).
-    pub fn apply(&mut self, message: &StoredMessage) {
+    /// Folds one message of the log in (events of aggregates the gateway does not read are
+    /// skipped). An event of a contract it reads that does not decode is left out of the
+    /// snapshot and returned, so the follower can quarantine it; the others still apply.
+    pub fn apply(&mut self, message: &StoredMessage) -> Vec<DecodeError> {
         self.position = message.position;
+        let mut undecodable = Vec::new();
         for env in &message.batch.events {
             let Ok(tenant) = Uuid::try_parse(&env.tenant_id) else {
                 continue;
             };
-            let changed = match env.aggregate_type.as_str() {
-                "tenant" => self.apply_tenant(tenant, &env.event_type, &env.payload),
-                "route" => match <RouteEvent as tenantry_eventstore::EventPayload>::decode(
-                    &env.event_type,
-                    &env.payload,
-                ) {
-                    Ok(e) => self.apply_route(tenant, &env.aggregate_id, e),
-                    Err(err) => {
-                        tracing::error!(error = %err, "gateway: undecodable route event");
-                        false
-                    }
-                },
-                "subscription" => {
-                    match <SubscriptionEvent as tenantry_eventstore::EventPayload>::decode(
-                        &env.event_type,
-                        &env.payload,
-                    ) {
-                        Ok(e) => self.apply_subscription(tenant, e),
-                        Err(err) => {
-                            tracing::error!(error = %err, "gateway: undecodable subscription event");
-                            false
-                        }
-                    }
-                }
-                SERVICE_ACCOUNTS => {
-                    match <ServiceAccountEvent as tenantry_eventstore::EventPayload>::decode(
-                        &env.event_type,
-                        &env.payload,
-                    ) {
-                        Ok(e) => self.apply_api_key(tenant, e),
-                        Err(err) => {
-                            tracing::error!(error = %err, "gateway: undecodable service account event");
-                            false
-                        }
-                    }
-                }
-                _ => false,
+            let changed = if let Some(event) = TenantEvent::from_envelope(env) {
+                event.map(|e| self.apply_tenant(tenant, e))
+            } else if let Some(event) = RouteEvent::from_envelope(env) {
+                event.map(|e| self.apply_route(tenant, &env.aggregate_id, e))
+            } else if let Some(event) = SubscriptionEvent::from_envelope(env) {
+                event.map(|e| self.apply_subscription(tenant, e))
+            } else if let Some(event) = ServiceAccountEvent::from_envelope(env) {
+                event.map(|e| self.apply_api_key(tenant, e))
+            } else {
+                Ok(false)
             };
-            if changed {
-                self.dirty.insert(tenant);
+            match changed {
+                Ok(true) => {
+                    self.dirty.insert(tenant);
+                }
+                Ok(false) => {}
+                Err(e) => undecodable.push(e),
             }
         }
+        undecodable
     }
 
-    fn apply_tenant(&mut self, tenant: Uuid, event_type: &str, payload: &[u8]) -> bool {
+    fn apply_tenant(&mut self, tenant: Uuid, event: TenantEvent) -> bool {
         let state = self.tenants.entry(tenant).or_default();
-        match event_type {
-            "tenant.created.v1" => {
-                let Some(e) = decode::<pb::TenantCreated>(payload) else {
-                    return false;
-                };
+        match event {
+            TenantEvent::Created(e) => {
                 state.slug = Some(e.slug.to_lowercase());
                 state.status = Some(TenantStatus::Active);
             }
-            "tenant.domain_verified.v1" => {
-                let Some(e) = decode::<pb::TenantDomainVerified>(payload) else {
-                    return false;
-                };
+            TenantEvent::DomainVerified(e) => {
                 state.domains.insert(e.domain.to_lowercase());
             }
-            "tenant.domain_removed.v1" => {
-                let Some(e) = decode::<pb::TenantDomainRemoved>(payload) else {
-                    return false;
-                };
+            TenantEvent::DomainRemoved(e) => {
                 state.domains.remove(&e.domain.to_lowercase());
             }
-            "tenant.suspended.v1" => state.status = Some(TenantStatus::Suspended),
-            "tenant.reactivated.v1" => state.status = Some(TenantStatus::Active),
-            "tenant.marked_for_decommission.v1" => {
+            TenantEvent::Suspended(_) => state.status = Some(TenantStatus::Suspended),
+            TenantEvent::Reactivated(_) => state.status = Some(TenantStatus::Active),
+            TenantEvent::MarkedForDecommission(_) => {
                 state.status = Some(TenantStatus::Decommissioning);
             }
             _ => return false,
@@ -452,34 +419,29 @@ mod tests {
     use super::*;
     use tenantry_proto::events::v1::{Envelope, EventBatch};
 
-    fn apply(
-        builder: &mut Builder,
-        tenant: Uuid,
-        kind: &str,
-        id: &str,
-        event: &str,
-        payload: Vec<u8>,
-    ) {
+    /// Folds `event` of aggregate `id` in, as the log would deliver it.
+    fn apply<E: EventPayload>(builder: &mut Builder, tenant: Uuid, id: &str, event: E) {
         let position = builder.position() + 1;
-        builder.apply(&StoredMessage {
+        let undecodable = builder.apply(&StoredMessage {
             position,
             subject: String::new(),
             batch: EventBatch {
                 events: vec![Envelope {
                     tenant_id: tenant.to_string(),
-                    aggregate_type: kind.into(),
+                    aggregate_type: E::AGGREGATE_TYPE.into(),
                     aggregate_id: id.into(),
-                    event_type: event.into(),
-                    payload,
+                    event_type: event.event_type().into(),
+                    payload: event.encode_payload(),
                     ..Default::default()
                 }],
             },
             traceparent: None,
         });
+        assert!(undecodable.is_empty());
     }
 
-    fn route(backends: &[&str]) -> Vec<u8> {
-        pb::RouteUpserted {
+    fn route(backends: &[&str]) -> RouteEvent {
+        RouteEvent::Upserted(pb::RouteUpserted {
             route_id: "r1".into(),
             path_prefix: "/".into(),
             algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
@@ -491,46 +453,24 @@ mod tests {
                 })
                 .collect(),
             ..Default::default()
-        }
-        .encode_to_vec()
+        })
     }
 
     #[test]
     fn runtime_state_of_removed_backends_and_routes_is_dropped() {
         let mut b = Builder::new("localhost", Cluster::standalone());
         let t = Uuid::now_v7();
-        let created = pb::TenantCreated {
+        let created = TenantEvent::Created(pb::TenantCreated {
             slug: "acme".into(),
             ..Default::default()
-        };
-        apply(
-            &mut b,
-            t,
-            "tenant",
-            &t.to_string(),
-            "tenant.created.v1",
-            created.encode_to_vec(),
-        );
-        apply(
-            &mut b,
-            t,
-            "route",
-            "r1",
-            "route.upserted.v1",
-            route(&["127.0.0.1:1", "127.0.0.1:2"]),
-        );
+        });
+        apply(&mut b, t, &t.to_string(), created);
+        apply(&mut b, t, "r1", route(&["127.0.0.1:1", "127.0.0.1:2"]));
         let first = b.build();
         let kept = first.tenants[&t].routes[0].backends[0].state.clone();
         assert_eq!(b.backends["r1"].len(), 2);
 
-        apply(
-            &mut b,
-            t,
-            "route",
-            "r1",
-            "route.upserted.v1",
-            route(&["127.0.0.1:1"]),
-        );
+        apply(&mut b, t, "r1", route(&["127.0.0.1:1"]));
         let second = b.build();
         assert_eq!(b.backends["r1"].len(), 1);
         assert!(
@@ -542,17 +482,10 @@ mod tests {
             "prefix / without hosts is the catch-all"
         );
 
-        let removed = pb::RouteRemoved {
+        let removed = RouteEvent::Removed(pb::RouteRemoved {
             route_id: "r1".into(),
-        };
-        apply(
-            &mut b,
-            t,
-            "route",
-            "r1",
-            "route.removed.v1",
-            removed.encode_to_vec(),
-        );
+        });
+        apply(&mut b, t, "r1", removed);
         let third = b.build();
         assert!(third.tenants[&t].routes.is_empty());
         assert!(!b.backends.contains_key("r1"));

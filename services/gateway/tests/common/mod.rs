@@ -1,5 +1,6 @@
-//! The tenant service and a gateway in-process on the real NATS/Postgres, upstream HTTP
-//! servers on loopback, and a client that reaches tenants by host name.
+//! A gateway in-process on the real NATS and Redis, tenants' and billing's events appended
+//! to the log through their contracts (as the tenant service and billing write them),
+//! upstream HTTP servers on loopback, and a client that reaches tenants by host name.
 
 #![allow(dead_code)]
 
@@ -8,27 +9,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tenantry_contracts::billing::SubscriptionEvent;
+use tenantry_contracts::tenant::TenantEvent;
 use tenantry_eventstore::{
     AggregateAddress, AppendRequest, CommandMeta, EventPayload, aggregate::batch_of,
 };
-use tenantry_gateway::domain::events::SubscriptionEvent;
-use tenantry_gateway::{GatewayConfig, Overrides};
+use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::Role;
+use tenantry_kit::service::{Running, Service};
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::gateway::v1::{
     self as api, gateway_config_service_client::GatewayConfigServiceClient,
 };
-use tenantry_proto::tenant::v1::{self as tenant_api, tenant_service_client::TenantServiceClient};
 use tenantry_testkit::TestEnv;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+/// A running gateway.
+pub type Gateway = Running<tenantry_gateway::Handle>;
+
 pub struct Harness {
-    pub env: TestEnv,
-    pub gateway: tenantry_gateway::Running,
-    pub tenants: TenantServiceClient<Channel>,
+    pub gateway: Gateway,
     pub config: GatewayConfigServiceClient<Channel>,
-    _tenant_svc: tenantry_tenant::Running,
+    /// Last: dropping it stops the gateways and deletes the world.
+    pub env: TestEnv,
 }
 
 pub async fn start() -> Harness {
@@ -39,50 +43,13 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     let mut gateway_config = GatewayConfig::ephemeral();
     adjust(&mut gateway_config);
     let env = TestEnv::new().await;
-    let common = env.common();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tenant_svc = tenantry_tenant::start(
-        &common,
-        &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),
-        listener,
-        Default::default(),
-        std::future::pending(),
-    )
-    .await
-    .expect("tenant service starts");
-    // The public API edge forwards the tenant service's calls to it.
-    if gateway_config.services.is_empty() {
-        gateway_config.services = format!("tenant={}", tenant_svc.addr);
-    }
-    let gateway = gateway(&common, &gateway_config).await;
-    let tenants = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await);
-    let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.api_addr).await);
+    let gateway = env.start(GatewayService::new(gateway_config)).await;
+    let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.addr).await);
     Harness {
-        env,
         gateway,
-        tenants,
         config,
-        _tenant_svc: tenant_svc,
+        env,
     }
-}
-
-/// A gateway on ephemeral loopback ports, serving until the test ends.
-async fn gateway(
-    common: &tenantry_kit::config::CommonConfig,
-    config: &GatewayConfig,
-) -> tenantry_gateway::Running {
-    let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tenantry_gateway::start(
-        common,
-        config,
-        data,
-        api_listener,
-        Overrides::default(),
-        std::future::pending(),
-    )
-    .await
-    .expect("gateway starts")
 }
 
 /// Sends `request` and reads the answer's body as text.
@@ -118,30 +85,30 @@ impl Harness {
         .unwrap();
     }
 
+    /// A new tenant, created on the log as the tenant service creates one.
     pub async fn tenant(&self) -> Tenant {
         let slug = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
-        let created = self
-            .tenants
-            .clone()
-            .create_tenant(authed(
-                tenant_api::CreateTenantRequest {
-                    name: slug.clone(),
-                    slug: slug.clone(),
-                    r#type: pb::TenantType::Business as i32,
-                    settings: None,
-                },
-                &self.env.admin_token(),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        self.applied(created.position).await;
-        let id = Uuid::parse_str(&created.tenant.unwrap().tenant_id).unwrap();
-        Tenant {
+        let id = Uuid::now_v7();
+        let tenant = Tenant {
             id,
             host: format!("{slug}.localhost"),
+            slug: slug.clone(),
+        };
+        let created = TenantEvent::Created(pb::TenantCreated {
+            tenant_id: id.to_string(),
+            name: slug.clone(),
             slug,
-        }
+            r#type: pb::TenantType::Business as i32,
+            ..Default::default()
+        });
+        self.append(&tenant, &id.to_string(), &created).await;
+        tenant
+    }
+
+    /// Appends a tenant-service event about `tenant` (suspension, domains), as that service
+    /// would, and waits until the gateway applies it.
+    pub async fn tenant_event(&self, tenant: &Tenant, event: TenantEvent) -> u64 {
+        self.append(tenant, &tenant.id.to_string(), &event).await
     }
 
     pub fn member(&self, tenant: &Tenant) -> String {
@@ -184,7 +151,7 @@ impl Harness {
 
     /// What the gateway's API port serves on `/metrics`.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.gateway.api_addr))
+        reqwest::get(format!("http://{}/metrics", self.gateway.addr))
             .await
             .unwrap()
             .text()
@@ -194,8 +161,7 @@ impl Harness {
 
     /// Appends a billing `subscription` event for `tenant`, as billing will.
     pub async fn billing(&self, tenant: &Tenant, event: SubscriptionEvent) -> u64 {
-        self.append(tenant, "subscription", &tenant.id.to_string(), &event)
-            .await
+        self.append(tenant, &tenant.id.to_string(), &event).await
     }
 
     /// Appends another service's event for `tenant` (as that service would) and waits until
@@ -203,13 +169,12 @@ impl Harness {
     pub async fn append<E: EventPayload>(
         &self,
         tenant: &Tenant,
-        aggregate_type: &'static str,
         aggregate_id: &str,
         event: &E,
     ) -> u64 {
         let store = self.env.event_store().await;
         let address =
-            AggregateAddress::new(tenant.id.to_string(), aggregate_type, aggregate_id).unwrap();
+            AggregateAddress::for_events::<E>(tenant.id.to_string(), aggregate_id).unwrap();
         let meta = CommandMeta {
             command_id: Uuid::now_v7().to_string(),
             actor: "test".into(),
@@ -232,43 +197,36 @@ impl Harness {
     }
 
     /// Another gateway replica on the same log and the same Redis namespace.
-    pub async fn replica(
-        &self,
-        adjust: impl FnOnce(&mut GatewayConfig),
-    ) -> tenantry_gateway::Running {
+    pub async fn replica(&self, adjust: impl FnOnce(&mut GatewayConfig)) -> Gateway {
         let mut config = GatewayConfig::ephemeral();
         adjust(&mut config);
-        gateway(&self.env.common(), &config).await
+        self.env.start(GatewayService::new(config)).await
     }
 
     /// An HTTP client that reaches `host` at `gateway`'s data plane, and the URL of `path`.
-    pub fn client_to(
-        gateway: &tenantry_gateway::Running,
-        host: &str,
-        path: &str,
-    ) -> (reqwest::Client, String) {
+    pub fn client_to(gateway: &Gateway, host: &str, path: &str) -> (reqwest::Client, String) {
         let client = reqwest::Client::builder()
-            .resolve(host, gateway.addr)
+            .resolve(host, gateway.data_addr)
             .pool_max_idle_per_host(64)
             .build()
             .unwrap();
         (
             client,
-            format!("http://{host}:{}{path}", gateway.addr.port()),
+            format!("http://{host}:{}{path}", gateway.data_addr.port()),
         )
     }
 
     /// An HTTP client that reaches `host` at the gateway's data plane.
     pub fn client(&self, host: &str) -> reqwest::Client {
         reqwest::Client::builder()
-            .resolve(host, self.gateway.addr)
+            .resolve(host, self.gateway.data_addr)
             .pool_max_idle_per_host(16)
             .build()
             .unwrap()
     }
 
     pub fn url(&self, host: &str, path: &str) -> String {
-        format!("http://{host}:{}{path}", self.gateway.addr.port())
+        format!("http://{host}:{}{path}", self.gateway.data_addr.port())
     }
 }
 
@@ -425,7 +383,7 @@ pub fn metric_value(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 /// Waits until `gateway`'s snapshot holds the log up to `position`.
-pub async fn applied_on(gateway: &tenantry_gateway::Running, position: u64) {
+pub async fn applied_on(gateway: &Gateway, position: u64) {
     let mut rx = gateway.applied.clone();
     tokio::time::timeout(
         Duration::from_secs(5),

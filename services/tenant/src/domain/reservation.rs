@@ -44,7 +44,6 @@ pub fn address(kind: &'static str, name: &str) -> Result<AggregateAddress, Inval
 }
 
 impl Aggregate for Reservation {
-    const TYPE: &'static str = "reservation";
     type Command = ReservationCommand;
     type Event = ReservationEvent;
     type Error = DomainError;

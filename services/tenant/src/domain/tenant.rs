@@ -167,7 +167,6 @@ impl Tenant {
 }
 
 impl Aggregate for Tenant {
-    const TYPE: &'static str = "tenant";
     type Command = TenantCommand;
     type Event = TenantEvent;
     type Error = DomainError;

@@ -41,6 +41,8 @@ struct Rows {
 }
 
 impl Projection for TenantsProjection {
+    type Message = StoredMessage;
+
     fn name(&self) -> &str {
         NAME
     }

@@ -5,25 +5,26 @@
 use std::sync::Arc;
 
 use chrono::TimeZone;
+use tenantry_kit::service::Running;
 use tenantry_kit::{Clock, ManualClock, Role};
 use tenantry_proto::tenant::v1::tenant_service_client::TenantServiceClient;
 use tenantry_proto::tenant::v1::{self as api};
 use tenantry_tenant::api::domains::DomainProver;
-use tenantry_tenant::{Overrides, Running, TenantConfig};
+use tenantry_tenant::{Handle, TenantConfig, TenantService};
 use tenantry_testkit::TestEnv;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub struct Harness {
-    pub env: TestEnv,
-    pub svc: Running,
+    pub svc: Running<Handle>,
     pub clock: ManualClock,
     pub channel: Channel,
+    pub env: TestEnv,
 }
 
-pub fn config(env: &TestEnv) -> TenantConfig {
-    TenantConfig::ephemeral(env.schema("tenant"))
+pub fn config() -> TenantConfig {
+    TenantConfig::ephemeral()
 }
 
 pub async fn start() -> Harness {
@@ -33,26 +34,19 @@ pub async fn start() -> Harness {
 pub async fn start_with(prover: Option<Arc<dyn DomainProver>>) -> Harness {
     let env = TestEnv::new().await;
     let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let overrides = Overrides {
-        clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
-        prover,
-    };
-    let svc = tenantry_tenant::start(
-        &env.common(),
-        &config(&env),
-        listener,
-        overrides,
-        std::future::pending(),
-    )
-    .await
-    .expect("tenant service starts");
+    let svc = env
+        .start(TenantService {
+            config: config(),
+            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+            prover,
+        })
+        .await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
-        env,
         svc,
         clock,
         channel,
+        env,
     }
 }
 

@@ -1,7 +1,55 @@
 //! The `projection_checkpoints` table, kept in the projection's own schema (the pool's
 //! search_path), so a rebuild into a fresh schema starts from position 0.
 
-use sqlx::PgConnection;
+use sqlx::{Executor, PgConnection};
+
+/// Creates the store's tables in the connection's schema (its search_path) if they are
+/// missing: the checkpoints, and the quarantine of events no projection could decode.
+/// Services call it after their own migrations (older ones created the checkpoint table
+/// themselves; this leaves it as it is).
+pub async fn ensure_tables(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    conn.execute(
+        "-- How far each projection has applied its stream (not tenant data: no RLS).
+        CREATE TABLE IF NOT EXISTS projection_checkpoints (
+            name       text PRIMARY KEY,
+            position   bigint NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        -- Messages a projection could not decode: skipped, but never silently.
+        CREATE TABLE IF NOT EXISTS projection_quarantine (
+            projection     text NOT NULL,
+            position       bigint NOT NULL,
+            subject        text NOT NULL,
+            error          text NOT NULL,
+            quarantined_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (projection, position)
+        );",
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a message `projection` cannot decode, inside the transaction that moves its
+/// checkpoint past it.
+pub(crate) async fn quarantine(
+    conn: &mut PgConnection,
+    projection: &str,
+    position: u64,
+    subject: &str,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_quarantine (projection, position, subject, error)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(projection)
+    .bind(position as i64)
+    .bind(subject)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 pub async fn read_checkpoint(conn: &mut PgConnection, name: &str) -> Result<u64, sqlx::Error> {
     let row: Option<(i64,)> =

@@ -6,7 +6,13 @@
 //! at or below the checkpoint are skipped, so redelivery is harmless and a crash anywhere loses
 //! nothing and applies nothing twice. On an error the transaction is rolled back, the batch is
 //! nak'ed with an exponential backoff and read again from the checkpoint: a projection never
-//! skips an event silently.
+//! skips an event silently. An event that cannot be decoded is the one exception that is not
+//! retried (it would fail forever): it is quarantined — recorded in
+//! `projection_quarantine(projection, position, subject, error)` in the same transaction that
+//! moves the checkpoint past it, counted in `tenantry_projection_quarantined_total` — and the
+//! projection goes on.
+//!
+//! The store owns these tables: [`ensure_tables`] creates them in a service's schema.
 
 mod checkpoint;
 mod positions;
@@ -16,25 +22,32 @@ use std::future::Future;
 
 use thiserror::Error;
 
-use crate::event::StoredMessage;
+use crate::event::StreamMessage;
+use crate::streams::StreamKind;
 
-pub use checkpoint::read_checkpoint;
+pub use checkpoint::{ensure_tables, read_checkpoint};
 pub use positions::{Lagging, Positions};
 pub use runner::{ProjectionRunner, RunnerConfig};
 
 /// A read model built from the log.
 pub trait Projection: Send + Sync + 'static {
+    /// What it reads: the event log's [`crate::StoredMessage`]s, or another stream's
+    /// [`crate::RawMessage`]s.
+    type Message: StreamMessage;
+    /// The stream it reads.
+    const STREAM: StreamKind = StreamKind::Events;
+
     /// Checkpoint row name and default consumer name, e.g. `tenant_tenants`.
     fn name(&self) -> &str;
 
-    /// The subject filter of the messages it reads, given the log's subject root.
+    /// The subject filter of the messages it reads, given its stream's subject root.
     fn filter(&self, root: &str) -> String;
 
     /// Applies messages (in log order, none at or below the checkpoint) inside `tx`.
     fn apply(
         &self,
         tx: &mut sqlx::PgConnection,
-        messages: &[StoredMessage],
+        messages: &[Self::Message],
     ) -> impl Future<Output = Result<(), ProjectionError>> + Send;
 
     /// The transaction of the last `apply` committed: state a projection keeps in memory
@@ -60,4 +73,14 @@ pub enum ProjectionError {
     Decode(#[from] crate::DecodeError),
     #[error("{0}")]
     Other(String),
+}
+
+impl ProjectionError {
+    /// The message itself is at fault (it will never decode): quarantine, don't retry.
+    pub fn is_undecodable(&self) -> bool {
+        matches!(
+            self,
+            Self::Decode(_) | Self::Store(crate::StoreError::Corrupt(_))
+        )
+    }
 }

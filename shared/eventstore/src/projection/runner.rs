@@ -12,12 +12,12 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::message::AckKind;
 use futures::{FutureExt, Stream, StreamExt};
-use sqlx::{Acquire, PgConnection, PgPool};
+use sqlx::{Acquire, Executor, PgConnection, PgPool};
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::checkpoint::{lock_checkpoint, read_checkpoint, write_checkpoint};
+use super::checkpoint::{lock_checkpoint, quarantine, read_checkpoint, write_checkpoint};
 use super::{Positions, Projection, ProjectionError};
-use crate::event::StoredMessage;
+use crate::event::StreamMessage;
 use crate::streams::EventStore;
 
 #[derive(Debug, Clone)]
@@ -170,6 +170,10 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut tx = conn.begin().await?;
         let checkpoint = lock_checkpoint(&mut tx, name).await?;
         let mut messages = Vec::with_capacity(chunk.len());
+        // The subject of each decoded message, for a quarantine record.
+        let mut subjects = Vec::with_capacity(chunk.len());
+        let mut undecodable = Vec::new();
+        let mut last = checkpoint;
         for msg in chunk {
             let info = msg
                 .info()
@@ -178,28 +182,83 @@ impl<P: Projection> ProjectionRunner<P> {
             if info.stream_sequence <= checkpoint {
                 continue;
             }
+            last = last.max(info.stream_sequence);
             let traceparent = msg
                 .headers
                 .as_ref()
                 .and_then(|h| h.get("traceparent"))
                 .map(|v| v.to_string());
-            messages.push(StoredMessage::decode(
+            match P::Message::decode(
                 info.stream_sequence,
                 msg.subject.as_str(),
                 &msg.payload,
                 traceparent,
-            )?);
+            ) {
+                Ok(m) => {
+                    messages.push(m);
+                    subjects.push(msg.subject.as_str());
+                }
+                Err(e) => {
+                    undecodable.push((info.stream_sequence, msg.subject.to_string(), e.to_string()))
+                }
+            }
         }
-        let Some(last) = messages.last().map(|m| m.position) else {
+        if last == checkpoint {
             return Ok(checkpoint);
-        };
-        self.projection.apply(&mut tx, &messages).await?;
+        }
+        let mut clean = undecodable.is_empty();
+        match self.projection.apply(&mut tx, &messages).await {
+            Ok(()) => {}
+            Err(e) if e.is_undecodable() => {
+                // One of the messages will never apply: find it by applying them one at a
+                // time (each behind a savepoint), from a fresh transaction and a projection
+                // without in-memory state. Only this rare path pays for the savepoints.
+                drop(tx);
+                clean = false;
+                self.projection.reset().await;
+                tx = conn.begin().await?;
+                lock_checkpoint(&mut tx, name).await?;
+                for (message, subject) in messages.iter().zip(&subjects) {
+                    tx.execute("SAVEPOINT one_message").await?;
+                    match self
+                        .projection
+                        .apply(&mut tx, std::slice::from_ref(message))
+                        .await
+                    {
+                        Ok(()) => {
+                            tx.execute("RELEASE SAVEPOINT one_message").await?;
+                        }
+                        Err(e) if e.is_undecodable() => {
+                            tx.execute("ROLLBACK TO SAVEPOINT one_message").await?;
+                            self.projection.reset().await;
+                            undecodable.push((
+                                message.position(),
+                                (*subject).to_owned(),
+                                e.to_string(),
+                            ));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        for (position, subject, error) in &undecodable {
+            quarantine(&mut tx, name, *position, subject, error).await?;
+            metrics::counter!("tenantry_projection_quarantined_total", "projection" => name.to_owned())
+                .increment(1);
+            tracing::error!(projection = %name, position, %subject, %error, "projection quarantined a message it cannot decode");
+        }
         write_checkpoint(&mut tx, name, last).await?;
         tx.commit().await?;
-        self.projection.committed().await;
-        let events: usize = messages.iter().map(|m| m.batch.events.len()).sum();
+        if clean {
+            self.projection.committed().await;
+        } else {
+            // The one-at-a-time path left partial in-memory state: start over from Postgres.
+            self.projection.reset().await;
+        }
         metrics::counter!("tenantry_projection_applied_total", "projection" => name.to_owned())
-            .increment(events as u64);
+            .increment(messages.len() as u64);
         Ok(last)
     }
 
@@ -229,13 +288,13 @@ impl<P: Projection> ProjectionRunner<P> {
         checkpoint: u64,
     ) -> Result<consumer::Consumer<pull::Config>, ProjectionError> {
         let name = self.consumer_name();
-        let stream = &self.store.stream;
+        let stream = self.store.stream_of(P::STREAM);
         // Not found is fine: first run.
         let _ = stream.delete_consumer(&name).await;
         stream
             .create_consumer(pull::Config {
                 durable_name: Some(name),
-                filter_subject: self.projection.filter(self.store.root()),
+                filter_subject: self.projection.filter(self.store.root_of(P::STREAM)),
                 deliver_policy: DeliverPolicy::ByStartSequence {
                     start_sequence: checkpoint + 1,
                 },
@@ -297,7 +356,7 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         let _ = self
             .store
-            .stream
+            .stream_of(P::STREAM)
             .delete_consumer(&self.consumer_name())
             .await;
         Ok(position)

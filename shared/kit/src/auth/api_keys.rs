@@ -9,31 +9,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use ring::digest;
-use tenantry_eventstore::{EventStore, StoredMessage, event_table, subject};
-use tenantry_proto::events::v1 as pb;
-use tokio::sync::watch;
+use tenantry_contracts::auth::ServiceAccountEvent;
+use tenantry_eventstore::{
+    EventPayload, EventStore, Follow, FollowError, Follower, StoredMessage, subject,
+};
 use uuid::Uuid;
 
 use super::{Role, TenantContext};
 
 /// Every API key starts with this, so the verifier can tell keys from JWTs.
 pub const API_KEY_PREFIX: &str = "tk_";
-/// Aggregate type of a tenant's service accounts.
-pub const AGGREGATE_TYPE: &str = "service_accounts";
-
-/// Events of the `service_accounts` aggregate (owned by the auth service).
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServiceAccountEvent {
-    AccountCreated(pb::ServiceAccountCreated),
-    ApiKeyCreated(pb::ApiKeyCreated),
-    ApiKeyRevoked(pb::ApiKeyRevoked),
-}
-
-event_table!(ServiceAccountEvent {
-    AccountCreated => "service_accounts.account_created.v1": pb::ServiceAccountCreated,
-    ApiKeyCreated => "service_accounts.api_key_created.v1": pb::ApiKeyCreated,
-    ApiKeyRevoked => "service_accounts.api_key_revoked.v1": pb::ApiKeyRevoked,
-});
 
 /// SHA-256 of a secret.
 pub fn digest(secret: &str) -> Vec<u8> {
@@ -59,85 +44,78 @@ struct Entries {
     accounts: HashMap<Uuid, (Uuid, Role)>,
 }
 
+impl Entries {
+    fn apply(&mut self, tenant_id: Uuid, event: ServiceAccountEvent) {
+        match event {
+            ServiceAccountEvent::AccountCreated(e) => {
+                if let (Ok(id), Ok(role)) = (
+                    Uuid::try_parse(&e.service_account_id),
+                    e.role.parse::<Role>(),
+                ) {
+                    self.accounts.insert(id, (tenant_id, role));
+                }
+            }
+            ServiceAccountEvent::ApiKeyCreated(e) => {
+                let Ok(service_account_id) = Uuid::try_parse(&e.service_account_id) else {
+                    return;
+                };
+                self.digests.insert(e.key_id.clone(), e.key_digest.clone());
+                self.keys.insert(
+                    e.key_digest,
+                    Key {
+                        tenant_id,
+                        service_account_id,
+                        key_id: e.key_id,
+                    },
+                );
+            }
+            ServiceAccountEvent::ApiKeyRevoked(e) => {
+                if let Some(d) = self.digests.remove(&e.key_id) {
+                    self.keys.remove(&d);
+                }
+            }
+        }
+    }
+}
+
 /// The live API keys of every tenant, as the event log says.
 pub struct ApiKeyDirectory {
-    entries: RwLock<Entries>,
+    entries: Arc<RwLock<Entries>>,
+    follower: Follower,
+}
+
+/// Feeds the directory from the log.
+struct Apply(Arc<RwLock<Entries>>);
+
+impl Follow for Apply {
+    fn apply(&mut self, message: &StoredMessage) -> Result<(), FollowError> {
+        // Decoded whole before anything applies: a bad message changes nothing.
+        let events = message.events::<ServiceAccountEvent>()?;
+        let mut entries = self.0.write().unwrap_or_else(|p| p.into_inner());
+        for stored in events {
+            let Ok(tenant_id) = Uuid::try_parse(&stored.meta.tenant_id) else {
+                continue;
+            };
+            entries.apply(tenant_id, stored.event);
+        }
+        Ok(())
+    }
 }
 
 impl ApiKeyDirectory {
     /// Follows the log from its start; returns once the directory has caught up.
     pub async fn follow(store: &EventStore) -> Result<Arc<Self>, tenantry_eventstore::StoreError> {
-        let mut tail = store
-            .tail(subject::type_filter(store.root(), AGGREGATE_TYPE)?)
+        let entries = Arc::new(RwLock::new(Entries::default()));
+        let filter = subject::type_filter(store.root(), ServiceAccountEvent::AGGREGATE_TYPE)?;
+        let follower = store
+            .follow("api_keys", filter, Apply(entries.clone()))
             .await?;
-        let directory = Arc::new(Self {
-            entries: RwLock::default(),
-        });
-        let (caught_up, mut ready) = watch::channel(tail.pending_at_start == 0);
-        let weak = Arc::downgrade(&directory);
-        tokio::spawn(async move {
-            while let Some((stored, pending)) = tail.next().await {
-                let Some(directory) = weak.upgrade() else {
-                    return; // every holder is gone
-                };
-                match stored {
-                    Ok(stored) => directory.apply(&stored),
-                    Err(e) => tracing::error!(error = %e, "api key directory: bad message"),
-                }
-                if pending == 0 {
-                    let _ = caught_up.send(true);
-                }
-            }
-        });
-        let _ = ready.wait_for(|r| *r).await;
-        Ok(directory)
+        Ok(Arc::new(Self { entries, follower }))
     }
 
-    fn apply(&self, message: &StoredMessage) {
-        let events = match message.events::<ServiceAccountEvent>() {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::error!(error = %e, position = message.position, "api key directory: cannot decode");
-                return;
-            }
-        };
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        for stored in events {
-            let Ok(tenant_id) = Uuid::try_parse(&stored.meta.tenant_id) else {
-                continue;
-            };
-            match stored.event {
-                ServiceAccountEvent::AccountCreated(e) => {
-                    if let (Ok(id), Ok(role)) = (
-                        Uuid::try_parse(&e.service_account_id),
-                        e.role.parse::<Role>(),
-                    ) {
-                        entries.accounts.insert(id, (tenant_id, role));
-                    }
-                }
-                ServiceAccountEvent::ApiKeyCreated(e) => {
-                    let Ok(service_account_id) = Uuid::try_parse(&e.service_account_id) else {
-                        continue;
-                    };
-                    entries
-                        .digests
-                        .insert(e.key_id.clone(), e.key_digest.clone());
-                    entries.keys.insert(
-                        e.key_digest,
-                        Key {
-                            tenant_id,
-                            service_account_id,
-                            key_id: e.key_id,
-                        },
-                    );
-                }
-                ServiceAccountEvent::ApiKeyRevoked(e) => {
-                    if let Some(d) = entries.digests.remove(&e.key_id) {
-                        entries.keys.remove(&d);
-                    }
-                }
-            }
-        }
+    /// The follower behind the directory: `/readyz` reports it while it is not live.
+    pub fn follower(&self) -> &Follower {
+        &self.follower
     }
 
     /// The caller an API key stands for, if it is live.
