@@ -4,11 +4,18 @@
 dev: infra-up
     cargo run -p tenantry-cli -- dev
 
-# Run every test (unit, service, integration) against the real NATS, Postgres and Redis.
+# Run every test (unit, service, integration) against the real NATS, Postgres and Redis, then
+# show that the tests left no stream or schema behind.
 test: infra-up
-    # Each run starts from an empty test database (tests make a schema each).
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # Each run starts from an empty test database (tests make a schema prefix each).
     psql -q -h 127.0.0.1 -U postgres -d postgres -c 'DROP DATABASE IF EXISTS tenantry_test WITH (FORCE)'
-    cargo test --workspace --no-fail-fast
+    started=$(date +%s)
+    status=0
+    cargo test --workspace --no-fail-fast || status=$?
+    cargo run -q -p tenantry-testkit --bin leftovers -- --since "$started" || status=$?
+    exit $status
 
 # Check that NATS (JetStream), Postgres and Redis run; install and start what is missing.
 infra-up:

@@ -95,6 +95,7 @@ pub async fn append_billing(
         correlation_id: uuid::Uuid::now_v7().to_string(),
         occurred_at: chrono::Utc::now(),
         traceparent: None,
+        fingerprint: None,
     };
     store
         .append(AppendRequest {
@@ -103,6 +104,7 @@ pub async fn append_billing(
             message_id: meta.command_id.clone(),
             batch: batch_of(&address, &[event], &meta),
             traceparent: None,
+            fingerprint: None,
         })
         .await?;
     Ok(())

@@ -47,6 +47,7 @@ fn meta(i: usize) -> CommandMeta {
         correlation_id: String::new(),
         occurred_at: chrono::Utc::now(),
         traceparent: None,
+        fingerprint: None,
     }
 }
 
@@ -93,6 +94,7 @@ fn requests(n: usize) -> Vec<AppendRequest> {
                 expected: Some(0),
                 message_id: meta.command_id,
                 traceparent: None,
+                fingerprint: None,
             }
         })
         .collect()
@@ -188,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
                         expected: Some(versions[i]),
                         message_id: meta.command_id,
                         traceparent: None,
+                        fingerprint: None,
                     }
                 })
                 .collect();

@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         correlation_id: String::new(),
         occurred_at: chrono::Utc::now(),
         traceparent: None,
+        fingerprint: None,
     };
     let started = Instant::now();
     let mut batch = Vec::new();
@@ -92,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
                 message_id: Uuid::now_v7().to_string(),
                 batch: b,
                 traceparent: None,
+                fingerprint: None,
             });
         }
         if batch.len() >= 3000 {

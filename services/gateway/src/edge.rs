@@ -97,13 +97,7 @@ fn status(s: tonic::Status) -> Response {
 }
 
 async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Request) -> Response {
-    let bearer = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+    let bearer = tenantry_kit::auth::bearer(request.headers()).map(str::to_owned);
     // Calls without a token go on: the service decides (sign-up and login are public).
     if let Some(token) = bearer {
         let caller = match edge.verifier.verify(&token).await {

@@ -44,6 +44,11 @@ pub struct CommandMeta {
     pub correlation_id: String,
     pub occurred_at: DateTime<Utc>,
     pub traceparent: Option<String>,
+    /// A digest of the request, when the client chose the command id (an idempotency key):
+    /// a later request with the same id and another fingerprint is a different request
+    /// reusing the key, and is refused rather than silently answered with the first one's
+    /// outcome.
+    pub fingerprint: Option<String>,
 }
 
 /// The result of a command that was accepted.
@@ -65,6 +70,9 @@ pub enum ExecuteError<E> {
     /// Other writers kept winning the race; the caller may retry (`ABORTED`).
     #[error("concurrent modification of {0}")]
     Contended(String),
+    /// The command id (the client's idempotency key) was used for a different request.
+    #[error("the command id was already used for a different request")]
+    IdReused,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -212,11 +220,18 @@ impl<A: Aggregate> Repository<A> {
                 message_id: meta.command_id.clone(),
                 batch,
                 traceparent: meta.traceparent.clone(),
+                fingerprint: meta.fingerprint.clone(),
             };
             match self.store.append(request).await {
                 Ok(outcome) if outcome.duplicate => {
-                    // An earlier attempt of this command was written; report the state the log
-                    // actually holds rather than our re-decision.
+                    // An earlier request with this id was written. If it was another request
+                    // (a reused idempotency key), say so; if it was this one (a retry), report
+                    // the state the log actually holds rather than our re-decision.
+                    if let Some(ours) = &meta.fingerprint
+                        && self.store.fingerprint_at(outcome.position).await?.as_ref() != Some(ours)
+                    {
+                        return Err(ExecuteError::IdReused);
+                    }
                     self.forget(address).await;
                     let (state, _) = self.catch_up(address, A::default(), 0).await?;
                     return Ok(Executed {

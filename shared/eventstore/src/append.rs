@@ -22,7 +22,13 @@ pub struct AppendRequest {
     pub message_id: String,
     pub batch: EventBatch,
     pub traceparent: Option<String>,
+    /// What the request that caused it was (see [`crate::CommandMeta::fingerprint`]): kept
+    /// in a header, so a retry under the same message id can be told from another request.
+    pub fingerprint: Option<String>,
 }
+
+/// Header holding a message's [`AppendRequest::fingerprint`].
+pub const FINGERPRINT_HEADER: &str = "Tenantry-Request-Fingerprint";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendOutcome {
@@ -84,11 +90,29 @@ impl EventStore {
         if let Some(tp) = &request.traceparent {
             headers.insert("traceparent", tp.as_str());
         }
+        if let Some(fingerprint) = &request.fingerprint {
+            headers.insert(FINGERPRINT_HEADER, fingerprint.as_str());
+        }
         let payload = Bytes::from(request.batch.encode_to_vec());
         self.js
             .publish_with_headers(subject, headers, payload)
             .await
             .map_err(|e| StoreError::Unavailable(format!("publish: {e}")))
+    }
+}
+
+impl EventStore {
+    /// The request fingerprint stored with the message at `position` (`None`: it has none).
+    pub async fn fingerprint_at(&self, position: u64) -> Result<Option<String>, StoreError> {
+        let message = self
+            .stream
+            .direct_get(position)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read message {position}: {e}")))?;
+        Ok(message
+            .headers
+            .get(FINGERPRINT_HEADER)
+            .map(|v| v.to_string()))
     }
 }
 

@@ -46,6 +46,7 @@ async fn append(store: &EventStore, id: &str, event_type: &str) -> u64 {
                 }],
             },
             traceparent: None,
+            fingerprint: None,
         })
         .await
         .unwrap()

@@ -27,6 +27,7 @@ fn request(tenant: &str, id: &str, expected: Option<u64>, msg_id: &str) -> Appen
             }],
         },
         traceparent: None,
+        fingerprint: None,
     }
 }
 

@@ -13,12 +13,13 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const CORRELATION_ID: &str = "x-correlation-id";
 
 /// Builds the metadata of a command made by `caller` through `request`.
-pub fn meta<T>(
+pub fn meta<T: prost::Message>(
     request: &tonic::Request<T>,
     caller: &TenantContext,
     clock: &Arc<dyn Clock>,
 ) -> Result<CommandMeta, ApiError> {
     let metadata = request.metadata();
+    let keyed = metadata.contains_key(IDEMPOTENCY_KEY);
     let command_id = match metadata.get(IDEMPOTENCY_KEY) {
         Some(value) => {
             let key = value
@@ -51,7 +52,24 @@ pub fn meta<T>(
         correlation_id,
         occurred_at: clock.now(),
         traceparent: crate::telemetry::current_traceparent(),
+        fingerprint: keyed.then(|| fingerprint(request.get_ref())),
     })
+}
+
+/// What a request asked for: its type and encoded fields, digested. A retry of the same
+/// request has the same fingerprint; the same key on another request does not.
+pub fn fingerprint<T: prost::Message>(request: &T) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(std::any::type_name::<T>().as_bytes());
+    context.update(&[0]);
+    context.update(&request.encode_to_vec());
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn check_key(field: &str, key: &str) -> Result<(), ApiError> {

@@ -119,6 +119,10 @@ impl<E: Into<ApiError>> From<ExecuteError<E>> for ApiError {
             ExecuteError::Contended(subject) => Self::Aborted(format!(
                 "too many concurrent modifications of {subject}, retry"
             )),
+            ExecuteError::IdReused => Self::invalid(
+                crate::command::IDEMPOTENCY_KEY,
+                "already used for a different request; use a new key for a new request",
+            ),
             ExecuteError::Store(store) => store.into(),
         }
     }

@@ -10,6 +10,7 @@
 //! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
 //! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
 //! - [`clock`]: the time source, replaceable in tests.
+//! - [`gwt`]: given events, when a command, then events: the harness of aggregate tests.
 //! - [`nats`]: connecting to NATS with the service's settings.
 //! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
 //!   and a binary's [`service::main`].
@@ -23,6 +24,7 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod gwt;
 pub mod metrics;
 pub mod nats;
 pub mod server;

@@ -72,6 +72,7 @@ async fn billing(
         correlation_id: Uuid::now_v7().to_string(),
         occurred_at: chrono::Utc::now(),
         traceparent: None,
+        fingerprint: None,
     };
     let outcome = store
         .append(tenantry_eventstore::AppendRequest {
@@ -80,6 +81,7 @@ async fn billing(
             message_id: meta.command_id.clone(),
             batch: batch_of(&address, &[event], &meta),
             traceparent: None,
+            fingerprint: None,
         })
         .await
         .unwrap();

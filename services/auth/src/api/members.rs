@@ -16,7 +16,7 @@ const DEFAULT_INVITATION_HOURS: u32 = 24 * 7;
 const MAX_INVITATION_HOURS: u32 = 24 * 30;
 
 impl AuthApi {
-    async fn team_command<T>(
+    async fn team_command<T: prost::Message>(
         &self,
         request: &Request<T>,
         tenant_id: Uuid,

@@ -144,6 +144,7 @@ impl AuthApi {
             correlation_id: id,
             occurred_at: self.clock.now(),
             traceparent: tenantry_kit::telemetry::current_traceparent(),
+            fingerprint: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::domain::service_accounts::{ServiceAccountCommand, ServiceAccounts};
 const MAX_NAME: usize = 100;
 
 impl AuthApi {
-    async fn accounts_command<T>(
+    async fn accounts_command<T: prost::Message>(
         &self,
         request: &Request<T>,
         command: ServiceAccountCommand,

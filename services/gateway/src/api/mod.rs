@@ -39,7 +39,7 @@ fn address(tenant: Uuid, route: Uuid) -> Result<AggregateAddress, ApiError> {
 }
 
 impl GatewayApi {
-    async fn run<T>(
+    async fn run<T: prost::Message>(
         &self,
         request: &Request<T>,
         route_id: Uuid,

@@ -493,11 +493,7 @@ fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
     {
         return Some(key);
     }
-    let bearer = headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
+    let bearer = tenantry_kit::auth::bearer(headers)?;
     bearer.starts_with(API_KEY_PREFIX).then_some(bearer)
 }
 
@@ -631,6 +627,9 @@ mod tests {
         h.insert("authorization", "Bearer eyJhbGciOi.jwt".parse().unwrap());
         assert_eq!(presented_key(&h), None, "a JWT is not an API key");
         h.insert("authorization", "Bearer tk_abc".parse().unwrap());
+        assert_eq!(presented_key(&h), Some("tk_abc"));
+        // The scheme in any case, as every service reads it: no way around the key's limit.
+        h.insert("authorization", "bearer tk_abc".parse().unwrap());
         assert_eq!(presented_key(&h), Some("tk_abc"));
         h.insert("x-api-key", "tk_def".parse().unwrap());
         assert_eq!(presented_key(&h), Some("tk_def"), "x-api-key first");

@@ -181,6 +181,7 @@ impl Harness {
             correlation_id: Uuid::now_v7().to_string(),
             occurred_at: chrono::Utc::now(),
             traceparent: None,
+            fingerprint: None,
         };
         let outcome = store
             .append(AppendRequest {
@@ -189,6 +190,7 @@ impl Harness {
                 message_id: meta.command_id.clone(),
                 batch: batch_of(&address, std::slice::from_ref(event), &meta),
                 traceparent: None,
+                fingerprint: None,
             })
             .await
             .unwrap();

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tenantry_eventstore::{AggregateAddress, CommandMeta, Executed, Positions, Repository};
-use tenantry_kit::db::Scope;
 use tenantry_kit::{ApiError, Clock, TenantContext, command, validate};
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_server::TenantService};
@@ -46,25 +45,17 @@ pub struct TenantApi {
     pub(crate) read_wait: Duration,
 }
 
+/// A tenant's own aggregate: in its tenant, with its id.
 pub fn tenant_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
-    let id = id.to_string();
-    Ok(AggregateAddress::new(id.clone(), "tenant", id)?)
-}
-
-/// The RLS scope of a caller: its own tenant, or every tenant for a platform admin.
-fn scope_of(caller: &TenantContext) -> Result<Scope, ApiError> {
-    if caller.is_platform_admin() {
-        return Ok(Scope::Platform);
-    }
-    caller
-        .tenant_id
-        .map(Scope::Tenant)
-        .ok_or_else(|| ApiError::PermissionDenied("token has no tenant".into()))
+    Ok(AggregateAddress::of::<Tenant>(
+        id.to_string(),
+        id.to_string(),
+    )?)
 }
 
 impl TenantApi {
     /// Runs `command` on `tenant_id` on behalf of the caller of `request`.
-    async fn run<T>(
+    async fn run<T: prost::Message>(
         &self,
         request: &Request<T>,
         tenant_id: Uuid,
@@ -125,6 +116,7 @@ impl TenantApi {
                 correlation_id: format!("trial-expiry-{tenant_id}"),
                 occurred_at: now,
                 traceparent: None,
+                fingerprint: None,
             };
             let executed = self
                 .tenants
@@ -211,7 +203,7 @@ impl TenantService for TenantApi {
         let id = tenant_id_of(&req.tenant_id)?;
         caller.authorize_tenant(id)?;
         self.wait(req.min_position).await?;
-        let tenant = queries::get(&self.pool, scope_of(&caller)?, id)
+        let tenant = queries::get(&self.pool, caller.scope()?, id)
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("tenant {id}")))?;
@@ -240,7 +232,7 @@ impl TenantService for TenantApi {
             token => Some(validate::uuid("page_token", token)?),
         };
         self.wait(req.min_position).await?;
-        let tenants = queries::list(&self.pool, scope_of(&caller)?, after, limit)
+        let tenants = queries::list(&self.pool, caller.scope()?, after, limit)
             .await
             .map_err(ApiError::from)?;
         let next_page_token = match tenants.last() {

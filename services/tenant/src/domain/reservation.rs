@@ -36,9 +36,8 @@ pub enum ReservationCommand {
 /// Where the reservation of `name` of `kind` lives. Dots (domains) become `_`, which no
 /// valid slug or host name contains, so the mapping is one to one.
 pub fn address(kind: &'static str, name: &str) -> Result<AggregateAddress, InvalidToken> {
-    AggregateAddress::new(
+    AggregateAddress::of::<Reservation>(
         PLATFORM_TENANT,
-        Reservation::TYPE,
         format!("{kind}:{}", name.replace('.', "_")),
     )
 }

@@ -2,6 +2,7 @@ use uuid::Uuid;
 
 use super::Role;
 use crate::ApiError;
+use crate::db::Scope;
 
 /// The verified caller of a request, put into its extensions by the auth middleware.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,26 @@ impl TenantContext {
         } else {
             Err(ApiError::NotFound(format!("tenant {tenant_id}")))
         }
+    }
+
+    /// The tenant a tenant-scoped call acts on: the token's. A token without one (a platform
+    /// admin's platform token) is refused: such calls need a token issued for a tenant.
+    pub fn tenant(&self) -> Result<Uuid, ApiError> {
+        self.tenant_id.ok_or_else(|| {
+            ApiError::FailedPrecondition(
+                "this call acts on the token's tenant; use a token issued for a tenant".into(),
+            )
+        })
+    }
+
+    /// The rows the caller may read: its tenant's, or every tenant's for a platform admin.
+    pub fn scope(&self) -> Result<Scope, ApiError> {
+        if self.is_platform_admin() {
+            return Ok(Scope::Platform);
+        }
+        self.tenant_id
+            .map(Scope::Tenant)
+            .ok_or_else(|| ApiError::PermissionDenied("token has no tenant".into()))
     }
 
     /// The actor recorded on events.

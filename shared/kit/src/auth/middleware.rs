@@ -56,7 +56,7 @@ pub async fn authenticate(
             "{path} is not declared in the access policy"
         ))),
         Some(Access::Role(required)) => {
-            let Some(token) = bearer(&request) else {
+            let Some(token) = super::bearer(request.headers()) else {
                 return reject(ApiError::Unauthenticated("missing bearer token".into()));
             };
             let context = match auth.verifier.verify(token).await {
@@ -75,18 +75,6 @@ pub async fn authenticate(
             next.run(request).await
         }
     }
-}
-
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 fn reject(error: ApiError) -> Response {

@@ -7,6 +7,7 @@
 //! it is looked up in the [`ApiKeyDirectory`] every service keeps from the event log. Handlers take the tenant from the context, never from the body.
 
 pub mod api_keys;
+mod bearer;
 mod context;
 mod jwks;
 pub mod middleware;
@@ -15,6 +16,7 @@ mod signing;
 mod verify;
 
 pub use api_keys::ApiKeyDirectory;
+pub use bearer::bearer;
 pub use context::TenantContext;
 pub use jwks::{JwksError, JwksSource};
 pub use policy::{Access, Role, RpcPolicy};

@@ -2,6 +2,8 @@
 
 use chrono::TimeZone;
 
+use tenantry_kit::gwt::Given;
+
 use super::*;
 
 fn now() -> DateTime<Utc> {
@@ -12,22 +14,8 @@ fn id() -> Uuid {
     Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)
 }
 
-fn given(events: &[TenantEvent]) -> Tenant {
-    let mut state = Tenant::default();
-    for (i, e) in events.iter().enumerate() {
-        let meta = EventMeta {
-            event_id: String::new(),
-            tenant_id: id().to_string(),
-            aggregate_id: id().to_string(),
-            occurred_at: now(),
-            actor: "test".into(),
-            causation_id: "c".into(),
-            correlation_id: "c".into(),
-            position: i as u64 + 1,
-        };
-        state.evolve(e, &meta);
-    }
-    state
+fn given(events: impl IntoIterator<Item = TenantEvent>) -> Given<Tenant> {
+    tenantry_kit::gwt::given(events).at(now()).of(id(), id())
 }
 
 fn create(kind: TenantKind) -> TenantCommand {
@@ -42,7 +30,7 @@ fn create(kind: TenantKind) -> TenantCommand {
 }
 
 fn created(kind: TenantKind) -> TenantEvent {
-    match Tenant::default().decide(&create(kind)).unwrap().remove(0) {
+    match given([]).when(create(kind)).then_events().remove(0) {
         e @ TenantEvent::Created(_) => e,
         other => panic!("{other:?}"),
     }
@@ -50,9 +38,7 @@ fn created(kind: TenantKind) -> TenantEvent {
 
 #[test]
 fn given_nothing_when_create_trial_then_created_with_trial_end() {
-    let events = Tenant::default()
-        .decide(&create(TenantKind::Trial))
-        .unwrap();
+    let events = given([]).when(create(TenantKind::Trial)).then_events();
     let [TenantEvent::Created(c)] = events.as_slice() else {
         panic!("{events:?}")
     };
@@ -65,13 +51,13 @@ fn given_nothing_when_create_trial_then_created_with_trial_end() {
 
 #[test]
 fn given_created_when_created_again_by_a_retry_then_nothing() {
-    let state = given(&[created(TenantKind::Business)]);
-    assert_eq!(state.decide(&create(TenantKind::Business)), Ok(vec![]));
+    given([created(TenantKind::Business)])
+        .when(create(TenantKind::Business))
+        .then_nothing();
 }
 
 #[test]
 fn given_created_when_another_create_with_the_same_id_differs_then_nothing_new() {
-    let state = given(&[created(TenantKind::Business)]);
     let other = TenantCommand::Create {
         id: Uuid::now_v7(),
         name: "X".into(),
@@ -80,99 +66,90 @@ fn given_created_when_another_create_with_the_same_id_differs_then_nothing_new()
         settings: Settings::default(),
         now: now(),
     };
-    assert!(matches!(
-        state.decide(&other),
-        Err(DomainError::AlreadyExists(_))
-    ));
+    let refused = given([created(TenantKind::Business)])
+        .when(other)
+        .then_rejected();
+    assert!(matches!(refused, DomainError::AlreadyExists(_)));
 }
 
 #[test]
 fn given_nothing_when_update_settings_then_not_found() {
-    let err = Tenant::default()
-        .decide(&TenantCommand::UpdateSettings(Settings::default()))
-        .unwrap_err();
-    assert_eq!(err, DomainError::NotFound("tenant".into()));
+    given([])
+        .when(TenantCommand::UpdateSettings(Settings::default()))
+        .then_error(DomainError::NotFound("tenant".into()));
 }
 
 #[test]
 fn given_same_settings_when_update_then_nothing() {
-    let state = given(&[created(TenantKind::Business)]);
-    assert_eq!(
-        state.decide(&TenantCommand::UpdateSettings(Settings::default())),
-        Ok(vec![])
-    );
+    let state = given([created(TenantKind::Business)]);
+    state
+        .when(TenantCommand::UpdateSettings(Settings::default()))
+        .then_nothing();
     let changed = Settings {
         data_retention_days: 30,
         ..Settings::default()
     };
-    assert_eq!(
-        state
-            .decide(&TenantCommand::UpdateSettings(changed))
-            .unwrap()
-            .len(),
-        1
-    );
+    let events = state
+        .when(TenantCommand::UpdateSettings(changed))
+        .then_events();
+    assert!(matches!(events[..], [TenantEvent::SettingsUpdated(_)]));
 }
 
 #[test]
 fn given_suspended_when_suspend_then_nothing_and_reactivate_then_reactivated() {
-    let state = given(&[
+    let state = given([
         created(TenantKind::Business),
         TenantEvent::Suspended(pb::TenantSuspended { reason: "r".into() }),
     ]);
-    assert_eq!(state.status, Status::Suspended);
-    assert_eq!(
-        state.decide(&TenantCommand::Suspend {
-            reason: "again".into()
-        }),
-        Ok(vec![])
-    );
-    assert!(matches!(
-        state.decide(&TenantCommand::Reactivate).unwrap()[..],
-        [TenantEvent::Reactivated(_)]
-    ));
+    assert_eq!(state.state().status, Status::Suspended);
+    state
+        .when(TenantCommand::Suspend {
+            reason: "again".into(),
+        })
+        .then_nothing();
+    let active = state
+        .when(TenantCommand::Reactivate)
+        .then([TenantEvent::Reactivated(pb::TenantReactivated {})]);
+    assert_eq!(active.state().status, Status::Active);
 }
 
 #[test]
 fn given_decommissioning_when_configuring_then_failed_precondition() {
-    let state = given(&[
+    let state = given([
         created(TenantKind::Business),
         TenantEvent::MarkedForDecommission(pb::TenantMarkedForDecommission {
             reason: "bye".into(),
         }),
     ]);
-    assert!(matches!(
-        state.decide(&TenantCommand::Reactivate),
-        Err(DomainError::Precondition(_))
-    ));
-    assert!(matches!(
-        state.decide(&TenantCommand::UpdateSettings(Settings::default())),
-        Err(DomainError::Precondition(_))
-    ));
+    let refused = state.when(TenantCommand::Reactivate).then_rejected();
+    assert!(matches!(refused, DomainError::Precondition(_)));
+    let refused = state
+        .when(TenantCommand::UpdateSettings(Settings::default()))
+        .then_rejected();
+    assert!(matches!(refused, DomainError::Precondition(_)));
 }
 
 #[test]
 fn given_trial_when_expiry_checked_before_and_after_30_days() {
-    let state = given(&[created(TenantKind::Trial)]);
-    assert_eq!(
-        state.decide(&TenantCommand::ExpireTrial {
-            now: now() + Duration::days(29)
-        }),
-        Ok(vec![])
-    );
-    let events = state
-        .decide(&TenantCommand::ExpireTrial {
-            now: now() + Duration::days(30),
+    let state = given([created(TenantKind::Trial)]);
+    state
+        .when(TenantCommand::ExpireTrial {
+            now: now() + Duration::days(29),
         })
-        .unwrap();
-    assert!(matches!(events[..], [TenantEvent::TrialExpired(_)]));
-    let expired = given(&[created(TenantKind::Trial), events[0].clone()]);
-    assert_eq!(
-        expired.decide(&TenantCommand::ExpireTrial {
-            now: now() + Duration::days(40)
-        }),
-        Ok(vec![])
-    );
+        .then_nothing();
+    let expire = state.when(TenantCommand::ExpireTrial {
+        now: now() + Duration::days(30),
+    });
+    assert!(matches!(
+        expire.then_events()[..],
+        [TenantEvent::TrialExpired(_)]
+    ));
+    expire
+        .then_state()
+        .when(TenantCommand::ExpireTrial {
+            now: now() + Duration::days(40),
+        })
+        .then_nothing();
 }
 
 #[test]
@@ -181,14 +158,13 @@ fn given_trial_converted_when_expiry_checked_then_nothing() {
         from: pb::TenantType::Trial as i32,
         to: pb::TenantType::Business as i32,
     });
-    let state = given(&[created(TenantKind::Trial), converted]);
-    assert_eq!(state.trial_ends_at, None);
-    assert_eq!(
-        state.decide(&TenantCommand::ExpireTrial {
-            now: now() + Duration::days(60)
-        }),
-        Ok(vec![])
-    );
+    let state = given([created(TenantKind::Trial), converted]);
+    assert_eq!(state.state().trial_ends_at, None);
+    state
+        .when(TenantCommand::ExpireTrial {
+            now: now() + Duration::days(60),
+        })
+        .then_nothing();
 }
 
 #[test]
@@ -197,23 +173,28 @@ fn given_domain_when_verified_without_proof_then_refused() {
         domain: "app.acme.com".into(),
         verification_token: "t".into(),
     });
-    let state = given(&[created(TenantKind::Business), added]);
-    let refused = state.decide(&TenantCommand::VerifyDomain {
-        domain: "app.acme.com".into(),
-        proved: false,
-    });
-    assert!(matches!(refused, Err(DomainError::Precondition(_))));
-    let ok = state
-        .decide(&TenantCommand::VerifyDomain {
+    let state = given([created(TenantKind::Business), added]);
+    let refused = state
+        .when(TenantCommand::VerifyDomain {
+            domain: "app.acme.com".into(),
+            proved: false,
+        })
+        .then_rejected();
+    assert!(matches!(refused, DomainError::Precondition(_)));
+    state
+        .when(TenantCommand::VerifyDomain {
             domain: "app.acme.com".into(),
             proved: true,
         })
-        .unwrap();
-    assert!(matches!(ok[..], [TenantEvent::DomainVerified(_)]));
-    let missing = state.decide(&TenantCommand::RemoveDomain {
-        domain: "other.acme.com".into(),
-    });
-    assert!(matches!(missing, Err(DomainError::NotFound(_))));
+        .then([TenantEvent::DomainVerified(pb::TenantDomainVerified {
+            domain: "app.acme.com".into(),
+        })]);
+    let missing = state
+        .when(TenantCommand::RemoveDomain {
+            domain: "other.acme.com".into(),
+        })
+        .then_rejected();
+    assert!(matches!(missing, DomainError::NotFound(_)));
 }
 
 #[test]
@@ -222,12 +203,12 @@ fn given_flags_when_setting_the_same_values_then_nothing() {
         set: [("beta".to_string(), true)].into(),
         unset: vec![],
     });
-    let state = given(&[created(TenantKind::Business), flags]);
-    let same = TenantCommand::SetFeatureFlags {
-        set: [("beta".to_string(), true)].into(),
-        unset: vec!["absent".into()],
-    };
-    assert_eq!(state.decide(&same), Ok(vec![]));
+    given([created(TenantKind::Business), flags])
+        .when(TenantCommand::SetFeatureFlags {
+            set: [("beta".to_string(), true)].into(),
+            unset: vec!["absent".into()],
+        })
+        .then_nothing();
 }
 
 #[test]
