@@ -12,6 +12,8 @@
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`foundation`]: what a service connects to at start (NATS, its schema, the verifier).
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
+//! - [`egress`]: the outbound policy, and the one HTTP client for calls made on a tenant's
+//!   word.
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod foundation;
 pub mod metrics;
