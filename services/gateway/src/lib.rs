@@ -52,12 +52,16 @@ use snapshot::follow::Current;
 /// What a test may replace.
 pub struct Overrides {
     pub clock: Arc<dyn Clock>,
+    /// Resolves backends' names (the system's resolver when `None`); what it answers is
+    /// still judged by the outbound policy.
+    pub resolver: Option<Arc<dyn tenantry_kit::egress::Resolver>>,
 }
 
 impl Default for Overrides {
     fn default() -> Self {
         Self {
             clock: Arc::new(tenantry_kit::SystemClock),
+            resolver: None,
         }
     }
 }
@@ -121,9 +125,16 @@ pub async fn start(
     if !config.redis_url.is_empty() && !cluster.connect().await {
         tracing::warn!(url = %config.redis_url, replicas = cluster.replicas(), "redis unreachable at start: each replica enforces its share of every limit");
     }
+    let egress = Arc::new(api::outbound::egress(
+        common,
+        config,
+        &[&listener, &api_listener],
+        overrides.resolver,
+    ));
     let started = std::time::Instant::now();
     let (current, applied) =
-        snapshot::follow::follow(&store, &config.base_domain, cluster.clone()).await?;
+        snapshot::follow::follow(&store, &config.base_domain, cluster.clone(), egress.clone())
+            .await?;
     tracing::info!(
         tenants = current.load().tenants.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -147,6 +158,9 @@ pub async fn start(
         routes: Repository::new(store.clone(), 100_000),
         snapshot: current.clone(),
         clock: overrides.clock,
+        egress,
+        limits: config.config_limits,
+        creations: Arc::new(api::limits::Creations::new(applied.clone())),
     };
     let router = server::router(
         tonic::service::Routes::new(GatewayConfigServiceServer::new(api)),

@@ -24,13 +24,14 @@ pub async fn follow(
     store: &EventStore,
     base_domain: &str,
     cluster: Arc<crate::limit::Cluster>,
+    egress: Arc<tenantry_kit::egress::Egress>,
 ) -> Result<(Current, watch::Receiver<Option<u64>>), StoreError> {
     let mut tail = store.tail(format!("{}.>", store.root())).await?;
     let initially_pending = tail.pending_at_start;
 
     let current: Current = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let (applied, mut ready) = watch::channel(None::<u64>);
-    let mut builder = Builder::new(base_domain, cluster);
+    let mut builder = Builder::new(base_domain, cluster).with_egress(egress);
     let out = current.clone();
     let mut caught_up = initially_pending == 0;
     if caught_up {

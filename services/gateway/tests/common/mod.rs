@@ -36,10 +36,31 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    start_full(allow_loopback, adjust, Overrides::default()).await
+}
+
+/// The networks of the upstreams tests start (loopback), for the outbound policy.
+pub fn loopback() -> Vec<tenantry_kit::egress::Cidr> {
+    vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+}
+
+/// Tests' upstreams listen on loopback, which the default outbound policy refuses.
+pub fn allow_loopback(common: &mut tenantry_kit::config::CommonConfig) {
+    common.egress_allow = loopback();
+}
+
+/// With the shared settings (the outbound policy) as `adjust_common` leaves them, and
+/// `overrides` for the gateway.
+pub async fn start_full(
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    adjust: impl FnOnce(&mut GatewayConfig),
+    overrides: Overrides,
+) -> Harness {
     let mut gateway_config = GatewayConfig::ephemeral();
     adjust(&mut gateway_config);
     let env = TestEnv::new().await;
-    let common = env.common();
+    let mut common = env.common();
+    adjust_common(&mut common);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tenant_svc = tenantry_tenant::start(
         &common,
@@ -54,7 +75,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
     if gateway_config.services.is_empty() {
         gateway_config.services = format!("tenant={}", tenant_svc.addr);
     }
-    let gateway = gateway(&common, &gateway_config).await;
+    let gateway = gateway(&common, &gateway_config, overrides).await;
     let tenants = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await);
     let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.api_addr).await);
     Harness {
@@ -70,6 +91,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
 async fn gateway(
     common: &tenantry_kit::config::CommonConfig,
     config: &GatewayConfig,
+    overrides: Overrides,
 ) -> tenantry_gateway::Running {
     let data = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,7 +100,7 @@ async fn gateway(
         config,
         data,
         api_listener,
-        Overrides::default(),
+        overrides,
         std::future::pending(),
     )
     .await
@@ -164,6 +186,22 @@ impl Harness {
         r.route.unwrap()
     }
 
+    /// Upserts a route as a member of `tenant`; the answer as it comes (nothing awaited).
+    pub async fn try_route(
+        &self,
+        tenant: &Tenant,
+        route: api::Route,
+    ) -> Result<api::UpsertRouteResponse, tonic::Status> {
+        self.config
+            .clone()
+            .upsert_route(authed(
+                api::UpsertRouteRequest { route: Some(route) },
+                &self.member(tenant),
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Drains `backend` of the tenant's route and waits until the gateway applies it.
     pub async fn drain(&self, tenant: &Tenant, route_id: &str, backend: SocketAddr) {
         let drained = self
@@ -238,7 +276,9 @@ impl Harness {
     ) -> tenantry_gateway::Running {
         let mut config = GatewayConfig::ephemeral();
         adjust(&mut config);
-        gateway(&self.env.common(), &config).await
+        let mut common = self.env.common();
+        allow_loopback(&mut common);
+        gateway(&common, &config, Overrides::default()).await
     }
 
     /// An HTTP client that reaches `host` at `gateway`'s data plane, and the URL of `path`.
