@@ -98,7 +98,10 @@ pub async fn start(
     );
     let prover = match overrides.prover {
         Some(p) => p,
-        None => Arc::new(HttpProver::new(None).map_err(|e| StartError::Other(e.to_string()))?),
+        None => Arc::new(
+            HttpProver::for_service(common, listener.local_addr().ok())
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        ),
     };
     let api = TenantApi {
         tenants: Repository::new(store.clone(), 100_000),
@@ -107,6 +110,7 @@ pub async fn start(
         positions: runner.positions(),
         clock: overrides.clock,
         prover,
+        base_domain: config.base_domain.clone(),
         read_wait: Duration::from_secs(5),
     };
 
