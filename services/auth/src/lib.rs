@@ -162,7 +162,10 @@ pub async fn start(
         }),
         keys: keys.clone(),
         sealer,
-        oidc: Arc::new(oidc::client::OidcClient::new()?),
+        oidc: Arc::new(oidc::client::OidcClient::for_service(
+            common,
+            listener.local_addr().ok(),
+        )?),
         throttle: Arc::new(throttle::AddressThrottle::new(
             config.login_failures_per_addr,
         )),

@@ -59,12 +59,29 @@ pub async fn start_with_clock(clock: tenantry_kit::ManualClock) -> Harness {
 }
 
 async fn start_full(adjust: impl FnOnce(&mut AuthConfig), overrides: Overrides) -> Harness {
+    start_with_common(allow_loopback, adjust, overrides).await
+}
+
+/// The identity providers tests start listen on loopback, which the default outbound policy
+/// refuses: tests allow it explicitly.
+pub fn allow_loopback(common: &mut tenantry_kit::config::CommonConfig) {
+    common.egress_allow = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+}
+
+/// With the shared settings (the outbound policy) as `adjust_common` leaves them.
+pub async fn start_with_common(
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    adjust: impl FnOnce(&mut AuthConfig),
+    overrides: Overrides,
+) -> Harness {
     let env = TestEnv::new().await;
     let mut config = config(&env);
     adjust(&mut config);
+    let mut common = env.common();
+    adjust_common(&mut common);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let svc = tenantry_auth::start(
-        &env.common(),
+        &common,
         &config,
         listener,
         overrides,
