@@ -1,12 +1,14 @@
 //! `tenantry dev`: the auth service, then the tenant service and the gateway (verifying tokens
 //! through the auth service's JWKS), in one process, with a development platform admin.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tenantry_auth::AuthConfig;
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
+use tenantry_kit::egress::Cidr;
 use tenantry_tenant::TenantConfig;
 
 pub const DEV_ADMIN: &str = "admin@tenantry.local";
@@ -23,13 +25,33 @@ fn dev_password() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Loopback, for tenants' backends and identity providers run on the developer's machine.
+fn loopback() -> Vec<Cidr> {
+    [
+        (IpAddr::from(Ipv4Addr::LOCALHOST), 8),
+        (IpAddr::from(Ipv6Addr::LOCALHOST), 128),
+    ]
+    .into_iter()
+    .filter_map(|(ip, prefix)| Cidr::new(ip, prefix))
+    .collect()
+}
+
 pub async fn run(
-    common: CommonConfig,
+    mut common: CommonConfig,
     mut auth: AuthConfig,
-    tenant: TenantConfig,
+    mut tenant: TenantConfig,
     gateway: GatewayConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
+    // A route to `127.0.0.1:9000` is how one tries the gateway on a laptop: development
+    // allows loopback explicitly (the platform's own ports stay refused). An operator's own
+    // TENANTRY_EGRESS_ALLOW is kept as given.
+    let loopback_added = common.egress_allow.is_empty();
+    if loopback_added {
+        common.egress_allow = loopback();
+    }
+    // One base domain: the one the gateway serves tenants under.
+    tenant.base_domain = gateway.base_domain.clone();
     if auth.bootstrap_admin_email.is_none() {
         auth.bootstrap_admin_email = Some(DEV_ADMIN.into());
         auth.bootstrap_admin_password_file = Some(dev_password()?);
@@ -79,6 +101,20 @@ pub async fn run(
         gateway_running.addr, gateway.base_domain, gateway_running.api_addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
+    let allowed: Vec<String> = common
+        .egress_allow
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    eprintln!(
+        "  outbound policy  {} allowed for tenants' backends and identity providers{}; the platform's own ports stay refused",
+        allowed.join(", "),
+        if loopback_added {
+            " (loopback: development only, TENANTRY_EGRESS_ALLOW overrides)"
+        } else {
+            " (TENANTRY_EGRESS_ALLOW)"
+        }
+    );
     if let (Some(email), Some(file)) = (
         &auth.bootstrap_admin_email,
         &auth.bootstrap_admin_password_file,
