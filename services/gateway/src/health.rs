@@ -1,6 +1,8 @@
 //! Active health checks: every backend of a route with a check gets `GET <path>` every
 //! `interval_ms`; `unhealthy_threshold` failures in a row take it out of rotation and
 //! `healthy_threshold` successes in a row bring it back. A 2xx or 3xx is a success.
+//! Each check opens its own connection through the outbound policy, as the proxy does: a
+//! backend whose name now resolves into the platform's network fails without being contacted.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

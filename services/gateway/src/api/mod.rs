@@ -1,5 +1,9 @@
 //! `GatewayConfigService`: the token's tenant's routes. Commands append `route` events; reads
 //! come from this gateway's snapshot.
+//!
+//! - [`outbound`]: the policy backends are judged by when a route is configured.
+//! - [`limits`]: the plan's bounds on routes and backends, and their defaults.
+//! - [`policy`]: the role each RPC requires.
 
 pub mod limits;
 pub mod outbound;
