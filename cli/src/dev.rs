@@ -8,7 +8,7 @@ use anyhow::Context;
 use tenantry_auth::AuthConfig;
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
-use tenantry_kit::egress::Cidr;
+use tenantry_kit::egress::{Cidr, Networks};
 use tenantry_tenant::TenantConfig;
 
 pub const DEV_ADMIN: &str = "admin@tenantry.local";
@@ -46,9 +46,9 @@ pub async fn run(
     // A route to `127.0.0.1:9000` is how one tries the gateway on a laptop: development
     // allows loopback explicitly (the platform's own ports stay refused). An operator's own
     // TENANTRY_EGRESS_ALLOW is kept as given.
-    let loopback_added = common.egress_allow.is_empty();
+    let loopback_added = common.egress_allow.0.is_empty();
     if loopback_added {
-        common.egress_allow = loopback();
+        common.egress_allow = Networks(loopback());
     }
     // One base domain: the one the gateway serves tenants under.
     tenant.base_domain = gateway.base_domain.clone();
@@ -101,14 +101,9 @@ pub async fn run(
         gateway_running.addr, gateway.base_domain, gateway_running.api_addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
-    let allowed: Vec<String> = common
-        .egress_allow
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     eprintln!(
         "  outbound policy  {} allowed for tenants' backends and identity providers{}; the platform's own ports stay refused",
-        allowed.join(", "),
+        common.egress_allow,
         if loopback_added {
             " (loopback: development only, TENANTRY_EGRESS_ALLOW overrides)"
         } else {

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     let env = TestEnv::new().await;
     let mut common = env.common();
     // The upstream listens on loopback, which the outbound policy refuses unless allowed.
-    common.egress_allow = vec!["127.0.0.0/8".parse()?];
+    common.egress_allow = "127.0.0.0/8".parse()?;
     let tenant_svc = tenantry_tenant::start(
         &common,
         &tenantry_tenant::TenantConfig::ephemeral(env.schema("tenant")),

@@ -70,8 +70,8 @@ impl TestEnv {
             log_format: LogFormat::Text,
             // The default outbound policy (loopback refused): a test that calls servers it
             // starts on loopback allows that explicitly.
-            egress_allow: Vec::new(),
-            egress_deny: Vec::new(),
+            egress_allow: Default::default(),
+            egress_deny: Default::default(),
         }
     }
 

@@ -65,7 +65,7 @@ async fn start_full(adjust: impl FnOnce(&mut AuthConfig), overrides: Overrides) 
 /// The identity providers tests start listen on loopback, which the default outbound policy
 /// refuses: tests allow it explicitly.
 pub fn allow_loopback(common: &mut tenantry_kit::config::CommonConfig) {
-    common.egress_allow = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    common.egress_allow = "127.0.0.0/8,::1/128".parse().unwrap();
 }
 
 /// With the shared settings (the outbound policy) as `adjust_common` leaves them.

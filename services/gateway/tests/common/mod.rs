@@ -40,8 +40,8 @@ pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
 }
 
 /// The networks of the upstreams tests start (loopback), for the outbound policy.
-pub fn loopback() -> Vec<tenantry_kit::egress::Cidr> {
-    vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()]
+pub fn loopback() -> tenantry_kit::egress::Networks {
+    "127.0.0.0/8,::1/128".parse().unwrap()
 }
 
 /// Tests' upstreams listen on loopback, which the default outbound policy refuses.

@@ -89,9 +89,42 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// Networks as a setting gives them: comma-separated CIDRs, blanks ignored (so an empty
+/// variable means none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Networks(pub Vec<Cidr>);
+
+impl FromStr for Networks {
+    type Err = BadCidr;
+
+    fn from_str(s: &str) -> Result<Self, BadCidr> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl fmt::Display for Networks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join(","))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_setting_lists_networks_and_may_be_empty() {
+        let n: Networks = " 10.0.0.0/8, ::1 ,".parse().unwrap();
+        assert_eq!(n.to_string(), "10.0.0.0/8,::1/128");
+        assert_eq!("".parse::<Networks>().unwrap(), Networks::default());
+        assert!("10.0.0.0/8,nope".parse::<Networks>().is_err());
+    }
 
     #[test]
     fn parses_networks_and_single_hosts() {

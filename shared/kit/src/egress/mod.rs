@@ -24,7 +24,7 @@ pub mod http;
 pub mod policy;
 pub mod resolve;
 
-pub use cidr::Cidr;
+pub use cidr::{Cidr, Networks};
 pub use dial::{Egress, EgressError, split_host_port};
 pub use http::{Fetched, HttpLimits, OutboundError, OutboundHttp};
 pub use policy::{Denied, EgressPolicy};

@@ -87,7 +87,7 @@ impl EgressPolicy {
             .into_iter()
             .flat_map(|url| endpoint_of(url))
             .collect::<Vec<_>>();
-        Self::new(common.egress_allow.clone(), common.egress_deny.clone()).with_own(own)
+        Self::new(common.egress_allow.0.clone(), common.egress_deny.0.clone()).with_own(own)
     }
 
     /// Adds addresses of the platform (a service's listeners, the services it calls): they
