@@ -2,12 +2,14 @@
 //! through the auth service's JWKS), in one process, with a development platform admin. Each
 //! starts through the kit's service template, as its own binary would.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tenantry_auth::{AuthConfig, AuthService};
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
+use tenantry_kit::egress::{Cidr, Networks};
 use tenantry_kit::service::{self, Running, Service};
 use tenantry_tenant::{TenantConfig, TenantService};
 
@@ -25,13 +27,33 @@ fn dev_password() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Loopback, for tenants' backends and identity providers run on the developer's machine.
+fn loopback() -> Vec<Cidr> {
+    [
+        (IpAddr::from(Ipv4Addr::LOCALHOST), 8),
+        (IpAddr::from(Ipv6Addr::LOCALHOST), 128),
+    ]
+    .into_iter()
+    .filter_map(|(ip, prefix)| Cidr::new(ip, prefix))
+    .collect()
+}
+
 pub async fn run(
-    common: CommonConfig,
+    mut common: CommonConfig,
     mut auth: AuthConfig,
-    tenant: TenantConfig,
+    mut tenant: TenantConfig,
     gateway: GatewayConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
+    // A route to `127.0.0.1:9000` is how one tries the gateway on a laptop: development
+    // allows loopback explicitly (the platform's own ports stay refused). An operator's own
+    // TENANTRY_EGRESS_ALLOW is kept as given.
+    let loopback_added = common.egress_allow.0.is_empty();
+    if loopback_added {
+        common.egress_allow = Networks(loopback());
+    }
+    // One base domain: the one the gateway serves tenants under.
+    tenant.base_domain = gateway.base_domain.clone();
     if auth.bootstrap_admin_email.is_none() {
         auth.bootstrap_admin_email = Some(DEV_ADMIN.into());
         auth.bootstrap_admin_password_file = Some(dev_password()?);
@@ -59,6 +81,15 @@ pub async fn run(
         gateway.data_addr, gateway.addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
+    eprintln!(
+        "  outbound policy  {} allowed for tenants' backends and identity providers{}; the platform's own ports stay refused",
+        common.egress_allow,
+        if loopback_added {
+            " (loopback: development only, TENANTRY_EGRESS_ALLOW overrides)"
+        } else {
+            " (TENANTRY_EGRESS_ALLOW)"
+        }
+    );
     if let (Some(email), Some(file)) = (admin_email, admin_password) {
         eprintln!(
             "\nPlatform admin {email}; a token for it:\n  export TENANTRY_TOKEN=$(tenantry login --email {email} --password-file {})\n",

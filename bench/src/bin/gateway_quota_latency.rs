@@ -28,15 +28,20 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let env = TestEnv::new().await;
+    let mut common = env.common();
+    // The upstream listens on loopback, which the outbound policy refuses unless allowed.
+    common.egress_allow = "127.0.0.0/8".parse()?;
     let tenant_svc = env
-        .start(tenantry_tenant::TenantService::new(
-            tenantry_tenant::TenantConfig::ephemeral(),
-        ))
+        .start_with(
+            &common,
+            tenantry_tenant::TenantService::new(tenantry_tenant::TenantConfig::ephemeral()),
+        )
         .await;
     let gateway = env
-        .start(tenantry_gateway::GatewayService::new(
-            tenantry_gateway::GatewayConfig::ephemeral(),
-        ))
+        .start_with(
+            &common,
+            tenantry_gateway::GatewayService::new(tenantry_gateway::GatewayConfig::ephemeral()),
+        )
         .await;
     // An upstream answering 200.
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -118,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
         &store,
         "localhost",
         tenantry_gateway::limit::Cluster::standalone(),
+        std::sync::Arc::new(tenantry_kit::egress::Egress::system(Default::default())),
     )
     .await?;
     let took = started.elapsed();

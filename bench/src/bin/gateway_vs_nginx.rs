@@ -232,11 +232,14 @@ async fn main() -> anyhow::Result<()> {
     )?;
 
     // A tenant, its plan and quota state, and the gateway routing it to the upstream.
-    let common = env.common();
+    let mut common = env.common();
+    // The upstream listens on loopback, which the outbound policy refuses unless allowed.
+    common.egress_allow = "127.0.0.0/8".parse()?;
     let tenant_svc = env
-        .start(tenantry_tenant::TenantService::new(
-            tenantry_tenant::TenantConfig::ephemeral(),
-        ))
+        .start_with(
+            &common,
+            tenantry_tenant::TenantService::new(tenantry_tenant::TenantConfig::ephemeral()),
+        )
         .await;
     let slug = format!("b{}", &Uuid::new_v4().simple().to_string()[..8]);
     let created = TenantServiceClient::new(tenantry_testkit::channel(tenant_svc.addr).await)

@@ -149,7 +149,10 @@ impl Service for AuthService {
             }),
             keys: keys.clone(),
             sealer,
-            oidc: Arc::new(oidc::client::OidcClient::new()?),
+            oidc: Arc::new(oidc::client::OidcClient::for_service(
+                &ctx.common,
+                Some(ctx.addr),
+            )?),
             throttle: Arc::new(throttle::AddressThrottle::new(
                 config.login_failures_per_addr,
             )),

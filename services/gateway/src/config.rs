@@ -142,6 +142,10 @@ pub struct GatewayConfig {
         default_value_t = 1
     )]
     pub replicas: u32,
+
+    /// Defaults of the bounds on a tenant's routes and backends (its plan may set others).
+    #[command(flatten)]
+    pub config_limits: crate::api::limits::ConfigLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -169,6 +173,7 @@ impl GatewayConfig {
             rate_limit_mode: RateLimitMode::Local,
             limit_sync_ms: 50,
             replicas: 1,
+            config_limits: Default::default(),
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct GatewayService {
     pub clock: Arc<dyn Clock>,
     /// The data plane's listener; `None`: bound at start on `config.listen`.
     pub listener: Option<TcpListener>,
+    /// Resolves backends' names (the system's resolver when `None`); what it answers is
+    /// still judged by the outbound policy.
+    pub resolver: Option<Arc<dyn tenantry_kit::egress::Resolver>>,
 }
 
 /// What a started gateway hands back.
@@ -76,10 +79,13 @@ impl Service for GatewayService {
             config,
             clock: Arc::new(tenantry_kit::SystemClock),
             listener: None,
+            resolver: None,
         }
     }
 
-    /// The configuration API and public API edge; the data plane has its own port.
+    /// The configuration API and public API edge; the data plane (`config.listen`) has its
+    /// own port.
+    #[allow(clippy::misnamed_getters)] // the template's port is the API's, not the data plane's
     fn listen(&self) -> SocketAddr {
         self.config.api_listen
     }
@@ -133,9 +139,16 @@ impl Service for GatewayService {
         if !config.redis_url.is_empty() && !cluster.connect().await {
             tracing::warn!(url = %config.redis_url, replicas = cluster.replicas(), "redis unreachable at start: each replica enforces its share of every limit");
         }
+        let egress = Arc::new(api::outbound::egress(
+            &ctx.common,
+            &config,
+            &[addr, ctx.addr],
+            self.resolver,
+        ));
         let started = std::time::Instant::now();
         let (current, applied, follower) =
-            snapshot::follow::follow(store, &config.base_domain, cluster.clone()).await?;
+            snapshot::follow::follow(store, &config.base_domain, cluster.clone(), egress.clone())
+                .await?;
         tracing::info!(
             tenants = current.load().tenants.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -158,6 +171,9 @@ impl Service for GatewayService {
             routes: ctx.repository(100_000),
             snapshot: current.clone(),
             clock: self.clock,
+            egress,
+            limits: config.config_limits,
+            creations: Arc::new(api::limits::Creations::new(applied.clone())),
         };
         let limits = proxy::Limits {
             header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),

@@ -176,3 +176,52 @@ async fn tenants_cannot_see_or_change_each_others_routes() {
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn the_gateway_names_routes_and_a_retried_creation_makes_one() {
+    let h = start().await;
+    let t = h.tenant().await;
+    let up = Upstream::start("a").await;
+    let create = || {
+        let mut r = authed(
+            api::UpsertRouteRequest {
+                route: Some(route("/", BalanceAlgorithm::RoundRobin, &[(&up, 1)])),
+            },
+            &h.member(&t),
+        );
+        r.metadata_mut()
+            .insert("idempotency-key", "create-route-1".parse().unwrap());
+        r
+    };
+    let first = h
+        .config
+        .clone()
+        .upsert_route(create())
+        .await
+        .unwrap()
+        .into_inner();
+    let again = h
+        .config
+        .clone()
+        .upsert_route(create())
+        .await
+        .unwrap()
+        .into_inner();
+    let id = first.route.unwrap().route_id;
+    assert_eq!(again.route.unwrap().route_id, id);
+    h.applied(first.position.max(again.position)).await;
+    let listed = h
+        .config
+        .clone()
+        .list_routes(authed(api::ListRoutesRequest {}, &h.member(&t)))
+        .await
+        .unwrap()
+        .into_inner()
+        .routes;
+    assert_eq!(listed.len(), 1);
+    // An id the tenant has no route under is not created.
+    let mut made_up = route("/", BalanceAlgorithm::RoundRobin, &[(&up, 1)]);
+    made_up.route_id = uuid::Uuid::now_v7().to_string();
+    let e = h.try_route(&t, made_up).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+}

@@ -42,6 +42,16 @@ pub struct TenantConfig {
         default_value_t = 60
     )]
     pub trial_sweep_interval_secs: u64,
+
+    /// The platform's base domain: tenants answer on `<slug>.<base domain>` at the gateway,
+    /// so no custom domain may be the base domain or under it. The same variable as the
+    /// gateway's, so the two cannot disagree.
+    #[arg(
+        long = "tenant-base-domain",
+        env = "TENANTRY_GATEWAY_BASE_DOMAIN",
+        default_value = "localhost"
+    )]
+    pub base_domain: String,
 }
 
 impl TenantConfig {
@@ -53,6 +63,7 @@ impl TenantConfig {
             db_role: "tenantry_tenant".into(),
             db_max_connections: 16,
             trial_sweep_interval_secs: 3600,
+            base_domain: "localhost".into(),
         }
     }
 }

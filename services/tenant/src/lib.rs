@@ -78,7 +78,10 @@ impl Service for TenantService {
         let runner = ctx.projection(projection::TenantsProjection::default())?;
         let prover = match self.prover {
             Some(p) => p,
-            None => Arc::new(HttpProver::new(None)?),
+            None => Arc::new(
+                HttpProver::for_service(&ctx.common, Some(ctx.addr))
+                    .map_err(|e| StartError::Other(e.to_string()))?,
+            ),
         };
         let api = TenantApi {
             tenants: ctx.repository(100_000),
@@ -87,6 +90,7 @@ impl Service for TenantService {
             positions: runner.positions(),
             clock: self.clock,
             prover,
+            base_domain: self.config.base_domain.clone(),
             read_wait: Duration::from_secs(5),
         };
         let sweep = api.clone();

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use tenantry_kit::Role;
 use tenantry_proto::events::v1::{TenantSettings, TenantType};
 use tenantry_proto::tenant::v1 as api;
-use tenantry_tenant::api::domains::{HttpProver, WELL_KNOWN_PATH};
+use tenantry_tenant::api::domains::WELL_KNOWN_PATH;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -365,8 +365,7 @@ async fn serve_token(token: Arc<std::sync::RwLock<String>>) -> std::net::SocketA
 async fn custom_domains_are_added_proved_and_unique_across_tenants() {
     let served = Arc::new(std::sync::RwLock::new(String::from("wrong")));
     let addr = serve_token(served.clone()).await;
-    let prover = Arc::new(HttpProver::new(Some(addr)).unwrap());
-    let h = start_with(Some(prover)).await;
+    let h = start_with(Some(common::prover_at(addr, common::loopback_allowed()))).await;
     let (a, _) = h.create(&slug(), TenantType::Business).await;
     let (b, _) = h.create(&slug(), TenantType::Business).await;
     let token_a = h.token(a.tenant_id.parse().unwrap(), Role::Member);

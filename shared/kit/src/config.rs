@@ -61,6 +61,18 @@ pub struct CommonConfig {
     #[arg(long, env = "TENANTRY_JWT_AUDIENCE", default_value = "tenantry")]
     pub jwt_audience: String,
 
+    /// Networks that outbound calls made on a tenant's word (route backends, health checks,
+    /// domain proofs, OIDC fetches) may reach although the default policy refuses them
+    /// (loopback, link-local, private and shared ranges): comma-separated CIDRs, e.g.
+    /// `10.20.0.0/16,fd00:20::/64`. The platform's own addresses stay refused. See ADR 0006.
+    #[arg(long, env = "TENANTRY_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: crate::egress::Networks,
+
+    /// Networks such calls may never reach, checked before the allowed ones (a deny wins):
+    /// comma-separated CIDRs.
+    #[arg(long, env = "TENANTRY_EGRESS_DENY", default_value = "")]
+    pub egress_deny: crate::egress::Networks,
+
     /// Log output: `text` for people, `json` for collectors. Levels come from `RUST_LOG`.
     #[arg(long, env = "TENANTRY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -15,6 +15,8 @@
 //! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
 //!   and a binary's [`service::main`].
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
+//! - [`egress`]: the outbound policy, and the one HTTP client for calls made on a tenant's
+//!   word.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +25,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod gwt;
 pub mod metrics;

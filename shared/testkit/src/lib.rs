@@ -113,6 +113,10 @@ impl TestEnv {
             jwt_issuer: ISSUER.into(),
             jwt_audience: AUDIENCE.into(),
             log_format: LogFormat::Text,
+            // The default outbound policy (loopback refused): a test that calls servers it
+            // starts on loopback allows that explicitly.
+            egress_allow: Default::default(),
+            egress_deny: Default::default(),
         }
     }
 

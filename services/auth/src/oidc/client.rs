@@ -1,7 +1,13 @@
 //! Talking to an identity provider: discovery, its JWKS, the token endpoint, and validating
 //! the ID token it returns (signature, `iss`, `aud`/`azp`, `exp`, `iat`, `nonce`).
+//!
+//! A tenant names the issuer (and the discovery document names the other endpoints), so every
+//! fetch goes through the kit's outbound client: addresses under the operator's policy (the
+//! platform's network refused), no redirect followed, answers capped at [`MAX_ANSWER_BYTES`],
+//! and nothing the provider answered is put in an error returned to the caller.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +18,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 use tenantry_kit::ApiError;
+use tenantry_kit::config::CommonConfig;
+use tenantry_kit::egress::{
+    Egress, EgressPolicy, Fetched, HttpLimits, OutboundError, OutboundHttp,
+};
 use tokio::sync::Mutex;
 
 /// Discovery documents and key sets are re-read after this long.
@@ -19,6 +29,8 @@ const CACHE_FOR: Duration = Duration::from_secs(300);
 /// An unknown `kid` re-reads the key set at most this often.
 const JWKS_REFETCH_AFTER: Duration = Duration::from_secs(10);
 const SKEW_SECS: i64 = 60;
+/// Discovery documents, key sets and token responses are a few KiB; larger is not read.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
 /// Asymmetric algorithms only: `none` and HMAC are never accepted from a provider.
 const ALLOWED: &[Algorithm] = &[
     Algorithm::RS256,
@@ -48,7 +60,7 @@ struct TokenResponse {
 }
 
 pub struct OidcClient {
-    http: reqwest::Client,
+    http: OutboundHttp,
     discovery: Mutex<HashMap<String, (Instant, Arc<Discovery>)>>,
     jwks: Mutex<HashMap<String, (Instant, Arc<JwkSet>)>>,
 }
@@ -57,20 +69,70 @@ fn refused(why: impl Into<String>) -> ApiError {
     ApiError::Unauthenticated(format!("identity provider: {}", why.into()))
 }
 
+/// The limits of every call to a provider.
+pub fn limits() -> HttpLimits {
+    HttpLimits {
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(3),
+        max_body_bytes: MAX_ANSWER_BYTES,
+        // A provider's redirects are not followed with our credentials.
+        max_redirects: 0,
+    }
+}
+
+/// What `what` (a provider endpoint) answered, or why not, as the caller may see it: the
+/// policy's refusal names `field`; other failures say what failed, never what was answered.
+async fn fetch(
+    http: &OutboundHttp,
+    request: reqwest::RequestBuilder,
+    field: &str,
+    what: &str,
+) -> Result<Fetched, ApiError> {
+    http.send(request).await.map_err(|e| {
+        tracing::info!(error = %e, endpoint = what, "identity provider call failed");
+        match e {
+            e if e.is_refused() => ApiError::invalid(
+                field,
+                format!("{what}: the address is refused by the outbound policy"),
+            ),
+            OutboundError::TooLarge { limit, .. } => ApiError::FailedPrecondition(format!(
+                "{field}: the {what} answer is larger than {limit} bytes"
+            )),
+            OutboundError::Redirect { .. } => ApiError::FailedPrecondition(format!(
+                "{field}: the {what} answered with a redirect, which is not followed"
+            )),
+            OutboundError::BadUrl(_) => {
+                ApiError::invalid(field, format!("{what}: not an http(s) URL"))
+            }
+            other => ApiError::Unavailable(format!("{what}: {other}")),
+        }
+    })
+}
+
+/// `body` as `T`; the parser's message (which may quote the body) is only logged.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        tracing::info!(error = %e, endpoint = what, "identity provider answer not understood");
+        format!("the {what} answer is not the expected JSON")
+    })
+}
+
 impl OidcClient {
-    pub fn new() -> Result<Self, ApiError> {
-        tenantry_kit::install_crypto();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            // A provider's redirects are not followed with our credentials.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ApiError::Internal(format!("http client: {e}")))?;
-        Ok(Self {
+    pub fn new(http: OutboundHttp) -> Self {
+        Self {
             http,
             discovery: Mutex::default(),
             jwks: Mutex::default(),
-        })
+        }
+    }
+
+    /// Under the operator's outbound policy, with this service's own address (`own`)
+    /// refused besides the platform's stores.
+    pub fn for_service(common: &CommonConfig, own: Option<SocketAddr>) -> Result<Self, ApiError> {
+        let policy = EgressPolicy::from_config(common).with_own(own);
+        let http = OutboundHttp::new(Arc::new(Egress::system(policy)), limits())
+            .map_err(|e| ApiError::Internal(format!("http client: {e}")))?;
+        Ok(Self::new(http))
     }
 
     /// The provider's discovery document; its `issuer` must be exactly `issuer`.
@@ -84,22 +146,26 @@ impl OidcClient {
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
         );
-        let doc: Discovery = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| ApiError::Unavailable(format!("discovery {url}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| {
-                ApiError::FailedPrecondition(format!("issuer: discovery document: {e}"))
-            })?;
-        if doc.issuer != issuer {
+        let what = "discovery";
+        let fetched = fetch(
+            &self.http,
+            self.http.request(http::Method::GET, &url),
+            "issuer",
+            what,
+        )
+        .await?;
+        if !fetched.status.is_success() {
             return Err(ApiError::FailedPrecondition(format!(
-                "issuer: discovery says {:?}, expected {issuer:?}",
-                doc.issuer
+                "issuer: discovery answered {}",
+                fetched.status
+            )));
+        }
+        let doc: Discovery = parse(&fetched.body, what)
+            .map_err(|why| ApiError::FailedPrecondition(format!("issuer: {why}")))?;
+        if doc.issuer != issuer {
+            // What the document says is not repeated: the URL may be anything that answers.
+            return Err(ApiError::FailedPrecondition(format!(
+                "issuer: the discovery document names another issuer than {issuer:?}"
             )));
         }
         if !doc.code_challenge_methods_supported.is_empty()
@@ -137,9 +203,9 @@ impl OidcClient {
             form_encode(client_id),
             form_encode(client_secret)
         ));
-        let response = self
+        let request = self
             .http
-            .post(&discovery.token_endpoint)
+            .request(http::Method::POST, &discovery.token_endpoint)
             .header(http::header::AUTHORIZATION, format!("Basic {basic}"))
             .header(
                 http::header::CONTENT_TYPE,
@@ -150,22 +216,19 @@ impl OidcClient {
                 form_encode(code),
                 form_encode(redirect_uri),
                 form_encode(code_verifier)
-            ))
-            .send()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("token endpoint: {e}")))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
+            ));
+        let what = "token endpoint";
+        let fetched = fetch(&self.http, request, "issuer", what).await?;
+        if !fetched.status.is_success() {
             return Err(refused(format!(
-                "token endpoint answered {status}: {}",
-                body.chars().take(300).collect::<String>()
+                "token endpoint answered {}{}",
+                fetched.status,
+                oauth_error(&fetched.body)
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
             )));
         }
-        let tokens: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| refused(format!("token response: {e}")))?;
+        let tokens: TokenResponse = parse(&fetched.body, what).map_err(refused)?;
         tokens
             .id_token
             .ok_or_else(|| refused("no id_token in the token response"))
@@ -244,16 +307,21 @@ impl OidcClient {
                 return Ok(set.clone());
             }
         }
-        let set: JwkSet = self
-            .http
-            .get(uri)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| ApiError::Unavailable(format!("provider jwks {uri}: {e}")))?
-            .json()
-            .await
-            .map_err(|e| refused(format!("provider jwks: {e}")))?;
+        let what = "key set (jwks_uri)";
+        let fetched = fetch(
+            &self.http,
+            self.http.request(http::Method::GET, uri),
+            "issuer",
+            what,
+        )
+        .await?;
+        if !fetched.status.is_success() {
+            return Err(ApiError::Unavailable(format!(
+                "provider jwks {uri}: answered {}",
+                fetched.status
+            )));
+        }
+        let set: JwkSet = parse(&fetched.body, what).map_err(refused)?;
         let set = Arc::new(set);
         self.jwks
             .lock()
@@ -261,6 +329,22 @@ impl OidcClient {
             .insert(uri.to_owned(), (Instant::now(), set.clone()));
         Ok(set)
     }
+}
+
+/// The OAuth error code of a token endpoint's refusal (RFC 6749 §5.2), when it is one of the
+/// registered codes: a fixed word, never the provider's own text.
+fn oauth_error(body: &[u8]) -> Option<&'static str> {
+    const CODES: &[&str] = &[
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+    ];
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error")?.as_str()?;
+    CODES.iter().find(|c| **c == code).copied()
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.

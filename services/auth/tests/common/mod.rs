@@ -57,14 +57,34 @@ pub async fn start_with_clock(clock: tenantry_kit::ManualClock) -> Harness {
 }
 
 async fn start_full(adjust: impl FnOnce(&mut AuthConfig), clock: Arc<dyn Clock>) -> Harness {
+    start_with_common(allow_loopback, adjust, clock).await
+}
+
+/// The identity providers tests start listen on loopback, which the default outbound policy
+/// refuses: tests allow it explicitly.
+pub fn allow_loopback(common: &mut tenantry_kit::config::CommonConfig) {
+    common.egress_allow = "127.0.0.0/8,::1/128".parse().unwrap();
+}
+
+/// With the shared settings (the outbound policy) as `adjust_common` leaves them.
+pub async fn start_with_common(
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    adjust: impl FnOnce(&mut AuthConfig),
+    clock: Arc<dyn Clock>,
+) -> Harness {
     let env = TestEnv::new().await;
     let mut config = config(&env);
     adjust(&mut config);
+    let mut common = env.common();
+    adjust_common(&mut common);
     let svc = env
-        .start(AuthService {
-            config: config.clone(),
-            clock,
-        })
+        .start_with(
+            &common,
+            AuthService {
+                config: config.clone(),
+                clock,
+            },
+        )
         .await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {

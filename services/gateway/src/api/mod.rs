@@ -1,6 +1,12 @@
 //! `GatewayConfigService`: the token's tenant's routes. Commands append `route` events; reads
 //! come from this gateway's snapshot.
+//!
+//! - [`outbound`]: the policy backends are judged by when a route is configured.
+//! - [`limits`]: the plan's bounds on routes and backends, and their defaults.
+//! - [`policy`]: the role each RPC requires.
 
+pub mod limits;
+pub mod outbound;
 pub mod policy;
 
 use std::sync::Arc;
@@ -16,13 +22,24 @@ use uuid::Uuid;
 
 use crate::domain::route::{Route, RouteCommand};
 use crate::snapshot::follow::Current;
+use limits::{ConfigLimits, Creations};
+use tenantry_kit::egress::Egress;
 
 #[derive(Clone)]
 pub struct GatewayApi {
     pub(crate) routes: Repository<Route>,
     pub(crate) snapshot: Current,
     pub(crate) clock: Arc<dyn Clock>,
+    /// What backends may be: judged when a route is configured (and again at each connection).
+    pub(crate) egress: Arc<Egress>,
+    /// Defaults of the bounds on a tenant's routes and backends.
+    pub(crate) limits: ConfigLimits,
+    pub(crate) creations: Arc<Creations>,
 }
+
+/// Namespace of route ids derived from an idempotency key, so a retried creation finds the
+/// route it created instead of making a second one.
+const ROUTE_IDS: Uuid = Uuid::from_u128(0x0195_f0c4_5e1a_7c3b_9d2e_4a6b_8c0d_1e2f);
 
 fn caller_tenant(caller: &TenantContext) -> Result<Uuid, ApiError> {
     caller.tenant_id.ok_or_else(|| {
@@ -48,7 +65,10 @@ impl GatewayApi {
         let caller = TenantContext::from_request(request)?;
         let tenant = caller_tenant(&caller)?;
         // Draining stays possible: it is how an operator answers an incident.
-        let changes_config = matches!(command, RouteCommand::Upsert(_) | RouteCommand::Remove);
+        let changes_config = matches!(
+            command,
+            RouteCommand::Create(_) | RouteCommand::Update(_) | RouteCommand::Remove
+        );
         if changes_config
             && self
                 .snapshot
@@ -84,8 +104,16 @@ impl GatewayConfigService for GatewayApi {
             .route
             .clone()
             .ok_or_else(|| ApiError::invalid("route", "is required"))?;
-        let route_id = if route.route_id.is_empty() {
-            Uuid::now_v7()
+        // The server names routes: an id in the request must be one of the caller's routes
+        // (ids are per tenant, and a chosen one must never reach another tenant's state).
+        let create = route.route_id.is_empty();
+        let route_id = if create {
+            if request.metadata().contains_key(command::IDEMPOTENCY_KEY) {
+                let meta = command::meta(&request, &caller, &self.clock)?;
+                Uuid::new_v5(&ROUTE_IDS, meta.command_id.as_bytes())
+            } else {
+                Uuid::now_v7()
+            }
         } else {
             validate::uuid("route.route_id", &route.route_id)?
         };
@@ -114,9 +142,34 @@ impl GatewayConfigService for GatewayApi {
             health_check: route.health_check.clone(),
             upstream_protocol: route.upstream_protocol,
         };
-        let position = self
-            .run(&request, route_id, RouteCommand::Upsert(config))
-            .await?;
+        // The cheap checks first, then the plan's bounds, then (resolving names) the policy.
+        crate::domain::route::validate(&config).map_err(ApiError::from)?;
+        self.limits.check_backends(
+            self.snapshot.load().tenants.get(&tenant).map(|t| &**t),
+            config.backends.len(),
+        )?;
+        outbound::vet_backends(&self.egress, &config.backends).await?;
+        let position = if create {
+            let _turn = self.creations.turn(tenant).await;
+            {
+                let snapshot = self.snapshot.load();
+                let entry = snapshot.tenants.get(&tenant);
+                // A retried creation (same idempotency key) is not a new route.
+                let retry =
+                    entry.is_some_and(|t| t.routes.iter().any(|r| *r.route_id == route.route_id));
+                if !retry {
+                    self.limits.check_routes(entry.map(|t| &**t))?;
+                }
+            }
+            let position = self
+                .run(&request, route_id, RouteCommand::Create(config))
+                .await?;
+            self.creations.applied(position).await;
+            position
+        } else {
+            self.run(&request, route_id, RouteCommand::Update(config))
+                .await?
+        };
         route.drained.clear();
         Ok(Response::new(api::UpsertRouteResponse {
             route: Some(route),

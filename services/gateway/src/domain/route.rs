@@ -20,10 +20,18 @@ pub struct Route {
 
 #[derive(Debug, Clone)]
 pub enum RouteCommand {
-    Upsert(pb::RouteUpserted),
+    /// A route under an id the server just minted: it must not exist yet (a retry of the
+    /// same creation, with the same settings, changes nothing).
+    Create(pb::RouteUpserted),
+    /// New settings for an existing route of the tenant.
+    Update(pb::RouteUpserted),
     Remove,
-    Drain { address: String },
-    Undrain { address: String },
+    Drain {
+        address: String,
+    },
+    Undrain {
+        address: String,
+    },
 }
 
 /// Checks a route's settings; each error names its field.
@@ -144,10 +152,19 @@ impl Aggregate for Route {
 
     fn decide(&self, command: &RouteCommand) -> Result<Vec<RouteEvent>, DomainError> {
         match command {
-            RouteCommand::Upsert(config) => {
+            RouteCommand::Create(config) | RouteCommand::Update(config) => {
                 validate(config)?;
                 if self.config.as_ref() == Some(config) {
                     return Ok(vec![]);
+                }
+                match (command, &self.config) {
+                    (RouteCommand::Create(_), Some(_)) => {
+                        return Err(DomainError::AlreadyExists("route".into()));
+                    }
+                    (RouteCommand::Update(_), None) => {
+                        return Err(DomainError::NotFound("route".into()));
+                    }
+                    _ => {}
                 }
                 Ok(vec![RouteEvent::Upserted(config.clone())])
             }
@@ -202,5 +219,62 @@ impl Route {
         self.config
             .as_ref()
             .ok_or_else(|| DomainError::NotFound("route".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> pb::RouteUpserted {
+        pb::RouteUpserted {
+            route_id: "r".into(),
+            path_prefix: "/".into(),
+            algorithm: pb::BalanceAlgorithm::RoundRobin as i32,
+            backends: vec![pb::Backend {
+                address: "backend.example:80".into(),
+                weight: 1,
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn created() -> Route {
+        let mut r = Route::default();
+        for e in r.decide(&RouteCommand::Create(config())).unwrap() {
+            let meta = EventMeta {
+                event_id: String::new(),
+                tenant_id: String::new(),
+                aggregate_id: "r".into(),
+                occurred_at: chrono::DateTime::default(),
+                actor: String::new(),
+                causation_id: String::new(),
+                correlation_id: String::new(),
+                position: 1,
+            };
+            r.evolve(&e, &meta);
+        }
+        r
+    }
+
+    #[test]
+    fn given_no_route_when_updated_then_not_found() {
+        assert_eq!(
+            Route::default().decide(&RouteCommand::Update(config())),
+            Err(DomainError::NotFound("route".into()))
+        );
+    }
+
+    #[test]
+    fn given_a_route_when_created_again_then_a_retry_is_a_no_op_and_a_change_a_conflict() {
+        let r = created();
+        assert_eq!(r.decide(&RouteCommand::Create(config())), Ok(vec![]));
+        let mut other = config();
+        other.path_prefix = "/other".into();
+        assert_eq!(
+            r.decide(&RouteCommand::Create(other.clone())),
+            Err(DomainError::AlreadyExists("route".into()))
+        );
+        assert_eq!(r.decide(&RouteCommand::Update(other)).unwrap().len(), 1);
     }
 }

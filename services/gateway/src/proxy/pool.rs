@@ -23,6 +23,7 @@ use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tenantry_kit::egress::EgressError;
 
 use crate::snapshot::BackendState;
 
@@ -35,10 +36,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("connect to {0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("connect to {0}: no answer within {CONNECT_TIMEOUT:?}")]
-    Timeout(String),
+    /// Resolving, the outbound policy's verdict on the address, or the TCP connect.
+    #[error(transparent)]
+    Dial(#[from] EgressError),
     #[error("handshake with {0}: {1}")]
     Handshake(String, hyper::Error),
 }
@@ -137,7 +137,7 @@ impl Pool {
         &self,
         backend: &Arc<BackendState>,
     ) -> Result<http2::SendRequest<Limited>, ConnectError> {
-        let io = connect(&backend.address).await?;
+        let io = connect(backend).await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -154,7 +154,7 @@ impl Pool {
 async fn open_http1(
     backend: &Arc<BackendState>,
 ) -> Result<http1::SendRequest<Limited>, ConnectError> {
-    let io = connect(&backend.address).await?;
+    let io = connect(backend).await?;
     // One buffer per write, as on the clients' connections (`serve_on`).
     let (sender, connection) = http1::Builder::new()
         .writev(false)
@@ -167,11 +167,20 @@ async fn open_http1(
     Ok(sender)
 }
 
-async fn connect(address: &str) -> Result<TokioIo<tokio::net::TcpStream>, ConnectError> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(address))
+/// A new connection to `backend`: its address resolved now and judged by the outbound
+/// policy (a name that resolved to an allowed address when the route was configured may
+/// resolve to the platform's network since). Only here, when a connection is opened: a
+/// request on a pooled connection pays nothing for it.
+async fn connect(backend: &BackendState) -> Result<TokioIo<tokio::net::TcpStream>, ConnectError> {
+    let tcp = backend
+        .egress
+        .connect(&backend.address, CONNECT_TIMEOUT)
         .await
-        .map_err(|_| ConnectError::Timeout(address.to_owned()))?
-        .map_err(|e| ConnectError::Io(address.to_owned(), e))?;
+        .inspect_err(|e| {
+            if e.is_denied() {
+                tracing::warn!(backend = %backend.address, error = %e, "connection refused by the outbound policy");
+            }
+        })?;
     let _ = tcp.set_nodelay(true);
     Ok(TokioIo::new(tcp))
 }

@@ -13,9 +13,11 @@ use tenantry_eventstore::{DecodeError, EventPayload, StoredMessage};
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
+use tenantry_kit::egress::{Egress, EgressPolicy};
+
 use super::model::{
-    Backend, BackendState, Backends, Check, HostKey, HostSlot, KeyLimits, Limits, RouteEntry,
-    Snapshot, TenantEntry, TenantStatus,
+    Backend, BackendState, Backends, Check, ConfigBounds, HostKey, HostSlot, KeyLimits, Limits,
+    RouteEntry, Snapshot, TenantEntry, TenantStatus,
 };
 use crate::domain::events::{RouteEvent, SubscriptionEvent};
 use crate::limit::{Cluster, Gcra};
@@ -37,8 +39,11 @@ pub struct Builder {
     base_domain: String,
     tenants: HashMap<Uuid, TenantState>,
     /// Runtime state that outlives snapshots.
-    /// By route, then address.
-    backends: HashMap<String, HashMap<String, Arc<BackendState>>>,
+    /// By tenant and route, then address: route ids are only unique within a tenant (another
+    /// tenant's route of the same id must never share, and so mark down, these backends).
+    backends: HashMap<(Uuid, String), HashMap<String, Arc<BackendState>>>,
+    /// The outbound policy new backends connect through.
+    egress: Arc<Egress>,
     /// By limiter id (`t:<tenant>`, `r:<tenant>:<route>`, `k:<tenant>:<key>`).
     limiters: HashMap<String, (Limits, Arc<Gcra>)>,
     cluster: Arc<Cluster>,
@@ -59,6 +64,7 @@ impl Builder {
             base_domain: base_domain.trim_matches('.').to_lowercase(),
             tenants: HashMap::new(),
             backends: HashMap::new(),
+            egress: Arc::new(Egress::system(EgressPolicy::default())),
             limiters: HashMap::new(),
             usage: HashMap::new(),
             route_metrics: HashMap::new(),
@@ -68,6 +74,13 @@ impl Builder {
             current: Arc::new(Snapshot::default()),
             position: 0,
         }
+    }
+
+    /// Backends connect through `egress` (the default: the default policy, which refuses
+    /// loopback and private networks).
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// Folds one message of the log in (events of aggregates the gateway does not read are
@@ -142,7 +155,7 @@ impl Builder {
             RouteEvent::Removed(_) => {
                 state.routes.remove(route_id);
                 // Its runtime state goes too (requests in flight keep what they hold).
-                self.backends.remove(route_id);
+                self.backends.remove(&(tenant, route_id.to_owned()));
                 self.limiters.remove(&format!("r:{tenant}:{route_id}"));
                 self.route_metrics.remove(&(tenant, route_id.to_owned()));
             }
@@ -311,7 +324,7 @@ impl Builder {
         });
         let mut routes: Vec<Arc<RouteEntry>> = Vec::with_capacity(state.routes.len());
         for (route_id, (config, drained)) in &state.routes {
-            let states = self.backends.entry(route_id.clone()).or_default();
+            let states = self.backends.entry((tenant, route_id.clone())).or_default();
             // Backends the route no longer lists are forgotten (their counters with them).
             states.retain(|address, _| config.backends.iter().any(|b| b.address == *address));
             let backends: Backends = config
@@ -320,7 +333,9 @@ impl Builder {
                 .map(|b| Backend {
                     state: states
                         .entry(b.address.clone())
-                        .or_insert_with(|| Arc::new(BackendState::new(b.address.clone())))
+                        .or_insert_with(|| {
+                            Arc::new(BackendState::new(b.address.clone(), self.egress.clone()))
+                        })
                         .clone(),
                     weight: b.weight.max(1),
                     drained: drained.contains(&b.address),
@@ -385,6 +400,10 @@ impl Builder {
             specific,
             routes,
             limits,
+            config_limits: ConfigBounds {
+                max_routes: plan.max_routes,
+                max_backends_per_route: plan.max_backends_per_route,
+            },
             limiter,
             api_keys,
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
@@ -468,11 +487,12 @@ mod tests {
         apply(&mut b, t, "r1", route(&["127.0.0.1:1", "127.0.0.1:2"]));
         let first = b.build();
         let kept = first.tenants[&t].routes[0].backends[0].state.clone();
-        assert_eq!(b.backends["r1"].len(), 2);
+        let key = (t, "r1".to_owned());
+        assert_eq!(b.backends[&key].len(), 2);
 
         apply(&mut b, t, "r1", route(&["127.0.0.1:1"]));
         let second = b.build();
-        assert_eq!(b.backends["r1"].len(), 1);
+        assert_eq!(b.backends[&key].len(), 1);
         assert!(
             Arc::ptr_eq(&kept, &second.tenants[&t].routes[0].backends[0].state),
             "a backend the route keeps keeps its state"
@@ -488,8 +508,37 @@ mod tests {
         apply(&mut b, t, "r1", removed);
         let third = b.build();
         assert!(third.tenants[&t].routes.is_empty());
-        assert!(!b.backends.contains_key("r1"));
+        assert!(!b.backends.contains_key(&key));
         assert!(third.tenant_of_host("acme.localhost").is_some());
         assert!(third.tenant_of_host("other.localhost").is_none());
+    }
+
+    #[test]
+    fn two_tenants_routes_of_one_id_share_no_backend_state() {
+        let mut b = Builder::new("localhost", Cluster::standalone());
+        let (t, u) = (Uuid::now_v7(), Uuid::now_v7());
+        for (tenant, slug) in [(t, "a"), (u, "b")] {
+            let created = TenantEvent::Created(pb::TenantCreated {
+                slug: slug.into(),
+                ..Default::default()
+            });
+            apply(&mut b, tenant, &tenant.to_string(), created);
+            apply(&mut b, tenant, "r1", route(&["127.0.0.1:1"]));
+        }
+        let s = b.build();
+        let (mine, theirs) = (
+            &s.tenants[&t].routes[0].backends[0].state,
+            &s.tenants[&u].routes[0].backends[0].state,
+        );
+        assert!(!Arc::ptr_eq(mine, theirs));
+        let removed = RouteEvent::Removed(pb::RouteRemoved {
+            route_id: "r1".into(),
+        });
+        apply(&mut b, u, "r1", removed);
+        b.build();
+        assert!(
+            b.backends.contains_key(&(t, "r1".to_owned())),
+            "the other tenant's stays"
+        );
     }
 }

@@ -66,11 +66,12 @@ pub async fn follow(
     store: &EventStore,
     base_domain: &str,
     cluster: Arc<crate::limit::Cluster>,
+    egress: Arc<tenantry_kit::egress::Egress>,
 ) -> Result<(Current, watch::Receiver<Option<u64>>, Follower), StoreError> {
     let current: Current = Arc::new(ArcSwap::from_pointee(Snapshot::default()));
     let (applied, ready) = watch::channel(None::<u64>);
     let handler = Publish {
-        builder: Builder::new(base_domain, cluster),
+        builder: Builder::new(base_domain, cluster).with_egress(egress),
         out: current.clone(),
         applied,
         since_publish: 0,

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
+use tenantry_kit::egress::Egress;
+
 use crate::limit::Gcra;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,9 @@ pub struct BackendState {
     pub check_due_ms: AtomicU64,
     pub checking: AtomicBool,
     pub check_streak: std::sync::atomic::AtomicI32,
+    /// The outbound policy every new connection to this backend (requests, health checks)
+    /// goes through: the address is resolved and judged again each time.
+    pub egress: Arc<Egress>,
 }
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -52,8 +57,9 @@ pub const EJECT_AFTER: u32 = 3;
 pub const EJECT_FOR: Duration = Duration::from_secs(5);
 
 impl BackendState {
-    pub fn new(address: String) -> Self {
+    pub fn new(address: String, egress: Arc<Egress>) -> Self {
         Self {
+            egress,
             authority: address.parse().ok(),
             host_header: http::HeaderValue::from_str(&address).ok(),
             address,
@@ -355,6 +361,13 @@ impl RouteEntry {
     }
 }
 
+/// How much configuration a tenant's plan allows; 0 leaves a bound at the gateway's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConfigBounds {
+    pub max_routes: u32,
+    pub max_backends_per_route: u32,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Limits {
     /// Sustained requests per second; 0 = unlimited.
@@ -383,6 +396,8 @@ pub struct TenantEntry {
     pub usage: Arc<crate::usage::Usage>,
     pub tenant_id: Uuid,
     pub limits: Limits,
+    /// The plan's bounds on the tenant's configuration (0: the gateway's default).
+    pub config_limits: ConfigBounds,
     /// Every route, as configured (listing, metrics).
     pub routes: Vec<Arc<RouteEntry>>,
     /// Registered on the tenant's first refusal.

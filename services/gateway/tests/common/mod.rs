@@ -40,10 +40,40 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
+    start_full(allow_loopback, adjust, None).await
+}
+
+/// The networks of the upstreams tests start (loopback), for the outbound policy.
+pub fn loopback() -> tenantry_kit::egress::Networks {
+    "127.0.0.0/8,::1/128".parse().unwrap()
+}
+
+/// Tests' upstreams listen on loopback, which the default outbound policy refuses.
+pub fn allow_loopback(common: &mut tenantry_kit::config::CommonConfig) {
+    common.egress_allow = loopback();
+}
+
+/// With the shared settings (the outbound policy) as `adjust_common` leaves them, and the
+/// gateway resolving backends' names with `resolver` (the system's when `None`).
+pub async fn start_full(
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    adjust: impl FnOnce(&mut GatewayConfig),
+    resolver: Option<Arc<dyn tenantry_kit::egress::Resolver>>,
+) -> Harness {
     let mut gateway_config = GatewayConfig::ephemeral();
     adjust(&mut gateway_config);
     let env = TestEnv::new().await;
-    let gateway = env.start(GatewayService::new(gateway_config)).await;
+    let mut common = env.common();
+    adjust_common(&mut common);
+    let gateway = env
+        .start_with(
+            &common,
+            GatewayService {
+                resolver,
+                ..GatewayService::new(gateway_config)
+            },
+        )
+        .await;
     let config = GatewayConfigServiceClient::new(tenantry_testkit::channel(gateway.addr).await);
     Harness {
         gateway,
@@ -131,6 +161,22 @@ impl Harness {
         r.route.unwrap()
     }
 
+    /// Upserts a route as a member of `tenant`; the answer as it comes (nothing awaited).
+    pub async fn try_route(
+        &self,
+        tenant: &Tenant,
+        route: api::Route,
+    ) -> Result<api::UpsertRouteResponse, tonic::Status> {
+        self.config
+            .clone()
+            .upsert_route(authed(
+                api::UpsertRouteRequest { route: Some(route) },
+                &self.member(tenant),
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Drains `backend` of the tenant's route and waits until the gateway applies it.
     pub async fn drain(&self, tenant: &Tenant, route_id: &str, backend: SocketAddr) {
         let drained = self
@@ -202,7 +248,11 @@ impl Harness {
     pub async fn replica(&self, adjust: impl FnOnce(&mut GatewayConfig)) -> Gateway {
         let mut config = GatewayConfig::ephemeral();
         adjust(&mut config);
-        self.env.start(GatewayService::new(config)).await
+        let mut common = self.env.common();
+        allow_loopback(&mut common);
+        self.env
+            .start_with(&common, GatewayService::new(config))
+            .await
     }
 
     /// An HTTP client that reaches `host` at `gateway`'s data plane, and the URL of `path`.

@@ -41,6 +41,8 @@ pub struct TenantApi {
     pub(crate) positions: Positions,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) prover: Arc<dyn DomainProver>,
+    /// Tenants answer on `<slug>.<base domain>`: no custom domain may be under it.
+    pub(crate) base_domain: String,
     /// Longest a query waits for `min_position`.
     pub(crate) read_wait: Duration,
 }
@@ -101,6 +103,29 @@ impl TenantApi {
             .execute_new(&reservation::address(kind, name)?, &command, &meta)
             .await?;
         Ok(executed.state)
+    }
+
+    /// Gives `name` back if `tenant_id` holds it (a no-op otherwise).
+    async fn release(
+        &self,
+        kind: &'static str,
+        name: &str,
+        tenant_id: Uuid,
+        meta: &CommandMeta,
+    ) -> Result<(), ApiError> {
+        let meta = CommandMeta {
+            command_id: format!("{}:release", meta.command_id),
+            ..meta.clone()
+        };
+        let release = ReservationCommand::Release {
+            kind,
+            name: name.to_owned(),
+            tenant_id,
+        };
+        self.reservations
+            .execute(&reservation::address(kind, name)?, &release, &meta)
+            .await?;
+        Ok(())
     }
 
     /// Expires every trial whose end has passed. Idempotent: the command id is derived from
@@ -297,9 +322,12 @@ impl TenantService for TenantApi {
         let req = request.get_ref();
         let id = tenant_id_of(&req.tenant_id)?;
         validate_domain(&req.domain).map_err(ApiError::from)?;
+        domains::check_not_platform(&self.base_domain, &req.domain)?;
         caller.authorize_tenant(id)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
-        // Make sure the tenant exists before claiming a platform-wide name for it.
+        // The tenant's own checks (it exists, is open, is under its domain limit) come before
+        // the platform-wide name is reserved: a tenant that may not add the domain must not
+        // hold its name either.
         let (tenant, _) = self
             .tenants
             .load(&tenant_address(id)?)
@@ -308,6 +336,7 @@ impl TenantService for TenantApi {
         if !tenant.exists() {
             return Err(ApiError::from(DomainError::NotFound("tenant".into())).into());
         }
+        let already = tenant.can_add_domain(&req.domain).map_err(ApiError::from)?;
         self.claim("domain", &req.domain, id, &meta)
             .await
             .map_err(|e| match e {
@@ -322,11 +351,23 @@ impl TenantService for TenantApi {
             domain: req.domain.clone(),
             verification_token: token,
         };
-        let executed = self
+        let executed = match self
             .tenants
             .execute(&tenant_address(id)?, &command, &meta)
             .await
-            .map_err(ApiError::from)?;
+        {
+            Ok(executed) => executed,
+            Err(e) => {
+                // The checks passed a moment ago but the command lost (a concurrent add
+                // filled the limit, the log refused): the name goes back.
+                if !already
+                    && let Err(release) = self.release("domain", &req.domain, id, &meta).await
+                {
+                    tracing::warn!(domain = %req.domain, error = %release, "domain reservation not released after a failed add");
+                }
+                return Err(ApiError::from(e).into());
+            }
+        };
         let verification_token = executed
             .state
             .domain(&req.domain)
@@ -393,23 +434,7 @@ impl TenantService for TenantApi {
             .map_err(ApiError::from)?;
         // Then free the name for other tenants. If this fails the name stays reserved to
         // this tenant; adding the domain back and removing it again releases it.
-        let meta = CommandMeta {
-            command_id: format!("{}:release", meta.command_id),
-            ..meta
-        };
-        let release = ReservationCommand::Release {
-            kind: "domain",
-            name: req.domain.clone(),
-            tenant_id: id,
-        };
-        self.reservations
-            .execute(
-                &reservation::address("domain", &req.domain).map_err(ApiError::from)?,
-                &release,
-                &meta,
-            )
-            .await
-            .map_err(ApiError::from)?;
+        self.release("domain", &req.domain, id, &meta).await?;
         Ok(response(executed))
     }
 

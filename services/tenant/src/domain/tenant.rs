@@ -149,6 +149,22 @@ impl Tenant {
         self.domains.iter().find(|d| d.name == name)
     }
 
+    /// Whether `domain` may be added: `Ok(true)` if the tenant has it already, the refusal
+    /// `AddDomain` would get otherwise. The API asks before reserving the name platform-wide,
+    /// so a tenant that may not add a domain cannot hold its name either.
+    pub fn can_add_domain(&self, domain: &str) -> Result<bool, DomainError> {
+        self.require_open()?;
+        if self.domain(domain).is_some() {
+            return Ok(true);
+        }
+        if self.domains.len() >= MAX_DOMAINS {
+            return Err(DomainError::Precondition(format!(
+                "a tenant has at most {MAX_DOMAINS} custom domains"
+            )));
+        }
+        Ok(false)
+    }
+
     fn require_exists(&self) -> Result<Uuid, DomainError> {
         self.id
             .ok_or_else(|| DomainError::NotFound("tenant".into()))
@@ -246,14 +262,8 @@ impl Aggregate for Tenant {
                 domain,
                 verification_token,
             } => {
-                self.require_open()?;
-                if self.domain(domain).is_some() {
+                if self.can_add_domain(domain)? {
                     return Ok(vec![]);
-                }
-                if self.domains.len() >= MAX_DOMAINS {
-                    return Err(DomainError::Precondition(format!(
-                        "a tenant has at most {MAX_DOMAINS} custom domains"
-                    )));
                 }
                 one(E::DomainAdded(pb::TenantDomainAdded {
                     domain: domain.clone(),

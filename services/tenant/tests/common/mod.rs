@@ -99,6 +99,30 @@ impl Harness {
     }
 }
 
+/// A prover that finds every domain at `addr` (the customer's web server, which tests run on
+/// loopback), under `policy`.
+pub fn prover_at(
+    addr: std::net::SocketAddr,
+    policy: tenantry_kit::egress::EgressPolicy,
+) -> Arc<dyn DomainProver> {
+    use tenantry_kit::egress::{Egress, OutboundHttp, StaticResolver};
+    let resolver = StaticResolver::new().others(&[addr]);
+    let http = OutboundHttp::new(
+        Arc::new(Egress::new(policy, Arc::new(resolver))),
+        tenantry_tenant::api::domains::proof_limits(),
+    )
+    .unwrap();
+    Arc::new(tenantry_tenant::api::domains::HttpProver::new(http))
+}
+
+/// The outbound policy with loopback allowed explicitly (tests' servers live there).
+pub fn loopback_allowed() -> tenantry_kit::egress::EgressPolicy {
+    tenantry_kit::egress::EgressPolicy::new(
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+        vec![],
+    )
+}
+
 pub fn slug() -> String {
     format!("t-{}", &Uuid::new_v4().simple().to_string()[..10])
 }

@@ -19,6 +19,8 @@ pub const JWKS_REFRESH: Duration = Duration::from_secs(30);
 /// The connections and shared state a service is built on.
 pub struct Context {
     pub common: CommonConfig,
+    /// The service's own port (the outbound policy refuses it as a destination).
+    pub addr: std::net::SocketAddr,
     pub nats: async_nats::Client,
     pub store: EventStore,
     pub(crate) pool: Option<PgPool>,

@@ -103,6 +103,7 @@ async fn start<S: Service>(
     let api_keys = ApiKeyDirectory::follow(&store).await?;
     let ctx = Context {
         common: common.clone(),
+        addr,
         nats: nats.clone(),
         store,
         pool: pool.clone(),
