@@ -2,7 +2,8 @@
 //!
 //! Every refresh presents the current token and replaces it. A spent token presented again
 //! means it was copied: the whole family is revoked, so whoever holds the newer token is
-//! logged out too (RFC 6819 §5.2.2.3; OAuth 2.0 Security BCP §4.14).
+//! logged out too (RFC 6819 §5.2.2.3; OAuth 2.0 Security BCP §4.14). That holds for a logout
+//! too: logging out with a spent token ends the family rather than being refused.
 
 use chrono::{DateTime, Utc};
 use tenantry_eventstore::{Aggregate, EventMeta, time};
@@ -114,11 +115,20 @@ impl Aggregate for Session {
                 if self.revoked.is_some() {
                     return Ok(vec![]);
                 }
-                if self.id.is_none() || !same_digest(&self.current, presented) {
+                if self.id.is_none() {
                     return Err(invalid());
                 }
+                let reason = if same_digest(&self.current, presented) {
+                    "logout"
+                } else if self.spent.iter().any(|d| same_digest(d, presented)) {
+                    // A spent token means someone else rotated it: a thief, or the owner after
+                    // a thief. Logging out with it ends the whole family, both branches.
+                    REUSE_DETECTED
+                } else {
+                    return Err(invalid());
+                };
                 Ok(vec![SessionEvent::Revoked(pb::SessionRevoked {
-                    reason: "logout".into(),
+                    reason: reason.into(),
                 })])
             }
         }
@@ -179,5 +189,35 @@ mod tests {
         run(&mut s, &rotate(1, 4)).unwrap();
         assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
         assert!(run(&mut s, &rotate(3, 5)).is_err());
+    }
+
+    #[test]
+    fn logout_with_a_spent_token_ends_the_family() {
+        let now = Utc::now();
+        let mut s = Session::default();
+        run(
+            &mut s,
+            &SessionCommand::Start {
+                id: Uuid::now_v7(),
+                user_id: Uuid::now_v7(),
+                digest: vec![1],
+                expires_at: now + chrono::Duration::days(1),
+                method: "password".into(),
+            },
+        )
+        .unwrap();
+        let rotate = SessionCommand::Rotate {
+            presented: vec![1],
+            next: vec![2],
+            tenant_id: None,
+            now,
+        };
+        run(&mut s, &rotate).unwrap();
+        // A token the family never had changes nothing.
+        assert!(run(&mut s, &SessionCommand::Revoke { presented: vec![9] }).is_err());
+        assert!(s.revoked.is_none());
+        run(&mut s, &SessionCommand::Revoke { presented: vec![1] }).unwrap();
+        assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
+        assert!(!s.accepts(&[2], now));
     }
 }

@@ -1,0 +1,8 @@
+//! Attacks on the auth service, each performed against the real service (NATS, Postgres, the
+//! npm `oidc-provider` where a provider is needed) and named after what it tries. Each one
+//! succeeded before its fix (issue 17); the module says which item it covers.
+
+mod common;
+
+#[path = "attacks/sessions.rs"]
+mod sessions;
