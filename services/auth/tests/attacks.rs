@@ -4,5 +4,7 @@
 
 mod common;
 
+#[path = "attacks/federation.rs"]
+mod federation;
 #[path = "attacks/sessions.rs"]
 mod sessions;

@@ -8,11 +8,11 @@ use uuid::Uuid;
 
 use super::{
     AuthApi, RefreshToken, addr_of, credential_address, session_address, tenant_address,
-    user_address,
+    user_address, visible,
 };
 use crate::crypto::{password, random};
 use crate::domain::credential::CredentialCommand;
-use crate::domain::session::{REUSE_DETECTED, SessionCommand};
+use crate::domain::session::{Binding, FEDERATED_PREFIX, REUSE_DETECTED, SessionCommand};
 use crate::domain::team::TeamCommand;
 use crate::domain::user::{UserCommand, federated_id};
 use crate::oidc::flow;
@@ -67,14 +67,15 @@ impl AuthApi {
             .ok_or_else(|| ApiError::Unauthenticated("invalid refresh token".into()))?;
         // Authorise first: a refused tenant must not cost the client its refresh token.
         let (user, _) = self.users.load(&user_address(user_id)?).await?;
+        let binding = session.binding();
         let target = tenant.or(session.tenant_id);
         // The membership list is read only when there is a tenant to pick.
         let memberships = match target {
-            None => memberships_of(&self.pool, user_id).await?,
+            None => visible(binding, memberships_of(&self.pool, user_id).await?),
             Some(_) => Vec::new(),
         };
         let access = if session.accepts(&token.digest, now) {
-            self.access_for(&user, user_id, target, &memberships)
+            self.access_for(&user, user_id, target, &memberships, binding)
                 .await?
         } else {
             None
@@ -100,7 +101,15 @@ impl AuthApi {
             ));
         }
         let expires_at = session.expires_at.unwrap_or(now);
-        self.respond(user_id, &user, access, next, expires_at, &memberships)
+        let platform_admin = user.platform_admin && binding == Binding::Free;
+        self.respond(
+            user_id,
+            platform_admin,
+            access,
+            next,
+            expires_at,
+            &memberships,
+        )
     }
 }
 
@@ -144,7 +153,7 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(
-            self.open_session(user_id, None, "signup").await?,
+            self.open_session(user_id, None, "signup", None).await?,
         ))
     }
 
@@ -198,7 +207,8 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(
-            self.open_session(user_id, tenant, "password").await?,
+            self.open_session(user_id, tenant, "password", None)
+                .await?,
         ))
     }
 
@@ -247,6 +257,25 @@ impl SessionService for AuthApi {
             Some(u) if state.accepts(&session.digest, self.clock.now()) => u,
             _ => return Err(ApiError::Unauthenticated("invalid refresh token".into()).into()),
         };
+        // Checked before the invitation is spent: a session bound to another tenant cannot
+        // join this one (the refresh below would refuse it, with the membership already made).
+        match state.binding() {
+            Binding::Free => {}
+            Binding::Tenant(home) if home == tenant_id => {}
+            Binding::Tenant(home) => {
+                return Err(ApiError::PermissionDenied(format!(
+                    "this session was opened through the identity provider of tenant {home}; \
+                     accept the invitation from a session of your own account"
+                ))
+                .into());
+            }
+            Binding::Unknown => {
+                return Err(ApiError::Unauthenticated(
+                    "this federated session predates tenant-bound sessions; sign in again".into(),
+                )
+                .into());
+            }
+        }
         let (user, _) = self
             .users
             .load(&user_address(user_id)?)
@@ -358,10 +387,16 @@ impl SessionService for AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
-        let method = format!("oidc:{}", pending.provider_id);
+        let method = format!("{FEDERATED_PREFIX}{}", pending.provider_id);
+        // The provider vouched for the user in this tenant only: so is the session.
         Ok(Response::new(
-            self.open_session(user_id, Some(pending.tenant_id), &method)
-                .await?,
+            self.open_session(
+                user_id,
+                Some(pending.tenant_id),
+                &method,
+                Some(pending.tenant_id),
+            )
+            .await?,
         ))
     }
 }
