@@ -37,14 +37,18 @@ pub async fn ensure_admin(
                     &meta,
                 )
                 .await?;
-            let hash = password::hash(password_text.to_owned()).await?;
+            let sealed = password::seal_hash(
+                &api.sealer,
+                id,
+                &password::hash(password_text.to_owned()).await?,
+            );
             api.credentials
                 .execute_new(
                     &address,
                     &CredentialCommand::Create {
                         user_id: id,
                         email: email.to_owned(),
-                        password_hash: hash,
+                        password_hash_sealed: sealed,
                     },
                     &api.public_meta("bootstrap"),
                 )

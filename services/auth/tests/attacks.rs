@@ -6,5 +6,7 @@ mod common;
 
 #[path = "attacks/federation.rs"]
 mod federation;
+#[path = "attacks/secrets.rs"]
+mod secrets;
 #[path = "attacks/sessions.rs"]
 mod sessions;

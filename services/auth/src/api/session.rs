@@ -122,8 +122,12 @@ impl SessionService for AuthApi {
         let r = request.get_ref();
         check_email("email", &r.email)?;
         password::check_policy(&r.password, &r.email)?;
-        let hash = password::hash(r.password.clone()).await?;
         let user_id = Uuid::now_v7();
+        let sealed = password::seal_hash(
+            &self.sealer,
+            user_id,
+            &password::hash(r.password.clone()).await?,
+        );
         // The user first: a taken e-mail then leaves an unreachable user, never a
         // credential pointing nowhere.
         let meta = self.public_meta(&format!("user:{user_id}"));
@@ -146,7 +150,7 @@ impl SessionService for AuthApi {
                 &CredentialCommand::Create {
                     user_id,
                     email: r.email.clone(),
-                    password_hash: hash,
+                    password_hash_sealed: sealed,
                 },
                 &self.public_meta(&format!("user:{user_id}")),
             )
@@ -180,9 +184,13 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         let now = self.clock.now();
-        let usable = credential.user_id.is_some() && !credential.is_locked(now);
         // Unknown and locked accounts are checked against a decoy: same work, same answer.
-        let hash = usable.then(|| credential.password_hash.clone());
+        let hash = match credential.user_id {
+            Some(user_id) if !credential.is_locked(now) => {
+                password::open_hash(&self.sealer, user_id, &credential.password)?
+            }
+            _ => None,
+        };
         let ok = password::verify(r.password.clone(), hash).await;
         let (Some(user_id), true) = (credential.user_id, ok) else {
             self.throttle.record_failure(addr).await;
