@@ -4,6 +4,8 @@
 
 mod common;
 
+#[path = "attacks/bootstrap.rs"]
+mod bootstrap;
 #[path = "attacks/federation.rs"]
 mod federation;
 #[path = "attacks/secrets.rs"]
