@@ -38,8 +38,9 @@ pub struct AuthConfig {
     )]
     pub db_max_connections: u32,
 
-    /// File holding the 32-byte master key (base64) that seals signing keys and OIDC client
-    /// secrets. Unset: `.tenantry/dev/master.key`, created if missing (development only).
+    /// File holding the 32-byte master key (base64) that seals signing keys, OIDC client
+    /// secrets and password hashes. Required: only `tenantry dev` generates one when unset
+    /// (`.tenantry/dev/master.key`).
     #[arg(
         id = "auth-master-key-file",
         long = "auth-master-key-file",

@@ -54,8 +54,17 @@ use tokens::{Issuer, KeyStore};
 /// Migrations of the `auth` schema, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where the master key lives when none is configured (development).
+/// Where `tenantry dev` keeps the master key it generates (see [`dev_master_key`]).
 pub const DEV_MASTER_KEY: &str = ".tenantry/dev/master.key";
+
+/// The development master key for `tenantry dev`: [`DEV_MASTER_KEY`], created (owner-only) if
+/// missing. Only `tenantry dev` calls this; a service started on its own requires
+/// `auth-master-key-file`, so no replica ever seals under a key it made up.
+pub fn dev_master_key() -> Result<PathBuf, crypto::seal::SealError> {
+    let path = PathBuf::from(DEV_MASTER_KEY);
+    Sealer::from_file(&path, true)?;
+    Ok(path)
+}
 
 pub use tenantry_kit::foundation::StartError;
 
@@ -112,10 +121,14 @@ pub async fn start(
     )
     .await?;
 
-    let sealer = Arc::new(match &config.master_key_file {
-        Some(path) => Sealer::from_file(path, false)?,
-        None => Sealer::from_file(&PathBuf::from(DEV_MASTER_KEY), true)?,
-    });
+    let Some(master_key_file) = &config.master_key_file else {
+        return Err(StartError::Other(
+            "auth-master-key-file: required (TENANTRY_AUTH_MASTER_KEY_FILE): the file holding \
+             the master key; only `tenantry dev` generates one"
+                .into(),
+        ));
+    };
+    let sealer = Arc::new(Sealer::from_file(master_key_file, false)?);
     let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
     let keys = Arc::new(
         KeyStore::open(

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "attacks/bootstrap.rs"]
 mod bootstrap;
+#[path = "attacks/dev_secrets.rs"]
+mod dev_secrets;
 #[path = "attacks/federation.rs"]
 mod federation;
 #[path = "attacks/secrets.rs"]
