@@ -8,7 +8,7 @@
 //! - [`tokens`]: signing keys (rotation, JWKS) and access-token issuance.
 //! - [`oidc`]: federated login with a tenant's identity provider.
 //! - [`crypto`]: random secrets, argon2id passwords, sealing under the master key.
-//! - [`throttle`]: failed logins per client address.
+//! - [`throttle`]: failed logins, sign-ups and federated logins per client address.
 //! - [`projection`]: the `memberships` read model (user → tenants).
 //! - [`bootstrap`]: the first platform admin.
 //! - [`config`] and [`start`]: wiring it to NATS, Postgres and a listener.
@@ -176,9 +176,12 @@ pub async fn start(
         keys: keys.clone(),
         sealer,
         oidc: Arc::new(oidc::client::OidcClient::new()?),
-        throttle: Arc::new(throttle::AddressThrottle::new(
-            config.login_failures_per_addr,
-        )),
+        throttle: Arc::new(throttle::Throttles {
+            login_failures: throttle::AddressThrottle::new(config.login_failures_per_addr),
+            signups: throttle::AddressThrottle::new(config.signups_per_addr),
+            oidc_logins: throttle::AddressThrottle::new(config.oidc_logins_per_addr),
+        }),
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         clock: overrides.clock,
         session_ttl: Duration::from_secs(u64::from(config.session_ttl_days) * 86_400),
         local_issuer: common.jwt_issuer.clone(),
@@ -237,6 +240,8 @@ pub async fn start(
     let positions = runner.positions();
     let running_keys = keys.clone();
     let reload_every = Duration::from_secs(config.key_reload_secs.max(1));
+    let (sweep_pool, sweep_clock) = (api.pool.clone(), api.clock.clone());
+    let sweep_every = Duration::from_secs(config.oidc_sweep_secs.max(1));
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -244,11 +249,17 @@ pub async fn start(
         };
         let projection = tokio::spawn(runner.run(stopped(stop_rx.clone())));
         let reloader = tokio::spawn(keys.reload_every(reload_every, stopped(stop_rx.clone())));
+        let sweeper = tokio::spawn(oidc::flow::sweep_every(
+            sweep_pool,
+            sweep_clock,
+            sweep_every,
+            stopped(stop_rx.clone()),
+        ));
         if let Err(e) = server::serve(listener, router, shutdown).await {
             tracing::error!(error = %e, "server failed");
         }
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(projection, reloader);
+        let _ = tokio::join!(projection, reloader, sweeper);
     });
     tracing::info!(%addr, "auth service listening");
     Ok(Running {

@@ -14,3 +14,5 @@ mod federation;
 mod secrets;
 #[path = "attacks/sessions.rs"]
 mod sessions;
+#[path = "attacks/throttling.rs"]
+mod throttling;

@@ -9,6 +9,7 @@
 //!   [`TenantContext`] put into every request.
 //! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
 //! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
+//! - [`client_addr`]: the client behind a trusted proxy (`X-Forwarded-For`).
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`foundation`]: what a service connects to at start (NATS, its schema, the verifier).
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client_addr;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -34,7 +34,7 @@ use crate::domain::team::Team;
 use crate::domain::user::User;
 use crate::oidc::client::OidcClient;
 use crate::projection::memberships_of;
-use crate::throttle::AddressThrottle;
+use crate::throttle::Throttles;
 use crate::tokens::{Issuer, KeyStore};
 
 /// Everything the handlers need. Cheap to clone.
@@ -51,7 +51,9 @@ pub struct AuthApi {
     pub(crate) keys: Arc<KeyStore>,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) oidc: Arc<OidcClient>,
-    pub(crate) throttle: Arc<AddressThrottle>,
+    pub(crate) throttle: Arc<Throttles>,
+    /// Whose `X-Forwarded-For` names the client, for the throttles and the audit trail.
+    pub(crate) trusted_proxies: Arc<tenantry_kit::client_addr::TrustedProxies>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) session_ttl: Duration,
     /// `iss` of local users' identities (our own issuer).
@@ -302,7 +304,27 @@ pub(crate) fn visible(binding: Binding, memberships: Vec<(Uuid, Role)>) -> Vec<(
     }
 }
 
-/// The client address of a request, for throttling and the audit trail.
-pub(crate) fn addr_of<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
-    tenantry_kit::server::client_addr(request)
+impl AuthApi {
+    /// The client address of a request, for throttling and the audit trail: the TCP peer, or
+    /// the client a trusted proxy names.
+    pub(crate) fn addr_of<T>(&self, request: &tonic::Request<T>) -> Option<IpAddr> {
+        tenantry_kit::client_addr::client_addr(request, &self.trusted_proxies)
+    }
+
+    /// Counts an attempt against `throttle` (`setting` names its limit); refused beyond it.
+    pub(crate) async fn admit(
+        &self,
+        throttle: &crate::throttle::AddressThrottle,
+        setting: &str,
+        what: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        if throttle.admit(addr).await {
+            return Ok(());
+        }
+        Err(ApiError::ResourceExhausted(format!(
+            "{setting}: at most {} {what} a minute from one address; wait a minute",
+            throttle.limit()
+        )))
+    }
 }

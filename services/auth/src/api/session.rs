@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    AuthApi, RefreshToken, addr_of, credential_address, session_address, tenant_address,
-    user_address, visible,
+    AuthApi, RefreshToken, credential_address, session_address, tenant_address, user_address,
+    visible,
 };
 use crate::crypto::{password, random};
 use crate::domain::credential::CredentialCommand;
@@ -122,6 +122,15 @@ impl SessionService for AuthApi {
         let r = request.get_ref();
         check_email("email", &r.email)?;
         password::check_policy(&r.password, &r.email)?;
+        // Before the hash: an argon2 computation and two appends per account is what a flood
+        // of sign-ups would cost.
+        self.admit(
+            &self.throttle.signups,
+            "auth-signups-per-addr",
+            "sign-ups",
+            self.addr_of(&request),
+        )
+        .await?;
         let user_id = Uuid::now_v7();
         let sealed = password::seal_hash(
             &self.sealer,
@@ -165,15 +174,17 @@ impl SessionService for AuthApi {
         &self,
         request: Request<api::LoginRequest>,
     ) -> Result<Response<api::SessionResponse>, Status> {
-        let addr = addr_of(&request);
+        let addr = self.addr_of(&request);
         let r = request.get_ref();
         check_email("email", &r.email)?;
         validate::text("password", &r.password, password::MAX_LENGTH)?;
         let tenant = optional_uuid("tenant_id", &r.tenant_id)?;
-        if !self.throttle.allows(addr).await {
-            return Err(ApiError::ResourceExhausted(
-                "too many failed logins from this address; wait a minute".into(),
-            )
+        if !self.throttle.login_failures.allows(addr).await {
+            return Err(ApiError::ResourceExhausted(format!(
+                "auth-login-failures-per-addr: at most {} failed logins a minute from one \
+                 address; wait a minute",
+                self.throttle.login_failures.limit()
+            ))
             .into());
         }
         let client_addr = addr.map(|a| a.to_string()).unwrap_or_default();
@@ -193,8 +204,12 @@ impl SessionService for AuthApi {
         };
         let ok = password::verify(r.password.clone(), hash).await;
         let (Some(user_id), true) = (credential.user_id, ok) else {
-            self.throttle.record_failure(addr).await;
-            if let Some(user_id) = credential.user_id {
+            self.throttle.login_failures.record(addr).await;
+            // A locked account's lockout is on the log already: further attempts append
+            // nothing, so guessing at a locked account cannot grow the log.
+            if let Some(user_id) = credential.user_id
+                && !credential.is_locked(now)
+            {
                 self.credentials
                     .execute(
                         &address,
@@ -316,6 +331,14 @@ impl SessionService for AuthApi {
         let tenant_id = validate::uuid("tenant_id", &r.tenant_id)?;
         let provider_id = validate::uuid("provider_id", &r.provider_id)?;
         validate::text("redirect_uri", &r.redirect_uri, 2000)?;
+        // Each one stores a pending login (and may fetch the provider's discovery document).
+        self.admit(
+            &self.throttle.oidc_logins,
+            "auth-oidc-logins-per-addr",
+            "federated logins begun",
+            self.addr_of(&request),
+        )
+        .await?;
         let (providers, _) = self
             .providers
             .load(&tenant_address(tenant_id, "identity_providers")?)
@@ -345,7 +368,7 @@ impl SessionService for AuthApi {
         &self,
         request: Request<api::CompleteOidcLoginRequest>,
     ) -> Result<Response<api::SessionResponse>, Status> {
-        let addr = addr_of(&request);
+        let addr = self.addr_of(&request);
         let r = request.get_ref();
         validate::text("state", &r.state, 200)?;
         validate::text("code", &r.code, 2000)?;

@@ -41,6 +41,8 @@ pub fn config(env: &TestEnv) -> AuthConfig {
     let password = admin_password_file(env);
     std::fs::write(&password, format!("{ADMIN_PASSWORD}\n")).unwrap();
     let mut config = AuthConfig::ephemeral(env.schema("auth"), key);
+    // Tests make users freely from one address; the attack tests set the limit they test.
+    config.signups_per_addr = 1000;
     config.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
     config.bootstrap_admin_password_file = Some(password);
     config
