@@ -140,11 +140,15 @@ pub async fn start(
         )
         .await?,
     );
-    // The auth service verifies its own tokens against its key ring, in process.
+    // The auth service verifies its own tokens against its key ring, in process, and reads it
+    // as often as the ring reloads: a key withdrawn from the table stops working here within
+    // seconds.
     let ring_keys = keys.clone();
+    let mut own = common.clone();
+    own.jwks_max_age_secs = own.jwks_max_age_secs.min(config.key_reload_secs.max(1));
     let verifier = foundation
         .verifier(
-            common,
+            &own,
             JwksSource::Local(Arc::new(move || ring_keys.ring().jwks.clone())),
             Duration::from_secs(1),
         )

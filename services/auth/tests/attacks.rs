@@ -14,5 +14,7 @@ mod federation;
 mod secrets;
 #[path = "attacks/sessions.rs"]
 mod sessions;
+#[path = "attacks/signing_keys.rs"]
+mod signing_keys;
 #[path = "attacks/throttling.rs"]
 mod throttling;

@@ -365,6 +365,7 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
         audience: tenantry_testkit::AUDIENCE.into(),
         jwks: JwksSource::Url(jwks_url.clone()),
         refresh_interval: Duration::from_secs(1),
+        max_age: Duration::from_secs(300),
     })
     .await
     .unwrap();

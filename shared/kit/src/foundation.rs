@@ -101,6 +101,7 @@ pub async fn verifier(
         audience: common.jwt_audience.clone(),
         jwks,
         refresh_interval,
+        max_age: Duration::from_secs(common.jwks_max_age_secs),
     })
     .await?
     .with_api_keys(ApiKeyDirectory::follow(store).await?);
