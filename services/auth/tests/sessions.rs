@@ -336,7 +336,10 @@ async fn a_credential_from_before_sealed_hashes_still_logs_in() {
             .await
             .unwrap();
     }
-    let s = h.login(&who, PASSWORD, None).await.expect("the old hash verifies");
+    let s = h
+        .login(&who, PASSWORD, None)
+        .await
+        .expect("the old hash verifies");
     assert_eq!(s.user_id, user_id.to_string());
     let e = h
         .login(&who, "wrong-password-guess", None)

@@ -28,8 +28,7 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                masked(u128::from(u32::from(ip)), self.prefix, 32)
-                    == u128::from(u32::from(net))
+                masked(u128::from(u32::from(ip)), self.prefix, 32) == u128::from(u32::from(net))
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 masked(u128::from(ip), self.prefix, 128) == u128::from(net)
@@ -86,9 +85,11 @@ impl FromStr for Cidr {
                 .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {bits}"))?,
         };
         let network = match network {
-            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(
-                masked(u128::from(u32::from(v4)), prefix, 32) as u32,
-            )),
+            IpAddr::V4(v4) => {
+                IpAddr::V4(Ipv4Addr::from(
+                    masked(u128::from(u32::from(v4)), prefix, 32) as u32,
+                ))
+            }
             IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(masked(u128::from(v6), prefix, 128))),
         };
         Ok(Self { network, prefix })

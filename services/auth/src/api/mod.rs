@@ -195,8 +195,7 @@ impl AuthApi {
             }
             Binding::Unknown => {
                 return Err(ApiError::Unauthenticated(
-                    "this federated session predates tenant-bound sessions; sign in again"
-                        .into(),
+                    "this federated session predates tenant-bound sessions; sign in again".into(),
                 ));
             }
         }
@@ -299,7 +298,10 @@ impl AuthApi {
 pub(crate) fn visible(binding: Binding, memberships: Vec<(Uuid, Role)>) -> Vec<(Uuid, Role)> {
     match binding {
         Binding::Free => memberships,
-        Binding::Tenant(home) => memberships.into_iter().filter(|(t, _)| *t == home).collect(),
+        Binding::Tenant(home) => memberships
+            .into_iter()
+            .filter(|(t, _)| *t == home)
+            .collect(),
         Binding::Unknown => Vec::new(),
     }
 }

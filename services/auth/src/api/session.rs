@@ -230,8 +230,7 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(
-            self.open_session(user_id, tenant, "password", None)
-                .await?,
+            self.open_session(user_id, tenant, "password", None).await?,
         ))
     }
 

@@ -40,8 +40,11 @@ impl Sealer {
     pub fn from_file(path: &Path, create_if_missing: bool) -> Result<Self, SealError> {
         if create_if_missing {
             if !path.exists() {
-                secret_file::create_private(path, STANDARD.encode(random::bytes::<32>()).as_bytes())
-                    .map_err(|e| SealError::Key(format!("write {}: {e}", path.display())))?;
+                secret_file::create_private(
+                    path,
+                    STANDARD.encode(random::bytes::<32>()).as_bytes(),
+                )
+                .map_err(|e| SealError::Key(format!("write {}: {e}", path.display())))?;
                 tracing::warn!(path = %path.display(), "generated a new master key (development only)");
             } else if secret_file::restrict(path)
                 .map_err(|e| SealError::Key(format!("{}: {e}", path.display())))?

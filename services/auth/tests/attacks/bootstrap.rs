@@ -42,7 +42,10 @@ async fn attack_stranger_signs_up_with_the_admin_email_and_is_made_platform_admi
         .login(ADMIN_EMAIL, STRANGERS_PASSWORD, None)
         .await
         .unwrap();
-    assert!(!stranger.platform_admin, "the stranger was made platform admin");
+    assert!(
+        !stranger.platform_admin,
+        "the stranger was made platform admin"
+    );
 
     // The account is promoted once the configured password is the account's own.
     let own = std::env::temp_dir().join(format!("{}-own.password", h.env.id));

@@ -49,7 +49,12 @@ async fn attack_reading_the_event_log_reveals_no_credential() {
 
     let log = h.raw_log().await;
     let subjects: Vec<&str> = log.iter().map(|(s, _)| s.as_str()).collect();
-    for kind in ["credential", "user", "service_accounts", "identity_providers"] {
+    for kind in [
+        "credential",
+        "user",
+        "service_accounts",
+        "identity_providers",
+    ] {
         assert!(
             subjects.iter().any(|s| s.contains(&format!(".{kind}."))),
             "the log holds {kind} events: {subjects:?}"

@@ -34,7 +34,10 @@ async fn attack_withdrawn_signing_key_stays_trusted() {
             .await
     };
     list().await.expect("verified, and remembered as verified");
-    remote.verify(&m.token).await.expect("verified remotely too");
+    remote
+        .verify(&m.token)
+        .await
+        .expect("verified remotely too");
 
     // The key leaked: the operator deletes it, and the JWKS stops publishing it.
     let admin = h.env.admin_pool().await;
@@ -60,7 +63,12 @@ async fn attack_withdrawn_signing_key_stays_trusted() {
     tenantry_testkit::eventually(
         "the auth service refuses tokens of the withdrawn key",
         Duration::from_secs(20),
-        || async { list().await.err().filter(|e| e.code() == Code::Unauthenticated) },
+        || async {
+            list()
+                .await
+                .err()
+                .filter(|e| e.code() == Code::Unauthenticated)
+        },
     )
     .await;
     tenantry_testkit::eventually(

@@ -63,7 +63,11 @@ async fn attack_bad_logins_through_the_proxy_lock_out_every_user() {
     let e = login_from(&h, ATTACKER, &email(), "wrong-password-guess")
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::ResourceExhausted, "the attacker is throttled");
+    assert_eq!(
+        e.code(),
+        Code::ResourceExhausted,
+        "the attacker is throttled"
+    );
     login_from(&h, USER, &user, PASSWORD)
         .await
         .expect("another client behind the same proxy still logs in");
@@ -79,9 +83,14 @@ async fn forwarded_for_from_an_untrusted_peer_is_not_believed() {
     })
     .await;
     for i in 0..3 {
-        let e = login_from(&h, &format!("203.0.113.{i}"), &email(), "wrong-password-guess")
-            .await
-            .unwrap_err();
+        let e = login_from(
+            &h,
+            &format!("203.0.113.{i}"),
+            &email(),
+            "wrong-password-guess",
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
     }
     let e = login_from(&h, "203.0.113.99", &email(), "wrong-password-guess")
@@ -106,7 +115,11 @@ async fn attack_sign_up_flood_from_one_address() {
     }
     let e = sign_up().await.expect_err("a fourth account a minute");
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(e.message().contains("auth-signups-per-addr"), "{}", e.message());
+    assert!(
+        e.message().contains("auth-signups-per-addr"),
+        "{}",
+        e.message()
+    );
 }
 
 #[tokio::test]
@@ -180,7 +193,11 @@ async fn attack_begin_oidc_login_flood_from_one_address() {
         .await
         .expect_err("a row a call, without end");
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(e.message().contains("auth-oidc-logins-per-addr"), "{}", e.message());
+    assert!(
+        e.message().contains("auth-oidc-logins-per-addr"),
+        "{}",
+        e.message()
+    );
     assert_eq!(pending_logins(&h).await, 3);
 }
 

@@ -346,7 +346,10 @@ mod tests {
         let e = verifier.verify(&old).await.unwrap_err();
         assert!(e.to_string().contains("unknown key id"), "{e}");
         assert!(verifier.verify_fresh(&old).await.is_err());
-        verifier.verify(&kept).await.expect("the remaining key still verifies");
+        verifier
+            .verify(&kept)
+            .await
+            .expect("the remaining key still verifies");
         std::fs::remove_file(&path).unwrap();
     }
 }
