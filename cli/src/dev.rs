@@ -16,13 +16,17 @@ use tenantry_tenant::{TenantConfig, TenantService};
 pub const DEV_ADMIN: &str = "admin@tenantry.local";
 const DEV_DIR: &str = ".tenantry/dev";
 
-/// The development admin's password file, created with a random password on first use.
+/// The development admin's password file, created with a random password on first use;
+/// readable by its owner only (one written 0644 by an older version is restricted).
 fn dev_password() -> anyhow::Result<PathBuf> {
+    use tenantry_auth::crypto::secret_file;
     let path = PathBuf::from(DEV_DIR).join("admin.password");
-    if !path.exists() {
-        std::fs::create_dir_all(DEV_DIR)?;
+    if path.exists() {
+        secret_file::restrict(&path).with_context(|| format!("chmod {}", path.display()))?;
+    } else {
         let password = format!("dev-{}", uuid::Uuid::new_v4().simple());
-        std::fs::write(&path, password).with_context(|| format!("write {}", path.display()))?;
+        secret_file::create_private(&path, password.as_bytes())
+            .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(path)
 }
@@ -57,6 +61,10 @@ pub async fn run(
     if auth.bootstrap_admin_email.is_none() {
         auth.bootstrap_admin_email = Some(DEV_ADMIN.into());
         auth.bootstrap_admin_password_file = Some(dev_password()?);
+    }
+    // Only here may a master key be made up: the auth service alone requires one.
+    if auth.master_key_file.is_none() {
+        auth.master_key_file = Some(tenantry_auth::dev_master_key()?);
     }
     let (admin_email, admin_password) = (
         auth.bootstrap_admin_email.clone(),

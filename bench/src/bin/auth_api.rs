@@ -150,6 +150,7 @@ async fn main() -> anyhow::Result<()> {
             ),
             // The benchmark logs in a great deal from one address.
             ("TENANTRY_AUTH_LOGIN_FAILURES_PER_ADDR", "1000000".into()),
+            ("TENANTRY_AUTH_SIGNUPS_PER_ADDR", "1000000".into()),
         ],
     )
     .await?;

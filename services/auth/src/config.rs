@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use tenantry_kit::client_addr::TrustedProxies;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthConfig {
     /// Address of the auth service's gRPC and HTTP port (JWKS at /.well-known/jwks.json).
@@ -38,8 +40,9 @@ pub struct AuthConfig {
     )]
     pub db_max_connections: u32,
 
-    /// File holding the 32-byte master key (base64) that seals signing keys and OIDC client
-    /// secrets. Unset: `.tenantry/dev/master.key`, created if missing (development only).
+    /// File holding the 32-byte master key (base64) that seals signing keys, OIDC client
+    /// secrets and password hashes. Required: only `tenantry dev` generates one when unset
+    /// (`.tenantry/dev/master.key`).
     #[arg(
         id = "auth-master-key-file",
         long = "auth-master-key-file",
@@ -93,6 +96,45 @@ pub struct AuthConfig {
     )]
     pub login_failures_per_addr: u32,
 
+    /// Sign-ups allowed per client address per minute (on each replica).
+    #[arg(
+        id = "auth-signups-per-addr",
+        long = "auth-signups-per-addr",
+        env = "TENANTRY_AUTH_SIGNUPS_PER_ADDR",
+        default_value_t = 10
+    )]
+    pub signups_per_addr: u32,
+
+    /// Federated logins begun per client address per minute (on each replica); each one
+    /// stores a pending login for ten minutes.
+    #[arg(
+        id = "auth-oidc-logins-per-addr",
+        long = "auth-oidc-logins-per-addr",
+        env = "TENANTRY_AUTH_OIDC_LOGINS_PER_ADDR",
+        default_value_t = 30
+    )]
+    pub oidc_logins_per_addr: u32,
+
+    /// How often expired pending federated logins are deleted.
+    #[arg(
+        id = "auth-oidc-sweep-secs",
+        long = "auth-oidc-sweep-secs",
+        env = "TENANTRY_AUTH_OIDC_SWEEP_SECS",
+        default_value_t = 60
+    )]
+    pub oidc_sweep_secs: u64,
+
+    /// Proxies whose `X-Forwarded-For` names the client (comma-separated addresses or CIDR
+    /// blocks, e.g. the gateways' network). Empty: none, the TCP peer is the client. Without
+    /// it, behind the gateway every client shares the gateway's per-address limits.
+    #[arg(
+        id = "auth-trusted-proxies",
+        long = "auth-trusted-proxies",
+        env = "TENANTRY_AUTH_TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: TrustedProxies,
+
     /// The first platform admin: created at start if no account has this e-mail.
     #[arg(
         id = "auth-bootstrap-admin-email",
@@ -124,6 +166,10 @@ impl AuthConfig {
             key_publish_lead_secs: 60,
             key_reload_secs: 5,
             login_failures_per_addr: 20,
+            signups_per_addr: 10,
+            oidc_logins_per_addr: 30,
+            oidc_sweep_secs: 60,
+            trusted_proxies: TrustedProxies::default(),
             bootstrap_admin_email: None,
             bootstrap_admin_password_file: None,
         }

@@ -8,7 +8,7 @@
 //! - [`tokens`]: signing keys (rotation, JWKS) and access-token issuance.
 //! - [`oidc`]: federated login with a tenant's identity provider.
 //! - [`crypto`]: random secrets, argon2id passwords, sealing under the master key.
-//! - [`throttle`]: failed logins per client address.
+//! - [`throttle`]: failed logins, sign-ups and federated logins per client address.
 //! - [`projection`]: the `memberships` read model (user → tenants).
 //! - [`bootstrap`]: the first platform admin.
 //! - [`config`] and [`AuthService`]: its settings, and its parts for the kit's service
@@ -51,8 +51,17 @@ use tokens::{Issuer, KeyStore};
 /// Migrations of the `auth` schema, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where the master key lives when none is configured (development).
+/// Where `tenantry dev` keeps the master key it generates (see [`dev_master_key`]).
 pub const DEV_MASTER_KEY: &str = ".tenantry/dev/master.key";
+
+/// The development master key for `tenantry dev`: [`DEV_MASTER_KEY`], created (owner-only) if
+/// missing. Only `tenantry dev` calls this; a service started on its own requires
+/// `auth-master-key-file`, so no replica ever seals under a key it made up.
+pub fn dev_master_key() -> Result<PathBuf, crypto::seal::SealError> {
+    let path = PathBuf::from(DEV_MASTER_KEY);
+    Sealer::from_file(&path, true)?;
+    Ok(path)
+}
 
 impl From<crypto::seal::SealError> for StartError {
     fn from(e: crypto::seal::SealError) -> Self {
@@ -107,10 +116,14 @@ impl Service for AuthService {
             ));
         }
         let pool = ctx.pool()?;
-        let sealer = Arc::new(match &config.master_key_file {
-            Some(path) => Sealer::from_file(path, false)?,
-            None => Sealer::from_file(&PathBuf::from(DEV_MASTER_KEY), true)?,
-        });
+        let Some(master_key_file) = &config.master_key_file else {
+            return Err(StartError::Other(
+                "auth-master-key-file: required (TENANTRY_AUTH_MASTER_KEY_FILE): the file holding \
+                 the master key; only `tenantry dev` generates one"
+                    .into(),
+            ));
+        };
+        let sealer = Arc::new(Sealer::from_file(master_key_file, false)?);
         let access_ttl = Duration::from_secs(config.access_token_ttl_secs);
         let keys = Arc::new(
             KeyStore::open(
@@ -122,12 +135,19 @@ impl Service for AuthService {
             )
             .await?,
         );
-        // The auth service verifies its own tokens against its key ring, in process.
+        // The auth service verifies its own tokens against its key ring, in process, and reads
+        // it as often as the ring reloads: a key withdrawn from the table stops working here
+        // within seconds.
         let ring_keys = keys.clone();
+        let max_age = ctx
+            .common
+            .jwks_max_age_secs
+            .min(config.key_reload_secs.max(1));
         let verifier = ctx
             .verifier(
                 JwksSource::Local(Arc::new(move || ring_keys.ring().jwks.clone())),
                 Duration::from_secs(1),
+                Duration::from_secs(max_age),
             )
             .await?;
         let runner = ctx.projection(projection::MembershipsProjection)?;
@@ -153,9 +173,12 @@ impl Service for AuthService {
                 &ctx.common,
                 Some(ctx.addr),
             )?),
-            throttle: Arc::new(throttle::AddressThrottle::new(
-                config.login_failures_per_addr,
-            )),
+            throttle: Arc::new(throttle::Throttles {
+                login_failures: throttle::AddressThrottle::new(config.login_failures_per_addr),
+                signups: throttle::AddressThrottle::new(config.signups_per_addr),
+                oidc_logins: throttle::AddressThrottle::new(config.oidc_logins_per_addr),
+            }),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             clock,
             session_ttl: Duration::from_secs(u64::from(config.session_ttl_days) * 86_400),
             local_issuer: ctx.common.jwt_issuer.clone(),
@@ -192,6 +215,8 @@ impl Service for AuthService {
         );
         let reload_keys = keys.clone();
         let reload_every = Duration::from_secs(config.key_reload_secs.max(1));
+        let (sweep_pool, sweep_clock) = (api.pool.clone(), api.clock.clone());
+        let sweep_every = Duration::from_secs(config.oidc_sweep_secs.max(1));
         let handle = Handle {
             positions: runner.positions(),
             api: api.clone(),
@@ -208,6 +233,9 @@ impl Service for AuthService {
             .projection(runner)
             .job("key_reload", move |stop| {
                 reload_keys.reload_every(reload_every, stop.wait())
+            })
+            .job("oidc_login_sweep", move |stop| {
+                oidc::flow::sweep_every(sweep_pool, sweep_clock, sweep_every, stop.wait())
             }))
     }
 }

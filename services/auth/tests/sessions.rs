@@ -172,13 +172,14 @@ async fn five_failures_lock_the_account_and_the_lockout_is_an_event() {
         .iter()
         .flat_map(|m| m.batch.events.iter().map(|e| e.event_type.clone()))
         .collect();
-    // Five before the lockout, and the attempt made while locked: all on the audit trail.
+    // Five before the lockout, all on the audit trail; the attempt made while locked appends
+    // nothing (the lockout itself is on the trail).
     assert_eq!(
         types
             .iter()
             .filter(|t| *t == "credential.login_failed.v1")
             .count(),
-        6
+        5
     );
     assert_eq!(
         types
@@ -269,4 +270,82 @@ async fn signing_up_twice_with_one_address_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_credential_from_before_sealed_hashes_still_logs_in() {
+    use tenantry_auth::domain::events::{CredentialEvent, UserEvent};
+    use tenantry_eventstore::aggregate::batch_of;
+    use tenantry_eventstore::{AppendRequest, CommandMeta};
+    use tenantry_proto::events::v1 as pb;
+
+    let h = start().await;
+    let store = h.env.event_store().await;
+    let who = email();
+    let user_id = Uuid::now_v7();
+    let meta = CommandMeta {
+        command_id: Uuid::now_v7().to_string(),
+        actor: format!("user:{user_id}"),
+        correlation_id: Uuid::now_v7().to_string(),
+        occurred_at: chrono::Utc::now(),
+        traceparent: None,
+        fingerprint: None,
+    };
+    // As an auth service from before credential.created.v2 wrote them: the hash in the clear.
+    let phc = tenantry_auth::crypto::password::hash(PASSWORD.into())
+        .await
+        .unwrap();
+    let user = tenantry_auth::api::user_address(user_id).unwrap();
+    let credential = tenantry_auth::api::credential_address(&who).unwrap();
+    let old: [(_, pb::EventBatch); 2] = [
+        (
+            user.clone(),
+            batch_of(
+                &user,
+                &[UserEvent::Registered(pb::UserRegistered {
+                    user_id: user_id.to_string(),
+                    issuer: tenantry_testkit::ISSUER.into(),
+                    subject: user_id.to_string(),
+                    email: who.clone(),
+                })],
+                &meta,
+            ),
+        ),
+        (
+            credential.clone(),
+            batch_of(
+                &credential,
+                &[CredentialEvent::CreatedV1(pb::CredentialCreated {
+                    user_id: user_id.to_string(),
+                    email: who.clone(),
+                    password_hash: phc,
+                    password_hash_sealed: vec![],
+                })],
+                &meta,
+            ),
+        ),
+    ];
+    for (address, batch) in old {
+        store
+            .append(AppendRequest {
+                address,
+                expected: Some(0),
+                message_id: Uuid::now_v7().to_string(),
+                batch,
+                traceparent: None,
+                fingerprint: None,
+            })
+            .await
+            .unwrap();
+    }
+    let s = h
+        .login(&who, PASSWORD, None)
+        .await
+        .expect("the old hash verifies");
+    assert_eq!(s.user_id, user_id.to_string());
+    let e = h
+        .login(&who, "wrong-password-guess", None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
 }

@@ -158,6 +158,7 @@ impl Service for GatewayService {
             .verifier(
                 tenantry_kit::auth::JwksSource::parse(&ctx.common.jwks),
                 tenantry_kit::service::JWKS_REFRESH,
+                Duration::from_secs(ctx.common.jwks_max_age_secs),
             )
             .await?;
         let services = edge::parse_services(&config.services).map_err(StartError::Other)?;

@@ -22,14 +22,19 @@ event_table!(UserEvent in "user" {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CredentialEvent {
+    /// The password hash sealed under the master key.
     Created(pb::CredentialCreated),
+    /// The first version, with the password hash in the clear: read from old logs, never
+    /// written.
+    CreatedV1(pb::CredentialCreated),
     LoginSucceeded(pb::CredentialLoginSucceeded),
     LoginFailed(pb::CredentialLoginFailed),
     LockedOut(pb::CredentialLockedOut),
 }
 
 event_table!(CredentialEvent in "credential" {
-    Created => "credential.created.v1": pb::CredentialCreated,
+    Created => "credential.created.v2": pb::CredentialCreated,
+    CreatedV1 => "credential.created.v1": pb::CredentialCreated,
     LoginSucceeded => "credential.login_succeeded.v1": pb::CredentialLoginSucceeded,
     LoginFailed => "credential.login_failed.v1": pb::CredentialLoginFailed,
     LockedOut => "credential.locked_out.v1": pb::CredentialLockedOut,

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
         audience: "tenantry".into(),
         jwks: JwksSource::Local(std::sync::Arc::new(move || set.clone())),
         refresh_interval: Duration::from_secs(30),
+        max_age: Duration::from_secs(300),
     }))
     .expect("verifier");
     let token = key.sign(&claims()).expect("sign");

@@ -53,6 +53,11 @@ pub struct CommonConfig {
     )]
     pub jwks: String,
 
+    /// Seconds a read of the JWKS is trusted before it is read again (at most 300): a signing
+    /// key withdrawn from the JWKS stops being accepted within this.
+    #[arg(long, env = "TENANTRY_JWKS_MAX_AGE_SECS", default_value_t = 300)]
+    pub jwks_max_age_secs: u64,
+
     /// Expected `iss` of access tokens.
     #[arg(long, env = "TENANTRY_JWT_ISSUER", default_value = "tenantry")]
     pub jwt_issuer: String,

@@ -9,6 +9,7 @@
 //!   [`TenantContext`] put into every request.
 //! - [`db`]: database, schema and service role preparation; pools; RLS-scoped transactions.
 //! - [`command`]: building a command's metadata (idempotency key, actor, correlation).
+//! - [`client_addr`]: the client behind a trusted proxy (`X-Forwarded-For`).
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`gwt`]: given events, when a command, then events: the harness of aggregate tests.
 //! - [`nats`]: connecting to NATS with the service's settings.
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod client_addr;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -134,7 +134,7 @@ pub async fn serve(
 }
 
 /// The address of the peer that sent `request` (the TCP peer: a proxy in front is not
-/// trusted to say who its client was).
+/// trusted to say who its client was unless configured so: [`crate::client_addr`]).
 pub fn client_addr<T>(request: &tonic::Request<T>) -> Option<std::net::IpAddr> {
     request
         .extensions()

@@ -110,6 +110,7 @@ impl TestEnv {
             db_schema_prefix: Some(self.id.clone()),
             stream_replicas: 1,
             jwks: self.jwks_path.display().to_string(),
+            jwks_max_age_secs: 300,
             jwt_issuer: ISSUER.into(),
             jwt_audience: AUDIENCE.into(),
             log_format: LogFormat::Text,

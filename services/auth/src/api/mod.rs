@@ -29,12 +29,12 @@ use crate::crypto::seal::Sealer;
 use crate::domain::credential::{Credential, credential_id};
 use crate::domain::identity_providers::IdentityProviders;
 use crate::domain::service_accounts::ServiceAccounts;
-use crate::domain::session::{Session, SessionCommand};
+use crate::domain::session::{Binding, Session, SessionCommand};
 use crate::domain::team::Team;
 use crate::domain::user::User;
 use crate::oidc::client::OidcClient;
 use crate::projection::memberships_of;
-use crate::throttle::AddressThrottle;
+use crate::throttle::Throttles;
 use crate::tokens::{Issuer, KeyStore};
 
 /// Everything the handlers need. Cheap to clone.
@@ -51,7 +51,9 @@ pub struct AuthApi {
     pub(crate) keys: Arc<KeyStore>,
     pub(crate) sealer: Arc<Sealer>,
     pub(crate) oidc: Arc<OidcClient>,
-    pub(crate) throttle: Arc<AddressThrottle>,
+    pub(crate) throttle: Arc<Throttles>,
+    /// Whose `X-Forwarded-For` names the client, for the throttles and the audit trail.
+    pub(crate) trusted_proxies: Arc<tenantry_kit::client_addr::TrustedProxies>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) session_ttl: Duration,
     /// `iss` of local users' identities (our own issuer).
@@ -166,13 +168,38 @@ impl AuthApi {
     }
 
     /// Decides which tenant and role an access token is for; `None` when the user must pick.
+    /// A session bound to a tenant (opened through its identity provider) gets that tenant
+    /// or nothing: no other tenant, no platform-admin token.
     pub(crate) async fn access_for(
         &self,
         user: &User,
         user_id: Uuid,
         requested: Option<Uuid>,
         memberships: &[(Uuid, Role)],
+        binding: Binding,
     ) -> Result<Option<(Option<Uuid>, Role)>, ApiError> {
+        match binding {
+            Binding::Free => {}
+            Binding::Tenant(home) => {
+                if requested.is_some_and(|t| t != home) {
+                    return Err(ApiError::PermissionDenied(format!(
+                        "this session was opened through the identity provider of tenant \
+                         {home} and acts in that tenant only; sign in through the other \
+                         tenant's own provider"
+                    )));
+                }
+                let (team, _) = self.teams.load(&tenant_address(home, "team")?).await?;
+                let role = team.members.get(&user_id).map(|m| m.role).ok_or_else(|| {
+                    ApiError::PermissionDenied(format!("not a member of tenant {home}"))
+                })?;
+                return Ok(Some((Some(home), role)));
+            }
+            Binding::Unknown => {
+                return Err(ApiError::Unauthenticated(
+                    "this federated session predates tenant-bound sessions; sign in again".into(),
+                ));
+            }
+        }
         match requested {
             Some(t) => Ok(Some((Some(t), self.role_in(user, user_id, t).await?))),
             None if user.platform_admin => Ok(Some((None, Role::PlatformAdmin))),
@@ -186,17 +213,20 @@ impl AuthApi {
         }
     }
 
-    /// Starts a session for `user_id` and answers with its tokens.
+    /// Starts a session for `user_id` and answers with its tokens. `bound_tenant` is the
+    /// tenant whose identity provider signed the user in (federated logins).
     pub(crate) async fn open_session(
         &self,
         user_id: Uuid,
         tenant: Option<Uuid>,
         method: &str,
+        bound_tenant: Option<Uuid>,
     ) -> Result<api::SessionResponse, ApiError> {
         let (user, _) = self.users.load(&user_address(user_id)?).await?;
-        let memberships = memberships_of(&self.pool, user_id).await?;
+        let binding = bound_tenant.map_or(Binding::Free, Binding::Tenant);
+        let memberships = visible(binding, memberships_of(&self.pool, user_id).await?);
         let access = self
-            .access_for(&user, user_id, tenant, &memberships)
+            .access_for(&user, user_id, tenant, &memberships, binding)
             .await?;
         let session_id = Uuid::now_v7();
         let (refresh, digest) = RefreshToken::issue(session_id);
@@ -211,17 +241,26 @@ impl AuthApi {
                     digest,
                     expires_at,
                     method: method.to_owned(),
+                    bound_tenant,
                 },
                 &self.public_meta(&format!("user:{user_id}")),
             )
             .await?;
-        self.respond(user_id, &user, access, refresh, expires_at, &memberships)
+        let platform_admin = user.platform_admin && binding == Binding::Free;
+        self.respond(
+            user_id,
+            platform_admin,
+            access,
+            refresh,
+            expires_at,
+            &memberships,
+        )
     }
 
     pub(crate) fn respond(
         &self,
         user_id: Uuid,
-        user: &User,
+        platform_admin: bool,
         access: Option<(Option<Uuid>, Role)>,
         refresh: String,
         refresh_expires_at: chrono::DateTime<chrono::Utc>,
@@ -231,7 +270,7 @@ impl AuthApi {
             user_id: user_id.to_string(),
             refresh_token: refresh,
             refresh_token_expires_at: Some(tenantry_eventstore::time::to_proto(refresh_expires_at)),
-            platform_admin: user.platform_admin,
+            platform_admin,
             memberships: memberships
                 .iter()
                 .map(|(t, r)| api::Membership {
@@ -255,7 +294,40 @@ impl AuthApi {
     }
 }
 
-/// The client address of a request, for throttling and the audit trail.
-pub(crate) fn addr_of<T>(request: &tonic::Request<T>) -> Option<IpAddr> {
-    tenantry_kit::server::client_addr(request)
+/// The memberships a session may show: a session bound to a tenant shows that tenant's only
+/// (the other tenants a user belongs to are none of its provider's business).
+pub(crate) fn visible(binding: Binding, memberships: Vec<(Uuid, Role)>) -> Vec<(Uuid, Role)> {
+    match binding {
+        Binding::Free => memberships,
+        Binding::Tenant(home) => memberships
+            .into_iter()
+            .filter(|(t, _)| *t == home)
+            .collect(),
+        Binding::Unknown => Vec::new(),
+    }
+}
+
+impl AuthApi {
+    /// The client address of a request, for throttling and the audit trail: the TCP peer, or
+    /// the client a trusted proxy names.
+    pub(crate) fn addr_of<T>(&self, request: &tonic::Request<T>) -> Option<IpAddr> {
+        tenantry_kit::client_addr::client_addr(request, &self.trusted_proxies)
+    }
+
+    /// Counts an attempt against `throttle` (`setting` names its limit); refused beyond it.
+    pub(crate) async fn admit(
+        &self,
+        throttle: &crate::throttle::AddressThrottle,
+        setting: &str,
+        what: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        if throttle.admit(addr).await {
+            return Ok(());
+        }
+        Err(ApiError::ResourceExhausted(format!(
+            "{setting}: at most {} {what} a minute from one address; wait a minute",
+            throttle.limit()
+        )))
+    }
 }

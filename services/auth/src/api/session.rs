@@ -7,12 +7,12 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::{
-    AuthApi, RefreshToken, addr_of, credential_address, session_address, tenant_address,
-    user_address,
+    AuthApi, RefreshToken, credential_address, session_address, tenant_address, user_address,
+    visible,
 };
 use crate::crypto::{password, random};
 use crate::domain::credential::CredentialCommand;
-use crate::domain::session::{REUSE_DETECTED, SessionCommand};
+use crate::domain::session::{Binding, FEDERATED_PREFIX, REUSE_DETECTED, SessionCommand};
 use crate::domain::team::TeamCommand;
 use crate::domain::user::{UserCommand, federated_id};
 use crate::oidc::flow;
@@ -67,14 +67,15 @@ impl AuthApi {
             .ok_or_else(|| ApiError::Unauthenticated("invalid refresh token".into()))?;
         // Authorise first: a refused tenant must not cost the client its refresh token.
         let (user, _) = self.users.load(&user_address(user_id)?).await?;
+        let binding = session.binding();
         let target = tenant.or(session.tenant_id);
         // The membership list is read only when there is a tenant to pick.
         let memberships = match target {
-            None => memberships_of(&self.pool, user_id).await?,
+            None => visible(binding, memberships_of(&self.pool, user_id).await?),
             Some(_) => Vec::new(),
         };
         let access = if session.accepts(&token.digest, now) {
-            self.access_for(&user, user_id, target, &memberships)
+            self.access_for(&user, user_id, target, &memberships, binding)
                 .await?
         } else {
             None
@@ -100,7 +101,15 @@ impl AuthApi {
             ));
         }
         let expires_at = session.expires_at.unwrap_or(now);
-        self.respond(user_id, &user, access, next, expires_at, &memberships)
+        let platform_admin = user.platform_admin && binding == Binding::Free;
+        self.respond(
+            user_id,
+            platform_admin,
+            access,
+            next,
+            expires_at,
+            &memberships,
+        )
     }
 }
 
@@ -113,8 +122,21 @@ impl SessionService for AuthApi {
         let r = request.get_ref();
         check_email("email", &r.email)?;
         password::check_policy(&r.password, &r.email)?;
-        let hash = password::hash(r.password.clone()).await?;
+        // Before the hash: an argon2 computation and two appends per account is what a flood
+        // of sign-ups would cost.
+        self.admit(
+            &self.throttle.signups,
+            "auth-signups-per-addr",
+            "sign-ups",
+            self.addr_of(&request),
+        )
+        .await?;
         let user_id = Uuid::now_v7();
+        let sealed = password::seal_hash(
+            &self.sealer,
+            user_id,
+            &password::hash(r.password.clone()).await?,
+        );
         // The user first: a taken e-mail then leaves an unreachable user, never a
         // credential pointing nowhere.
         let meta = self.public_meta(&format!("user:{user_id}"));
@@ -137,14 +159,14 @@ impl SessionService for AuthApi {
                 &CredentialCommand::Create {
                     user_id,
                     email: r.email.clone(),
-                    password_hash: hash,
+                    password_hash_sealed: sealed,
                 },
                 &self.public_meta(&format!("user:{user_id}")),
             )
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(
-            self.open_session(user_id, None, "signup").await?,
+            self.open_session(user_id, None, "signup", None).await?,
         ))
     }
 
@@ -152,15 +174,17 @@ impl SessionService for AuthApi {
         &self,
         request: Request<api::LoginRequest>,
     ) -> Result<Response<api::SessionResponse>, Status> {
-        let addr = addr_of(&request);
+        let addr = self.addr_of(&request);
         let r = request.get_ref();
         check_email("email", &r.email)?;
         validate::text("password", &r.password, password::MAX_LENGTH)?;
         let tenant = optional_uuid("tenant_id", &r.tenant_id)?;
-        if !self.throttle.allows(addr).await {
-            return Err(ApiError::ResourceExhausted(
-                "too many failed logins from this address; wait a minute".into(),
-            )
+        if !self.throttle.login_failures.allows(addr).await {
+            return Err(ApiError::ResourceExhausted(format!(
+                "auth-login-failures-per-addr: at most {} failed logins a minute from one \
+                 address; wait a minute",
+                self.throttle.login_failures.limit()
+            ))
             .into());
         }
         let client_addr = addr.map(|a| a.to_string()).unwrap_or_default();
@@ -171,13 +195,21 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         let now = self.clock.now();
-        let usable = credential.user_id.is_some() && !credential.is_locked(now);
         // Unknown and locked accounts are checked against a decoy: same work, same answer.
-        let hash = usable.then(|| credential.password_hash.clone());
+        let hash = match credential.user_id {
+            Some(user_id) if !credential.is_locked(now) => {
+                password::open_hash(&self.sealer, user_id, &credential.password)?
+            }
+            _ => None,
+        };
         let ok = password::verify(r.password.clone(), hash).await;
         let (Some(user_id), true) = (credential.user_id, ok) else {
-            self.throttle.record_failure(addr).await;
-            if let Some(user_id) = credential.user_id {
+            self.throttle.login_failures.record(addr).await;
+            // A locked account's lockout is on the log already: further attempts append
+            // nothing, so guessing at a locked account cannot grow the log.
+            if let Some(user_id) = credential.user_id
+                && !credential.is_locked(now)
+            {
                 self.credentials
                     .execute(
                         &address,
@@ -198,7 +230,7 @@ impl SessionService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(
-            self.open_session(user_id, tenant, "password").await?,
+            self.open_session(user_id, tenant, "password", None).await?,
         ))
     }
 
@@ -247,6 +279,25 @@ impl SessionService for AuthApi {
             Some(u) if state.accepts(&session.digest, self.clock.now()) => u,
             _ => return Err(ApiError::Unauthenticated("invalid refresh token".into()).into()),
         };
+        // Checked before the invitation is spent: a session bound to another tenant cannot
+        // join this one (the refresh below would refuse it, with the membership already made).
+        match state.binding() {
+            Binding::Free => {}
+            Binding::Tenant(home) if home == tenant_id => {}
+            Binding::Tenant(home) => {
+                return Err(ApiError::PermissionDenied(format!(
+                    "this session was opened through the identity provider of tenant {home}; \
+                     accept the invitation from a session of your own account"
+                ))
+                .into());
+            }
+            Binding::Unknown => {
+                return Err(ApiError::Unauthenticated(
+                    "this federated session predates tenant-bound sessions; sign in again".into(),
+                )
+                .into());
+            }
+        }
         let (user, _) = self
             .users
             .load(&user_address(user_id)?)
@@ -279,6 +330,14 @@ impl SessionService for AuthApi {
         let tenant_id = validate::uuid("tenant_id", &r.tenant_id)?;
         let provider_id = validate::uuid("provider_id", &r.provider_id)?;
         validate::text("redirect_uri", &r.redirect_uri, 2000)?;
+        // Each one stores a pending login (and may fetch the provider's discovery document).
+        self.admit(
+            &self.throttle.oidc_logins,
+            "auth-oidc-logins-per-addr",
+            "federated logins begun",
+            self.addr_of(&request),
+        )
+        .await?;
         let (providers, _) = self
             .providers
             .load(&tenant_address(tenant_id, "identity_providers")?)
@@ -308,7 +367,7 @@ impl SessionService for AuthApi {
         &self,
         request: Request<api::CompleteOidcLoginRequest>,
     ) -> Result<Response<api::SessionResponse>, Status> {
-        let addr = addr_of(&request);
+        let addr = self.addr_of(&request);
         let r = request.get_ref();
         validate::text("state", &r.state, 200)?;
         validate::text("code", &r.code, 2000)?;
@@ -358,10 +417,16 @@ impl SessionService for AuthApi {
             )
             .await
             .map_err(ApiError::from)?;
-        let method = format!("oidc:{}", pending.provider_id);
+        let method = format!("{FEDERATED_PREFIX}{}", pending.provider_id);
+        // The provider vouched for the user in this tenant only: so is the session.
         Ok(Response::new(
-            self.open_session(user_id, Some(pending.tenant_id), &method)
-                .await?,
+            self.open_session(
+                user_id,
+                Some(pending.tenant_id),
+                &method,
+                Some(pending.tenant_id),
+            )
+            .await?,
         ))
     }
 }

@@ -5,11 +5,18 @@
 //! of our 2-core machine. They are stored in each PHC string, so raising them later only
 //! affects new hashes. Hashing runs on the blocking pool, never on the async workers, and at
 //! most one per core at a time: a burst of logins queues instead of holding 19 MiB each.
+//!
+//! The hashes are sealed under the master key before they enter the log ([`seal_hash`]): a
+//! reader of the log gets nothing to brute-force offline.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tenantry_kit::ApiError;
+use uuid::Uuid;
+
+use super::seal::Sealer;
+use crate::domain::credential::StoredPassword;
 
 pub const MIN_LENGTH: usize = 12;
 pub const MAX_LENGTH: usize = 128;
@@ -157,6 +164,37 @@ pub async fn verify(password: String, phc: Option<String>) -> bool {
     .unwrap_or(false)
 }
 
+/// Associated data of a user's sealed hash: a sealed hash copied onto another account does
+/// not open there.
+fn seal_purpose(user_id: Uuid) -> String {
+    format!("password-hash:{user_id}")
+}
+
+/// `phc` sealed under the master key, as the credential event carries it.
+pub fn seal_hash(sealer: &Sealer, user_id: Uuid, phc: &str) -> Vec<u8> {
+    sealer.seal(&seal_purpose(user_id), phc.as_bytes())
+}
+
+/// The PHC string of `user_id`'s stored password (`None` when there is none).
+pub fn open_hash(
+    sealer: &Sealer,
+    user_id: Uuid,
+    stored: &StoredPassword,
+) -> Result<Option<String>, ApiError> {
+    match stored {
+        StoredPassword::None => Ok(None),
+        StoredPassword::Clear(phc) => Ok(Some(phc.clone())),
+        StoredPassword::Sealed(sealed) => {
+            let plain = sealer
+                .open(&seal_purpose(user_id), sealed)
+                .map_err(|e| ApiError::Internal(format!("password hash of {user_id}: {e}")))?;
+            String::from_utf8(plain)
+                .map(Some)
+                .map_err(|_| ApiError::Internal(format!("password hash of {user_id}: not UTF-8")))
+        }
+    }
+}
+
 /// Warms the decoy so the first unknown-user login is not slower than the rest.
 pub fn warm_up() {
     std::sync::LazyLock::force(&DECOY);
@@ -187,5 +225,24 @@ mod tests {
         assert!(verify("blue-kettle-orbit-42".into(), Some(phc.clone())).await);
         assert!(!verify("blue-kettle-orbit-43".into(), Some(phc)).await);
         assert!(!verify("anything".into(), None).await);
+    }
+
+    #[test]
+    fn sealed_hashes_open_for_their_user_only() {
+        let sealer = Sealer::new([3; 32]);
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let sealed = seal_hash(&sealer, alice, "$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA");
+        assert!(!String::from_utf8_lossy(&sealed).contains("argon2"));
+        let stored = StoredPassword::Sealed(sealed);
+        assert_eq!(
+            open_hash(&sealer, alice, &stored).unwrap().as_deref(),
+            Some("$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA")
+        );
+        assert!(open_hash(&sealer, bob, &stored).is_err());
+        let legacy = StoredPassword::Clear("$argon2id$legacy".into());
+        assert_eq!(
+            open_hash(&sealer, bob, &legacy).unwrap().as_deref(),
+            Some("$argon2id$legacy")
+        );
     }
 }

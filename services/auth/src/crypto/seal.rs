@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
-use super::random;
+use super::{random, secret_file};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -35,16 +35,22 @@ impl Sealer {
         }
     }
 
-    /// Reads a base64 key file; with `create_if_missing`, writes a new random key there first
-    /// (development: `.tenantry/dev/master.key`).
+    /// Reads a base64 key file; with `create_if_missing` (`tenantry dev` only, never a
+    /// service on its own), writes a new random key there first, readable by its owner only.
     pub fn from_file(path: &Path, create_if_missing: bool) -> Result<Self, SealError> {
-        if !path.exists() && create_if_missing {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| SealError::Key(e.to_string()))?;
-            }
-            std::fs::write(path, STANDARD.encode(random::bytes::<32>()))
+        if create_if_missing {
+            if !path.exists() {
+                secret_file::create_private(
+                    path,
+                    STANDARD.encode(random::bytes::<32>()).as_bytes(),
+                )
                 .map_err(|e| SealError::Key(format!("write {}: {e}", path.display())))?;
-            tracing::warn!(path = %path.display(), "generated a new master key (development only)");
+                tracing::warn!(path = %path.display(), "generated a new master key (development only)");
+            } else if secret_file::restrict(path)
+                .map_err(|e| SealError::Key(format!("{}: {e}", path.display())))?
+            {
+                tracing::warn!(path = %path.display(), "master key was readable by others: now 0600");
+            }
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| SealError::Key(format!("read {}: {e}", path.display())))?;

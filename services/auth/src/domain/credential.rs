@@ -3,6 +3,10 @@
 //!
 //! Failed logins are throttled here, per account: [`MAX_FAILURES`] within [`FAILURE_WINDOW`]
 //! lock the account for [`LOCKOUT`]. Every success, failure and lockout is an event.
+//!
+//! The password hash arrives sealed under the master key and is stored so: whoever reads the
+//! log gets no hash to attack offline. Credentials from before sealing hold the hash in the
+//! clear ([`StoredPassword::Clear`]) and still verify.
 
 use chrono::{DateTime, Duration, Utc};
 use tenantry_eventstore::{Aggregate, EventMeta, time};
@@ -16,11 +20,22 @@ pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW: Duration = Duration::minutes(15);
 pub const LOCKOUT: Duration = Duration::minutes(15);
 
+/// A credential's password hash as the log holds it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StoredPassword {
+    #[default]
+    None,
+    /// The PHC string sealed under the master key (`credential.created.v2`).
+    Sealed(Vec<u8>),
+    /// The PHC string in the clear (`credential.created.v1`, before sealing).
+    Clear(String),
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Credential {
     pub user_id: Option<Uuid>,
     pub email: String,
-    pub password_hash: String,
+    pub password: StoredPassword,
     /// Times of the failures since the last success or lockout.
     pub failures: Vec<DateTime<Utc>>,
     pub locked_until: Option<DateTime<Utc>>,
@@ -42,7 +57,8 @@ pub enum CredentialCommand {
     Create {
         user_id: Uuid,
         email: String,
-        password_hash: String,
+        /// The PHC string, sealed (see `crypto::password::seal_hash`).
+        password_hash_sealed: Vec<u8>,
     },
     RecordSuccess {
         client_addr: String,
@@ -63,7 +79,7 @@ impl Aggregate for Credential {
             CredentialCommand::Create {
                 user_id,
                 email,
-                password_hash,
+                password_hash_sealed,
             } => {
                 if self.user_id.is_some() {
                     return Err(DomainError::AlreadyExists(format!(
@@ -73,7 +89,8 @@ impl Aggregate for Credential {
                 Ok(vec![CredentialEvent::Created(pb::CredentialCreated {
                     user_id: user_id.to_string(),
                     email: email.clone(),
-                    password_hash: password_hash.clone(),
+                    password_hash: String::new(),
+                    password_hash_sealed: password_hash_sealed.clone(),
                 })])
             }
             CredentialCommand::RecordSuccess { client_addr } => {
@@ -111,7 +128,12 @@ impl Aggregate for Credential {
             CredentialEvent::Created(e) => {
                 self.user_id = Uuid::try_parse(&e.user_id).ok();
                 self.email.clone_from(&e.email);
-                self.password_hash.clone_from(&e.password_hash);
+                self.password = StoredPassword::Sealed(e.password_hash_sealed.clone());
+            }
+            CredentialEvent::CreatedV1(e) => {
+                self.user_id = Uuid::try_parse(&e.user_id).ok();
+                self.email.clone_from(&e.email);
+                self.password = StoredPassword::Clear(e.password_hash.clone());
             }
             CredentialEvent::LoginSucceeded(_) => self.failures.clear(),
             CredentialEvent::LoginFailed(_) => {

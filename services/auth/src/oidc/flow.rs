@@ -2,13 +2,14 @@
 //!
 //! Begin stores the pending login (state digest → tenant, provider, nonce, PKCE verifier,
 //! redirect URI) for ten minutes; complete deletes it in the same statement that reads it,
-//! so a `state` works once, on one replica, whatever the timing.
+//! so a `state` works once, on one replica, whatever the timing. Logins nobody completes are
+//! deleted by [`sweep_every`] once expired.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use tenantry_kit::db::{Scope, scoped_tx};
-use tenantry_kit::{ApiError, Role};
+use tenantry_kit::{ApiError, Clock, Role};
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
@@ -106,11 +107,6 @@ pub async fn take(pool: &PgPool, state: &str, now: DateTime<Utc>) -> Result<Pend
     .bind(random::digest(state))
     .fetch_optional(&mut *tx)
     .await?;
-    // Expired logins are swept on the way.
-    sqlx::query("DELETE FROM oidc_logins WHERE expires_at < $1")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     let (tenant_id, provider_id, nonce, code_verifier, redirect_uri, expires_at) =
         row.ok_or_else(|| ApiError::Unauthenticated("unknown, used or expired state".into()))?;
@@ -126,6 +122,41 @@ pub async fn take(pool: &PgPool, state: &str, now: DateTime<Utc>) -> Result<Pend
         code_verifier,
         redirect_uri,
     })
+}
+
+/// Deletes the expired pending logins; returns how many.
+pub async fn sweep(pool: &PgPool, now: DateTime<Utc>) -> Result<u64, ApiError> {
+    let mut tx = scoped_tx(pool, Scope::Platform).await?;
+    let deleted = sqlx::query("DELETE FROM oidc_logins WHERE expires_at < $1")
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// Sweeps every `every` until `stop` resolves: begun logins that nobody completes would
+/// otherwise stay in the table for good (every replica sweeps; a delete is idempotent).
+pub async fn sweep_every(
+    pool: PgPool,
+    clock: std::sync::Arc<dyn Clock>,
+    every: std::time::Duration,
+    stop: impl Future<Output = ()>,
+) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(every) => {
+                match sweep(&pool, clock.now()).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::debug!(deleted, "expired pending oidc logins swept"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping pending oidc logins failed"),
+                }
+            }
+        }
+    }
 }
 
 /// Who the provider says signed in, and the role their claims map to.

@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod oidc;
+
 use std::sync::Arc;
 use tenantry_auth::{AuthConfig, AuthService, Handle};
-use tenantry_kit::service::Running;
+use tenantry_kit::service::{Running, Service};
 use tenantry_proto::auth::v1::{
     self as api, identity_provider_service_client::IdentityProviderServiceClient,
     key_service_client::KeyServiceClient, member_service_client::MemberServiceClient,
@@ -30,14 +32,21 @@ pub struct Harness {
     pub env: TestEnv,
 }
 
+/// The file holding [`ADMIN_PASSWORD`], the bootstrap admin's password.
+pub fn admin_password_file(env: &TestEnv) -> std::path::PathBuf {
+    std::env::temp_dir().join(&env.id).join("admin.password")
+}
+
 pub fn config(env: &TestEnv) -> AuthConfig {
     let dir = std::env::temp_dir().join(&env.id);
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("master.key");
     std::fs::write(&key, "B2kq3G8p0xZl9Yb2gV7m1Q5sR4tU6wXyZaBcDeFgHiI=").unwrap();
-    let password = dir.join("admin.password");
+    let password = admin_password_file(env);
     std::fs::write(&password, format!("{ADMIN_PASSWORD}\n")).unwrap();
     let mut config = AuthConfig::ephemeral(key);
+    // Tests make users freely from one address; the attack tests set the limit they test.
+    config.signups_per_addr = 1000;
     config.bootstrap_admin_email = Some(ADMIN_EMAIL.into());
     config.bootstrap_admin_password_file = Some(password);
     config
@@ -56,7 +65,7 @@ pub async fn start_with_clock(clock: tenantry_kit::ManualClock) -> Harness {
     start_full(|_| {}, Arc::new(clock)).await
 }
 
-async fn start_full(adjust: impl FnOnce(&mut AuthConfig), clock: Arc<dyn Clock>) -> Harness {
+pub async fn start_full(adjust: impl FnOnce(&mut AuthConfig), clock: Arc<dyn Clock>) -> Harness {
     start_with_common(allow_loopback, adjust, clock).await
 }
 
@@ -206,5 +215,36 @@ impl Harness {
 
     pub async fn last_position(&self) -> u64 {
         self.env.event_store().await.last_position().await.unwrap()
+    }
+
+    /// Starts another auth replica on this test's log and schema, with this harness's
+    /// settings as `adjust` changes them; the error if it refuses to start.
+    pub async fn start_replica(
+        &self,
+        adjust: impl FnOnce(&mut AuthConfig),
+    ) -> Result<Running<Handle>, tenantry_kit::service::StartError> {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        self.env
+            .try_start_with(&self.env.common(), AuthService::new(config))
+            .await
+    }
+
+    /// Every message of this test's event log as NATS holds it (what anyone who can read
+    /// the stream sees): subject and raw bytes.
+    pub async fn raw_log(&self) -> Vec<(String, Vec<u8>)> {
+        let store = self.env.event_store().await;
+        let stream = store
+            .jetstream()
+            .get_stream(&store.names().events_stream)
+            .await
+            .unwrap();
+        let last = store.last_position().await.unwrap();
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let m = stream.get_raw_message(seq).await.unwrap();
+            out.push((m.subject.to_string(), m.payload.to_vec()));
+        }
+        out
     }
 }

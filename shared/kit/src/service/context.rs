@@ -58,12 +58,23 @@ impl Context {
 
     /// A verifier of access tokens against `jwks` (and of API keys against the directory
     /// every service follows). Services that don't call it get one on the configured JWKS.
+    ///
+    /// `refresh_interval` bounds how often an unknown key id re-reads the JWKS; `max_age` how
+    /// old the copy may grow before it is read again (a withdrawn key stops working then).
     pub async fn verifier(
         &self,
         jwks: JwksSource,
         refresh_interval: Duration,
+        max_age: Duration,
     ) -> Result<Arc<Verifier>, StartError> {
-        verifier(&self.common, self.api_keys.clone(), jwks, refresh_interval).await
+        verifier(
+            &self.common,
+            self.api_keys.clone(),
+            jwks,
+            refresh_interval,
+            max_age,
+        )
+        .await
     }
 }
 
@@ -72,12 +83,14 @@ pub(crate) async fn verifier(
     api_keys: Arc<ApiKeyDirectory>,
     jwks: JwksSource,
     refresh_interval: Duration,
+    max_age: Duration,
 ) -> Result<Arc<Verifier>, StartError> {
     let verifier = Verifier::new(VerifierConfig {
         issuer: common.jwt_issuer.clone(),
         audience: common.jwt_audience.clone(),
         jwks,
         refresh_interval,
+        max_age,
     })
     .await?
     .with_api_keys(api_keys);

@@ -119,6 +119,7 @@ async fn start<S: Service>(
                 api_keys.clone(),
                 JwksSource::parse(&common.jwks),
                 JWKS_REFRESH,
+                std::time::Duration::from_secs(common.jwks_max_age_secs),
             )
             .await?
         }
