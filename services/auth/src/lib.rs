@@ -224,6 +224,7 @@ pub async fn start(
     let positions = runner.positions();
     let running_keys = keys.clone();
     let reload_every = Duration::from_secs(config.key_reload_secs.max(1));
+    let limits = common.server.clone();
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -231,7 +232,7 @@ pub async fn start(
         };
         let projection = tokio::spawn(runner.run(stopped(stop_rx.clone())));
         let reloader = tokio::spawn(keys.reload_every(reload_every, stopped(stop_rx.clone())));
-        if let Err(e) = server::serve(listener, router, shutdown).await {
+        if let Err(e) = server::serve(listener, router, &limits, shutdown).await {
             tracing::error!(error = %e, "server failed");
         }
         let _ = stop_tx.send(true);

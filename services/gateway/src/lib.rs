@@ -179,17 +179,17 @@ pub async fn start(
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
     let rescanned = certificates.clone();
+    let server_limits = common.server.clone();
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let data = tokio::spawn(proxy::serve(listener, proxy, stopped(stop_rx.clone())));
-        let api = tokio::spawn(server::serve(
-            api_listener,
-            router,
-            stopped(stop_rx.clone()),
-        ));
+        let api_stop = stopped(stop_rx.clone());
+        let api = tokio::spawn(async move {
+            server::serve(api_listener, router, &server_limits, api_stop).await
+        });
         let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
         let syncing = tokio::spawn(sync.run(stopped(stop_rx.clone())));
         let metering = tokio::spawn(usage::run(

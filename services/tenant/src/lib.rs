@@ -130,6 +130,7 @@ pub async fn start(
     let positions = runner.positions();
     let sweep_api = api.clone();
     let sweep_every = Duration::from_secs(config.trial_sweep_interval_secs.max(1));
+    let limits = common.server.clone();
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -141,7 +142,7 @@ pub async fn start(
             sweep_every,
             stopped(stop_rx.clone()),
         ));
-        if let Err(e) = server::serve(listener, router, shutdown).await {
+        if let Err(e) = server::serve(listener, router, &limits, shutdown).await {
             tracing::error!(error = %e, "server failed");
         }
         let _ = stop_tx.send(true);

@@ -12,6 +12,8 @@
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`foundation`]: what a service connects to at start (NATS, its schema, the verifier).
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
+//! - [`connections`]: every listening port's connection caps and deadlines (the services' and
+//!   the gateway's data plane).
 
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod foundation;

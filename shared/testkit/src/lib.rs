@@ -68,6 +68,7 @@ impl TestEnv {
             jwt_issuer: ISSUER.into(),
             jwt_audience: AUDIENCE.into(),
             log_format: LogFormat::Text,
+            server: Default::default(),
         }
     }
 
