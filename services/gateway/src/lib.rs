@@ -12,6 +12,7 @@
 //! - [`usage`]: requests and bytes per tenant, published to the `USAGE` stream.
 //! - [`api`]: the gRPC configuration API and its access policy; [`edge`]: the public API edge
 //!   forwarding other services' calls.
+//! - [`operator`]: the operator port (`/metrics`), apart from every port tenants reach.
 //! - [`config`] and [`start`]: wiring.
 
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod edge;
 pub mod health;
 pub mod limit;
+pub mod operator;
 pub mod proxy;
 pub mod snapshot;
 pub mod usage;
@@ -67,6 +69,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The gRPC configuration API.
     pub api_addr: SocketAddr,
+    /// The operator port: `/metrics`.
+    pub metrics_addr: SocketAddr,
     pub snapshot: Current,
     /// Rate limits shared with the other replicas.
     pub cluster: Arc<limit::Cluster>,
@@ -100,6 +104,16 @@ pub async fn start(
     } else {
         (None, None)
     };
+    let trusted =
+        proxy::trust::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Other)?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .map_err(|e| {
+            StartError::Other(format!(
+                "gateway-metrics-listen {}: {e}",
+                config.metrics_listen
+            ))
+        })?;
     let (nats, store) = event_store(common).await?;
     usage::open_stream(&store, common.stream_replicas).await?;
     // Usage reports and the replica set are per process: a fresh id each start.
@@ -148,7 +162,8 @@ pub async fn start(
         snapshot: current.clone(),
         clock: overrides.clock,
     };
-    let router = server::router(
+    // No `/metrics` on the public API port: the operator port serves them.
+    let router = server::api_router(
         tonic::service::Routes::new(GatewayConfigServiceServer::new(api)),
         &[api::policy::SERVICE],
         api::policy::policy(),
@@ -159,13 +174,23 @@ pub async fn start(
     .await;
     let limits = proxy::Limits {
         header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(100)),
+        h2_keep_alive: (config.h2_keepalive_ms > 0)
+            .then(|| Duration::from_millis(config.h2_keepalive_ms)),
+        max_connections: config.max_connections,
+        max_connections_per_client: config.max_connections_per_client,
         max_body_bytes: config.max_body_bytes,
+        body_timeout: Duration::from_millis(config.body_timeout_ms.max(100)),
         max_in_flight: config.max_in_flight,
+        tenant_max_in_flight: config.tenant_max_in_flight,
         upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
+        tunnel_idle_timeout: Duration::from_millis(config.tunnel_idle_timeout_ms.max(100)),
         ..Default::default()
     };
     let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
     proxy.tls = tls;
+    proxy.trusted = Arc::new(trusted);
+    let operator = operator::router(current.clone());
     let proxy = Arc::new(proxy);
     let checked = current.clone();
     let sync = cluster.clone();
@@ -178,17 +203,24 @@ pub async fn start(
     let api_addr = api_listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
-    let rescanned = certificates.clone();
+    let metrics_addr = metrics_listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
     let server_limits = common.server.clone();
+    let rescanned = certificates.clone();
     let task = tokio::spawn(async move {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
         let data = tokio::spawn(proxy::serve(listener, proxy, stopped(stop_rx.clone())));
-        let api_stop = stopped(stop_rx.clone());
+        let (api_stop, operator_stop) = (stopped(stop_rx.clone()), stopped(stop_rx.clone()));
+        let operator_limits = server_limits.clone();
         let api = tokio::spawn(async move {
             server::serve(api_listener, router, &server_limits, api_stop).await
+        });
+        let operator = tokio::spawn(async move {
+            server::serve(metrics_listener, operator, &operator_limits, operator_stop).await
         });
         let checks = tokio::spawn(health::run(checked, stopped(stop_rx.clone())));
         let syncing = tokio::spawn(sync.run(stopped(stop_rx.clone())));
@@ -203,12 +235,13 @@ pub async fn start(
         let rescanning = tokio::spawn(rescan_certificates(rescanned, stopped(stop_rx.clone())));
         shutdown.await;
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(data, api, checks, metering, syncing, rescanning);
+        let _ = tokio::join!(data, api, operator, checks, metering, syncing, rescanning);
     });
-    tracing::info!(%addr, %api_addr, "gateway listening");
+    tracing::info!(%addr, %api_addr, %metrics_addr, "gateway listening");
     Ok(Running {
         addr,
         api_addr,
+        metrics_addr,
         snapshot: current,
         cluster,
         applied,

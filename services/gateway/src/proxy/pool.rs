@@ -26,8 +26,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use crate::snapshot::BackendState;
 
-/// A request body, cut off (with an error) past the body limit.
-pub type Limited = http_body_util::Limited<Incoming>;
+/// A request body, cut off (with an error) past the body limit or its deadline.
+pub type Limited = http_body_util::Limited<super::body::Timed>;
 
 /// Idle HTTP/1.1 connections kept per backend and worker; more are closed.
 const MAX_IDLE: usize = 512;
