@@ -104,8 +104,9 @@ pub async fn start(
     } else {
         (None, None)
     };
-    let trusted =
-        proxy::trust::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Other)?;
+    let trusted = Arc::new(
+        proxy::trust::TrustedProxies::parse(&config.trusted_proxies).map_err(StartError::Other)?,
+    );
     let metrics_listener = TcpListener::bind(config.metrics_listen)
         .await
         .map_err(|e| {
@@ -156,6 +157,7 @@ pub async fn start(
         current.clone(),
         cluster.clone(),
         &services,
+        trusted.clone(),
     );
     let api = GatewayApi {
         routes: Repository::new(store.clone(), 100_000),
@@ -189,7 +191,7 @@ pub async fn start(
     };
     let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
     proxy.tls = tls;
-    proxy.trusted = Arc::new(trusted);
+    proxy.trusted = trusted;
     let operator = operator::router(current.clone());
     let proxy = Arc::new(proxy);
     let checked = current.clone();

@@ -490,6 +490,28 @@ fn is_forwarding(name: &HeaderName) -> bool {
     }
 }
 
+/// `X-Forwarded-For` on a call the API edge passes on to a service (whose login throttle keys
+/// on the caller's address): `peer` after a trusted proxy's list; an untrusted client's
+/// forwarding headers dropped. `None`: no peer known, nothing believed.
+pub(crate) fn forward_for(
+    headers: &mut http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trusted: bool,
+) {
+    if !trusted {
+        strip_client_forwarding(headers);
+    }
+    let Some(ip) = peer else { return };
+    let ip = ip.to_string();
+    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
+        None => HeaderValue::from_str(&ip),
+    };
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
 /// Drops the forwarding headers of a client that is not a trusted proxy: they would tell the
 /// backend whatever the client likes about who it is and what it asked for.
 fn strip_client_forwarding(headers: &mut http::HeaderMap) {

@@ -79,3 +79,28 @@ async fn a_trusted_proxys_forwarding_headers_are_kept_and_appended_to() {
     );
     assert!(seen.contains("real=6.6.6.6 tci=6.6.6.6"), "{seen}");
 }
+
+#[tokio::test]
+async fn attack_forwarding_headers_forged_through_the_api_edge_are_dropped() {
+    // A stand-in for the tenant service behind the edge, echoing what it is told.
+    let service = Upstream::start("service").await;
+    let h = start_with(|c| c.services = format!("tenant={}", service.addr)).await;
+    let seen = common::text_of(
+        reqwest::Client::new()
+            .post(format!(
+                "http://{}/tenantry.tenant.v1.TenantService/GetTenant",
+                h.gateway.api_addr
+            ))
+            .header("content-type", "application/grpc")
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("x-real-ip", "6.6.6.6")
+            .header("true-client-ip", "6.6.6.6"),
+    )
+    .await;
+    assert!(seen.starts_with("service /tenantry.tenant.v1."), "{seen}");
+    assert!(
+        !seen.contains("6.6.6.6"),
+        "the service is told a forged client address: {seen}"
+    );
+    assert!(seen.contains("xff=127.0.0.1 "), "{seen}");
+}
