@@ -195,7 +195,7 @@ pub struct Deadlines {
     /// When the first request must have started (accept + the header timeout).
     pub first_request_by: Instant,
     /// A connection with no request started or running for this long is shut down gracefully;
-    /// it is noticed within one to two of these.
+    /// it is noticed within one to two of these (checked from `first_request_by` on).
     pub idle: Duration,
 }
 
