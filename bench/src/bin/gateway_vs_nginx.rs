@@ -281,6 +281,8 @@ async fn main() -> anyhow::Result<()> {
             ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
             ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
             ("TENANTRY_GATEWAY_LISTEN", format!("127.0.0.1:{data_port}")),
+            // Not the default 9464: a `tenantry dev` may be running.
+            ("TENANTRY_GATEWAY_METRICS_LISTEN", "127.0.0.1:0".into()),
         ],
     )
     .await?;

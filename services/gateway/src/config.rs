@@ -44,7 +44,7 @@ pub struct GatewayConfig {
     )]
     pub tls_dir: Option<std::path::PathBuf>,
 
-    /// The gateway's gRPC port: its configuration API, health and metrics.
+    /// The gateway's gRPC port: its configuration API, health, and the public API edge.
     #[arg(
         id = "gateway-api-listen",
         long = "gateway-api-listen",
@@ -52,6 +52,16 @@ pub struct GatewayConfig {
         default_value = "127.0.0.1:7000"
     )]
     pub api_listen: SocketAddr,
+
+    /// The operator port: `/metrics` (every tenant's traffic) and `/healthz`. Loopback by
+    /// default: expose it to the metrics scraper only, never where tenants reach.
+    #[arg(
+        id = "gateway-metrics-listen",
+        long = "gateway-metrics-listen",
+        env = "TENANTRY_GATEWAY_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
 
     /// Tenants answer on `<slug>.<base domain>` besides their verified custom domains.
     #[arg(
@@ -62,7 +72,9 @@ pub struct GatewayConfig {
     )]
     pub base_domain: String,
 
-    /// A client must send its request head within this many milliseconds.
+    /// From accept, a client must have sent its first request head within this many
+    /// milliseconds (TLS handshake, HTTP version detection and HTTP/2 preface included), and
+    /// every later HTTP/1.1 head within it too; else the connection is closed.
     #[arg(
         id = "gateway-header-timeout-ms",
         long = "gateway-header-timeout-ms",
@@ -70,6 +82,77 @@ pub struct GatewayConfig {
         default_value_t = 10_000
     )]
     pub header_timeout_ms: u64,
+
+    /// A connection with no request for this many milliseconds is closed gracefully (HTTP/2
+    /// has no idle timeout of its own; HTTP/1.1 keep-alives also end at the header timeout).
+    #[arg(
+        id = "gateway-idle-timeout-ms",
+        long = "gateway-idle-timeout-ms",
+        env = "TENANTRY_GATEWAY_IDLE_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub idle_timeout_ms: u64,
+
+    /// HTTP/2 ping interval, in milliseconds, on a quiet client connection; a client that does
+    /// not answer within as long again is dropped, even with requests open. 0: no pings.
+    #[arg(
+        id = "gateway-h2-keepalive-ms",
+        long = "gateway-h2-keepalive-ms",
+        env = "TENANTRY_GATEWAY_H2_KEEPALIVE_MS",
+        default_value_t = 20_000
+    )]
+    pub h2_keepalive_ms: u64,
+
+    /// Open client connections on the data plane at once; more are closed at accept.
+    #[arg(
+        id = "gateway-max-connections",
+        long = "gateway-max-connections",
+        env = "TENANTRY_GATEWAY_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// Open data-plane connections from one client address (IPv6: one /64) at once; more are
+    /// closed at accept. Trusted proxies are exempt.
+    #[arg(
+        id = "gateway-max-connections-per-client",
+        long = "gateway-max-connections-per-client",
+        env = "TENANTRY_GATEWAY_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 256
+    )]
+    pub max_connections_per_client: usize,
+
+    /// A request body must have arrived whole within this many milliseconds of its head
+    /// (408 beyond).
+    #[arg(
+        id = "gateway-body-timeout-ms",
+        long = "gateway-body-timeout-ms",
+        env = "TENANTRY_GATEWAY_BODY_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    pub body_timeout_ms: u64,
+
+    /// An upgraded connection (WebSocket) through which nothing passed either way for this many
+    /// milliseconds is closed.
+    #[arg(
+        id = "gateway-tunnel-idle-timeout-ms",
+        long = "gateway-tunnel-idle-timeout-ms",
+        env = "TENANTRY_GATEWAY_TUNNEL_IDLE_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub tunnel_idle_timeout_ms: u64,
+
+    /// Comma-separated CIDR blocks of proxies in front of the gateway: only their
+    /// `X-Forwarded-*`, `Forwarded`, `X-Real-IP` and `True-Client-IP` headers are passed on
+    /// (anyone else's are dropped), and they are exempt from the per-client connection cap.
+    /// Empty: no one.
+    #[arg(
+        id = "gateway-trusted-proxies",
+        long = "gateway-trusted-proxies",
+        env = "TENANTRY_GATEWAY_TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: String,
 
     /// Largest request body, in bytes (413 beyond).
     #[arg(id = "gateway-max-body-bytes", long = "gateway-max-body-bytes", env = "TENANTRY_GATEWAY_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -83,6 +166,17 @@ pub struct GatewayConfig {
         default_value_t = 10_000
     )]
     pub max_in_flight: usize,
+
+    /// A tenant's requests in flight at once (upgraded tunnels included) when its plan sets no
+    /// share of its own; beyond it the tenant's requests get 503, and other tenants keep the
+    /// rest of `max-in-flight`.
+    #[arg(
+        id = "gateway-tenant-max-in-flight",
+        long = "gateway-tenant-max-in-flight",
+        env = "TENANTRY_GATEWAY_TENANT_MAX_IN_FLIGHT",
+        default_value_t = 1_000
+    )]
+    pub tenant_max_in_flight: u32,
 
     /// Longest wait, in milliseconds, for a backend's response head (504 beyond).
     #[arg(
@@ -163,10 +257,19 @@ impl GatewayConfig {
             tls_key: None,
             tls_dir: None,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             base_domain: "localhost".into(),
             header_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            h2_keepalive_ms: 20_000,
+            max_connections: 10_000,
+            max_connections_per_client: 256,
+            body_timeout_ms: 60_000,
+            tunnel_idle_timeout_ms: 120_000,
+            trusted_proxies: String::new(),
             max_body_bytes: 10 * 1024 * 1024,
             max_in_flight: 10_000,
+            tenant_max_in_flight: 1_000,
             upstream_timeout_ms: 60_000,
             services: String::new(),
             redis_url: "redis://127.0.0.1:6379".into(),

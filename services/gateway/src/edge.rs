@@ -1,7 +1,9 @@
 //! The public API edge, on the gateway's API port: gRPC calls for the other `tenantry.*`
 //! services are authenticated here (the kit's verifier: access tokens and API keys),
 //! rate-limited per tenant (the tenant's plan, as on the data plane), and forwarded over
-//! HTTP/2 to the owning service, which still applies its own access policy.
+//! HTTP/2 to the owning service, which still applies its own access policy. The service is told
+//! the caller's address in `X-Forwarded-For` (after a trusted proxy's list; anyone else's
+//! forwarding headers are dropped, as on the data plane).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use prost::Message;
 use tenantry_kit::auth::Verifier;
 
 use crate::limit::Decision;
+use crate::proxy::trust::TrustedProxies;
 use crate::snapshot::follow::Current;
 
 /// `tenant=127.0.0.1:7001,auth=127.0.0.1:7002`: where each service listens.
@@ -40,6 +43,7 @@ pub struct Edge {
     snapshot: Current,
     cluster: Arc<crate::limit::Cluster>,
     client: Client<HttpConnector, Body>,
+    trusted: Arc<TrustedProxies>,
 }
 
 /// Routes `/<service>/<method>` of every `tenantry.<name>.v1` service in `services` to it.
@@ -48,6 +52,7 @@ pub fn router(
     snapshot: Current,
     cluster: Arc<crate::limit::Cluster>,
     services: &BTreeMap<String, Authority>,
+    trusted: Arc<TrustedProxies>,
 ) -> axum::Router {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -60,6 +65,7 @@ pub fn router(
         snapshot,
         cluster,
         client,
+        trusted,
     });
     let mut router = axum::Router::new();
     let Ok(set) = prost_types::FileDescriptorSet::decode(tenantry_proto::FILE_DESCRIPTOR_SET)
@@ -118,6 +124,12 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
         }
     }
     let (mut parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let trusted = peer.is_some_and(|ip| edge.trusted.trusts(ip));
+    crate::proxy::forward::forward_for(&mut parts.headers, peer, trusted);
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(target);

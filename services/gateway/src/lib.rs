@@ -12,6 +12,7 @@
 //! - [`usage`]: requests and bytes per tenant, published to the `USAGE` stream.
 //! - [`api`]: the gRPC configuration API and its access policy; [`edge`]: the public API edge
 //!   forwarding other services' calls.
+//! - [`operator`]: the operator port (`/metrics`), apart from every port tenants reach.
 //! - [`config`] and [`GatewayService`]: its settings, and its parts for the kit's service
 //!   template (`tenantry_kit::service`).
 
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod edge;
 pub mod health;
 pub mod limit;
+pub mod operator;
 pub mod proxy;
 pub mod snapshot;
 pub mod usage;
@@ -59,6 +61,8 @@ pub struct GatewayService {
 pub struct Handle {
     /// The data plane (the API port is the running service's `addr`).
     pub data_addr: SocketAddr,
+    /// The operator port: `/metrics`.
+    pub metrics_addr: SocketAddr,
     pub snapshot: Current,
     /// Rate limits shared with the other replicas.
     pub cluster: Arc<limit::Cluster>,
@@ -110,6 +114,21 @@ impl Service for GatewayService {
         } else {
             (None, None)
         };
+        let trusted = Arc::new(
+            proxy::trust::TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(StartError::Other)?,
+        );
+        let metrics_listener = TcpListener::bind(config.metrics_listen)
+            .await
+            .map_err(|e| {
+                StartError::Other(format!(
+                    "gateway-metrics-listen {}: {e}",
+                    config.metrics_listen
+                ))
+            })?;
+        let metrics_addr = metrics_listener
+            .local_addr()
+            .map_err(|e| StartError::Other(e.to_string()))?;
         let listener = match self.listener {
             Some(l) => l,
             None => TcpListener::bind(config.listen)
@@ -167,6 +186,7 @@ impl Service for GatewayService {
             current.clone(),
             cluster.clone(),
             &services,
+            trusted.clone(),
         );
         let api = GatewayApi {
             routes: ctx.repository(100_000),
@@ -178,13 +198,23 @@ impl Service for GatewayService {
         };
         let limits = proxy::Limits {
             header_read_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(100)),
+            h2_keep_alive: (config.h2_keepalive_ms > 0)
+                .then(|| Duration::from_millis(config.h2_keepalive_ms)),
+            max_connections: config.max_connections,
+            max_connections_per_client: config.max_connections_per_client,
             max_body_bytes: config.max_body_bytes,
+            body_timeout: Duration::from_millis(config.body_timeout_ms.max(100)),
             max_in_flight: config.max_in_flight,
+            tenant_max_in_flight: config.tenant_max_in_flight,
             upstream_timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
+            tunnel_idle_timeout: Duration::from_millis(config.tunnel_idle_timeout_ms.max(100)),
             ..Default::default()
         };
         let mut proxy = proxy::Proxy::new(current.clone(), limits, cluster.clone());
         proxy.tls = tls;
+        proxy.trusted = trusted;
+        let operator = operator::router(current.clone());
         let proxy = Arc::new(proxy);
         let (checked, sync, metered) = (current.clone(), cluster.clone(), current.clone());
         let usage_js = store.jetstream().clone();
@@ -192,15 +222,18 @@ impl Service for GatewayService {
         let rescanned = certificates.clone();
         let handle = Handle {
             data_addr: addr,
+            metrics_addr,
             snapshot: current,
             cluster,
             applied,
             certificates,
         };
-        tracing::info!(%addr, "gateway data plane listening");
+        tracing::info!(%addr, %metrics_addr, "gateway data plane and operator port listening");
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(GatewayConfigServiceServer::new(api))
             .http(edge_routes)
+            // Every tenant's traffic: never on the API port tenants reach.
+            .operator_port(metrics_listener, operator)
             .verifier(verifier)
             .follower(follower)
             .job("data_plane", move |stop| {

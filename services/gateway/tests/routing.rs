@@ -33,16 +33,17 @@ async fn routes_by_host_and_longest_path_prefix_with_forwarding_headers() {
         text.contains(&format!("fwd=for=127.0.0.1;host={};proto=http", t.host)),
         "{text}"
     );
-    assert!(!text.ends_with("rid="), "a request id is added: {text}");
-    // Earlier proxies' addresses are kept, and so is the client's own request id.
+    assert!(!text.contains("rid= "), "a request id is added: {text}");
+    // A client that is not a trusted proxy cannot name earlier hops (see attacks.rs); its
+    // own request id is kept.
     let text = text_of(
         c.get(h.url(&t.host, "/api/users"))
             .header("x-forwarded-for", "10.0.0.1")
             .header("x-request-id", "client-chosen-1"),
     )
     .await;
-    assert!(text.contains("xff=10.0.0.1, 127.0.0.1 "), "{text}");
-    assert!(text.ends_with("rid=client-chosen-1"), "{text}");
+    assert!(text.contains("xff=127.0.0.1 "), "{text}");
+    assert!(text.contains("rid=client-chosen-1 "), "{text}");
     let (_, text) = body(&c, &h.url(&t.host, "/other")).await;
     assert!(text.starts_with("b /other"), "{text}");
 

@@ -1,8 +1,9 @@
 //! The `USAGE` stream's contract: metered counts, not events of the log.
 //!
 //! A report travels on `<usage root>.<tenant_id>.<meter>` and is deduplicated by its message
-//! id, `<instance>:<window start>:<tenant_id>`, so a retried publish counts once. Gateways
-//! report the `http` meter (requests and body bytes); other services add their meters here.
+//! id, `<instance>:<tenant_id>:<sequence>` (the reporter's own sequence), so a retried publish
+//! counts once. Gateways report the `http` meter (requests and body bytes); other services
+//! add their meters here.
 
 use tenantry_eventstore::{InvalidToken, subject::validate_token};
 pub use tenantry_proto::events::v1::UsageReport;
@@ -17,12 +18,10 @@ pub fn subject(root: &str, tenant_id: &str, meter: &str) -> Result<String, Inval
     Ok(format!("{root}.{tenant_id}.{meter}"))
 }
 
-/// The message id that deduplicates a report: one per reporter, window and tenant.
-pub fn message_id(report: &UsageReport) -> String {
-    format!(
-        "{}:{}:{}",
-        report.instance_id, report.window_start, report.tenant_id
-    )
+/// The message id that deduplicates a report: the reporter's instance and the report's
+/// sequence among that instance's reports for the tenant.
+pub fn message_id(instance: &str, tenant_id: &str, sequence: u64) -> String {
+    format!("{instance}:{tenant_id}:{sequence}")
 }
 
 #[cfg(test)]

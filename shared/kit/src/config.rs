@@ -81,6 +81,10 @@ pub struct CommonConfig {
     /// Log output: `text` for people, `json` for collectors. Levels come from `RUST_LOG`.
     #[arg(long, env = "TENANTRY_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Connection caps and timeouts of the service's port (`TENANTRY_SERVER_*`).
+    #[command(flatten)]
+    pub server: crate::server::ServerLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -18,6 +18,8 @@
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
 //! - [`egress`]: the outbound policy, and the one HTTP client for calls made on a tenant's
 //!   word.
+//! - [`connections`]: every listening port's connection caps and deadlines (the services' and
+//!   the gateway's data plane).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod egress;
 pub mod error;

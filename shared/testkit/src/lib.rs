@@ -118,6 +118,7 @@ impl TestEnv {
             // starts on loopback allows that explicitly.
             egress_allow: Default::default(),
             egress_deny: Default::default(),
+            server: Default::default(),
         }
     }
 

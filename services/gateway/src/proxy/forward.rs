@@ -3,6 +3,12 @@
 //! This is the hot path: header names are constants, the backend's authority is parsed once
 //! when the snapshot is built, and the only allocations per request are the forwarding
 //! headers' values.
+//!
+//! Forwarding headers say what the gateway saw: the client's address, the host the request
+//! was routed by (for an absolute-form request the URI's, not the `Host` header's) and the
+//! scheme. What a client sent in `X-Forwarded-*`, `Forwarded`, `X-Real-IP` or
+//! `True-Client-IP` is dropped unless it is a trusted proxy ([`super::trust`]), whose
+//! headers are kept and appended to.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ use uuid::Uuid;
 use super::Body;
 use super::pool::{ConnectError, Limited, Pool, Returning};
 use crate::snapshot::BackendState;
+use tenantry_kit::connections::{Activity, Admitted};
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -27,6 +34,8 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const X_REAL_IP: &str = "x-real-ip";
+const TRUE_CLIENT_IP: &str = "true-client-ip";
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
@@ -116,6 +125,11 @@ impl SendError {
     pub fn body_too_large(&self) -> bool {
         matches!(self, Self::Upstream(e) if body_too_large(e))
     }
+
+    /// Whether the client's body missed its deadline ([`super::body::BodyTimeout`]).
+    pub fn body_timed_out(&self) -> bool {
+        matches!(self, Self::Upstream(e) if super::body::timed_out(e))
+    }
 }
 
 /// A client connection's far end, with its address rendered once for every request on it.
@@ -124,14 +138,43 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The IP address as a header value (`X-Forwarded-For`).
     ip: HeaderValue,
+    /// A trusted proxy: its forwarding headers are kept.
+    pub trusted: bool,
+    /// Requests started and finished on the connection (its idle deadline reads them).
+    pub activity: Activity,
+    /// The connection's place under the connection caps, held as long as anything holds the
+    /// peer: its requests and, after an upgrade, the tunnel.
+    _admitted: Option<Admitted>,
 }
 
 impl Peer {
-    pub fn new(addr: SocketAddr) -> Self {
+    pub fn new(addr: SocketAddr, trusted: bool, admitted: Option<Admitted>) -> Self {
         let ip = HeaderValue::from_str(&addr.ip().to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        Self { addr, ip }
+        Self {
+            addr,
+            ip,
+            trusted,
+            activity: Activity::default(),
+            _admitted: admitted,
+        }
     }
+}
+
+/// The client's and the backend's sides of an upgraded connection, to splice: what a `101`
+/// response carries in its extensions from [`Upstream::send`] to the proxy.
+#[derive(Clone)]
+pub struct Splice {
+    pub client: hyper::upgrade::OnUpgrade,
+    pub backend: hyper::upgrade::OnUpgrade,
+}
+
+/// How a request body is read: cut off past `max` bytes, and failed when it has not arrived
+/// whole by `deadline`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max: u64,
+    pub deadline: std::time::Instant,
 }
 
 /// Who sent a request, as the forwarding headers tell the backend.
@@ -185,6 +228,7 @@ impl Upstream {
     }
 
     /// Sends `request` to `backend` (over h2c when `h2c`) with forwarding headers added.
+    /// A `101` carries the two sides to splice as a [`Splice`] in its extensions.
     ///
     /// The work before and after the exchange is in plain functions: every request's future
     /// is moved a few times before it first runs, and what an `async fn` computes between
@@ -195,9 +239,9 @@ impl Upstream {
         backend: &Arc<BackendState>,
         origin: Origin<'_>,
         h2c: bool,
-        max_body: u64,
+        body: BodyLimits,
     ) -> Result<Response<Body>, SendError> {
-        let (request, upgrade) = prepare(request, backend, origin, h2c, max_body)?;
+        let (request, upgrade) = prepare(request, backend, origin, h2c, body, &self.timer)?;
         let h2c = request.version() == http::Version::HTTP_2;
         let deadline = self.timer.sleep(self.response_timeout);
         let (response, sender) = tokio::select! {
@@ -208,8 +252,9 @@ impl Upstream {
         Ok(self.finish(response, sender, upgrade, backend))
     }
 
-    /// The backend's response as the client gets it: a 101 splices the two connections, any
-    /// other hands the HTTP/1.1 connection back to the pool when its body ends.
+    /// The backend's response as the client gets it: a 101 carries the two connections to
+    /// splice (the proxy accounts for the tunnel), any other hands the HTTP/1.1 connection back
+    /// to the pool when its body ends.
     fn finish(
         &self,
         mut response: Response<Incoming>,
@@ -221,20 +266,12 @@ impl Upstream {
             && response.status() == http::StatusCode::SWITCHING_PROTOCOLS
         {
             let backend_side = hyper::upgrade::on(&mut response);
-            tokio::spawn(async move {
-                let (client, backend) = match (client_side.await, backend_side.await) {
-                    (Ok(c), Ok(b)) => (c, b),
-                    (c, b) => {
-                        tracing::warn!(client = ?c.err(), backend = ?b.err(), "upgrade failed");
-                        return;
-                    }
-                };
-                let mut client = hyper_util::rt::TokioIo::new(client);
-                let mut backend = hyper_util::rt::TokioIo::new(backend);
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-            });
             // The 101 has no body: the connection itself is what follows.
-            let (parts, _) = response.into_parts();
+            let (mut parts, _) = response.into_parts();
+            parts.extensions.insert(Splice {
+                client: client_side,
+                backend: backend_side,
+            });
             return Response::from_parts(parts, super::respond::full(bytes::Bytes::new()));
         }
         let (mut parts, body) = response.into_parts();
@@ -252,14 +289,16 @@ impl Upstream {
 }
 
 /// The request as the backend gets it: its URI pointed at the backend, hop-by-hop headers
-/// dropped, forwarding headers and a request id added, the body limited; and the client's
-/// side of an upgrade, when it asks for one.
+/// (and an untrusted client's forwarding headers) dropped, forwarding headers and a request id
+/// added, the body limited in size and time; and the client's side of an upgrade, when it asks
+/// for one.
 fn prepare(
     request: Request<Incoming>,
     backend: &BackendState,
     origin: Origin<'_>,
     h2c: bool,
-    max_body: u64,
+    body_limits: BodyLimits,
+    timer: &super::timer::Coarse,
 ) -> Result<(Request<Limited>, Option<hyper::upgrade::OnUpgrade>), SendError> {
     let Some(authority) = &backend.authority else {
         return Err(SendError::Address(backend.address.clone()));
@@ -276,10 +315,13 @@ fn prepare(
     // The backend's protocol is the route's, whatever the client spoke; an upgrade needs
     // HTTP/1.1.
     let h2c = h2c && upgrade.is_none();
-    let path = std::mem::take(&mut parts.uri)
-        .into_parts()
+    let uri = std::mem::take(&mut parts.uri).into_parts();
+    let path = uri
         .path_and_query
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // What the request was routed by (see `host_of`): the URI's authority when it has one
+    // (absolute form, HTTP/2), which then outranks `Host`.
+    let routed = uri.authority;
     // HTTP/1.1 names the origin in `Host` and sends the path alone (origin form); HTTP/2
     // carries scheme and authority in the request's pseudo-headers.
     (parts.version, parts.uri) = if h2c {
@@ -294,19 +336,31 @@ fn prepare(
     };
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
+    if !origin.peer.trusted {
+        strip_client_forwarding(headers);
+    }
     if let Some((Some(protocol), _)) = &upgrade {
         headers.insert(header::UPGRADE, protocol.clone());
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     // The backend gets its own `Host` (HTTP/2 carries the authority in the URI instead); the
-    // client's goes on as `X-Forwarded-Host`.
+    // host the request was routed by goes on as `X-Forwarded-Host`.
     let client_host = match &backend.host_header {
         Some(v) if !h2c => headers.insert(header::HOST, v.clone()),
         _ => headers.remove(header::HOST),
     };
-    add_forwarding(headers, origin, client_host);
+    let routed_host = match routed {
+        Some(authority) => {
+            let host_port = authority.as_str();
+            let host_port = host_port.rsplit_once('@').map_or(host_port, |(_, hp)| hp);
+            HeaderValue::from_str(host_port).ok()
+        }
+        None => client_host,
+    };
+    add_forwarding(headers, origin, routed_host);
+    let body = super::body::Timed::new(body, body_limits.deadline, timer);
     let limited =
-        http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX));
+        http_body_util::Limited::new(body, usize::try_from(body_limits.max).unwrap_or(usize::MAX));
     Ok((
         Request::from_parts(parts, limited),
         upgrade.and_then(|(_, client_side)| client_side),
@@ -314,12 +368,15 @@ fn prepare(
 }
 
 /// `X-Forwarded-For`/`-Host`/`-Proto`, `Forwarded`, and `X-Request-Id` unless the client
-/// sent one. `client_host` is the `Host` the client sent (HTTP/2 has none). Values are built
-/// by hand, not with `format!`, and each header is looked up once: this runs for every request.
+/// sent one. `routed_host` is the host (and port) the request was routed by, as sent. What is
+/// left of the client's forwarding headers came from a trusted proxy: its `X-Forwarded-For`
+/// and `Forwarded` are appended to, its `X-Forwarded-Host` and `-Proto` kept (it saw the
+/// client). Values are built by hand, not with `format!`, and each header is looked up once:
+/// this runs for every request.
 fn add_forwarding(
     headers: &mut http::HeaderMap,
     origin: Origin<'_>,
-    client_host: Option<HeaderValue>,
+    routed_host: Option<HeaderValue>,
 ) {
     let Origin { host, peer, secure } = origin;
     let proto = if secure { "https" } else { "http" };
@@ -339,11 +396,26 @@ fn add_forwarding(
             none.insert(peer.ip.clone());
         }
     }
-    if let Some(v) = client_host.or_else(|| HeaderValue::from_str(host).ok()) {
-        headers.insert(X_FORWARDED_HOST, v);
+    if let Entry::Vacant(none) = headers.entry(X_FORWARDED_HOST)
+        && let Some(v) = routed_host.or_else(|| HeaderValue::from_str(host).ok())
+    {
+        none.insert(v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    let mut node = String::with_capacity(24 + ip.len() + host.len());
+    if let Entry::Vacant(none) = headers.entry(X_FORWARDED_PROTO) {
+        none.insert(HeaderValue::from_static(proto));
+    }
+    // An untrusted client's was dropped: only a trusted proxy's can be here.
+    let prior = if peer.trusted {
+        headers.get(FORWARDED).map(HeaderValue::as_bytes)
+    } else {
+        None
+    };
+    let mut node =
+        String::with_capacity(prior.map_or(0, |p| p.len() + 2) + 24 + ip.len() + host.len());
+    if let Some(prior) = prior.and_then(|p| std::str::from_utf8(p).ok()) {
+        node.push_str(prior);
+        node.push_str(", ");
+    }
     if peer.addr.is_ipv6() {
         node.push_str("for=\"[");
         node.push_str(ip);
@@ -404,6 +476,57 @@ fn request_id(buf: &mut [u8; 45]) -> &str {
         .into_uuid()
         .hyphenated()
         .encode_lower(buf)
+}
+
+/// A forwarding header a client may not set for itself: `X-Forwarded-*`, `Forwarded`,
+/// `X-Real-IP`, `True-Client-IP`. Lengths first: most names are none of these.
+fn is_forwarding(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    match name.len() {
+        9 => name == X_REAL_IP || name == FORWARDED.as_str(),
+        14 => name == TRUE_CLIENT_IP,
+        n if n > 12 => name.starts_with("x-forwarded-"),
+        _ => false,
+    }
+}
+
+/// `X-Forwarded-For` on a call the API edge passes on to a service (whose login throttle keys
+/// on the caller's address): `peer` after a trusted proxy's list; an untrusted client's
+/// forwarding headers dropped. `None`: no peer known, nothing believed.
+pub(crate) fn forward_for(
+    headers: &mut http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    trusted: bool,
+) {
+    if !trusted {
+        strip_client_forwarding(headers);
+    }
+    let Some(ip) = peer else { return };
+    let ip = ip.to_string();
+    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => HeaderValue::from_str(&format!("{prior}, {ip}")),
+        None => HeaderValue::from_str(&ip),
+    };
+    if let Ok(value) = value {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+/// Drops the forwarding headers of a client that is not a trusted proxy: they would tell the
+/// backend whatever the client likes about who it is and what it asked for.
+fn strip_client_forwarding(headers: &mut http::HeaderMap) {
+    // One pass over the names, no allocation, when there are none (the usual request).
+    if !headers.keys().any(is_forwarding) {
+        return;
+    }
+    let named: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_forwarding(n))
+        .cloned()
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
 }
 
 /// Which of [`HOP_BY_HOP`] `name` is. Lengths first: most names have none of theirs.
@@ -495,6 +618,33 @@ mod tests {
             Some("b.example")
         );
         assert_eq!(host("/", None), None);
+    }
+
+    #[test]
+    fn an_untrusted_clients_forwarding_headers_are_dropped() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("true-client-ip", "6.6.6.6"),
+            ("x-forwarded", "kept: not ours to judge"),
+            ("content-length", "2"),
+            ("accept-language", "pt-BR"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_client_forwarding(&mut headers);
+        let mut left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept-language", "content-length", "x-forwarded"]);
     }
 
     #[test]

@@ -4,16 +4,24 @@
 //! quota (429) → rate limit (429) → backend (503) → forward (502 on failure).
 //! Everything before the forward reads the current snapshot: no lock, no I/O.
 //!
+//! Connections are capped per gateway and per client address and timed from accept (see
+//! `tenantry_kit::connections`); requests are capped per gateway and per tenant (its share).
+//!
 //! - [`respond`]: the gateway's own answers (JSON errors, rate-limit headers).
 //! - [`forward`]: forwarding headers and the upstream call; [`pool`]: upstream connections.
+//! - [`body`]: request bodies' read deadline; [`tunnel`]: upgraded connections.
+//! - [`trust`]: which peers are trusted proxies.
 //! - [`tls`]: TLS with ALPN, when a certificate is configured.
 //! - [`timer`]: the deadlines (header read, upstream response) of one worker.
 
+pub mod body;
 pub mod forward;
 pub mod pool;
 pub mod respond;
 pub mod timer;
 pub mod tls;
+pub mod trust;
+pub mod tunnel;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -26,40 +34,65 @@ use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+use tenantry_kit::connections::{Admission, Caps, Deadlines, drive};
+
 use crate::decide::{Forward, Refusal, decide, is_tighter};
 use crate::limit::{Cluster, Decision, Gcra, Granted, Mode};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
 use respond::{error, rate_limited};
+use trust::TrustedProxies;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// Edge limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// A client must send its request head within this (slowloris).
+    /// From accept, the first request head must arrive within this (TLS handshake and HTTP
+    /// version detection included), and every later HTTP/1.1 head too (slowloris).
     pub header_read_timeout: Duration,
+    /// A connection with no request for this long is closed gracefully.
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings on a quiet connection, and as long for the answer; `None`: no pings.
+    pub h2_keep_alive: Option<Duration>,
+    /// Open client connections at once, in all and per client address (IPv6: per /64).
+    pub max_connections: usize,
+    pub max_connections_per_client: usize,
     /// A request head larger than this is refused with 431.
     pub max_header_bytes: usize,
     /// A request body larger than this is refused with 413.
     pub max_body_bytes: u64,
+    /// A request body must have arrived whole within this of its head; 408 beyond.
+    pub body_timeout: Duration,
     pub max_concurrent_streams: u32,
     /// Requests in flight at once on this gateway; beyond it, 503 at once (load shedding)
     /// rather than a queue that grows without bound.
     pub max_in_flight: usize,
+    /// A tenant's requests in flight at once when its plan sets no share; beyond it, 503 for
+    /// that tenant only.
+    pub tenant_max_in_flight: u32,
     /// Longest wait for a backend's response head; 504 beyond.
     pub upstream_timeout: Duration,
+    /// An upgraded connection idle this long either way is closed.
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            h2_keep_alive: Some(Duration::from_secs(20)),
+            max_connections: 10_000,
+            max_connections_per_client: 256,
             max_header_bytes: 64 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
+            body_timeout: Duration::from_secs(60),
             max_concurrent_streams: 256,
             max_in_flight: 10_000,
+            tenant_max_in_flight: 1_000,
             upstream_timeout: Duration::from_secs(60),
+            tunnel_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -71,8 +104,12 @@ pub struct Proxy {
     pub cluster: Arc<Cluster>,
     /// TLS on the data plane; `None`: plain HTTP/1.1 and h2c.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Peers whose forwarding headers are kept.
+    pub trusted: Arc<TrustedProxies>,
     /// Shared by every worker: the load-shedding count is per gateway.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Shared by every worker: the connection caps are per gateway.
+    connections: Arc<Admission>,
 }
 
 /// Gives the in-flight slot back however the request ends.
@@ -86,13 +123,22 @@ impl Drop for Slot<'_> {
 
 impl Proxy {
     pub fn new(snapshot: Current, limits: Limits, cluster: Arc<Cluster>) -> Self {
+        let connections = Admission::new(
+            "data_plane",
+            Caps {
+                total: limits.max_connections,
+                per_client: limits.max_connections_per_client,
+            },
+        );
         Self {
             snapshot,
             upstream: Upstream::new(limits.upstream_timeout),
             limits,
             cluster,
             tls: None,
+            trusted: Arc::default(),
             in_flight: Arc::default(),
+            connections,
         }
     }
 
@@ -104,7 +150,9 @@ impl Proxy {
             limits: self.limits.clone(),
             cluster: self.cluster.clone(),
             tls: self.tls.clone(),
+            trusted: self.trusted.clone(),
             in_flight: self.in_flight.clone(),
+            connections: self.connections.clone(),
         }
     }
 
@@ -119,6 +167,8 @@ impl Proxy {
         peer: Arc<forward::Peer>,
         secure: bool,
     ) -> Result<Response<Body>, std::convert::Infallible> {
+        // The connection is busy until the response head is out (its idle deadline waits).
+        let _busy = peer.activity.begin();
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= self.limits.max_in_flight {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             refused("overloaded");
@@ -156,9 +206,26 @@ impl Proxy {
             Ok(forward) => forward,
             Err(refusal) => return Ok(refuse(refusal)),
         };
+        // The tenant's share of the requests in flight: one tenant whose backend never
+        // answers (or whose clients never finish their bodies) fills its share, not the
+        // gateway's.
+        let usage = tenant.usage.clone();
+        let Some(_share) = usage.enter(self.limits.tenant_max_in_flight) else {
+            for limiter in admitted.iter().flatten() {
+                limiter.refund(mode);
+            }
+            refused("tenant_in_flight");
+            route
+                .metrics()
+                .record(StatusCode::SERVICE_UNAVAILABLE, Duration::ZERO);
+            return Ok(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "tenant_overloaded",
+                Some(tenant.tenant_id),
+            ));
+        };
         let route = route.clone();
         let backend = backend.state.clone();
-        let usage = tenant.usage.clone();
         let mut tightest = tightest.map(|(limiter, left)| (limiter.clone(), left));
         // Limiters only Redis can decide (strict mode, a limiter's first request) are asked
         // after the snapshot is let go; the usual request clones nothing for them.
@@ -191,7 +258,10 @@ impl Proxy {
                     secure,
                 },
                 route.upstream_h2c,
-                self.limits.max_body_bytes,
+                forward::BodyLimits {
+                    max: self.limits.max_body_bytes,
+                    deadline: started + self.limits.body_timeout,
+                },
             )
             .await;
         backend.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -211,12 +281,30 @@ impl Proxy {
             Err(e) if e.body_too_large() => {
                 error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", None)
             }
+            // The client's fault, not the backend's: no failure marked against it.
+            Err(e) if e.body_timed_out() => {
+                error(StatusCode::REQUEST_TIMEOUT, "body_timeout", None)
+            }
             Err(e) => {
                 tracing::debug!(backend = %backend.address, error = %e, "upstream failed");
                 backend.record_failure();
                 error(StatusCode::BAD_GATEWAY, "bad_gateway", None)
             }
         };
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(splice) = response.extensions_mut().remove::<forward::Splice>()
+        {
+            tunnel::spawn(
+                splice,
+                tunnel::Tunnel {
+                    in_flight: self.in_flight.clone(),
+                    usage: usage.clone(),
+                    route: route.shared_metrics(),
+                    peer: peer.clone(),
+                    idle_timeout: self.limits.tunnel_idle_timeout,
+                },
+            );
+        }
         if let Some((limiter, remaining)) = &tightest {
             respond::rate_limit_headers(response.headers_mut(), limiter, *remaining);
         }
@@ -467,13 +555,15 @@ pub async fn serve(
     .await;
 }
 
-/// One worker's accept loop.
+/// One worker's accept loop: connections over a cap are closed at once; the others are
+/// served under their deadlines (see `tenantry_kit::connections::drive`).
 async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
     let limits = proxy.limits.clone();
+    let timer = proxy.upstream.timer.clone();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(proxy.upstream.timer.clone())
+        .timer(timer.clone())
         .header_read_timeout(limits.header_read_timeout)
         // One buffer per write, the head and a small body copied together: fewer instructions
         // a request than hyper's queue of buffers for `writev` (callgrind, bench/README).
@@ -481,53 +571,80 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()
-        .timer(proxy.upstream.timer.clone())
-        .max_concurrent_streams(limits.max_concurrent_streams);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        .timer(timer.clone())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(limits.h2_keep_alive);
+    if let Some(keep_alive) = limits.h2_keep_alive {
+        builder.http2().keep_alive_timeout(keep_alive);
+    }
+    // Each connection's task holds a sender: once all are dropped, every connection has ended.
+    let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of file descriptors, say: pause rather than spin.
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let trusted = proxy.trusted.trusts(addr.ip());
+        // Dropping the socket closes it: nothing is read from a connection over a cap.
+        let Ok(admitted) = proxy.connections.admit(addr.ip(), trusted) else {
+            continue;
+        };
+        let deadlines = Deadlines {
+            first_request_by: std::time::Instant::now() + limits.header_read_timeout,
+            idle: limits.idle_timeout,
+        };
         let _ = tcp.set_nodelay(true);
         let secure = proxy.tls.is_some();
         let tls = proxy.tls.clone();
-        let proxy = proxy.clone();
-        let peer = Arc::new(forward::Peer::new(peer));
-        let service = hyper::service::service_fn(move |request| {
-            proxy.clone().handle(request, peer.clone(), secure)
-        });
-        match tls {
-            None => {
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            Some(acceptor) => {
-                // The handshake counts against the header-read timeout (a slow handshake is a
-                // slowloris too).
-                let (builder, watcher) = (builder.clone(), graceful.watcher());
-                let timeout = limits.header_read_timeout;
-                tokio::spawn(async move {
-                    let Ok(Ok(stream)) = tokio::time::timeout(timeout, acceptor.accept(tcp)).await
-                    else {
+        let peer = Arc::new(forward::Peer::new(addr, trusted, Some(admitted)));
+        let (done, timer, builder) = (done.clone(), timer.clone(), builder.clone());
+        let mut stopped = stopped.clone();
+        let stopping = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let service = {
+            let (proxy, peer) = (proxy.clone(), peer.clone());
+            hyper::service::service_fn(move |request| {
+                proxy.clone().handle(request, peer.clone(), secure)
+            })
+        };
+        tokio::spawn(async move {
+            let _done = done;
+            let activity = &peer.activity;
+            match tls {
+                None => {
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    drive(connection, activity, deadlines, &timer, stopping).await;
+                }
+                Some(acceptor) => {
+                    // The handshake counts against the first request's deadline (a slow
+                    // handshake is a slowloris too).
+                    let handshake = tokio::time::timeout_at(
+                        deadlines.first_request_by.into(),
+                        acceptor.accept(tcp),
+                    );
+                    let Ok(Ok(stream)) = handshake.await else {
                         return;
                     };
                     let connection =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection.into_owned()).await;
-                });
+                    drive(connection, activity, deadlines, &timer, stopping).await;
+                }
             }
-        }
+        });
     }
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    drop(done);
+    let _ = all_done.recv().await;
 }

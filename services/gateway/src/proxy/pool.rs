@@ -27,8 +27,8 @@ use tenantry_kit::egress::EgressError;
 
 use crate::snapshot::BackendState;
 
-/// A request body, cut off (with an error) past the body limit.
-pub type Limited = http_body_util::Limited<Incoming>;
+/// A request body, cut off (with an error) past the body limit or its deadline.
+pub type Limited = http_body_util::Limited<super::body::Timed>;
 
 /// Idle HTTP/1.1 connections kept per backend and worker; more are closed.
 const MAX_IDLE: usize = 512;

@@ -1,6 +1,8 @@
 //! A coarse timer for the edge's deadlines: the header-read timeout (hyper re-arms it for every
 //! request a connection reads, and while the connection waits for the next one) and the
-//! upstream response timeout (every request).
+//! upstream response timeout (every request); also each connection's first-request and idle
+//! check, a request body's read deadline (only once it waits on the client) and HTTP/2
+//! keep-alive pings.
 //!
 //! Both are seconds long and almost never reached, and each request used to set both on
 //! tokio's timer: an entry put in its wheel under the driver's lock when first polled, taken

@@ -409,7 +409,11 @@ impl Builder {
             blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
             config_blocked: exhausted && behaviour == pb::QuotaBehaviour::BlockConfig,
             metrics: std::sync::OnceLock::new(),
-            usage: self.usage.entry(tenant).or_default().clone(),
+            usage: {
+                let usage = self.usage.entry(tenant).or_default().clone();
+                usage.set_in_flight_share(plan.max_in_flight);
+                usage
+            },
         })
     }
 }

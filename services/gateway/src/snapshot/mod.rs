@@ -6,9 +6,12 @@
 //!   counters) that carries over from one snapshot to the next.
 //! - [`builder`]: folds events into the next snapshot.
 //! - [`follow`]: reads the log from the start and keeps the snapshot current.
+//! - [`metrics`]: each route's request counts, latency and bytes, and their rendering for
+//!   `/metrics` from the current snapshot (a removed route's series go with it).
 
 pub mod builder;
 pub mod follow;
+pub mod metrics;
 pub mod model;
 
 pub use model::{BackendState, RouteEntry, Snapshot, TenantEntry, TenantStatus};

@@ -13,6 +13,8 @@ use tenantry_kit::egress::Egress;
 
 use crate::limit::Gcra;
 
+pub use super::metrics::{LATENCY_BUCKETS, RouteMetrics};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantStatus {
     Active,
@@ -115,133 +117,6 @@ pub struct Backend {
     pub drained: bool,
 }
 
-/// Upper bounds (seconds) of the latency buckets.
-pub const LATENCY_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
-];
-
-/// Metric handles of a route, registered on its first request. Latency is a Prometheus
-/// histogram: the request path adds one to its own (non-cumulative) bucket and to the sum,
-/// and [`RouteMetrics::publish`] turns those into the cumulative `_bucket{le}` and `_count`
-/// series once a second. Adding to every bucket at or above the latency (up to 13 atomic adds,
-/// contended by every worker serving the route) cost more than the rest of the bookkeeping;
-/// the exporter's own histograms buffer every sample until upkeep (a third of the throughput).
-pub struct RouteMetrics {
-    /// Responses by status class: 1xx..5xx at index 0..4.
-    pub responses: [metrics::Counter; 5],
-    /// Requests per latency bucket (`LATENCY_BUCKETS`, then +Inf), not cumulative.
-    raw: [AtomicU64; 13],
-    /// Nanoseconds of latency in all.
-    nanos: AtomicU64,
-    /// Body bytes of forwarded requests and of their responses, counted like the latency (on
-    /// the lines the request path writes anyway) and published on the same beat.
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    buckets: Vec<metrics::Counter>,
-    count: metrics::Counter,
-    sum: metrics::Gauge,
-    /// `bytes_total` in and out.
-    bytes: [metrics::Counter; 2],
-    /// The route's backends that are healthy, unhealthy (failing their checks or ejected) and
-    /// drained: counts per route, as Envoy's cluster membership gauges, so a removed backend
-    /// leaves no series behind.
-    backends: [metrics::Gauge; 3],
-}
-
-impl std::fmt::Debug for RouteMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RouteMetrics")
-    }
-}
-
-impl RouteMetrics {
-    pub fn new(tenant: Uuid, route: &str) -> Self {
-        let (t, r) = (tenant.to_string(), route.to_owned());
-        let class = |c: &'static str| metrics::counter!("tenantry_gateway_requests_total", "tenant_id" => t.clone(), "route" => r.clone(), "status" => c);
-        let mut buckets: Vec<metrics::Counter> = LATENCY_BUCKETS
-            .iter()
-            .map(|le| {
-                metrics::counter!("tenantry_gateway_request_duration_seconds_bucket", "tenant_id" => t.clone(), "route" => r.clone(), "le" => le.to_string())
-            })
-            .collect();
-        buckets.push(metrics::counter!("tenantry_gateway_request_duration_seconds_bucket", "tenant_id" => t.clone(), "route" => r.clone(), "le" => "+Inf"));
-        Self {
-            responses: [
-                class("1xx"),
-                class("2xx"),
-                class("3xx"),
-                class("4xx"),
-                class("5xx"),
-            ],
-            raw: Default::default(),
-            nanos: AtomicU64::new(0),
-            buckets,
-            count: metrics::counter!("tenantry_gateway_request_duration_seconds_count", "tenant_id" => t.clone(), "route" => r.clone()),
-            sum: metrics::gauge!("tenantry_gateway_request_duration_seconds_sum", "tenant_id" => t.clone(), "route" => r.clone()),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
-            bytes: ["in", "out"].map(|d| {
-                metrics::counter!("tenantry_gateway_bytes_total", "tenant_id" => t.clone(), "route" => r.clone(), "direction" => d)
-            }),
-            backends: ["healthy", "unhealthy", "drained"].map(|state| {
-                metrics::gauge!("tenantry_gateway_route_backends", "tenant_id" => t.clone(), "route" => r.clone(), "state" => state)
-            }),
-        }
-    }
-
-    /// Body bytes of one forwarded request, and of its response as far as known.
-    pub fn add_bytes(&self, bytes_in: u64, bytes_out: u64) {
-        if bytes_in > 0 {
-            self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
-        }
-        if bytes_out > 0 {
-            self.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
-        }
-    }
-
-    pub fn record(&self, status: http::StatusCode, latency: Duration) {
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        self.responses[class].increment(1);
-        let seconds = latency.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|le| seconds <= *le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.raw[bucket].fetch_add(1, Ordering::Relaxed);
-        self.nanos.fetch_add(
-            u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Sets the exported histogram and byte counts from what the request path counted, and
-    /// the backends' states from `backends` (the route's, in the current snapshot).
-    pub fn publish(&self, backends: &[Backend]) {
-        let mut total = 0;
-        for (raw, bucket) in self.raw.iter().zip(&self.buckets) {
-            total += raw.load(Ordering::Relaxed);
-            bucket.absolute(total);
-        }
-        self.count.absolute(total);
-        self.sum
-            .set(self.nanos.load(Ordering::Relaxed) as f64 / 1_000_000_000.0);
-        self.bytes[0].absolute(self.bytes_in.load(Ordering::Relaxed));
-        self.bytes[1].absolute(self.bytes_out.load(Ordering::Relaxed));
-        let mut states = [0u32; 3];
-        for backend in backends {
-            let state = match (backend.drained, backend.state.is_healthy()) {
-                (true, _) => 2,
-                (false, true) => 0,
-                (false, false) => 1,
-            };
-            states[state] += 1;
-        }
-        for (gauge, n) in self.backends.iter().zip(states) {
-            gauge.set(f64::from(n));
-        }
-    }
-}
-
 /// Per-tenant counters of what the gateway refused.
 #[derive(Clone)]
 pub struct TenantMetrics {
@@ -328,8 +203,7 @@ impl RouteEntry {
     }
 
     pub fn metrics(&self) -> &RouteMetrics {
-        self.metrics
-            .get_or_init(|| RouteMetrics::new(self.tenant_id, &self.route_id))
+        self.metrics.get_or_init(RouteMetrics::default)
     }
 
     /// The route's metrics, registered, to count into after the request (a streamed body).

@@ -40,7 +40,24 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(adjust: impl FnOnce(&mut GatewayConfig)) -> Harness {
-    start_full(allow_loopback, adjust, None).await
+    start_with_common(|_| {}, adjust).await
+}
+
+/// [`start_with`], with the settings every service shares adjusted too (the ports' connection
+/// limits, say); loopback stays allowed for the tests' upstreams.
+pub async fn start_with_common(
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    adjust: impl FnOnce(&mut GatewayConfig),
+) -> Harness {
+    start_full(
+        |c| {
+            allow_loopback(c);
+            adjust_common(c);
+        },
+        adjust,
+        None,
+    )
+    .await
 }
 
 /// The networks of the upstreams tests start (loopback), for the outbound policy.
@@ -195,9 +212,9 @@ impl Harness {
         self.applied(drained.position).await;
     }
 
-    /// What the gateway's API port serves on `/metrics`.
+    /// What the gateway's operator port serves on `/metrics`.
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.gateway.addr))
+        reqwest::get(format!("http://{}/metrics", self.gateway.metrics_addr))
             .await
             .unwrap()
             .text()
@@ -379,13 +396,15 @@ impl Upstream {
                                 .to_owned()
                         };
                         format!(
-                            "{n} {} ver={version:?} xfp={} xff={} xfh={} fwd={} rid={}",
+                            "{n} {} ver={version:?} xfp={} xff={} xfh={} fwd={} rid={} real={} tci={}",
                             uri.path(),
                             get("x-forwarded-proto"),
                             get("x-forwarded-for"),
                             get("x-forwarded-host"),
                             get("forwarded"),
-                            get("x-request-id")
+                            get("x-request-id"),
+                            get("x-real-ip"),
+                            get("true-client-ip")
                         )
                     }
                 },
@@ -579,6 +598,75 @@ impl RedisServer {
 }
 
 impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A NATS server of a test's own (JetStream on, its store in a temporary directory) on a free
+/// port, to stop and start again: the shared server must stay up for every other test.
+pub struct NatsServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("tenantry-nats-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            port,
+            dir,
+            child: None,
+        };
+        server.resume().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (as a crash would); its store stays for [`NatsServer::resume`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port and store; returns once it accepts connections.
+    pub async fn resume(&mut self) {
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server runs (scripts/infra-up.sh installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("nats-server did not start on {}", self.port);
+    }
+}
+
+impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);

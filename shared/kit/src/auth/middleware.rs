@@ -13,6 +13,9 @@ use tracing::Instrument;
 use super::{Access, RpcPolicy, Verifier};
 use crate::ApiError;
 
+/// The `rpc` label of every path the policy does not declare.
+pub const UNKNOWN_RPC: &str = "unknown";
+
 /// Shared state of [`authenticate`].
 #[derive(Clone)]
 pub struct AuthState {
@@ -21,9 +24,14 @@ pub struct AuthState {
 }
 
 /// Outermost: opens the request span with the caller's trace as parent and records metrics.
-pub async fn trace(request: Request, next: Next) -> Response {
-    let method = request.uri().path().to_owned();
-    let span = tracing::info_span!("grpc", rpc = %method, tenant_id = tracing::field::Empty, code = tracing::field::Empty);
+///
+/// Metrics are labelled with the RPC as the policy declares it; every path the policy does not
+/// know shares the label `unknown`, so requests for made-up paths cannot grow the metric
+/// series without bound (the span still names the path).
+pub async fn trace(State(policy): State<Arc<RpcPolicy>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let method = policy.declared(path).unwrap_or(UNKNOWN_RPC).to_owned();
+    let span = tracing::info_span!("grpc", rpc = %path, tenant_id = tracing::field::Empty, code = tracing::field::Empty);
     crate::telemetry::set_parent_from_headers(&span, request.headers());
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;

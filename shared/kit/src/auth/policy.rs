@@ -89,6 +89,19 @@ impl RpcPolicy {
         self.rules.get(&format!("{service}/*")).copied()
     }
 
+    /// The rule a request path falls under, as declared: the path itself, or its service's
+    /// wildcard (`/grpc.health.v1.Health/*`); `None` for a path the policy does not know.
+    /// Bounded by the policy, so fit for a metric label.
+    pub fn declared(&self, path: &str) -> Option<&str> {
+        if let Some((rule, _)) = self.rules.get_key_value(path) {
+            return Some(rule);
+        }
+        let service = path.rsplit_once('/').map(|(s, _)| s)?;
+        self.rules
+            .get_key_value(&format!("{service}/*"))
+            .map(|(rule, _)| rule.as_str())
+    }
+
     /// Every declared RPC path (without the service wildcards).
     pub fn paths(&self) -> impl Iterator<Item = (&str, Access)> {
         self.rules
@@ -117,6 +130,13 @@ mod tests {
         policy.declare("a.S", "Get", Access::Role(Role::Viewer));
         assert_eq!(policy.lookup("/a.S/Get"), Some(Access::Role(Role::Viewer)));
         assert_eq!(policy.lookup("/a.S/Delete"), None);
+        assert_eq!(policy.declared("/a.S/Get"), Some("/a.S/Get"));
+        assert_eq!(policy.declared("/a.S/Delete"), None);
+        assert_eq!(policy.declared("/x1"), None);
+        assert_eq!(
+            policy.declared("/grpc.health.v1.Health/Made-Up"),
+            Some("/grpc.health.v1.Health/*")
+        );
         assert_eq!(
             policy.lookup("/grpc.health.v1.Health/Check"),
             Some(Access::Public)

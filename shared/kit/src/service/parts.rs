@@ -55,6 +55,9 @@ pub struct Parts<H> {
     pub(crate) followers: Vec<Follower>,
     pub(crate) checks: Vec<(&'static str, ReadyCheck)>,
     pub(crate) verifier: Option<Arc<Verifier>>,
+    /// `/metrics` (and whatever else the operator needs) on a port of its own instead of
+    /// the service's port.
+    pub(crate) operator: Option<(tokio::net::TcpListener, Router)>,
 }
 
 impl<H> Parts<H> {
@@ -71,6 +74,7 @@ impl<H> Parts<H> {
             followers: Vec::new(),
             checks: Vec::new(),
             verifier: None,
+            operator: None,
         }
     }
 
@@ -129,6 +133,14 @@ impl<H> Parts<H> {
     /// Adds a readiness condition to `/readyz`.
     pub fn ready_check(mut self, name: &'static str, check: ReadyCheck) -> Self {
         self.checks.push((name, check));
+        self
+    }
+
+    /// Serves `routes` (its own `/metrics`) on `listener`, an operator's port, and leaves
+    /// `/metrics` off the service's port: for a service whose port tenants reach (the
+    /// gateway's public API edge) and whose metrics name every tenant.
+    pub fn operator_port(mut self, listener: tokio::net::TcpListener, routes: Router) -> Self {
+        self.operator = Some((listener, routes));
         self
     }
 

@@ -126,7 +126,7 @@ async fn start<S: Service>(
     };
     let mut followers = parts.followers;
     followers.push(api_keys.follower().clone());
-    let router = server::router(
+    let mut router = server::router(
         parts.grpc,
         &parts.grpc_names,
         parts.policy,
@@ -140,6 +140,11 @@ async fn start<S: Service>(
         parts.http,
     )
     .await;
+    // `/metrics` on the service's port, unless the service has an operator port for them.
+    let operator = parts.operator;
+    if operator.is_none() {
+        router = router.merge(server::metrics_router());
+    }
 
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
@@ -153,6 +158,7 @@ async fn start<S: Service>(
     let jobs = parts.jobs;
     let serve_stop = Shutdown(stopping.clone());
     let stop_jobs = stop.clone();
+    let limits = common.server.clone();
     let task = tokio::spawn(
         async move {
             let mut running = Vec::with_capacity(jobs.len());
@@ -161,7 +167,15 @@ async fn start<S: Service>(
                 let span = tracing::info_span!("job", name);
                 running.push(tokio::spawn(job.instrument(span)));
             }
-            if let Err(e) = server::serve(listener, router, serve_stop.wait()).await {
+            if let Some((listener, routes)) = operator {
+                let (limits, stop) = (limits.clone(), Shutdown(stopping.clone()));
+                running.push(tokio::spawn(async move {
+                    if let Err(e) = server::serve(listener, routes, &limits, stop.wait()).await {
+                        tracing::error!(error = %e, "operator port failed");
+                    }
+                }));
+            }
+            if let Err(e) = server::serve(listener, router, &limits, serve_stop.wait()).await {
                 tracing::error!(error = %e, "server failed");
             }
             // However the server ended, the jobs end with it.
