@@ -205,13 +205,17 @@ fn clean_comment(raw: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// The first paragraph of a comment, on one line (for one-line listings).
+/// The first sentence of a comment, on one line (for one-line listings).
 pub fn summary(comment: &str) -> String {
-    comment
+    let paragraph = comment
         .split("\n\n")
         .next()
         .unwrap_or("")
         .split_whitespace()
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match paragraph.find(". ") {
+        Some(end) => paragraph[..=end].to_owned(),
+        None => paragraph,
+    }
 }

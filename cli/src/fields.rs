@@ -127,14 +127,14 @@ pub fn value_name(field: &FieldDescriptor) -> String {
 /// The field's type as help shows it: `uint32`, `repeated string`,
 /// `tenantry.events.v1.TenantSettings (JSON)`, `map<string, bool> (JSON object)`.
 pub fn type_label(field: &FieldDescriptor) -> String {
-    if field.is_map() {
-        if let Kind::Message(entry) = field.kind() {
-            return format!(
-                "map<{}, {}> (JSON object)",
-                kind_label(&entry.map_entry_key_field().kind()),
-                kind_label(&entry.map_entry_value_field().kind())
-            );
-        }
+    if field.is_map()
+        && let Kind::Message(entry) = field.kind()
+    {
+        return format!(
+            "map<{}, {}> (JSON object)",
+            kind_label(&entry.map_entry_key_field().kind()),
+            kind_label(&entry.map_entry_value_field().kind())
+        );
     }
     let base = kind_label(&field.kind());
     let base = match field.kind() {

@@ -89,16 +89,16 @@ pub fn field_value(flag: &FieldFlag, raw: &[String]) -> Result<Value, RequestErr
 
 /// One occurrence of a repeated scalar flag: a JSON array's elements, or the value itself.
 fn split_array(raw: &str) -> Vec<String> {
-    if raw.trim_start().starts_with('[') {
-        if let Ok(serde_json::Value::Array(items)) = serde_json::from_str(raw) {
-            return items
-                .into_iter()
-                .map(|item| match item {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                })
-                .collect();
-        }
+    if raw.trim_start().starts_with('[')
+        && let Ok(serde_json::Value::Array(items)) = serde_json::from_str(raw)
+    {
+        return items
+            .into_iter()
+            .map(|item| match item {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+            .collect();
     }
     vec![raw.to_owned()]
 }
