@@ -1,16 +1,19 @@
-//! `tenantry`: run Tenantry for development, and call its APIs.
+//! `tenantry`: run Tenantry for development, and call any of its RPCs.
 //!
 //! # Layout
 //! - [`dev`]: every built service in one process, with a development admin.
 //! - [`login`]: a session with the auth service, printing the access token.
-//! - [`client`]: subcommands that call the tenant API.
+//! - `tenantry <service> <rpc> …`: generated from the services' descriptors at start
+//!   (the `tenantry_cli` library).
 
-mod client;
 mod dev;
 mod login;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tenantry_auth::AuthConfig;
+use tenantry_cli::{Catalog, commands};
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
 use tenantry_tenant::TenantConfig;
@@ -19,7 +22,11 @@ use tenantry_tenant::TenantConfig;
 #[command(
     name = "tenantry",
     version,
-    about = "Tenantry: a control plane for multi-tenant SaaS"
+    about = "Tenantry: a control plane for multi-tenant SaaS",
+    after_help = "Every service's RPCs: `tenantry <service> <rpc> --field value …` \
+                  (`tenantry <service> --help` lists them). Calls go to the gateway's public \
+                  API edge (http://127.0.0.1:7000) unless --endpoint or TENANTRY_ENDPOINT say \
+                  otherwise; TENANTRY_TOKEN holds the bearer token."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,14 +50,36 @@ enum Command {
     },
     /// Log in with e-mail and password; prints the access token.
     Login(login::LoginArgs),
-    /// Tenant API calls.
-    #[command(subcommand)]
-    Tenant(client::TenantCommand),
+}
+
+/// The whole command line: the hand-made commands and one per service of `catalog`.
+fn command(catalog: &Catalog) -> clap::Command {
+    commands::add_services(Cli::command(), catalog)
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    let catalog = match Catalog::builtin() {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let matches = command(&catalog).get_matches();
+    if let Some((name, matches)) = matches.subcommand()
+        && let Some(service) = catalog.service(name)
+    {
+        return match tenantry_cli::run(service, matches).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let done = match cli.command {
         Command::Dev {
             common,
             auth,
@@ -58,17 +87,23 @@ async fn main() -> anyhow::Result<()> {
             gateway,
         } => dev::run(common, auth, tenant, gateway).await,
         Command::Login(args) => login::run(args).await,
-        Command::Tenant(command) => client::run(command).await,
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
-    /// Every service's settings fit in one command line without clashing.
+    /// Every service's settings and every generated RPC command fit in one command line
+    /// without clashing.
     #[test]
     fn the_command_line_is_well_formed() {
-        super::Cli::command().debug_assert();
+        let catalog = tenantry_cli::Catalog::builtin().unwrap();
+        super::command(&catalog).debug_assert();
     }
 }
