@@ -9,7 +9,7 @@ use anyhow::Context;
 use tenantry_auth::{AuthConfig, AuthService};
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
-use tenantry_kit::egress::{Cidr, Networks};
+use tenantry_kit::net::{Cidr, Networks};
 use tenantry_kit::service::{self, Running, Service};
 use tenantry_tenant::{TenantConfig, TenantService};
 

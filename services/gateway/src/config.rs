@@ -152,7 +152,7 @@ pub struct GatewayConfig {
         env = "TENANTRY_GATEWAY_TRUSTED_PROXIES",
         default_value = ""
     )]
-    pub trusted_proxies: String,
+    pub trusted_proxies: tenantry_kit::client_addr::TrustedProxies,
 
     /// Largest request body, in bytes (413 beyond).
     #[arg(id = "gateway-max-body-bytes", long = "gateway-max-body-bytes", env = "TENANTRY_GATEWAY_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
@@ -266,7 +266,7 @@ impl GatewayConfig {
             max_connections_per_client: 256,
             body_timeout_ms: 60_000,
             tunnel_idle_timeout_ms: 120_000,
-            trusted_proxies: String::new(),
+            trusted_proxies: Default::default(),
             max_body_bytes: 10 * 1024 * 1024,
             max_in_flight: 10_000,
             tenant_max_in_flight: 1_000,

@@ -20,8 +20,8 @@ use prost::Message;
 use tenantry_kit::auth::Verifier;
 
 use crate::limit::Decision;
-use crate::proxy::trust::TrustedProxies;
 use crate::snapshot::follow::Current;
+use tenantry_kit::client_addr::TrustedProxies;
 
 /// `tenant=127.0.0.1:7001,auth=127.0.0.1:7002`: where each service listens.
 pub fn parse_services(value: &str) -> Result<BTreeMap<String, Authority>, String> {
@@ -128,7 +128,7 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    let trusted = peer.is_some_and(|ip| edge.trusted.trusts(ip));
+    let trusted = peer.is_some_and(|ip| edge.trusted.contains(ip));
     crate::proxy::forward::forward_for(&mut parts.headers, peer, trusted);
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.scheme = Some(Scheme::HTTP);

@@ -114,10 +114,7 @@ impl Service for GatewayService {
         } else {
             (None, None)
         };
-        let trusted = Arc::new(
-            proxy::trust::TrustedProxies::parse(&config.trusted_proxies)
-                .map_err(StartError::Other)?,
-        );
+        let trusted = Arc::new(config.trusted_proxies.clone());
         let metrics_listener = TcpListener::bind(config.metrics_listen)
             .await
             .map_err(|e| {

@@ -1,5 +1,6 @@
 //! Attacks on the tenant service, each performed against the real service (issue 17): domain
-//! squatting (13) and domain proofs fetched from the platform's network (1).
+//! squatting (13), domain proofs fetched from the platform's network (1), an idempotency key
+//! reused for another request (16), one bad event stopping the read model (15).
 
 mod common;
 
@@ -168,5 +169,151 @@ async fn attack_an_oversized_domain_proof_is_not_read() {
     assert_eq!(
         verify_with(&h, &served).await,
         Err(Code::FailedPrecondition)
+    );
+}
+
+fn settings_request(
+    tenant: &api::Tenant,
+    currency: &str,
+    key: &str,
+    token: &str,
+) -> tonic::Request<api::UpdateSettingsRequest> {
+    let mut request = with_token(
+        api::UpdateSettingsRequest {
+            tenant_id: tenant.tenant_id.clone(),
+            settings: Some(tenantry_proto::events::v1::TenantSettings {
+                currency: currency.into(),
+                ..Default::default()
+            }),
+        },
+        Some(token),
+    );
+    request
+        .metadata_mut()
+        .insert("idempotency-key", key.parse().unwrap());
+    request
+}
+
+/// Item 16: a client that sends the key of an earlier request with another request was told
+/// it succeeded while nothing happened (JetStream dropped it as a duplicate).
+#[tokio::test]
+async fn attack_an_idempotency_key_reused_for_another_request_is_refused() {
+    let h = start().await;
+    let (tenant, _) = h.create(&slug(), TenantType::Business).await;
+    let member = h.token(tenant.tenant_id.parse().unwrap(), Role::Member);
+    let first = h
+        .client()
+        .update_settings(settings_request(&tenant, "BRL", "settings-1", &member))
+        .await
+        .expect("the first request")
+        .into_inner();
+    // The same request again (a retry): the same outcome, nothing new.
+    let retry = h
+        .client()
+        .update_settings(settings_request(&tenant, "BRL", "settings-1", &member))
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert_eq!(retry.position, first.position);
+    // Another request under the same key: refused as such, not silently dropped.
+    let reused = h
+        .client()
+        .update_settings(settings_request(&tenant, "USD", "settings-1", &member))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument, "{reused:?}");
+    assert!(
+        reused.message().starts_with("idempotency-key"),
+        "{reused:?}"
+    );
+    let read = h
+        .client()
+        .get_tenant(with_token(
+            api::GetTenantRequest {
+                tenant_id: tenant.tenant_id.clone(),
+                min_position: first.position,
+            },
+            Some(&member),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.tenant.unwrap().settings.unwrap().currency, "BRL");
+
+    // Another tenant's key of the same name is its own.
+    let (other, _) = h.create(&slug(), TenantType::Business).await;
+    let theirs = h.token(other.tenant_id.parse().unwrap(), Role::Member);
+    let done = h
+        .client()
+        .update_settings(settings_request(&other, "USD", "settings-1", &theirs))
+        .await
+        .expect("another tenant's own key")
+        .into_inner();
+    assert_ne!(done.position, first.position);
+}
+
+/// Item 15: an event the projection cannot decode (a newer writer, a bug) stopped the tenants
+/// read model for good: every later tenant was missing from it.
+#[tokio::test]
+async fn attack_one_undecodable_event_stops_the_read_model_forever() {
+    use tenantry_eventstore::{AggregateAddress, AppendRequest};
+    use tenantry_proto::events::v1::{Envelope, EventBatch};
+
+    let h = start().await;
+    let (victim, _) = h.create(&slug(), TenantType::Business).await;
+    let store = h.env.event_store().await;
+    let address = AggregateAddress::of::<tenantry_tenant::domain::Tenant>(
+        victim.tenant_id.clone(),
+        victim.tenant_id.clone(),
+    )
+    .unwrap();
+    let bad = store
+        .append(AppendRequest {
+            address,
+            expected: None,
+            message_id: uuid::Uuid::now_v7().to_string(),
+            batch: EventBatch {
+                events: vec![Envelope {
+                    tenant_id: victim.tenant_id.clone(),
+                    aggregate_type: "tenant".into(),
+                    aggregate_id: victim.tenant_id.clone(),
+                    event_type: "tenant.exploded.v9".into(),
+                    payload: vec![1, 2, 3],
+                    ..Default::default()
+                }],
+            },
+            traceparent: None,
+            fingerprint: None,
+        })
+        .await
+        .unwrap()
+        .position;
+    // A tenant created after it is read back: the projection went on.
+    let (later, position) = h.create(&slug(), TenantType::Business).await;
+    let read = h
+        .client()
+        .get_tenant(with_token(
+            api::GetTenantRequest {
+                tenant_id: later.tenant_id.clone(),
+                min_position: position,
+            },
+            Some(&h.admin()),
+        ))
+        .await
+        .expect("the read model is past the bad event");
+    assert_eq!(read.into_inner().tenant.unwrap().slug, later.slug);
+    // The bad event is recorded, not skipped silently.
+    let quarantined: Vec<(i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT position, error FROM \"{}\".projection_quarantine",
+        h.env.schema("tenant")
+    )))
+    .fetch_all(&h.env.admin_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert_eq!(quarantined[0].0, bad as i64);
+    assert!(
+        quarantined[0].1.contains("tenant.exploded.v9"),
+        "{quarantined:?}"
     );
 }

@@ -71,12 +71,12 @@ pub struct CommonConfig {
     /// (loopback, link-local, private and shared ranges): comma-separated CIDRs, e.g.
     /// `10.20.0.0/16,fd00:20::/64`. The platform's own addresses stay refused. See ADR 0006.
     #[arg(long, env = "TENANTRY_EGRESS_ALLOW", default_value = "")]
-    pub egress_allow: crate::egress::Networks,
+    pub egress_allow: crate::net::Networks,
 
     /// Networks such calls may never reach, checked before the allowed ones (a deny wins):
     /// comma-separated CIDRs.
     #[arg(long, env = "TENANTRY_EGRESS_DENY", default_value = "")]
-    pub egress_deny: crate::egress::Networks,
+    pub egress_deny: crate::net::Networks,
 
     /// Log output: `text` for people, `json` for collectors. Levels come from `RUST_LOG`.
     #[arg(long, env = "TENANTRY_LOG_FORMAT", default_value = "text")]

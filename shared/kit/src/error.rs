@@ -1,10 +1,15 @@
-//! The one error type handlers return, and the one place it becomes a `tonic::Status`.
+//! The one error type handlers return, and the one place it becomes a `tonic::Status` (gRPC)
+//! or an HTTP status (webhooks, the HTTP shapes a service serves beside gRPC).
 //!
-//! Internal details are logged, never returned to the caller.
+//! Each service's own failures (a sealing error, an upstream refusal, a domain rule) convert
+//! into [`ApiError`], whose variants are the small set of error codes every caller sees; the
+//! code decides the gRPC status and the HTTP status alike. Internal details are logged, never
+//! returned to the caller.
 
 use tenantry_eventstore::{ExecuteError, InvalidToken, StoreError, projection::Lagging};
 use tonic::{Code, Status};
 
+/// The error codes callers see (gRPC status codes), each with a message.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Bad input; names the field so a client can point at it.
@@ -56,6 +61,37 @@ impl ApiError {
             Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Self::Internal(_) => Code::Internal,
         }
+    }
+
+    /// The HTTP status of the same error, for HTTP endpoints (the usual gRPC ↔ HTTP mapping).
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            Self::InvalidArgument { .. } => S::BAD_REQUEST,
+            Self::NotFound(_) => S::NOT_FOUND,
+            Self::AlreadyExists(_) | Self::Aborted(_) => S::CONFLICT,
+            Self::PermissionDenied(_) => S::FORBIDDEN,
+            Self::Unauthenticated(_) => S::UNAUTHORIZED,
+            Self::FailedPrecondition(_) => S::PRECONDITION_FAILED,
+            Self::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            Self::ResourceExhausted(_) => S::TOO_MANY_REQUESTS,
+            Self::DeadlineExceeded(_) => S::GATEWAY_TIMEOUT,
+            Self::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An HTTP endpoint's error: its status, and the same message gRPC callers get, as JSON
+/// (`{"error":"<code>","message":"…"}`).
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let status = self.http_status();
+        let grpc = Status::from(self);
+        let body = serde_json::json!({
+            "error": format!("{:?}", grpc.code()).to_lowercase(),
+            "message": grpc.message(),
+        });
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -178,6 +214,49 @@ impl From<DomainError> for ApiError {
             DomainError::Precondition(why) => ApiError::FailedPrecondition(why),
             DomainError::Unauthenticated(why) => ApiError::Unauthenticated(why),
             DomainError::Invalid { field, reason } => ApiError::invalid(field, reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_code_gives_the_grpc_and_the_http_status() {
+        let cases = [
+            (
+                ApiError::invalid("slug", "too short"),
+                Code::InvalidArgument,
+                400,
+            ),
+            (ApiError::NotFound("tenant".into()), Code::NotFound, 404),
+            (
+                ApiError::PermissionDenied("no".into()),
+                Code::PermissionDenied,
+                403,
+            ),
+            (
+                ApiError::FailedPrecondition("suspended".into()),
+                Code::FailedPrecondition,
+                412,
+            ),
+            (
+                ApiError::ResourceExhausted("max_routes".into()),
+                Code::ResourceExhausted,
+                429,
+            ),
+            (
+                ApiError::Internal("secret detail".into()),
+                Code::Internal,
+                500,
+            ),
+        ];
+        for (error, code, http) in cases {
+            assert_eq!(error.http_status().as_u16(), http, "{error}");
+            let status = Status::from(error);
+            assert_eq!(status.code(), code);
+            assert!(!status.message().contains("secret detail"));
         }
     }
 }

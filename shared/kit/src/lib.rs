@@ -13,6 +13,7 @@
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`gwt`]: given events, when a command, then events: the harness of aggregate tests.
 //! - [`nats`]: connecting to NATS with the service's settings.
+//! - [`net`]: networks in CIDR notation, for every setting that names some.
 //! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
 //!   and a binary's [`service::main`].
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
@@ -35,6 +36,7 @@ pub mod error;
 pub mod gwt;
 pub mod metrics;
 pub mod nats;
+pub mod net;
 pub mod server;
 pub mod service;
 pub mod telemetry;

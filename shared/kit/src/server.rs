@@ -119,6 +119,7 @@ pub async fn router(
     service_names: &[&'static str],
     policy: RpcPolicy,
     verifier: Arc<Verifier>,
+    tenants: Arc<crate::auth::TenantDirectory>,
     readiness: Readiness,
     http: Router,
 ) -> Router {
@@ -146,6 +147,7 @@ pub async fn router(
     let auth = AuthState {
         verifier,
         policy: policy.clone(),
+        tenants,
     };
     let grpc = grpc
         .into_axum_router()

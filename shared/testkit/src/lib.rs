@@ -11,16 +11,19 @@
 //! - [`TestEnv::start`]: any service (anything implementing the kit's `Service`) on port 0
 //!   in that world.
 //! - `cleanup`: what a world leaves behind, deleted.
+//! - [`NatsServer`]: a NATS of a test's own, to stop and start.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
 
 #![forbid(unsafe_code)]
 
 mod cleanup;
+mod nats_server;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use nats_server::NatsServer;
 use tenantry_eventstore::{EventStore, StreamNames};
 use tenantry_kit::Role;
 use tenantry_kit::auth::{AccessClaims, SigningKey, jwks};

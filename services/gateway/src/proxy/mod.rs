@@ -20,7 +20,6 @@ pub mod pool;
 pub mod respond;
 pub mod timer;
 pub mod tls;
-pub mod trust;
 pub mod tunnel;
 
 use std::sync::Arc;
@@ -41,7 +40,7 @@ use crate::limit::{Cluster, Decision, Gcra, Granted, Mode};
 use crate::snapshot::follow::Current;
 use forward::Upstream;
 use respond::{error, rate_limited};
-use trust::TrustedProxies;
+use tenantry_kit::client_addr::TrustedProxies;
 
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -594,7 +593,7 @@ async fn serve_on(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Futur
             },
             () = &mut shutdown => break,
         };
-        let trusted = proxy.trusted.trusts(addr.ip());
+        let trusted = proxy.trusted.contains(addr.ip());
         // Dropping the socket closes it: nothing is read from a connection over a cap.
         let Ok(admitted) = proxy.connections.admit(addr.ip(), trusted) else {
             continue;

@@ -62,7 +62,7 @@ async fn attack_forwarding_headers_from_an_untrusted_client_are_dropped() {
 
 #[tokio::test]
 async fn a_trusted_proxys_forwarding_headers_are_kept_and_appended_to() {
-    let h = start_with(|c| c.trusted_proxies = "127.0.0.0/8".into()).await;
+    let h = start_with(|c| c.trusted_proxies = "127.0.0.0/8".parse().unwrap()).await;
     let t = h.tenant().await;
     let up = Upstream::start("a").await;
     h.route(&t, route("/", RR, &[(&up, 1)])).await;

@@ -61,7 +61,7 @@ pub async fn start_with_common(
 }
 
 /// The networks of the upstreams tests start (loopback), for the outbound policy.
-pub fn loopback() -> tenantry_kit::egress::Networks {
+pub fn loopback() -> tenantry_kit::net::Networks {
     "127.0.0.0/8,::1/128".parse().unwrap()
 }
 

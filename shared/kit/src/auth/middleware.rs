@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
-use super::{Access, RpcPolicy, Verifier};
+use super::{Access, Role, RpcPolicy, TenantDirectory, Verifier};
 use crate::ApiError;
 
 /// The `rpc` label of every path the policy does not declare.
@@ -21,6 +21,8 @@ pub const UNKNOWN_RPC: &str = "unknown";
 pub struct AuthState {
     pub verifier: Arc<Verifier>,
     pub policy: Arc<RpcPolicy>,
+    /// Tenants whose members may not write now (suspended, being decommissioned).
+    pub tenants: Arc<TenantDirectory>,
 }
 
 /// Outermost: opens the request span with the caller's trace as parent and records metrics.
@@ -75,6 +77,15 @@ pub async fn authenticate(
                 return reject(ApiError::PermissionDenied(format!(
                     "requires role {required}"
                 )));
+            }
+            // A write (more than a viewer may do) by a member of a tenant that is not in good
+            // standing; platform admins act on such tenants (they reactivate them).
+            if required.satisfies(Role::Member)
+                && !context.is_platform_admin()
+                && let Some(tenant) = context.tenant_id
+                && let Some(why) = auth.tenants.refuses_writes(tenant)
+            {
+                return reject(ApiError::FailedPrecondition(why));
             }
             if let Some(tenant) = context.tenant_id {
                 tracing::Span::current().record("tenant_id", tracing::field::display(tenant));

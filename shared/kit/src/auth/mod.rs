@@ -13,6 +13,7 @@ mod jwks;
 pub mod middleware;
 mod policy;
 mod signing;
+pub mod tenants;
 mod verify;
 
 pub use api_keys::ApiKeyDirectory;
@@ -21,4 +22,5 @@ pub use context::TenantContext;
 pub use jwks::{JwksError, JwksSource};
 pub use policy::{Access, Role, RpcPolicy};
 pub use signing::{SigningKey, jwks};
+pub use tenants::TenantDirectory;
 pub use verify::{ACCESS_TOKEN_TYPE, AccessClaims, MAX_TOKEN_BYTES, Verifier, VerifierConfig};

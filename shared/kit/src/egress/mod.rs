@@ -18,13 +18,11 @@
 //!   address, no redirect to another host, capped answers, deadlines, no upstream body in
 //!   errors.
 
-pub mod cidr;
 pub mod dial;
 pub mod http;
 pub mod policy;
 pub mod resolve;
 
-pub use cidr::{Cidr, Networks};
 pub use dial::{Egress, EgressError, split_host_port};
 pub use http::{Fetched, HttpLimits, OutboundError, OutboundHttp};
 pub use policy::{Denied, EgressPolicy};

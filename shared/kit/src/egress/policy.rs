@@ -13,8 +13,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::cidr::Cidr;
 use crate::config::CommonConfig;
+use crate::net::Cidr;
 
 /// Why an address is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

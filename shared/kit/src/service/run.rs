@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::context::{JWKS_REFRESH, verifier};
 use super::parts::Shutdown;
 use super::{Context, Service, StartError};
-use crate::auth::{ApiKeyDirectory, JwksSource};
+use crate::auth::{ApiKeyDirectory, JwksSource, TenantDirectory};
 use crate::config::CommonConfig;
 use crate::db::DbSettings;
 use crate::server::{self, Readiness};
@@ -101,6 +101,7 @@ async fn start<S: Service>(
         }
     };
     let api_keys = ApiKeyDirectory::follow(&store).await?;
+    let tenants = TenantDirectory::follow(&store).await?;
     let ctx = Context {
         common: common.clone(),
         addr,
@@ -126,11 +127,13 @@ async fn start<S: Service>(
     };
     let mut followers = parts.followers;
     followers.push(api_keys.follower().clone());
+    followers.push(tenants.follower().clone());
     let mut router = server::router(
         parts.grpc,
         &parts.grpc_names,
         parts.policy,
         verifier,
+        tenants,
         Readiness {
             nats,
             pool,

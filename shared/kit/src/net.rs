@@ -1,4 +1,6 @@
-//! A network in CIDR notation (`10.0.0.0/8`, `fc00::/7`, or a bare address for one host).
+//! Networks in CIDR notation (`10.0.0.0/8`, `fc00::/7`, or a bare address for one host): the
+//! one parser and matcher behind every setting that names networks (the outbound policy's
+//! allowed and denied networks, the trusted proxies of the services and the gateway).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -28,9 +30,15 @@ impl Cidr {
         })
     }
 
-    /// Whether `ip` lies in this network (an IPv4 network never holds an IPv6 address: callers
-    /// unwrap IPv4-mapped forms first, see [`super::policy::canonical`]).
+    /// Whether `ip` lies in this network. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`,
+    /// what a dual-stack socket reports) is the IPv4 address it maps; other IPv6 forms that
+    /// embed an IPv4 address are the caller's to judge (the outbound policy does, see
+    /// `egress::policy::canonical`).
     pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
         match (self.network, ip) {
             (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
                 mask(ip, self.prefix) == self.network
@@ -94,6 +102,17 @@ impl fmt::Display for Cidr {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Networks(pub Vec<Cidr>);
 
+impl Networks {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether any of the networks holds `ip`.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
 impl FromStr for Networks {
     type Err = BadCidr;
 
@@ -137,6 +156,16 @@ mod tests {
         let v6: Cidr = "fc00::/7".parse().unwrap();
         assert!(v6.contains("fd12::1".parse().unwrap()));
         assert!(!v6.contains("10.0.0.1".parse().unwrap()));
+        assert!(
+            c.contains("::ffff:10.9.9.9".parse().unwrap()),
+            "IPv4-mapped IPv6 is its IPv4 address"
+        );
+        assert!(
+            !"0.0.0.0/0"
+                .parse::<Cidr>()
+                .unwrap()
+                .contains("::1".parse().unwrap())
+        );
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains("8.8.8.8".parse().unwrap()));
     }
