@@ -47,7 +47,10 @@ async fn an_api_key_works_until_revoked_and_stops_within_a_second() {
 
     // The key is nowhere in the log: only its digest.
     let store = h.env.event_store().await;
-    let address = tenantry_auth::api::tenant_address(tenant, "service_accounts").unwrap();
+    let address = tenantry_auth::api::tenant_address::<
+        tenantry_auth::domain::service_accounts::ServiceAccounts,
+    >(tenant)
+    .unwrap();
     for m in store.read_aggregate(&address, 0).await.unwrap() {
         for e in &m.batch.events {
             let secret = created.api_key.rsplit('_').next().unwrap();

@@ -74,7 +74,10 @@ async fn keycloak_login_provisions_the_mapped_role_just_in_time() {
 
     // The client secret is in the log only sealed.
     let store = h.env.event_store().await;
-    let address = tenantry_auth::api::tenant_address(tenant, "identity_providers").unwrap();
+    let address = tenantry_auth::api::tenant_address::<
+        tenantry_auth::domain::identity_providers::IdentityProviders,
+    >(tenant)
+    .unwrap();
     for m in store.read_aggregate(&address, 0).await.unwrap() {
         for e in &m.batch.events {
             assert!(

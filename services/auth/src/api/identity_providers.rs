@@ -1,5 +1,6 @@
 //! `IdentityProviderService`: the token's tenant's OIDC providers.
 
+use crate::domain::identity_providers::IdentityProviders;
 use std::collections::HashMap;
 
 use tenantry_kit::{ApiError, TenantContext, command, validate};
@@ -10,7 +11,7 @@ use tenantry_proto::events::v1 as pb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{AuthApi, caller_tenant, tenant_address};
+use super::{AuthApi, tenant_address};
 use crate::domain::identity_providers::IdentityProviderCommand;
 use crate::domain::tenant_role;
 use crate::oidc::claims::{default_role_mappings, preset};
@@ -157,7 +158,7 @@ impl IdentityProviderService for AuthApi {
         request: Request<api::ConfigureOidcProviderRequest>,
     ) -> Result<Response<api::ConfigureOidcProviderResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let r = request.get_ref();
         let id = if r.provider_id.is_empty() {
             Uuid::now_v7()
@@ -175,7 +176,7 @@ impl IdentityProviderService for AuthApi {
         let executed = self
             .providers
             .execute(
-                &tenant_address(tenant_id, "identity_providers")?,
+                &tenant_address::<IdentityProviders>(tenant_id)?,
                 &IdentityProviderCommand::Configure(config.clone()),
                 &meta,
             )
@@ -192,10 +193,10 @@ impl IdentityProviderService for AuthApi {
         request: Request<api::ListOidcProvidersRequest>,
     ) -> Result<Response<api::ListOidcProvidersResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(tenant_id, "identity_providers")?)
+            .load(&tenant_address::<IdentityProviders>(tenant_id)?)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(api::ListOidcProvidersResponse {
@@ -208,13 +209,13 @@ impl IdentityProviderService for AuthApi {
         request: Request<api::RemoveOidcProviderRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let id = validate::uuid("provider_id", &request.get_ref().provider_id)?;
         let meta = command::meta(&request, &caller, &self.clock)?;
         let executed = self
             .providers
             .execute(
-                &tenant_address(tenant_id, "identity_providers")?,
+                &tenant_address::<IdentityProviders>(tenant_id)?,
                 &IdentityProviderCommand::Remove { id },
                 &meta,
             )

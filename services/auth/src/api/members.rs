@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::convert::{role_from_proto, role_to_proto};
 use super::session::{check_email, invitation_token};
-use super::{AuthApi, caller_tenant, tenant_address, user_address};
+use super::{AuthApi, tenant_address, user_address};
 use crate::crypto::random;
 use crate::domain::team::{Team, TeamCommand};
 
@@ -27,16 +27,16 @@ impl AuthApi {
         let meta = command::meta(request, &caller, &self.clock)?;
         Ok(self
             .teams
-            .execute(&tenant_address(tenant_id, "team")?, &command, &meta)
+            .execute(&tenant_address::<Team>(tenant_id)?, &command, &meta)
             .await?)
     }
 
     async fn caller_team<T>(&self, request: &Request<T>) -> Result<(Uuid, Team), ApiError> {
         let caller = TenantContext::from_request(request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let (team, _) = self
             .teams
-            .load(&tenant_address(tenant_id, "team")?)
+            .load(&tenant_address::<Team>(tenant_id)?)
             .await
             .map_err(ApiError::from)?;
         Ok((tenant_id, team))
@@ -100,7 +100,7 @@ impl MemberService for AuthApi {
         request: Request<api::ChangeRoleRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let r = request.get_ref();
         let user_id = validate::uuid("user_id", &r.user_id)?;
         let role = role_from_proto("role", r.role)?;
@@ -121,7 +121,7 @@ impl MemberService for AuthApi {
         request: Request<api::RemoveMemberRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let user_id = validate::uuid("user_id", &request.get_ref().user_id)?;
         let executed = self
             .team_command(&request, tenant_id, TeamCommand::RemoveMember { user_id })
@@ -136,7 +136,7 @@ impl MemberService for AuthApi {
         request: Request<api::CreateInvitationRequest>,
     ) -> Result<Response<api::CreateInvitationResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let r = request.get_ref();
         check_email("email", &r.email)?;
         let role = role_from_proto("role", r.role)?;
@@ -198,7 +198,7 @@ impl MemberService for AuthApi {
         request: Request<api::RevokeInvitationRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let id = validate::uuid("invitation_id", &request.get_ref().invitation_id)?;
         let executed = self
             .team_command(&request, tenant_id, TeamCommand::RevokeInvitation { id })

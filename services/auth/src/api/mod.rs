@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tenantry_eventstore::{AggregateAddress, CommandMeta, PLATFORM_TENANT, Repository};
-use tenantry_kit::{ApiError, Clock, Role, TenantContext};
+use tenantry_eventstore::{Aggregate, AggregateAddress, CommandMeta, PLATFORM_TENANT, Repository};
+use tenantry_kit::{ApiError, Clock, Role};
 use tenantry_proto::auth::v1 as api;
 use uuid::Uuid;
 
@@ -60,46 +60,37 @@ pub struct AuthApi {
     pub(crate) local_issuer: String,
 }
 
+/// A user: platform-level (identities span tenants), keyed by its id.
 pub fn user_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(
+    Ok(AggregateAddress::of::<User>(
         PLATFORM_TENANT,
-        "user",
         id.to_string(),
     )?)
 }
 
+/// A local credential: platform-level, keyed by the id derived from its e-mail.
 pub fn credential_address(email: &str) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(
+    Ok(AggregateAddress::of::<Credential>(
         PLATFORM_TENANT,
-        "credential",
         credential_id(email).to_string(),
     )?)
 }
 
+/// A session (refresh-token family): platform-level, keyed by its id.
 pub fn session_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(
+    Ok(AggregateAddress::of::<Session>(
         PLATFORM_TENANT,
-        "session",
         id.to_string(),
     )?)
 }
 
-/// The address of a per-tenant aggregate (team, service accounts, identity providers).
-pub fn tenant_address(
-    tenant_id: Uuid,
-    aggregate_type: &'static str,
-) -> Result<AggregateAddress, ApiError> {
-    let id = tenant_id.to_string();
-    Ok(AggregateAddress::new(id.clone(), aggregate_type, id)?)
-}
-
-/// The tenant a tenant-scoped call acts on: the token's.
-pub fn caller_tenant(caller: &TenantContext) -> Result<Uuid, ApiError> {
-    caller.tenant_id.ok_or_else(|| {
-        ApiError::FailedPrecondition(
-            "this call acts on the token's tenant; use a token issued for a tenant".into(),
-        )
-    })
+/// The address of a per-tenant aggregate `A` (team, service accounts, identity providers):
+/// one per tenant, in that tenant, with the tenant's id.
+pub fn tenant_address<A: Aggregate>(tenant_id: Uuid) -> Result<AggregateAddress, ApiError> {
+    Ok(AggregateAddress::of::<A>(
+        tenant_id.to_string(),
+        tenant_id.to_string(),
+    )?)
 }
 
 /// A refresh token: `rt_<session id>_<secret>`. The session id finds the family; the whole
@@ -157,7 +148,7 @@ impl AuthApi {
         user_id: Uuid,
         tenant_id: Uuid,
     ) -> Result<Role, ApiError> {
-        let (team, _) = self.teams.load(&tenant_address(tenant_id, "team")?).await?;
+        let (team, _) = self.teams.load(&tenant_address::<Team>(tenant_id)?).await?;
         match team.members.get(&user_id) {
             Some(m) => Ok(m.role),
             None if user.platform_admin => Ok(Role::PlatformAdmin),
@@ -188,7 +179,7 @@ impl AuthApi {
                          tenant's own provider"
                     )));
                 }
-                let (team, _) = self.teams.load(&tenant_address(home, "team")?).await?;
+                let (team, _) = self.teams.load(&tenant_address::<Team>(home)?).await?;
                 let role = team.members.get(&user_id).map(|m| m.role).ok_or_else(|| {
                     ApiError::PermissionDenied(format!("not a member of tenant {home}"))
                 })?;

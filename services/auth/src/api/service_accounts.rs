@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{role_from_proto, role_to_proto};
-use super::{AuthApi, caller_tenant, tenant_address};
+use super::{AuthApi, tenant_address};
 use crate::crypto::random;
 use crate::domain::service_accounts::{ServiceAccountCommand, ServiceAccounts};
 
@@ -21,12 +21,12 @@ impl AuthApi {
         command: ServiceAccountCommand,
     ) -> Result<tenantry_eventstore::Executed<ServiceAccounts>, ApiError> {
         let caller = TenantContext::from_request(request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         let meta = command::meta(request, &caller, &self.clock)?;
         Ok(self
             .accounts
             .execute(
-                &tenant_address(tenant_id, "service_accounts")?,
+                &tenant_address::<ServiceAccounts>(tenant_id)?,
                 &command,
                 &meta,
             )
@@ -35,10 +35,10 @@ impl AuthApi {
 
     async fn caller_accounts<T>(&self, request: &Request<T>) -> Result<ServiceAccounts, ApiError> {
         let caller = TenantContext::from_request(request)?;
-        let tenant_id = caller_tenant(&caller)?;
+        let tenant_id = caller.tenant()?;
         Ok(self
             .accounts
-            .load(&tenant_address(tenant_id, "service_accounts")?)
+            .load(&tenant_address::<ServiceAccounts>(tenant_id)?)
             .await?
             .0)
     }

@@ -1,6 +1,8 @@
 //! `SessionService`: sign-up, login, refresh, logout, invitations and federated login. Every
 //! RPC here is public: the request carries its own credential.
 
+use crate::domain::identity_providers::IdentityProviders;
+use crate::domain::team::Team;
 use tenantry_kit::{ApiError, validate};
 use tenantry_proto::auth::v1::{self as api, session_service_server::SessionService};
 use tonic::{Request, Response, Status};
@@ -305,7 +307,7 @@ impl SessionService for AuthApi {
             .map_err(ApiError::from)?;
         self.teams
             .execute(
-                &tenant_address(tenant_id, "team")?,
+                &tenant_address::<Team>(tenant_id)?,
                 &TeamCommand::Accept {
                     id: invitation_id,
                     presented: random::digest(&r.invitation_token),
@@ -340,7 +342,7 @@ impl SessionService for AuthApi {
         .await?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(tenant_id, "identity_providers")?)
+            .load(&tenant_address::<IdentityProviders>(tenant_id)?)
             .await
             .map_err(ApiError::from)?;
         let provider = providers
@@ -375,7 +377,7 @@ impl SessionService for AuthApi {
         let pending = flow::take(&self.pool, &r.state, now).await?;
         let (providers, _) = self
             .providers
-            .load(&tenant_address(pending.tenant_id, "identity_providers")?)
+            .load(&tenant_address::<IdentityProviders>(pending.tenant_id)?)
             .await
             .map_err(ApiError::from)?;
         let provider = providers
@@ -406,7 +408,7 @@ impl SessionService for AuthApi {
         // ones keep whatever role an owner has set since.
         self.teams
             .execute(
-                &tenant_address(pending.tenant_id, "team")?,
+                &tenant_address::<Team>(pending.tenant_id)?,
                 &TeamCommand::AddMember {
                     user_id,
                     email: identity.email.clone(),

@@ -41,16 +41,9 @@ pub struct GatewayApi {
 /// route it created instead of making a second one.
 const ROUTE_IDS: Uuid = Uuid::from_u128(0x0195_f0c4_5e1a_7c3b_9d2e_4a6b_8c0d_1e2f);
 
-fn caller_tenant(caller: &TenantContext) -> Result<Uuid, ApiError> {
-    caller.tenant_id.ok_or_else(|| {
-        ApiError::FailedPrecondition("routes belong to a tenant; use a token issued for one".into())
-    })
-}
-
 fn address(tenant: Uuid, route: Uuid) -> Result<AggregateAddress, ApiError> {
-    Ok(AggregateAddress::new(
+    Ok(AggregateAddress::of::<Route>(
         tenant.to_string(),
-        "route",
         route.to_string(),
     )?)
 }
@@ -63,7 +56,7 @@ impl GatewayApi {
         command: RouteCommand,
     ) -> Result<u64, ApiError> {
         let caller = TenantContext::from_request(request)?;
-        let tenant = caller_tenant(&caller)?;
+        let tenant = caller.tenant()?;
         // Draining stays possible: it is how an operator answers an incident.
         let changes_config = matches!(
             command,
@@ -98,7 +91,7 @@ impl GatewayConfigService for GatewayApi {
         request: Request<api::UpsertRouteRequest>,
     ) -> Result<Response<api::UpsertRouteResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant = caller_tenant(&caller)?;
+        let tenant = caller.tenant()?;
         let mut route = request
             .get_ref()
             .route
@@ -191,7 +184,7 @@ impl GatewayConfigService for GatewayApi {
         request: Request<api::ListRoutesRequest>,
     ) -> Result<Response<api::ListRoutesResponse>, Status> {
         let caller = TenantContext::from_request(&request)?;
-        let tenant = caller_tenant(&caller)?;
+        let tenant = caller.tenant()?;
         let snapshot = self.snapshot.load();
         let routes = snapshot
             .tenants
