@@ -9,7 +9,7 @@
 //! one port with gRPC, health, reflection, `/healthz`, `/readyz` and `/metrics`, the jobs,
 //! and a graceful shutdown that stops them all. [`main`] is a whole binary's `main`;
 //! `tenantry dev` and the test harness (`tenantry-testkit`) start services through [`run`]
-//! too. The recipe for a new service is in `docs/adr/0006-service-template.md`.
+//! too. The recipe for a new service is in `docs/adr/0010-service-template.md`.
 
 mod context;
 mod main;
