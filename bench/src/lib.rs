@@ -84,28 +84,6 @@ pub async fn append_billing(
     tenant: &str,
     event: tenantry_contracts::billing::SubscriptionEvent,
 ) -> anyhow::Result<()> {
-    use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, aggregate::batch_of};
-    let address = AggregateAddress::for_events::<tenantry_contracts::billing::SubscriptionEvent>(
-        tenant.to_owned(),
-        tenant.to_owned(),
-    )?;
-    let meta = CommandMeta {
-        command_id: uuid::Uuid::now_v7().to_string(),
-        actor: "bench".into(),
-        correlation_id: uuid::Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-        fingerprint: None,
-    };
-    store
-        .append(AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[event], &meta),
-            traceparent: None,
-            fingerprint: None,
-        })
-        .await?;
+    tenantry_testkit::append(store, tenant, tenant, event).await?;
     Ok(())
 }

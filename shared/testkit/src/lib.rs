@@ -12,17 +12,20 @@
 //!   in that world.
 //! - `cleanup`: what a world leaves behind, deleted.
 //! - [`NatsServer`]: a NATS of a test's own, to stop and start.
+//! - [`append`]: another service's event written to the log as that service would.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
 
 #![forbid(unsafe_code)]
 
+mod append;
 mod cleanup;
 mod nats_server;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use append::append;
 pub use nats_server::NatsServer;
 use tenantry_eventstore::{EventStore, StreamNames};
 use tenantry_kit::Role;

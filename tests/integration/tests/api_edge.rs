@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use tenantry_contracts::billing::SubscriptionEvent;
-use tenantry_eventstore::{AggregateAddress, CommandMeta, aggregate::batch_of};
 use tenantry_kit::Role;
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::tenant::v1::{self as tenant_api, tenant_service_client::TenantServiceClient};
@@ -61,34 +60,14 @@ async fn billing(
     event: SubscriptionEvent,
 ) {
     let store = env.event_store().await;
-    let address = AggregateAddress::for_events::<SubscriptionEvent>(
-        tenant.id.to_string(),
-        tenant.id.to_string(),
-    )
-    .unwrap();
-    let meta = CommandMeta {
-        command_id: Uuid::now_v7().to_string(),
-        actor: "billing".into(),
-        correlation_id: Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-        fingerprint: None,
-    };
-    let outcome = store
-        .append(tenantry_eventstore::AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[event], &meta),
-            traceparent: None,
-            fingerprint: None,
-        })
+    let tenant = tenant.id.to_string();
+    let position = tenantry_testkit::append(&store, &tenant, &tenant, event)
         .await
         .unwrap();
     let mut applied = gateway.applied.clone();
     tokio::time::timeout(
         Duration::from_secs(5),
-        applied.wait_for(|p| p.is_some_and(|p| p >= outcome.position)),
+        applied.wait_for(|p| p.is_some_and(|p| p >= position)),
     )
     .await
     .unwrap()

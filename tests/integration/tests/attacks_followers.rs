@@ -9,7 +9,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use tenantry_contracts::auth::ServiceAccountEvent;
-use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, aggregate::batch_of};
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::tenant::v1 as tenant;
 use tenantry_testkit::{NatsServer, TestEnv, eventually};
@@ -35,26 +34,8 @@ async fn readyz(addr: std::net::SocketAddr) -> u16 {
 
 /// Appends one of the auth service's `service_accounts` events for `tenant`, as it would.
 async fn append(store: &tenantry_eventstore::EventStore, tenant: Uuid, event: ServiceAccountEvent) {
-    let address =
-        AggregateAddress::for_events::<ServiceAccountEvent>(tenant.to_string(), tenant.to_string())
-            .unwrap();
-    let meta = CommandMeta {
-        command_id: Uuid::now_v7().to_string(),
-        actor: "auth".into(),
-        correlation_id: Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-        fingerprint: None,
-    };
-    store
-        .append(AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[event], &meta),
-            traceparent: None,
-            fingerprint: None,
-        })
+    let tenant = tenant.to_string();
+    tenantry_testkit::append(store, &tenant, &tenant, event)
         .await
         .unwrap();
 }

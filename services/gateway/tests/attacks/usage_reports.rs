@@ -5,44 +5,14 @@ use std::time::{Duration, Instant};
 
 use tenantry_contracts::gateway::RouteEvent;
 use tenantry_contracts::tenant::TenantEvent;
-use tenantry_eventstore::aggregate::batch_of;
-use tenantry_eventstore::{AggregateAddress, AppendRequest, CommandMeta, EventPayload};
 use tenantry_gateway::GatewayService;
 use tenantry_kit::service::Service;
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
-use super::common::{self, NatsServer, Upstream};
+use super::common::{self, Upstream};
 use super::support::{RR, usage_of};
-
-/// Appends one event to `store` through its contract, as its owning service would.
-async fn append<E: EventPayload>(
-    store: &tenantry_eventstore::EventStore,
-    tenant: Uuid,
-    aggregate_id: &str,
-    event: E,
-) {
-    let address = AggregateAddress::for_events::<E>(tenant.to_string(), aggregate_id).unwrap();
-    let meta = CommandMeta {
-        command_id: Uuid::now_v7().to_string(),
-        actor: "test".into(),
-        correlation_id: Uuid::now_v7().to_string(),
-        occurred_at: chrono::Utc::now(),
-        traceparent: None,
-        fingerprint: None,
-    };
-    store
-        .append(AppendRequest {
-            address: address.clone(),
-            expected: None,
-            message_id: meta.command_id.clone(),
-            batch: batch_of(&address, &[event], &meta),
-            traceparent: None,
-            fingerprint: None,
-        })
-        .await
-        .unwrap();
-}
+use tenantry_testkit::NatsServer;
 
 #[tokio::test]
 async fn attack_usage_reports_do_not_pile_up_while_nats_is_down() {
@@ -63,7 +33,9 @@ async fn attack_usage_reports_do_not_pile_up_while_nats_is_down() {
         slug: slug.clone(),
         ..Default::default()
     });
-    append(&store, tenant, &tenant.to_string(), created).await;
+    tenantry_testkit::append(&store, &tenant.to_string(), &tenant.to_string(), created)
+        .await
+        .unwrap();
     let up = Upstream::start("a").await;
     let upserted = RouteEvent::Upserted(pb::RouteUpserted {
         route_id: "r1".into(),
@@ -75,7 +47,9 @@ async fn attack_usage_reports_do_not_pile_up_while_nats_is_down() {
         }],
         ..Default::default()
     });
-    append(&store, tenant, "r1", upserted).await;
+    tenantry_testkit::append(&store, &tenant.to_string(), "r1", upserted)
+        .await
+        .unwrap();
     common::allow_loopback(&mut settings);
     let gateway = env
         .start_with(

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_contracts::tenant::TenantEvent;
-use tenantry_eventstore::{
-    AggregateAddress, AppendRequest, CommandMeta, EventPayload, aggregate::batch_of,
-};
+use tenantry_eventstore::EventPayload;
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::Role;
 use tenantry_kit::service::{Running, Service};
@@ -234,31 +232,17 @@ impl Harness {
         tenant: &Tenant,
         aggregate_id: &str,
         event: &E,
-    ) -> u64 {
+    ) -> u64
+    where
+        E: Clone,
+    {
         let store = self.env.event_store().await;
-        let address =
-            AggregateAddress::for_events::<E>(tenant.id.to_string(), aggregate_id).unwrap();
-        let meta = CommandMeta {
-            command_id: Uuid::now_v7().to_string(),
-            actor: "test".into(),
-            correlation_id: Uuid::now_v7().to_string(),
-            occurred_at: chrono::Utc::now(),
-            traceparent: None,
-            fingerprint: None,
-        };
-        let outcome = store
-            .append(AppendRequest {
-                address: address.clone(),
-                expected: None,
-                message_id: meta.command_id.clone(),
-                batch: batch_of(&address, std::slice::from_ref(event), &meta),
-                traceparent: None,
-                fingerprint: None,
-            })
-            .await
-            .unwrap();
-        self.applied(outcome.position).await;
-        outcome.position
+        let position =
+            tenantry_testkit::append(&store, &tenant.id.to_string(), aggregate_id, event.clone())
+                .await
+                .unwrap();
+        self.applied(position).await;
+        position
     }
 
     /// Another gateway replica on the same log and the same Redis namespace.
@@ -598,75 +582,6 @@ impl RedisServer {
 }
 
 impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A NATS server of a test's own (JetStream on, its store in a temporary directory) on a free
-/// port, to stop and start again: the shared server must stay up for every other test.
-pub struct NatsServer {
-    pub port: u16,
-    dir: std::path::PathBuf,
-    child: Option<std::process::Child>,
-}
-
-impl NatsServer {
-    pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("tenantry-nats-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            port,
-            dir,
-            child: None,
-        };
-        server.resume().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server (as a crash would); its store stays for [`NatsServer::resume`].
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it (again) on the same port and store; returns once it accepts connections.
-    pub async fn resume(&mut self) {
-        let child = std::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .arg("-sd")
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server runs (scripts/infra-up.sh installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("nats-server did not start on {}", self.port);
-    }
-}
-
-impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
