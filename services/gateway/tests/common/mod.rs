@@ -227,15 +227,12 @@ impl Harness {
 
     /// Appends another service's event for `tenant` (as that service would) and waits until
     /// the gateway applies it.
-    pub async fn append<E: EventPayload>(
+    pub async fn append<E: EventPayload + Clone>(
         &self,
         tenant: &Tenant,
         aggregate_id: &str,
         event: &E,
-    ) -> u64
-    where
-        E: Clone,
-    {
+    ) -> u64 {
         let store = self.env.event_store().await;
         let position =
             tenantry_testkit::append(&store, &tenant.id.to_string(), aggregate_id, event.clone())
