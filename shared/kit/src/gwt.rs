@@ -243,7 +243,9 @@ mod tests {
     #[test]
     #[should_panic(expected = "expected a refusal")]
     fn given_an_accepted_command_when_a_refusal_is_expected_then_the_test_fails() {
-        given::<Notes>([]).when("a".into()).then_error("empty".into());
+        given::<Notes>([])
+            .when("a".into())
+            .then_error("empty".into());
     }
 
     #[test]

@@ -302,7 +302,10 @@ mod tests {
     fn given_started_when_started_again_then_already_exists() {
         given([started()])
             .when(start("password", None))
-            .then_error(DomainError::AlreadyExists(format!("session {}", session_id())));
+            .then_error(DomainError::AlreadyExists(format!(
+                "session {}",
+                session_id()
+            )));
     }
 
     #[test]
@@ -333,12 +336,12 @@ mod tests {
             tenant_id: Some(tenant()),
             now: now(),
         };
-        let state = given([started()]).when(refresh).then([SessionEvent::Refreshed(
-            pb::SessionRefreshed {
+        let state = given([started()])
+            .when(refresh)
+            .then([SessionEvent::Refreshed(pb::SessionRefreshed {
                 token_digest: vec![2],
                 tenant_id: tenant().to_string(),
-            },
-        )]);
+            })]);
         let state = state.when(rotate(2, 3)).then([refreshed(3)]);
         assert_eq!(state.state().tenant_id, Some(tenant()));
     }

@@ -223,9 +223,8 @@ fn given_a_team_when_someone_is_invited_then_invitation_created() {
 
 #[test]
 fn given_the_most_open_invitations_when_another_is_sent_then_refused_until_one_closes() {
-    let full = team().and(
-        (1..=MAX_OPEN_INVITATIONS as u128).map(|n| invited(n, "x@acme.com", Role::Viewer)),
-    );
+    let full = team()
+        .and((1..=MAX_OPEN_INVITATIONS as u128).map(|n| invited(n, "x@acme.com", Role::Viewer)));
     let n = MAX_OPEN_INVITATIONS as u128 + 1;
     full.when(invite(n, "x@acme.com", Role::Viewer))
         .then_error(DomainError::Precondition(format!(
