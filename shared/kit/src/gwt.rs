@@ -9,6 +9,11 @@
 //!
 //! The events a command decides are folded into the state `then` returns, so a test can go on
 //! from there (`.when(...)` again on the returned [`Given`]).
+//!
+//! Events are stamped as the repository stamps them: [`Given::at`] sets their time (an
+//! aggregate that counts failures in a window reads it), [`Given::by`] the command that caused
+//! them (an aggregate that recognises a retry of its last command reads it), and each gets the
+//! next position.
 
 use std::fmt::Debug;
 
@@ -22,8 +27,10 @@ pub struct Given<A> {
     meta: EventMeta,
 }
 
-/// The aggregate after `events`, each stamped with the time and ids of [`Given::at`] and
-/// [`Given::of`] (2026-01-01T12:00Z and fixed ids unless set).
+/// The aggregate after `events`, each stamped with the time and ids of [`Given::at`],
+/// [`Given::of`] and [`Given::by`] (2026-01-01T12:00Z and fixed ids unless set).
+// A constant, valid date: the unwrap cannot fail.
+#[allow(clippy::unwrap_used)]
 pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Given<A> {
     Given {
         state: A::default(),
@@ -52,6 +59,12 @@ impl<A: Aggregate> Given<A> {
     pub fn of(mut self, tenant: impl ToString, aggregate_id: impl ToString) -> Self {
         self.meta.tenant_id = tenant.to_string();
         self.meta.aggregate_id = aggregate_id.to_string();
+        self
+    }
+
+    /// Later events were caused by the command `command_id` (their `causation_id`).
+    pub fn by(mut self, command_id: impl ToString) -> Self {
+        self.meta.causation_id = command_id.to_string();
         self
     }
 
@@ -136,5 +149,108 @@ where
         A::Error: PartialEq,
     {
         assert_eq!(self.then_rejected(), expected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use tenantry_eventstore::event_table;
+    use tenantry_proto::events::v1 as pb;
+
+    use super::*;
+
+    /// A log of notes that remembers how each was stamped, and refuses an empty note.
+    #[derive(Debug, Clone, Default)]
+    struct Notes {
+        stamps: Vec<(String, DateTime<Utc>, String, u64)>,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum NoteEvent {
+        Noted(pb::TenantSuspended),
+    }
+
+    event_table!(NoteEvent in "note" {
+        Noted => "note.noted.v1": pb::TenantSuspended,
+    });
+
+    fn noted(text: &str) -> NoteEvent {
+        NoteEvent::Noted(pb::TenantSuspended {
+            reason: text.into(),
+        })
+    }
+
+    impl Aggregate for Notes {
+        type Command = String;
+        type Event = NoteEvent;
+        type Error = String;
+
+        fn decide(&self, text: &String) -> Result<Vec<NoteEvent>, String> {
+            match text.as_str() {
+                "" => Err("empty".into()),
+                // Already noted last: nothing new.
+                t if self.stamps.last().is_some_and(|s| s.0 == t) => Ok(vec![]),
+                t => Ok(vec![noted(t)]),
+            }
+        }
+
+        fn evolve(&mut self, NoteEvent::Noted(n): &NoteEvent, meta: &EventMeta) {
+            self.stamps.push((
+                n.reason.clone(),
+                meta.occurred_at,
+                meta.causation_id.clone(),
+                meta.position,
+            ));
+        }
+    }
+
+    fn start() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn given_events_when_a_command_then_its_events_are_stamped_and_applied() {
+        let later = start() + Duration::minutes(5);
+        let state = given::<Notes>([noted("a")])
+            .at(later)
+            .by("cmd-2")
+            .when("b".into())
+            .then([noted("b")]);
+        assert_eq!(
+            state.state().stamps,
+            [
+                ("a".into(), start(), "test".into(), 1),
+                ("b".into(), later, "cmd-2".into(), 2),
+            ]
+        );
+        state.when("b".into()).then_nothing();
+        state.when(String::new()).then_error("empty".into());
+    }
+
+    #[test]
+    #[should_panic(expected = "decided events")]
+    fn given_a_command_when_other_events_are_expected_then_the_test_fails() {
+        let _ = given::<Notes>([]).when("a".into()).then([noted("b")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "expected no events")]
+    fn given_a_command_that_decides_events_when_nothing_is_expected_then_the_test_fails() {
+        let _ = given::<Notes>([]).when("a".into()).then_nothing();
+    }
+
+    #[test]
+    #[should_panic(expected = "expected a refusal")]
+    fn given_an_accepted_command_when_a_refusal_is_expected_then_the_test_fails() {
+        given::<Notes>([])
+            .when("a".into())
+            .then_error("empty".into());
+    }
+
+    #[test]
+    #[should_panic(expected = "the command was refused")]
+    fn given_a_refused_command_when_events_are_expected_then_the_test_fails() {
+        let _ = given::<Notes>([]).when(String::new()).then([]);
     }
 }

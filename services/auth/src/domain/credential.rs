@@ -157,3 +157,177 @@ impl Credential {
             .ok_or_else(|| DomainError::NotFound("credential".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use tenantry_eventstore::PLATFORM_TENANT;
+    use tenantry_kit::gwt::Given;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    fn user_id() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)
+    }
+
+    fn given(events: impl IntoIterator<Item = CredentialEvent>) -> Given<Credential> {
+        tenantry_kit::gwt::given(events)
+            .at(now())
+            .of(PLATFORM_TENANT, credential_id("ada@acme.com"))
+    }
+
+    fn created() -> CredentialEvent {
+        CredentialEvent::Created(pb::CredentialCreated {
+            user_id: user_id().to_string(),
+            email: "ada@acme.com".into(),
+            password_hash: String::new(),
+            password_hash_sealed: vec![0xa5; 40],
+        })
+    }
+
+    fn fail_at(at: DateTime<Utc>) -> CredentialCommand {
+        CredentialCommand::RecordFailure {
+            client_addr: "203.0.113.7".into(),
+            now: at,
+        }
+    }
+
+    fn failed() -> CredentialEvent {
+        CredentialEvent::LoginFailed(pb::CredentialLoginFailed {
+            client_addr: "203.0.113.7".into(),
+        })
+    }
+
+    fn locked_out(until: DateTime<Utc>, failures: u32) -> CredentialEvent {
+        CredentialEvent::LockedOut(pb::CredentialLockedOut {
+            until: Some(time::to_proto(until)),
+            failures,
+        })
+    }
+
+    /// The credential after `count` failed logins a minute apart from `from`.
+    fn failing(state: Given<Credential>, from: DateTime<Utc>, count: i64) -> Given<Credential> {
+        (0..count).fold(state, |state, i| {
+            let at = from + Duration::minutes(i);
+            state.at(at).when(fail_at(at)).then([failed()])
+        })
+    }
+
+    #[test]
+    fn given_nothing_when_created_then_created_with_the_sealed_hash_only() {
+        let state = given([])
+            .when(CredentialCommand::Create {
+                user_id: user_id(),
+                email: "ada@acme.com".into(),
+                password_hash_sealed: vec![0xa5; 40],
+            })
+            .then([created()]);
+        assert_eq!(
+            state.state().password,
+            StoredPassword::Sealed(vec![0xa5; 40])
+        );
+    }
+
+    #[test]
+    fn given_created_when_created_again_then_already_exists() {
+        given([created()])
+            .when(CredentialCommand::Create {
+                user_id: Uuid::from_u128(2),
+                email: "ada@acme.com".into(),
+                password_hash_sealed: vec![1],
+            })
+            .then_error(DomainError::AlreadyExists(
+                "an account for ada@acme.com".into(),
+            ));
+    }
+
+    #[test]
+    fn given_a_credential_from_before_sealing_then_its_hash_is_read_in_the_clear() {
+        let v1 = CredentialEvent::CreatedV1(pb::CredentialCreated {
+            user_id: user_id().to_string(),
+            email: "ada@acme.com".into(),
+            password_hash: "$argon2id$v=19$…".into(),
+            password_hash_sealed: vec![],
+        });
+        assert_eq!(
+            given([v1]).state().password,
+            StoredPassword::Clear("$argon2id$v=19$…".into())
+        );
+    }
+
+    #[test]
+    fn given_nothing_when_a_login_is_recorded_then_not_found() {
+        let missing = DomainError::NotFound("credential".into());
+        given([])
+            .when(CredentialCommand::RecordSuccess {
+                client_addr: "203.0.113.7".into(),
+            })
+            .then_error(missing.clone());
+        given([]).when(fail_at(now())).then_error(missing);
+    }
+
+    #[test]
+    fn given_failures_when_a_login_succeeds_then_succeeded_and_the_failures_forgotten() {
+        let state = failing(given([created()]), now(), MAX_FAILURES as i64 - 1);
+        assert_eq!(state.state().failures.len(), MAX_FAILURES - 1);
+        let state = state
+            .when(CredentialCommand::RecordSuccess {
+                client_addr: "203.0.113.7".into(),
+            })
+            .then([CredentialEvent::LoginSucceeded(
+                pb::CredentialLoginSucceeded {
+                    client_addr: "203.0.113.7".into(),
+                },
+            )]);
+        assert!(state.state().failures.is_empty());
+        // One more failure is the first again, not the fifth.
+        let at = now() + Duration::minutes(5);
+        state.at(at).when(fail_at(at)).then([failed()]);
+    }
+
+    #[test]
+    fn given_four_recent_failures_when_a_fifth_then_failed_and_locked_out() {
+        let state = failing(given([created()]), now(), MAX_FAILURES as i64 - 1);
+        let at = now() + Duration::minutes(MAX_FAILURES as i64);
+        let locked = state
+            .at(at)
+            .when(fail_at(at))
+            .then([failed(), locked_out(at + LOCKOUT, MAX_FAILURES as u32)]);
+        assert!(locked.state().is_locked(at));
+        assert!(
+            locked
+                .state()
+                .is_locked(at + LOCKOUT - Duration::seconds(1))
+        );
+        assert!(!locked.state().is_locked(at + LOCKOUT));
+        assert!(locked.state().failures.is_empty());
+    }
+
+    #[test]
+    fn given_failures_older_than_the_window_when_failing_again_then_not_locked_out() {
+        let state = failing(given([created()]), now(), MAX_FAILURES as i64 - 1);
+        // The first failure is exactly FAILURE_WINDOW old: out of the window.
+        let at = now() + FAILURE_WINDOW;
+        let state = state.at(at).when(fail_at(at)).then([failed()]);
+        assert!(!state.state().is_locked(at));
+    }
+
+    #[test]
+    fn given_locked_out_when_failing_again_while_locked_then_failed_but_not_locked_again() {
+        let state = failing(given([created()]), now(), MAX_FAILURES as i64 - 1);
+        let at = now() + Duration::minutes(MAX_FAILURES as i64);
+        let locked = state.at(at).when(fail_at(at)).then_state();
+        let still_locked = failing(locked, at + Duration::seconds(1), MAX_FAILURES as i64);
+        assert_eq!(still_locked.state().locked_until, Some(at + LOCKOUT));
+    }
+
+    #[test]
+    fn an_address_finds_its_credential_whatever_its_case() {
+        assert_eq!(credential_id("Ada@Acme.COM"), credential_id("ada@acme.com"));
+        assert_ne!(credential_id("bob@acme.com"), credential_id("ada@acme.com"));
+    }
+}

@@ -44,25 +44,3 @@ pub fn tenant_role(field: &'static str, value: &str) -> Result<Role, DomainError
 pub fn same_digest(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
-
-/// Runs `command` on `state` as the repository would, without the log (domain tests).
-#[cfg(test)]
-pub(crate) fn run<A: tenantry_eventstore::Aggregate>(
-    state: &mut A,
-    command: &A::Command,
-) -> Result<(), A::Error> {
-    let meta = tenantry_eventstore::EventMeta {
-        event_id: String::new(),
-        tenant_id: String::new(),
-        aggregate_id: String::new(),
-        occurred_at: chrono::Utc::now(),
-        actor: String::new(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
-        position: 1,
-    };
-    for event in state.decide(command)? {
-        state.evolve(&event, &meta);
-    }
-    Ok(())
-}

@@ -167,3 +167,179 @@ impl Aggregate for ServiceAccounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tenantry_kit::gwt::Given;
+
+    use super::*;
+
+    fn tenant() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_000a)
+    }
+
+    /// Accounts `account(1)`, `account(2)`, …
+    fn account(n: u128) -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0001_0000 + n)
+    }
+
+    /// Keys `key(1)`, `key(2)`, …
+    fn key(n: u128) -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0002_0000 + n)
+    }
+
+    fn given(events: impl IntoIterator<Item = ServiceAccountEvent>) -> Given<ServiceAccounts> {
+        tenantry_kit::gwt::given(events).of(tenant(), tenant())
+    }
+
+    fn create(n: u128, name: &str) -> ServiceAccountCommand {
+        ServiceAccountCommand::Create {
+            id: account(n),
+            name: name.into(),
+            role: Role::Member,
+        }
+    }
+
+    fn created(n: u128, name: &str) -> ServiceAccountEvent {
+        ServiceAccountEvent::AccountCreated(pb::ServiceAccountCreated {
+            service_account_id: account(n).to_string(),
+            name: name.into(),
+            role: "member".into(),
+        })
+    }
+
+    fn create_key(account_n: u128, n: u128) -> ServiceAccountCommand {
+        ServiceAccountCommand::CreateKey {
+            account_id: account(account_n),
+            key_id: key(n),
+            name: format!("key {n}"),
+            prefix: format!("tk_{n:04}"),
+            digest: vec![n as u8],
+        }
+    }
+
+    fn key_created(account_n: u128, n: u128) -> ServiceAccountEvent {
+        ServiceAccountEvent::ApiKeyCreated(pb::ApiKeyCreated {
+            service_account_id: account(account_n).to_string(),
+            key_id: key(n).to_string(),
+            prefix: format!("tk_{n:04}"),
+            key_digest: vec![n as u8],
+            name: format!("key {n}"),
+        })
+    }
+
+    fn key_revoked(n: u128) -> ServiceAccountEvent {
+        ServiceAccountEvent::ApiKeyRevoked(pb::ApiKeyRevoked {
+            key_id: key(n).to_string(),
+        })
+    }
+
+    /// Account 1, `ci`, with `keys` live keys numbered from 1.
+    fn ci_with_keys(keys: u128) -> Given<ServiceAccounts> {
+        given([created(1, "ci")]).and((1..=keys).map(|n| key_created(1, n)))
+    }
+
+    #[test]
+    fn given_nothing_when_an_account_is_created_then_created_with_its_role() {
+        let state = given([]).when(create(1, "ci")).then([created(1, "ci")]);
+        assert_eq!(
+            state.state().accounts.get(&account(1)),
+            Some(&ServiceAccount {
+                name: "ci".into(),
+                role: Role::Member,
+                keys: BTreeMap::new(),
+            })
+        );
+    }
+
+    #[test]
+    fn given_an_account_when_another_takes_its_name_then_already_exists() {
+        given([created(1, "ci")])
+            .when(create(2, "ci"))
+            .then_error(DomainError::AlreadyExists("service account \"ci\"".into()));
+        given([created(1, "ci")])
+            .when(create(2, "deploy"))
+            .then([created(2, "deploy")]);
+    }
+
+    #[test]
+    fn given_the_most_accounts_when_another_is_created_then_refused() {
+        let full = given((1..=MAX_ACCOUNTS as u128).map(|n| created(n, &format!("sa-{n}"))));
+        full.when(create(MAX_ACCOUNTS as u128 + 1, "one-too-many"))
+            .then_error(DomainError::Precondition(format!(
+                "a tenant has at most {MAX_ACCOUNTS} service accounts"
+            )));
+    }
+
+    #[test]
+    fn given_an_account_when_a_key_is_created_then_created_and_found_by_its_id() {
+        let state = ci_with_keys(0)
+            .when(create_key(1, 1))
+            .then([key_created(1, 1)]);
+        assert_eq!(
+            state.state().key(key(1)),
+            Some((
+                account(1),
+                &ApiKey {
+                    name: "key 1".into(),
+                    prefix: "tk_0001".into(),
+                    revoked: false,
+                }
+            ))
+        );
+        assert_eq!(state.state().key(key(2)), None);
+    }
+
+    #[test]
+    fn given_no_such_account_when_a_key_is_created_then_not_found() {
+        given([])
+            .when(create_key(1, 1))
+            .then_error(DomainError::NotFound(format!(
+                "service account {}",
+                account(1)
+            )));
+    }
+
+    #[test]
+    fn given_the_most_live_keys_when_another_is_created_then_refused_until_one_is_revoked() {
+        let n = MAX_LIVE_KEYS as u128;
+        let full = ci_with_keys(n);
+        full.when(create_key(1, n + 1))
+            .then_error(DomainError::Precondition(format!(
+                "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
+            )));
+        // The limit is per account.
+        full.clone()
+            .and([created(2, "deploy")])
+            .when(create_key(2, n + 1))
+            .then([key_created(2, n + 1)]);
+        full.and([key_revoked(1)])
+            .when(create_key(1, n + 1))
+            .then([key_created(1, n + 1)]);
+    }
+
+    #[test]
+    fn given_a_key_when_revoked_then_revoked_once() {
+        let revoked = ci_with_keys(2)
+            .when(ServiceAccountCommand::RevokeKey { key_id: key(2) })
+            .then([key_revoked(2)]);
+        assert_eq!(
+            revoked.state().key(key(2)).map(|(_, k)| k.revoked),
+            Some(true)
+        );
+        assert_eq!(
+            revoked.state().key(key(1)).map(|(_, k)| k.revoked),
+            Some(false)
+        );
+        revoked
+            .when(ServiceAccountCommand::RevokeKey { key_id: key(2) })
+            .then_nothing();
+    }
+
+    #[test]
+    fn given_no_such_key_when_revoked_then_not_found() {
+        ci_with_keys(1)
+            .when(ServiceAccountCommand::RevokeKey { key_id: key(9) })
+            .then_error(DomainError::NotFound(format!("api key {}", key(9))));
+    }
+}

@@ -191,95 +191,206 @@ impl Aggregate for Session {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::run;
+    use chrono::{Duration, TimeZone};
+    use tenantry_eventstore::PLATFORM_TENANT;
+    use tenantry_kit::gwt::Given;
 
-    #[test]
-    fn a_spent_token_revokes_the_family() {
-        let now = Utc::now();
-        let mut s = Session::default();
-        run(
-            &mut s,
-            &SessionCommand::Start {
-                id: Uuid::now_v7(),
-                user_id: Uuid::now_v7(),
-                digest: vec![1],
-                expires_at: now + chrono::Duration::days(1),
-                method: "password".into(),
-                bound_tenant: None,
-            },
-        )
-        .unwrap();
-        let rotate = |presented: u8, next: u8| SessionCommand::Rotate {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    }
+
+    fn session_id() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0005)
+    }
+
+    fn user_id() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_0001)
+    }
+
+    fn tenant() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_000a)
+    }
+
+    fn given(events: impl IntoIterator<Item = SessionEvent>) -> Given<Session> {
+        tenantry_kit::gwt::given(events)
+            .at(now())
+            .of(PLATFORM_TENANT, session_id())
+    }
+
+    fn start(method: &str, bound_tenant: Option<Uuid>) -> SessionCommand {
+        SessionCommand::Start {
+            id: session_id(),
+            user_id: user_id(),
+            digest: vec![1],
+            expires_at: now() + Duration::days(1),
+            method: method.into(),
+            bound_tenant,
+        }
+    }
+
+    /// A password session whose live token is `[1]`.
+    fn started() -> SessionEvent {
+        SessionEvent::Started(pb::SessionStarted {
+            session_id: session_id().to_string(),
+            user_id: user_id().to_string(),
+            token_digest: vec![1],
+            expires_at: Some(time::to_proto(now() + Duration::days(1))),
+            method: "password".into(),
+            bound_tenant_id: String::new(),
+        })
+    }
+
+    fn rotate_at(presented: u8, next: u8, now: DateTime<Utc>) -> SessionCommand {
+        SessionCommand::Rotate {
             presented: vec![presented],
             next: vec![next],
             tenant_id: None,
             now,
-        };
-        run(&mut s, &rotate(1, 2)).unwrap();
-        run(&mut s, &rotate(2, 3)).unwrap();
-        // A made-up token is refused without touching the session.
-        assert!(run(&mut s, &rotate(9, 10)).is_err());
-        assert!(s.revoked.is_none());
-        // Token 1 again: the thief and the owner are both out.
-        run(&mut s, &rotate(1, 4)).unwrap();
-        assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
-        assert!(run(&mut s, &rotate(3, 5)).is_err());
+        }
+    }
+
+    fn rotate(presented: u8, next: u8) -> SessionCommand {
+        rotate_at(presented, next, now())
+    }
+
+    fn refreshed(next: u8) -> SessionEvent {
+        SessionEvent::Refreshed(pb::SessionRefreshed {
+            token_digest: vec![next],
+            tenant_id: String::new(),
+        })
+    }
+
+    fn revoked(reason: &str) -> SessionEvent {
+        SessionEvent::Revoked(pb::SessionRevoked {
+            reason: reason.into(),
+        })
+    }
+
+    fn revoke(presented: u8) -> SessionCommand {
+        SessionCommand::Revoke {
+            presented: vec![presented],
+        }
+    }
+
+    fn invalid_token() -> DomainError {
+        DomainError::Unauthenticated("invalid refresh token".into())
     }
 
     #[test]
-    fn a_federated_session_is_bound_to_its_tenant_and_an_unbound_one_to_nothing() {
-        let tenant = Uuid::now_v7();
-        let start = |method: &str, bound_tenant| SessionCommand::Start {
-            id: Uuid::now_v7(),
-            user_id: Uuid::now_v7(),
-            digest: vec![1],
-            expires_at: Utc::now() + chrono::Duration::days(1),
-            method: method.into(),
-            bound_tenant,
+    fn given_nothing_when_started_then_started_with_the_token_digest() {
+        let state = given([]).when(start("password", None)).then([started()]);
+        assert!(state.state().accepts(&[1], now()));
+        assert!(!state.state().accepts(&[2], now()));
+        assert!(!state.state().accepts(&[1], now() + Duration::days(1)));
+    }
+
+    #[test]
+    fn given_nothing_when_started_through_a_tenants_provider_then_started_bound_to_it() {
+        let SessionEvent::Started(mut expected) = started() else {
+            unreachable!()
         };
-        let opened = |command| {
-            let mut s = Session::default();
-            run(&mut s, &command).unwrap();
-            s.binding()
-        };
+        expected.method = "oidc:p1".into();
+        expected.bound_tenant_id = tenant().to_string();
+        given([])
+            .when(start("oidc:p1", Some(tenant())))
+            .then([SessionEvent::Started(expected)]);
+    }
+
+    #[test]
+    fn given_started_when_started_again_then_already_exists() {
+        given([started()])
+            .when(start("password", None))
+            .then_error(DomainError::AlreadyExists(format!(
+                "session {}",
+                session_id()
+            )));
+    }
+
+    #[test]
+    fn given_a_federated_start_then_bound_to_its_tenant_and_an_unbound_one_to_nothing() {
+        let opened = |command| given([]).when(command).then_state().state().binding();
         assert_eq!(opened(start("password", None)), Binding::Free);
         assert_eq!(
-            opened(start("oidc:p1", Some(tenant))),
-            Binding::Tenant(tenant)
+            opened(start("oidc:p1", Some(tenant()))),
+            Binding::Tenant(tenant())
         );
         // Logged before sessions recorded their tenant: no tenant is known to be safe.
         assert_eq!(opened(start("oidc:p1", None)), Binding::Unknown);
     }
 
     #[test]
-    fn logout_with_a_spent_token_ends_the_family() {
-        let now = Utc::now();
-        let mut s = Session::default();
-        run(
-            &mut s,
-            &SessionCommand::Start {
-                id: Uuid::now_v7(),
-                user_id: Uuid::now_v7(),
-                digest: vec![1],
-                expires_at: now + chrono::Duration::days(1),
-                method: "password".into(),
-                bound_tenant: None,
-            },
-        )
-        .unwrap();
-        let rotate = SessionCommand::Rotate {
+    fn given_started_when_rotated_with_the_live_token_then_refreshed_and_the_old_one_spent() {
+        let state = given([started()]).when(rotate(1, 2)).then([refreshed(2)]);
+        assert!(state.state().accepts(&[2], now()));
+        assert!(!state.state().accepts(&[1], now()));
+        assert_eq!(state.state().spent, [vec![1]]);
+    }
+
+    #[test]
+    fn given_a_token_for_a_tenant_when_rotated_naming_none_then_the_tenant_is_kept() {
+        let refresh = SessionCommand::Rotate {
             presented: vec![1],
             next: vec![2],
-            tenant_id: None,
-            now,
+            tenant_id: Some(tenant()),
+            now: now(),
         };
-        run(&mut s, &rotate).unwrap();
+        let state = given([started()])
+            .when(refresh)
+            .then([SessionEvent::Refreshed(pb::SessionRefreshed {
+                token_digest: vec![2],
+                tenant_id: tenant().to_string(),
+            })]);
+        let state = state.when(rotate(2, 3)).then([refreshed(3)]);
+        assert_eq!(state.state().tenant_id, Some(tenant()));
+    }
+
+    #[test]
+    fn given_rotated_twice_when_a_spent_token_is_presented_then_the_family_is_revoked() {
+        let state = given([started(), refreshed(2), refreshed(3)]);
+        // A made-up token is refused without touching the session.
+        state.when(rotate(9, 10)).then_error(invalid_token());
+        // Token 1 again: the thief and the owner are both out.
+        let revoked = state.when(rotate(1, 4)).then([revoked(REUSE_DETECTED)]);
+        assert_eq!(revoked.state().revoked.as_deref(), Some(REUSE_DETECTED));
+        revoked.when(rotate(3, 5)).then_error(invalid_token());
+        revoked.when(rotate(1, 5)).then_error(invalid_token());
+    }
+
+    #[test]
+    fn given_an_expired_session_when_rotated_then_invalid() {
+        given([started()])
+            .when(rotate_at(1, 2, now() + Duration::days(1)))
+            .then_error(invalid_token());
+    }
+
+    #[test]
+    fn given_nothing_when_rotated_or_revoked_then_invalid() {
+        given([]).when(rotate(1, 2)).then_error(invalid_token());
+        given([]).when(revoke(1)).then_error(invalid_token());
+    }
+
+    #[test]
+    fn given_started_when_revoked_with_the_live_token_then_logged_out() {
+        let state = given([started()]).when(revoke(1)).then([revoked("logout")]);
+        assert!(!state.state().accepts(&[1], now()));
+        state.when(rotate(1, 2)).then_error(invalid_token());
+    }
+
+    #[test]
+    fn given_rotated_when_logged_out_with_a_spent_token_then_the_family_ends() {
+        let state = given([started(), refreshed(2)]);
         // A token the family never had changes nothing.
-        assert!(run(&mut s, &SessionCommand::Revoke { presented: vec![9] }).is_err());
-        assert!(s.revoked.is_none());
-        run(&mut s, &SessionCommand::Revoke { presented: vec![1] }).unwrap();
-        assert_eq!(s.revoked.as_deref(), Some(REUSE_DETECTED));
-        assert!(!s.accepts(&[2], now));
+        state.when(revoke(9)).then_error(invalid_token());
+        let ended = state.when(revoke(1)).then([revoked(REUSE_DETECTED)]);
+        assert!(!ended.state().accepts(&[2], now()));
+    }
+
+    #[test]
+    fn given_revoked_when_revoked_again_then_nothing() {
+        let state = given([started(), revoked("logout")]);
+        state.when(revoke(1)).then_nothing();
+        state.when(revoke(9)).then_nothing();
     }
 }

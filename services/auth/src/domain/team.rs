@@ -262,46 +262,4 @@ impl Aggregate for Team {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::run;
-
-    #[test]
-    fn the_last_owner_stays() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let mut t = Team::default();
-        for (user_id, role) in [(a, Role::Owner), (b, Role::Member)] {
-            run(
-                &mut t,
-                &TeamCommand::AddMember {
-                    user_id,
-                    email: String::new(),
-                    role,
-                    via: "admin".into(),
-                },
-            )
-            .unwrap();
-        }
-        assert!(run(&mut t, &TeamCommand::RemoveMember { user_id: a }).is_err());
-        assert!(
-            run(
-                &mut t,
-                &TeamCommand::ChangeRole {
-                    user_id: a,
-                    role: Role::Viewer
-                }
-            )
-            .is_err()
-        );
-        run(
-            &mut t,
-            &TeamCommand::ChangeRole {
-                user_id: b,
-                role: Role::Owner,
-            },
-        )
-        .unwrap();
-        run(&mut t, &TeamCommand::RemoveMember { user_id: a }).unwrap();
-        assert_eq!(t.owners(), 1);
-    }
-}
+mod tests;

@@ -94,72 +94,120 @@ impl Aggregate for Reservation {
 
 #[cfg(test)]
 mod tests {
+    use tenantry_kit::gwt::Given;
+
     use super::*;
 
-    fn claimed(tenant: Uuid, by: &str) -> Reservation {
-        let mut r = Reservation::default();
-        let meta = EventMeta {
-            event_id: String::new(),
-            tenant_id: "platform".into(),
-            aggregate_id: "slug:acme".into(),
-            occurred_at: Default::default(),
-            actor: "a".into(),
-            causation_id: by.into(),
-            correlation_id: by.into(),
-            position: 1,
-        };
-        r.evolve(
-            &ReservationEvent::Claimed(pb::ReservationClaimed {
-                kind: "slug".into(),
-                name: "acme".into(),
-                tenant_id: tenant.to_string(),
-            }),
-            &meta,
+    fn acme() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_000a)
+    }
+
+    fn other() -> Uuid {
+        Uuid::from_u128(0x0192_0000_0000_7000_8000_0000_0000_000b)
+    }
+
+    fn given(events: impl IntoIterator<Item = ReservationEvent>) -> Given<Reservation> {
+        tenantry_kit::gwt::given(events).of(PLATFORM_TENANT, "slug:acme")
+    }
+
+    fn claim(tenant_id: Uuid, command_id: &str) -> ReservationCommand {
+        ReservationCommand::Claim {
+            kind: "slug",
+            name: "acme".into(),
+            tenant_id,
+            command_id: command_id.into(),
+        }
+    }
+
+    fn release(tenant_id: Uuid) -> ReservationCommand {
+        ReservationCommand::Release {
+            kind: "slug",
+            name: "acme".into(),
+            tenant_id,
+        }
+    }
+
+    fn claimed(tenant: Uuid) -> ReservationEvent {
+        ReservationEvent::Claimed(pb::ReservationClaimed {
+            kind: "slug".into(),
+            name: "acme".into(),
+            tenant_id: tenant.to_string(),
+        })
+    }
+
+    fn released(tenant: Uuid) -> ReservationEvent {
+        ReservationEvent::Released(pb::ReservationReleased {
+            kind: "slug".into(),
+            name: "acme".into(),
+            tenant_id: tenant.to_string(),
+        })
+    }
+
+    /// `acme` holds the name, claimed by command `cmd-1`.
+    fn held() -> Given<Reservation> {
+        given([]).by("cmd-1").and([claimed(acme())])
+    }
+
+    #[test]
+    fn given_a_free_name_when_claimed_then_claimed_by_the_tenant_and_its_command() {
+        let state = given([])
+            .by("cmd-1")
+            .when(claim(acme(), "cmd-1"))
+            .then([claimed(acme())]);
+        assert_eq!(
+            state.state(),
+            &Reservation {
+                holder: Some(acme()),
+                claimed_by: Some("cmd-1".into()),
+            }
         );
-        r
+    }
+
+    #[test]
+    fn given_a_claim_when_the_holder_claims_again_then_nothing() {
+        held().when(claim(acme(), "cmd-9")).then_nothing();
     }
 
     #[test]
     fn given_a_claim_when_another_tenant_claims_then_already_exists() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let r = claimed(a, "cmd-1");
-        let cmd = ReservationCommand::Claim {
-            kind: "slug",
-            name: "acme".into(),
-            tenant_id: b,
-            command_id: "cmd-2".into(),
-        };
-        assert_eq!(
-            r.decide(&cmd),
-            Err(DomainError::AlreadyExists("slug acme".into()))
-        );
+        held()
+            .when(claim(other(), "cmd-2"))
+            .then_error(DomainError::AlreadyExists("slug acme".into()));
     }
 
     #[test]
     fn given_a_claim_when_the_same_command_retries_then_nothing_new() {
-        let a = Uuid::now_v7();
-        let r = claimed(a, "cmd-1");
-        let retry = ReservationCommand::Claim {
-            kind: "slug",
-            name: "acme".into(),
-            tenant_id: Uuid::now_v7(),
-            command_id: "cmd-1".into(),
-        };
-        assert_eq!(r.decide(&retry), Ok(vec![]));
+        // A retried CreateTenant mints another tenant id: its claim is recognised by the
+        // command id and answered with the first claim (whose holder is the tenant's id).
+        held().when(claim(other(), "cmd-1")).then_nothing();
     }
 
     #[test]
-    fn given_a_release_then_the_name_is_free_again() {
-        let a = Uuid::now_v7();
-        let r = claimed(a, "cmd-1");
-        let events = r
-            .decide(&ReservationCommand::Release {
-                kind: "slug",
-                name: "acme".into(),
-                tenant_id: a,
-            })
-            .unwrap();
-        assert_eq!(events.len(), 1);
-        assert!(address("domain", "app.acme.com").unwrap().aggregate_id() == "domain:app_acme_com");
+    fn given_a_claim_when_the_holder_releases_then_released_and_the_name_is_free_again() {
+        let free = held().when(release(acme())).then([released(acme())]);
+        assert_eq!(free.state(), &Reservation::default());
+        free.by("cmd-2")
+            .when(claim(other(), "cmd-2"))
+            .then([claimed(other())]);
+    }
+
+    #[test]
+    fn given_a_claim_when_another_tenant_releases_then_nothing() {
+        held().when(release(other())).then_nothing();
+    }
+
+    #[test]
+    fn given_a_free_name_when_released_then_nothing() {
+        given([]).when(release(acme())).then_nothing();
+        given([claimed(acme()), released(acme())])
+            .when(release(acme()))
+            .then_nothing();
+    }
+
+    #[test]
+    fn a_name_is_addressed_by_its_kind_with_dots_as_underscores() {
+        let domain = address("domain", "app.acme.com").unwrap();
+        assert_eq!(domain.aggregate_id(), "domain:app_acme_com");
+        assert_eq!(address("slug", "acme").unwrap().aggregate_id(), "slug:acme");
     }
 }

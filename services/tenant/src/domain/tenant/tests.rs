@@ -240,3 +240,238 @@ fn slugs_domains_and_flags_are_checked() {
     assert!(validate_flag("set", "new-ui").is_ok());
     assert!(validate_flag("set", "a.b").is_err());
 }
+
+fn domain_added(domain: &str) -> TenantEvent {
+    TenantEvent::DomainAdded(pb::TenantDomainAdded {
+        domain: domain.into(),
+        verification_token: "t".into(),
+    })
+}
+
+fn add_domain(domain: &str) -> TenantCommand {
+    TenantCommand::AddDomain {
+        domain: domain.into(),
+        verification_token: "t".into(),
+    }
+}
+
+fn flags_set(flags: impl IntoIterator<Item = (String, bool)>) -> TenantEvent {
+    TenantEvent::FeatureFlagsChanged(pb::TenantFeatureFlagsChanged {
+        set: flags.into_iter().collect(),
+        unset: vec![],
+    })
+}
+
+fn decommissioning() -> TenantEvent {
+    TenantEvent::MarkedForDecommission(pb::TenantMarkedForDecommission {
+        reason: "bye".into(),
+    })
+}
+
+#[test]
+fn given_nothing_when_create_business_then_created_without_a_trial() {
+    given([])
+        .when(create(TenantKind::Business))
+        .then([TenantEvent::Created(pb::TenantCreated {
+            tenant_id: id().to_string(),
+            name: "Acme".into(),
+            slug: "acme".into(),
+            r#type: pb::TenantType::Business as i32,
+            settings: Some(Settings::default().to_proto()),
+            trial_ends_at: None,
+        })]);
+}
+
+#[test]
+fn given_nothing_when_a_command_names_the_tenant_then_not_found() {
+    let commands = [
+        TenantCommand::SetFeatureFlags {
+            set: [("beta".to_string(), true)].into(),
+            unset: vec![],
+        },
+        add_domain("app.acme.com"),
+        TenantCommand::VerifyDomain {
+            domain: "app.acme.com".into(),
+            proved: true,
+        },
+        TenantCommand::RemoveDomain {
+            domain: "app.acme.com".into(),
+        },
+        TenantCommand::ChangeType {
+            to: TenantKind::Business,
+        },
+        TenantCommand::Suspend { reason: "r".into() },
+        TenantCommand::Reactivate,
+        TenantCommand::MarkForDecommission { reason: "r".into() },
+        TenantCommand::ExpireTrial { now: now() },
+    ];
+    for command in commands {
+        given([])
+            .when(command)
+            .then_error(DomainError::NotFound("tenant".into()));
+    }
+}
+
+#[test]
+fn given_active_when_suspended_then_suspended_with_its_reason() {
+    let state = given([created(TenantKind::Business)])
+        .when(TenantCommand::Suspend {
+            reason: "unpaid".into(),
+        })
+        .then([TenantEvent::Suspended(pb::TenantSuspended {
+            reason: "unpaid".into(),
+        })]);
+    assert_eq!(state.state().suspension_reason, "unpaid");
+    given([created(TenantKind::Business)])
+        .when(TenantCommand::Reactivate)
+        .then_nothing();
+}
+
+#[test]
+fn given_created_when_marked_for_decommission_then_marked_once_and_domains_still_removable() {
+    let state = given([created(TenantKind::Business), domain_added("app.acme.com")])
+        .when(TenantCommand::MarkForDecommission {
+            reason: "bye".into(),
+        })
+        .then([decommissioning()]);
+    assert_eq!(state.state().status, Status::Decommissioning);
+    state
+        .when(TenantCommand::MarkForDecommission {
+            reason: "again".into(),
+        })
+        .then_nothing();
+    // Giving a name back stays possible: it frees it for other tenants.
+    state
+        .when(TenantCommand::RemoveDomain {
+            domain: "app.acme.com".into(),
+        })
+        .then([TenantEvent::DomainRemoved(pb::TenantDomainRemoved {
+            domain: "app.acme.com".into(),
+        })]);
+    let closed = DomainError::Precondition("tenant is being decommissioned".into());
+    state
+        .when(add_domain("new.acme.com"))
+        .then_error(closed.clone());
+    state
+        .when(TenantCommand::Suspend { reason: "r".into() })
+        .then_error(closed);
+}
+
+#[test]
+fn given_a_trial_when_its_type_changes_then_type_changed_and_the_same_type_changes_nothing() {
+    let state = given([created(TenantKind::Trial)])
+        .when(TenantCommand::ChangeType {
+            to: TenantKind::Enterprise,
+        })
+        .then([TenantEvent::TypeChanged(pb::TenantTypeChanged {
+            from: pb::TenantType::Trial as i32,
+            to: pb::TenantType::Enterprise as i32,
+        })]);
+    assert_eq!(state.state().kind, TenantKind::Enterprise);
+    state
+        .when(TenantCommand::ChangeType {
+            to: TenantKind::Enterprise,
+        })
+        .then_nothing();
+}
+
+#[test]
+fn given_created_when_a_domain_is_added_then_added_and_adding_it_again_changes_nothing() {
+    let state = given([created(TenantKind::Business)])
+        .when(add_domain("app.acme.com"))
+        .then([domain_added("app.acme.com")]);
+    assert_eq!(
+        state.state().domain("app.acme.com"),
+        Some(&Domain {
+            name: "app.acme.com".into(),
+            verified: false,
+            verification_token: "t".into(),
+        })
+    );
+    state.when(add_domain("app.acme.com")).then_nothing();
+}
+
+#[test]
+fn given_the_most_domains_when_another_is_added_then_refused_but_a_held_one_is_not() {
+    let full = given([created(TenantKind::Business)])
+        .and((0..MAX_DOMAINS).map(|i| domain_added(&format!("d{i}.acme.com"))));
+    full.when(add_domain("one-more.acme.com"))
+        .then_error(DomainError::Precondition(format!(
+            "a tenant has at most {MAX_DOMAINS} custom domains"
+        )));
+    full.when(add_domain("d0.acme.com")).then_nothing();
+}
+
+#[test]
+fn given_a_domain_when_verified_again_or_an_unknown_one_verified_then_nothing_or_not_found() {
+    let verified = given([
+        created(TenantKind::Business),
+        domain_added("app.acme.com"),
+        TenantEvent::DomainVerified(pb::TenantDomainVerified {
+            domain: "app.acme.com".into(),
+        }),
+    ]);
+    assert!(verified.state().domains[0].verified);
+    // Verified once is enough: a later failed proof does not undo it.
+    verified
+        .when(TenantCommand::VerifyDomain {
+            domain: "app.acme.com".into(),
+            proved: false,
+        })
+        .then_nothing();
+    verified
+        .when(TenantCommand::VerifyDomain {
+            domain: "other.acme.com".into(),
+            proved: true,
+        })
+        .then_error(DomainError::NotFound("domain other.acme.com".into()));
+}
+
+#[test]
+fn given_flags_when_set_and_unset_then_only_the_changes_are_recorded() {
+    let state = given([
+        created(TenantKind::Business),
+        flags_set([("beta".to_string(), true), ("dark".to_string(), false)]),
+    ]);
+    let changed = state
+        .when(TenantCommand::SetFeatureFlags {
+            set: [("beta".to_string(), true), ("dark".to_string(), true)].into(),
+            unset: vec!["beta".into(), "absent".into()],
+        })
+        .then([TenantEvent::FeatureFlagsChanged(
+            pb::TenantFeatureFlagsChanged {
+                set: [("dark".to_string(), true)].into(),
+                unset: vec!["beta".into()],
+            },
+        )]);
+    assert_eq!(
+        changed.state().feature_flags,
+        [("dark".to_string(), true)].into()
+    );
+}
+
+#[test]
+fn given_the_most_flags_when_another_is_set_then_refused_unless_one_is_unset() {
+    let full = given([
+        created(TenantKind::Business),
+        flags_set((0..MAX_FLAGS).map(|i| (format!("f{i}"), true))),
+    ]);
+    full.when(TenantCommand::SetFeatureFlags {
+        set: [("one-more".to_string(), true)].into(),
+        unset: vec![],
+    })
+    .then_error(DomainError::invalid(
+        "set",
+        format!("a tenant has at most {MAX_FLAGS} feature flags"),
+    ));
+    full.when(TenantCommand::SetFeatureFlags {
+        set: [("one-more".to_string(), true)].into(),
+        unset: vec!["f0".into()],
+    })
+    .then([TenantEvent::FeatureFlagsChanged(
+        pb::TenantFeatureFlagsChanged {
+            set: [("one-more".to_string(), true)].into(),
+            unset: vec!["f0".into()],
+        },
+    )]);
+}
