@@ -195,12 +195,23 @@ pub enum DomainError {
     Unauthenticated(String),
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// A bound on how much a tenant may have (accounts, domains, routes): named, so a client
+    /// can tell which one and ask for a plan that raises it.
+    #[error("{limit}: {reason}")]
+    LimitReached { limit: &'static str, reason: String },
 }
 
 impl DomainError {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn limit(limit: &'static str, reason: impl Into<String>) -> Self {
+        Self::LimitReached {
+            limit,
             reason: reason.into(),
         }
     }
@@ -214,6 +225,7 @@ impl From<DomainError> for ApiError {
             DomainError::Precondition(why) => ApiError::FailedPrecondition(why),
             DomainError::Unauthenticated(why) => ApiError::Unauthenticated(why),
             DomainError::Invalid { field, reason } => ApiError::invalid(field, reason),
+            e @ DomainError::LimitReached { .. } => ApiError::ResourceExhausted(e.to_string()),
         }
     }
 }

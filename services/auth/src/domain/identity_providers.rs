@@ -53,9 +53,10 @@ impl Aggregate for IdentityProviders {
                         return Err(DomainError::invalid("client_secret", "is required"));
                     }
                     None if self.providers.len() >= MAX_PROVIDERS => {
-                        return Err(DomainError::Precondition(format!(
-                            "a tenant has at most {MAX_PROVIDERS} identity providers"
-                        )));
+                        return Err(DomainError::limit(
+                            "max_identity_providers",
+                            format!("a tenant has at most {MAX_PROVIDERS} identity providers"),
+                        ));
                     }
                     None => {}
                 }
@@ -182,9 +183,10 @@ mod tests {
         let n = MAX_PROVIDERS as u128;
         let full = given((1..=n).map(|i| configured(config(i, b"sealed"))));
         full.when(configure(config(n + 1, b"sealed")))
-            .then_error(DomainError::Precondition(format!(
-                "a tenant has at most {MAX_PROVIDERS} identity providers"
-            )));
+            .then_error(DomainError::limit(
+                "max_identity_providers",
+                format!("a tenant has at most {MAX_PROVIDERS} identity providers"),
+            ));
         full.when(configure(config(1, b"rotated")))
             .then([configured(config(1, b"rotated"))]);
     }

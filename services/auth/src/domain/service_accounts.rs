@@ -78,9 +78,10 @@ impl Aggregate for ServiceAccounts {
                     )));
                 }
                 if self.accounts.len() >= MAX_ACCOUNTS {
-                    return Err(DomainError::Precondition(format!(
-                        "a tenant has at most {MAX_ACCOUNTS} service accounts"
-                    )));
+                    return Err(DomainError::limit(
+                        "max_service_accounts",
+                        format!("a tenant has at most {MAX_ACCOUNTS} service accounts"),
+                    ));
                 }
                 Ok(vec![ServiceAccountEvent::AccountCreated(
                     pb::ServiceAccountCreated {
@@ -101,9 +102,12 @@ impl Aggregate for ServiceAccounts {
                     DomainError::NotFound(format!("service account {account_id}"))
                 })?;
                 if account.keys.values().filter(|k| !k.revoked).count() >= MAX_LIVE_KEYS {
-                    return Err(DomainError::Precondition(format!(
-                        "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
-                    )));
+                    return Err(DomainError::limit(
+                        "max_live_api_keys",
+                        format!(
+                            "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
+                        ),
+                    ));
                 }
                 Ok(vec![ServiceAccountEvent::ApiKeyCreated(
                     pb::ApiKeyCreated {
@@ -266,9 +270,10 @@ mod tests {
     fn given_the_most_accounts_when_another_is_created_then_refused() {
         let full = given((1..=MAX_ACCOUNTS as u128).map(|n| created(n, &format!("sa-{n}"))));
         full.when(create(MAX_ACCOUNTS as u128 + 1, "one-too-many"))
-            .then_error(DomainError::Precondition(format!(
-                "a tenant has at most {MAX_ACCOUNTS} service accounts"
-            )));
+            .then_error(DomainError::limit(
+                "max_service_accounts",
+                format!("a tenant has at most {MAX_ACCOUNTS} service accounts"),
+            ));
     }
 
     #[test]
@@ -305,9 +310,12 @@ mod tests {
         let n = MAX_LIVE_KEYS as u128;
         let full = ci_with_keys(n);
         full.when(create_key(1, n + 1))
-            .then_error(DomainError::Precondition(format!(
-                "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
-            )));
+            .then_error(DomainError::limit(
+                "max_live_api_keys",
+                format!(
+                    "a service account has at most {MAX_LIVE_KEYS} live keys; revoke one first"
+                ),
+            ));
         // The limit is per account.
         full.clone()
             .and([created(2, "deploy")])

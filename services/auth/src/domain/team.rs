@@ -125,9 +125,10 @@ impl Aggregate for Team {
                     return Ok(vec![]);
                 }
                 if self.members.len() >= MAX_MEMBERS {
-                    return Err(DomainError::Precondition(format!(
-                        "a team has at most {MAX_MEMBERS} members"
-                    )));
+                    return Err(DomainError::limit(
+                        "max_team_members",
+                        format!("a team has at most {MAX_MEMBERS} members"),
+                    ));
                 }
                 Ok(vec![added(*user_id, email, *role, via)])
             }
@@ -158,9 +159,10 @@ impl Aggregate for Team {
                 expires_at,
             } => {
                 if self.invitations.len() >= MAX_OPEN_INVITATIONS {
-                    return Err(DomainError::Precondition(format!(
-                        "at most {MAX_OPEN_INVITATIONS} invitations may be open"
-                    )));
+                    return Err(DomainError::limit(
+                        "max_open_invitations",
+                        format!("at most {MAX_OPEN_INVITATIONS} invitations may be open"),
+                    ));
                 }
                 Ok(vec![TeamEvent::InvitationCreated(pb::InvitationCreated {
                     invitation_id: id.to_string(),
@@ -192,6 +194,13 @@ impl Aggregate for Team {
                     user_id: user_id.to_string(),
                 })];
                 match self.members.get(user_id) {
+                    // Joining by invitation is joining: the same bound as being added.
+                    None if self.members.len() >= MAX_MEMBERS => {
+                        return Err(DomainError::limit(
+                            "max_team_members",
+                            format!("a team has at most {MAX_MEMBERS} members"),
+                        ));
+                    }
                     None => events.push(added(
                         *user_id,
                         email,

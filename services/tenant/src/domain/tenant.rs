@@ -158,9 +158,10 @@ impl Tenant {
             return Ok(true);
         }
         if self.domains.len() >= MAX_DOMAINS {
-            return Err(DomainError::Precondition(format!(
-                "a tenant has at most {MAX_DOMAINS} custom domains"
-            )));
+            return Err(DomainError::limit(
+                "max_custom_domains",
+                format!("a tenant has at most {MAX_DOMAINS} custom domains"),
+            ));
         }
         Ok(false)
     }
@@ -248,8 +249,8 @@ impl Aggregate for Tenant {
                         .count()
                     - unset.len();
                 if after > MAX_FLAGS {
-                    return Err(DomainError::invalid(
-                        "set",
+                    return Err(DomainError::limit(
+                        "max_feature_flags",
                         format!("a tenant has at most {MAX_FLAGS} feature flags"),
                     ));
                 }

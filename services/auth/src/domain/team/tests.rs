@@ -134,9 +134,10 @@ fn given_a_member_when_added_again_then_nothing_and_the_role_is_kept() {
 fn given_a_full_team_when_a_member_is_added_then_refused_but_members_are_still_recognised() {
     let full = given((1..=MAX_MEMBERS as u128).map(|n| added_member(n, Role::Member)));
     full.when(add(MAX_MEMBERS as u128 + 1, Role::Viewer))
-        .then_error(DomainError::Precondition(format!(
-            "a team has at most {MAX_MEMBERS} members"
-        )));
+        .then_error(DomainError::limit(
+            "max_team_members",
+            format!("a team has at most {MAX_MEMBERS} members"),
+        ));
     full.when(add(1, Role::Viewer)).then_nothing();
 }
 
@@ -227,9 +228,10 @@ fn given_the_most_open_invitations_when_another_is_sent_then_refused_until_one_c
         .and((1..=MAX_OPEN_INVITATIONS as u128).map(|n| invited(n, "x@acme.com", Role::Viewer)));
     let n = MAX_OPEN_INVITATIONS as u128 + 1;
     full.when(invite(n, "x@acme.com", Role::Viewer))
-        .then_error(DomainError::Precondition(format!(
-            "at most {MAX_OPEN_INVITATIONS} invitations may be open"
-        )));
+        .then_error(DomainError::limit(
+            "max_open_invitations",
+            format!("at most {MAX_OPEN_INVITATIONS} invitations may be open"),
+        ));
     full.and([TeamEvent::InvitationRevoked(pb::InvitationRevoked {
         invitation_id: invitation(1).to_string(),
     })])
@@ -256,6 +258,17 @@ fn given_an_invitation_when_a_new_user_accepts_then_accepted_and_added_with_its_
     state
         .when(accept(3, 7, "New@Acme.com", now()))
         .then_error(invalid_invitation());
+}
+
+#[test]
+fn given_a_full_team_when_a_new_user_accepts_an_invitation_then_refused() {
+    let full = given((1..=MAX_MEMBERS as u128).map(|n| added_member(n, Role::Member)))
+        .and([invited(1, "late@acme.com", Role::Viewer)]);
+    full.when(accept(MAX_MEMBERS as u128 + 1, 7, "late@acme.com", now()))
+        .then_error(DomainError::limit(
+            "max_team_members",
+            format!("a team has at most {MAX_MEMBERS} members"),
+        ));
 }
 
 #[test]

@@ -396,9 +396,10 @@ fn given_the_most_domains_when_another_is_added_then_refused_but_a_held_one_is_n
     let full = given([created(TenantKind::Business)])
         .and((0..MAX_DOMAINS).map(|i| domain_added(&format!("d{i}.acme.com"))));
     full.when(add_domain("one-more.acme.com"))
-        .then_error(DomainError::Precondition(format!(
-            "a tenant has at most {MAX_DOMAINS} custom domains"
-        )));
+        .then_error(DomainError::limit(
+            "max_custom_domains",
+            format!("a tenant has at most {MAX_DOMAINS} custom domains"),
+        ));
     full.when(add_domain("d0.acme.com")).then_nothing();
 }
 
@@ -460,8 +461,8 @@ fn given_the_most_flags_when_another_is_set_then_refused_unless_one_is_unset() {
         set: [("one-more".to_string(), true)].into(),
         unset: vec![],
     })
-    .then_error(DomainError::invalid(
-        "set",
+    .then_error(DomainError::limit(
+        "max_feature_flags",
         format!("a tenant has at most {MAX_FLAGS} feature flags"),
     ));
     full.when(TenantCommand::SetFeatureFlags {
