@@ -5,9 +5,10 @@
 //! connected ([`Context`]) — its [`Parts`]: gRPC services and their access policy, HTTP
 //! routes, projections, followers, background jobs and readiness checks. [`run`] does the
 //! rest, the same way for every service: NATS and the streams, the database (schema, role,
-//! migrations, the event store's tables), the API-key directory and JWT verification, the
-//! one port with gRPC, health, reflection, `/healthz`, `/readyz` and `/metrics`, the jobs,
-//! and a graceful shutdown that stops them all. [`main`] is a whole binary's `main`;
+//! migrations, the event store's tables), the API-key directory, the tenants' standing
+//! (suspended tenants are read-only) and JWT verification, the one port with gRPC, health,
+//! reflection, `/healthz`, `/readyz` and `/metrics` (or an operator port for `/metrics`), the
+//! connection limits, the jobs, and a graceful shutdown that stops them all. [`main`] is a whole binary's `main`;
 //! `tenantry dev` and the test harness (`tenantry-testkit`) start services through [`run`]
 //! too. The recipe for a new service is in `docs/adr/0010-service-template.md`.
 
