@@ -100,16 +100,12 @@ pub fn dev_credentials_dir() -> Option<PathBuf> {
     dev_dir().map(|dir| dir.join("credentials"))
 }
 
-/// What the server tells the client goes to the log: a refused publish or subscription
+/// A server error goes to the log as an error: a refused publish or subscription
 /// (`Permissions Violation for Publish to "…"`) is how a permission mistake shows itself,
-/// since NATS answers it with no reply at all (the request just times out).
+/// since NATS answers it with no reply at all (the request just times out). The client logs
+/// the other connection events itself.
 fn log_event(event: async_nats::Event) {
-    match event {
-        async_nats::Event::ServerError(error) => {
-            tracing::error!(%error, "nats server refused a request");
-        }
-        async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
-        async_nats::Event::Connected => tracing::info!("nats connected"),
-        other => tracing::debug!(event = %other, "nats connection event"),
+    if let async_nats::Event::ServerError(error) = event {
+        tracing::error!(%error, "nats server refused a request");
     }
 }

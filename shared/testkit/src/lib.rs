@@ -82,11 +82,9 @@ impl TestEnv {
         common: &CommonConfig,
         service: S,
     ) -> Running<S::Handle> {
-        let running = self
-            .try_start_with(common, service)
+        self.try_start_with(common, service)
             .await
-            .unwrap_or_else(|e| panic!("the {} service starts: {e}", S::NAME));
-        running
+            .unwrap_or_else(|e| panic!("the {} service starts: {e}", S::NAME))
     }
 
     /// Starts `service` like [`TestEnv::start_with`], returning why it did not start.
