@@ -92,8 +92,8 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// Creates the streams if missing (see [`create`] for their settings), and returns a
-    /// handle.
+    /// Creates the streams if they are missing, and returns a handle. Settings of existing
+    /// streams are brought up to date only where the connection may update streams (ADR 0009).
     ///
     /// `replicas` is 1 on a laptop and 3 in production.
     pub async fn open(
