@@ -333,8 +333,9 @@ async fn attack_service_shrinking_or_deleting_the_log_is_refused() {
 #[tokio::test]
 async fn projections_acknowledge_as_their_own_users() {
     let env = TestEnv::new().await;
-    let (_tenant, channel) = common::start_tenant(&env, &env.common()).await;
-    let (_auth, _) = common::start_auth(&env).await;
+    // Boxed: two services' start-up futures inline overflow a test thread's stack (debug).
+    let (_tenant, channel) = Box::pin(common::start_tenant(&env, &env.common())).await;
+    let (_auth, _) = Box::pin(common::start_auth(&env)).await;
     let operator = env.event_store().await;
     let slug = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
     let mut create = tonic::Request::new(tenant_api::CreateTenantRequest {
