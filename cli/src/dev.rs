@@ -56,6 +56,12 @@ pub async fn run(
     if loopback_added {
         common.egress_allow = Networks(loopback());
     }
+    // Each service connects to the development NATS (scripts/infra-up.sh) as its own user,
+    // with the passwords infra-up generated, unless the operator named other credentials.
+    if common.nats_credentials_dir.is_none() {
+        common.nats_credentials_dir =
+            tenantry_kit::nats::dev_credentials_dir().filter(|dir| dir.is_dir());
+    }
     // One base domain: the one the gateway serves tenants under.
     tenant.base_domain = gateway.base_domain.clone();
     if auth.bootstrap_admin_email.is_none() {
@@ -89,6 +95,17 @@ pub async fn run(
         gateway.data_addr, gateway.addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
+    match &common.nats_credentials_dir {
+        Some(dir) => eprintln!(
+            "  nats             {} as each service's own user (passwords in {})",
+            common.nats_url,
+            dir.display()
+        ),
+        None => eprintln!(
+            "  nats             {} without credentials (run scripts/infra-up.sh, or set TENANTRY_NATS_CREDENTIALS_DIR)",
+            common.nats_url
+        ),
+    }
     eprintln!(
         "  outbound policy  {} allowed for tenants' backends and identity providers{}; the platform's own ports stay refused",
         common.egress_allow,

@@ -273,6 +273,15 @@ async fn main() -> anyhow::Result<()> {
         "TENANTRY_GATEWAY_API_LISTEN",
         &[
             ("TENANTRY_NATS_URL", common.nats_url.clone()),
+            // The service connects as its own NATS user, as in production.
+            (
+                "TENANTRY_NATS_CREDENTIALS_DIR",
+                common
+                    .nats_credentials_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             (
                 "TENANTRY_STREAM_PREFIX",
                 common.stream_prefix.clone().unwrap_or_default(),

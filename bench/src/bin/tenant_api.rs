@@ -54,6 +54,15 @@ async fn spawn_service(
         "TENANTRY_TENANT_LISTEN",
         &[
             ("TENANTRY_NATS_URL", common.nats_url.clone()),
+            // The service connects as its own NATS user, as in production.
+            (
+                "TENANTRY_NATS_CREDENTIALS_DIR",
+                common
+                    .nats_credentials_dir
+                    .as_ref()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default(),
+            ),
             ("TENANTRY_DATABASE_URL", common.database_url.clone()),
             (
                 "TENANTRY_STREAM_PREFIX",

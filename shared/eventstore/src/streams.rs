@@ -1,7 +1,8 @@
 //! Stream names, their settings, and the handle every other part of the store hangs off.
 //!
-//! The store owns its infrastructure: opening it creates (or brings up to date) the three
-//! streams every service may use, so no service creates a stream of its own.
+//! The store owns its infrastructure: opening it creates the three streams every service may
+//! use (bringing their settings up to date where the connection may), so no service creates a
+//! stream of its own.
 //! - `EVENTS`: the event log, immutable, one subject per aggregate.
 //! - `USAGE`: metered counts (`usage.<tenant>.<meter>`), kept 40 days for billing's roll-ups.
 //! - `JOBS`: a work queue (`jobs.<kind>.<priority>.<tenant>`): a message is gone once acked.
@@ -91,7 +92,8 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// Creates the streams or brings their settings up to date, and returns a handle.
+    /// Creates the streams if they are missing, and returns a handle. Settings of existing
+    /// streams are brought up to date only where the connection may update streams (ADR 0009).
     ///
     /// `replicas` is 1 on a laptop and 3 in production.
     pub async fn open(
@@ -203,15 +205,40 @@ impl EventStore {
     }
 }
 
+/// Creates the stream if it is missing. One that exists with other settings is brought up
+/// to date only if this connection may update streams (the operator's, or a NATS without
+/// authentication): a service's NATS user may create streams but not update them, since an
+/// update can shrink the log's limits and so delete events that `deny_delete` protects
+/// (ADR 0009). A service whose update is refused keeps the stream as the operator set it.
 async fn create(
     js: &jetstream::Context,
     config: stream::Config,
 ) -> Result<stream::Stream, StoreError> {
     let name = config.name.clone();
-    js.create_or_update_stream(config)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("create stream {name}: {e}")))?;
+    match js.create_stream(config.clone()).await {
+        // Created, or it exists with exactly these settings.
+        Ok(stream) => return Ok(stream),
+        Err(e) if !exists_with_other_settings(&e) => {
+            return Err(StoreError::Unavailable(format!(
+                "create stream {name}: {e}"
+            )));
+        }
+        Err(_) => {}
+    }
+    if let Err(e) = js.update_stream(config).await {
+        tracing::warn!(
+            stream = %name,
+            error = %e,
+            "stream settings differ from this version's and could not be updated; an operator updates them (ADR 0009)"
+        );
+    }
     js.get_stream(&name)
         .await
         .map_err(|e| StoreError::Unavailable(format!("get stream {name}: {e}")))
+}
+
+fn exists_with_other_settings(error: &async_nats::jetstream::context::CreateStreamError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    matches!(error.kind(), CreateStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NAME_EXIST)
 }

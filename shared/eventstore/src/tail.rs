@@ -59,6 +59,11 @@ impl EventStore {
         let mut consumer = self
             .stream_of(kind)
             .create_consumer(OrderedConfig {
+                // Named, so the request to create it carries the filter in its subject
+                // (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), which a service's
+                // NATS permissions restrict to what it may read; an unnamed consumer is created
+                // on a subject without the filter, which no service may use (ADR 0009).
+                name: Some(format!("tail_{}", uuid::Uuid::new_v4().simple())),
                 filter_subject: filter,
                 deliver_policy,
                 ..Default::default()

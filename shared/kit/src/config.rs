@@ -6,13 +6,21 @@ use std::path::PathBuf;
 /// Settings every service reads.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonConfig {
-    /// NATS server (with JetStream).
+    /// NATS server (with JetStream). The default is the project's own development server,
+    /// which `scripts/infra-up.sh` runs with a user per service (ADR 0009).
     #[arg(
         long,
         env = "TENANTRY_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
+        default_value = "nats://127.0.0.1:4223"
     )]
     pub nats_url: String,
+
+    /// Directory holding the service's NATS password as `<service>.password` (the NATS user
+    /// is the service's name, e.g. `tenant`), so each service connects as itself and may
+    /// publish only its own aggregates (ADR 0009). Unset: no credentials, for a NATS without
+    /// authentication. `tenantry dev` uses the development credentials `infra-up` generates.
+    #[arg(long, env = "TENANTRY_NATS_CREDENTIALS_DIR")]
+    pub nats_credentials_dir: Option<PathBuf>,
 
     /// Postgres URL of a role that owns the service's schema; used only to create the
     /// database, schema and service role and to run migrations. The service itself connects

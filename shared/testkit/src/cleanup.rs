@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 
-use crate::{ADMIN_URL, NATS_URL};
+use crate::{ADMIN_URL, connect_operator};
 
 /// Deletes the world `id` (see the module docs). Failures are reported, not fatal: the next
 /// run's sweep removes what is left.
@@ -28,7 +28,7 @@ pub fn delete_world_blocking(id: &str) {
             return;
         };
         runtime.block_on(async {
-            match async_nats::connect(NATS_URL).await {
+            match connect_operator().await {
                 Ok(nats) => delete_world(&nats, &id).await,
                 Err(e) => eprintln!("cleanup of {id}: nats: {e}"),
             }

@@ -1,9 +1,11 @@
 //! Test support for Tenantry.
 //!
 //! Tests run against the real NATS and Postgres (started by `scripts/infra-up.sh`), each in
-//! its own world so they run in parallel: a fresh stream prefix (its own streams and subject
-//! roots), a fresh Postgres schema prefix, and a fresh signing key whose JWKS is written to a
-//! temporary file. When the world is dropped (the test ends, even by a panic) the services
+//! its own world so they run in parallel. NATS is the project's own authenticated server
+//! (ADR 0009): the harness connects as the `operator` user, and every service a test starts
+//! connects as its own user, so a service that needs a permission it lacks fails its tests.
+//! Each world has a fresh stream prefix (its own streams and subject roots), a fresh Postgres
+//! schema prefix, and a fresh signing key whose JWKS is written to a temporary file. When the world is dropped (the test ends, even by a panic) the services
 //! it started stop and its streams, schemas, Redis keys and files are deleted.
 //!
 //! # Layout
@@ -35,7 +37,9 @@ use tenantry_kit::db::DbSettings;
 use tenantry_kit::service::{Running, Service, StopHandle};
 use uuid::Uuid;
 
-pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+/// The project's own NATS, with a user per service (`scripts/infra-up.sh`); never the
+/// anonymous one a machine may run on 4222. `TENANTRY_TEST_NATS_URL` overrides it.
+pub const NATS_URL: &str = "nats://127.0.0.1:4223";
 /// Tests use their own database so they never touch a development installation's data.
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/tenantry_test?sslmode=disable";
 pub const ISSUER: &str = "tenantry-test";
@@ -55,9 +59,9 @@ pub struct TestEnv {
 impl TestEnv {
     pub async fn new() -> Self {
         let id = format!("tk{}", &Uuid::new_v4().simple().to_string()[..12]);
-        let nats = async_nats::connect(NATS_URL)
+        let nats = connect_operator()
             .await
-            .expect("NATS must run on 127.0.0.1:4222 (scripts/infra-up.sh)");
+            .unwrap_or_else(|e| panic!("NATS must run (scripts/infra-up.sh): {e}"));
         sweep_old_streams(&nats).await;
         ensure_database().await;
         let key = SigningKey::generate(format!("{id}-k1"));
@@ -107,7 +111,9 @@ impl TestEnv {
     /// Settings as a service under test reads them.
     pub fn common(&self) -> CommonConfig {
         CommonConfig {
-            nats_url: NATS_URL.into(),
+            nats_url: nats_url(),
+            // Each service connects as its own user (its permissions are tested with it).
+            nats_credentials_dir: Some(nats_credentials_dir()),
             database_url: ADMIN_URL.into(),
             database_service_password_file: None,
             stream_prefix: Some(self.id.clone()),
@@ -124,6 +130,15 @@ impl TestEnv {
             egress_deny: Default::default(),
             server: Default::default(),
         }
+    }
+
+    /// A NATS connection as `user` (a service's user, e.g. `tenant`), made the way that
+    /// service connects; for tests of what each user may do on the bus.
+    pub async fn connect_as(
+        &self,
+        user: &str,
+    ) -> Result<async_nats::Client, tenantry_kit::nats::NatsError> {
+        tenantry_kit::nats::connect(&self.common(), user).await
     }
 
     /// The test's own schema for `service`.
@@ -212,6 +227,35 @@ impl Drop for TestEnv {
         let _ = std::fs::remove_file(&self.jwks_path);
         cleanup::delete_world_blocking(&self.id);
     }
+}
+
+/// The NATS tests use: [`NATS_URL`] unless `TENANTRY_TEST_NATS_URL` is set.
+pub fn nats_url() -> String {
+    std::env::var("TENANTRY_TEST_NATS_URL").unwrap_or_else(|_| NATS_URL.to_owned())
+}
+
+/// The passwords of the NATS users (`<user>.password`): `TENANTRY_TEST_NATS_CREDENTIALS_DIR`,
+/// or the development ones `scripts/infra-up.sh` generates.
+pub fn nats_credentials_dir() -> PathBuf {
+    std::env::var_os("TENANTRY_TEST_NATS_CREDENTIALS_DIR")
+        .map(PathBuf::from)
+        .or_else(tenantry_kit::nats::dev_credentials_dir)
+        .expect("HOME or TENANTRY_TEST_NATS_CREDENTIALS_DIR is set")
+}
+
+/// A connection as the `operator` user, who may do anything: the harness creates and deletes
+/// test streams and reads or writes any subject with it.
+pub async fn connect_operator() -> Result<async_nats::Client, String> {
+    let dir = nats_credentials_dir();
+    let password =
+        tenantry_kit::nats::read_password(&dir, "operator").map_err(|e| e.to_string())?;
+    let url = nats_url();
+    async_nats::ConnectOptions::new()
+        .name("tenantry-test-operator")
+        .user_and_password("operator".into(), password)
+        .connect(&url)
+        .await
+        .map_err(|e| format!("connect to {url} as operator: {e}"))
 }
 
 /// Test streams of runs older than an hour are deleted, once per process, so the server's

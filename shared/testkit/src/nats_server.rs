@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 /// A NATS server of a test's own (JetStream on, its store in a temporary directory) on a free
-/// port, to stop and start again: the shared server must stay up for every other test.
+/// port, to stop and start again: the shared server must stay up for every other test. It has
+/// no authentication (services' credentials are ignored there); the users' permissions are
+/// tested on the shared server (tests/integration/tests/attacks_bus.rs).
 pub struct NatsServer {
     pub port: u16,
     dir: std::path::PathBuf,

@@ -12,6 +12,8 @@ use tenantry_proto::events::v1::TenantType;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
 use tenantry_testkit::TestEnv;
 
+/// Without authentication: the services still send their users' passwords, which such a
+/// server ignores; what each user may do is tested on the shared server (attacks_bus.rs).
 fn nats_server(port: u16, dir: &std::path::Path) -> Child {
     let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()

@@ -83,7 +83,7 @@ async fn start<S: Service>(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(format!("listener: {e}")))?;
-    let (nats, store) = event_store(common).await?;
+    let (nats, store) = event_store(common, S::NAME).await?;
     let pool = match service.database() {
         None => None,
         Some(db) => {
@@ -199,11 +199,12 @@ async fn start<S: Service>(
     })
 }
 
-/// NATS and the streams (created or brought up to date).
+/// NATS, connected as `service`'s own user, and the streams (created if missing).
 pub async fn event_store(
     common: &CommonConfig,
+    service: &str,
 ) -> Result<(async_nats::Client, EventStore), StartError> {
-    let nats = crate::nats::connect(common)
+    let nats = crate::nats::connect(common, service)
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
     let names = StreamNames::new(common.stream_prefix.as_deref())?;

@@ -46,9 +46,7 @@ async fn main() -> ExitCode {
 }
 
 async fn test_streams(since: i64) -> Result<Vec<String>, String> {
-    let nats = async_nats::connect(tenantry_testkit::NATS_URL)
-        .await
-        .map_err(|e| e.to_string())?;
+    let nats = tenantry_testkit::connect_operator().await?;
     let js = async_nats::jetstream::new(nats);
     let mut streams = js.streams();
     let mut found = Vec::new();
