@@ -91,8 +91,8 @@ pub async fn run(
         tenant.addr
     );
     eprintln!(
-        "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API grpc://{})",
-        gateway.data_addr, gateway.addr
+        "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API and edge grpc://{}; /metrics on http://{})",
+        gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  not built yet    billing, orchestration, sync");
     match &common.nats_credentials_dir {
