@@ -171,6 +171,8 @@ pub async fn run(
                 requests,
                 bytes_in,
                 bytes_out,
+                sequence,
+                quantity: 0,
             };
             pending.insert(
                 id,

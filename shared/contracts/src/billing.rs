@@ -1,19 +1,53 @@
-//! Billing's contract: a tenant's `subscription` (one per tenant, id = tenant id): the limits
-//! of its plan and the state of its quotas, which the gateway enforces.
+//! Billing's contract: the `plan` catalog (platform-wide, id = plan name) and each tenant's
+//! `subscription` (id = tenant id): its plan, payments, and the limits and quota states the
+//! gateway and the other services enforce.
 
 use tenantry_eventstore::event_table;
 use tenantry_proto::events::v1 as pb;
 
-/// Billing's events about a tenant's plan and quotas.
+/// The meter of the gateway's requests (a report's `requests`).
+pub const REQUESTS: &str = "requests";
+/// The meter of the gateway's body bytes (a report's `bytes_in + bytes_out`).
+pub const BYTES: &str = "bytes";
+
+/// A plan of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanEvent {
+    Defined(pb::PlanDefined),
+}
+
+event_table!(PlanEvent in "plan" {
+    Defined => "plan.defined.v1": pb::PlanDefined,
+});
+
+/// Billing's events about a tenant's subscription, plan and quotas.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscriptionEvent {
+    Opened(pb::SubscriptionOpened),
     PlanLimitsChanged(pb::PlanLimitsChanged),
+    PlanChanged(pb::PlanChanged),
+    ChangeScheduled(pb::ChangeScheduled),
+    PeriodRenewed(pb::PeriodRenewed),
+    Canceled(pb::SubscriptionCanceled),
+    CustomerLinked(pb::CustomerLinked),
+    PaymentFailed(pb::PaymentFailed),
+    PaymentSucceeded(pb::PaymentSucceeded),
+    Suspended(pb::SubscriptionSuspended),
     QuotaThresholdCrossed(pb::QuotaThresholdCrossed),
     QuotaReset(pb::QuotaReset),
 }
 
 event_table!(SubscriptionEvent in "subscription" {
+    Opened => "subscription.opened.v1": pb::SubscriptionOpened,
     PlanLimitsChanged => "subscription.plan_limits_changed.v1": pb::PlanLimitsChanged,
+    PlanChanged => "subscription.plan_changed.v1": pb::PlanChanged,
+    ChangeScheduled => "subscription.change_scheduled.v1": pb::ChangeScheduled,
+    PeriodRenewed => "subscription.period_renewed.v1": pb::PeriodRenewed,
+    Canceled => "subscription.canceled.v1": pb::SubscriptionCanceled,
+    CustomerLinked => "subscription.customer_linked.v1": pb::CustomerLinked,
+    PaymentFailed => "subscription.payment_failed.v1": pb::PaymentFailed,
+    PaymentSucceeded => "subscription.payment_succeeded.v1": pb::PaymentSucceeded,
+    Suspended => "subscription.suspended.v1": pb::SubscriptionSuspended,
     QuotaThresholdCrossed => "subscription.quota_threshold_crossed.v1": pb::QuotaThresholdCrossed,
     QuotaReset => "subscription.quota_reset.v1": pb::QuotaReset,
 });

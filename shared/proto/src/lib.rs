@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`events::v1`]: the event log's `EventBatch`/`Envelope` and every service's event payloads.
 //! - [`auth::v1`]: the auth service API.
+//! - [`billing::v1`]: the billing service API.
 //! - [`gateway::v1`]: the gateway's configuration API.
 //! - [`tenant::v1`]: the tenant service API.
 //! - [`FILE_DESCRIPTOR_SET`]: all of the above, for gRPC reflection.
@@ -22,6 +23,12 @@ pub mod events {
 pub mod auth {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/tenantry.auth.v1.rs"));
+    }
+}
+
+pub mod billing {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.billing.v1.rs"));
     }
 }
 

@@ -184,6 +184,8 @@ impl Builder {
             SubscriptionEvent::QuotaReset(e) => {
                 state.exhausted.remove(&e.meter);
             }
+            // Billing's own history: nothing the gateway enforces.
+            _ => return false,
         }
         true
     }
@@ -270,13 +272,9 @@ impl Builder {
         let state = self.tenants.get(&tenant)?;
         let status = state.status?;
         let plan = state.plan.clone().unwrap_or_default();
-        let behaviour = pb::QuotaBehaviour::try_from(plan.quota_behaviour).unwrap_or_default();
-        let exhausted = !state.exhausted.is_empty();
-        let limits = if exhausted && behaviour == pb::QuotaBehaviour::Throttle {
-            Limits {
-                rps: plan.throttle_rps.max(1),
-                burst: plan.throttle_rps.max(1),
-            }
+        let quota = QuotaEffect::of(&plan, &state.exhausted);
+        let limits = if let Some(rps) = quota.throttle_rps {
+            Limits { rps, burst: rps }
         } else {
             Limits {
                 rps: plan.requests_per_second,
@@ -406,8 +404,8 @@ impl Builder {
             },
             limiter,
             api_keys,
-            blocked_by_quota: exhausted && behaviour == pb::QuotaBehaviour::BlockTraffic,
-            config_blocked: exhausted && behaviour == pb::QuotaBehaviour::BlockConfig,
+            blocked_by_quota: quota.block_traffic,
+            config_blocked: quota.block_config,
             metrics: std::sync::OnceLock::new(),
             usage: {
                 let usage = self.usage.entry(tenant).or_default().clone();
@@ -544,5 +542,71 @@ mod tests {
             b.backends.contains_key(&(t, "r1".to_owned())),
             "the other tenant's stays"
         );
+    }
+}
+
+/// What the plan says happens now that `exhausted` meters are used up: each meter's own
+/// behaviour (or the plan's default), all of them at once (the lowest throttle wins).
+#[derive(Debug, Default, PartialEq)]
+struct QuotaEffect {
+    throttle_rps: Option<u32>,
+    block_traffic: bool,
+    block_config: bool,
+}
+
+impl QuotaEffect {
+    fn of(plan: &pb::PlanLimitsChanged, exhausted: &BTreeSet<String>) -> Self {
+        let mut effect = Self::default();
+        for meter in exhausted {
+            let own = plan.meters.iter().find(|m| &m.meter == meter);
+            let (behaviour, throttle) = match own {
+                Some(m) => (m.behaviour, m.throttle_rps),
+                None => (plan.quota_behaviour, plan.throttle_rps),
+            };
+            match pb::QuotaBehaviour::try_from(behaviour).unwrap_or_default() {
+                pb::QuotaBehaviour::Throttle => {
+                    let rps = throttle.max(1);
+                    effect.throttle_rps = Some(effect.throttle_rps.map_or(rps, |r| r.min(rps)));
+                }
+                pb::QuotaBehaviour::BlockTraffic => effect.block_traffic = true,
+                pb::QuotaBehaviour::BlockConfig => effect.block_config = true,
+                pb::QuotaBehaviour::AlertOnly | pb::QuotaBehaviour::Unspecified => {}
+            }
+        }
+        effect
+    }
+}
+
+#[cfg(test)]
+mod quota_tests {
+    use super::*;
+
+    #[test]
+    fn each_exhausted_meter_applies_its_own_behaviour() {
+        let plan = pb::PlanLimitsChanged {
+            quota_behaviour: pb::QuotaBehaviour::AlertOnly as i32,
+            meters: vec![
+                pb::MeterQuota {
+                    meter: "requests".into(),
+                    behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
+                    ..Default::default()
+                },
+                pb::MeterQuota {
+                    meter: "bytes".into(),
+                    behaviour: pb::QuotaBehaviour::Throttle as i32,
+                    throttle_rps: 5,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let set = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+        assert_eq!(QuotaEffect::of(&plan, &set(&[])), QuotaEffect::default());
+        let bytes = QuotaEffect::of(&plan, &set(&["bytes"]));
+        assert_eq!(bytes.throttle_rps, Some(5));
+        assert!(!bytes.block_traffic);
+        assert!(QuotaEffect::of(&plan, &set(&["requests"])).block_traffic);
+        // A meter the plan does not list follows the plan's default (alert only here).
+        assert_eq!(QuotaEffect::of(&plan, &set(&["records"])), QuotaEffect::default());
     }
 }

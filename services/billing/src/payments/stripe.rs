@@ -1,0 +1,1 @@
+//! Stripe: the API client (customers, Checkout Sessions) and webhook verification.
