@@ -1,7 +1,15 @@
 //! The billing service's aggregates, pure: no I/O, no clock; lookups arrive in the commands.
 //!
+//! - [`plan`]: a plan of the catalog, its validation, and the default catalog.
+//! - [`subscription`]: a tenant's subscription: plan changes, periods, payments, quotas.
 //! - [`money`]: currencies and integer minor units.
+//! - [`period`]: calendar-month periods.
 
 pub mod money;
+pub mod period;
+pub mod plan;
+pub mod subscription;
 
+pub use plan::{CatalogEntry, Plan, PlanCommand};
+pub use subscription::{Status, Subscription, SubscriptionCommand};
 pub use tenantry_kit::error::DomainError;
