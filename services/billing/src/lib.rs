@@ -1,10 +1,119 @@
-//! The billing service: the plan catalog, subscriptions, usage roll-ups and quotas, invoices
-//! and payments.
+//! The billing service: the plan catalog, subscriptions, usage roll-ups and quotas, and
+//! payments.
+//!
+//! # Layout
+//! - [`domain`]: the `plan` and `subscription` aggregates (pure `decide`/`evolve`), money and
+//!   periods.
+//! - [`api`]: the gRPC handlers and their access policy.
+//! - [`projection`]: the catalog and subscription read models, and the trial each new tenant
+//!   opens.
+//! - [`usage`]: the `USAGE` roll-up and the quota dispatcher that closes the loop with the
+//!   gateway.
+//! - [`payments`]: the payment providers (Stripe, Efí) behind one trait.
+//! - [`config`] and [`BillingService`]: its settings and its parts for the kit's template.
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod config;
 pub mod domain;
 pub mod payments;
+pub mod projection;
+pub mod usage;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_eventstore::Positions;
+use tenantry_kit::Clock;
+use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
+use tenantry_proto::billing::v1::billing_service_server::BillingServiceServer;
+
+use api::BillingApi;
 pub use config::BillingConfig;
+
+/// Migrations of the `billing` schema, applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The billing service: its settings, and what a test may replace.
+pub struct BillingService {
+    pub config: BillingConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a started billing service hands back.
+pub struct Handle {
+    /// The subscriptions' read model position (alerts included).
+    pub positions: Positions,
+    /// The usage roll-up's position on the `USAGE` stream.
+    pub usage_positions: Positions,
+    pub api: BillingApi,
+}
+
+impl Service for BillingService {
+    type Config = BillingConfig;
+    type Handle = Handle;
+    const NAME: &'static str = "billing";
+
+    fn new(config: BillingConfig) -> Self {
+        Self {
+            config,
+            clock: Arc::new(tenantry_kit::SystemClock),
+        }
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.config.listen
+    }
+
+    fn database(&self) -> Option<Database> {
+        Some(Database {
+            schema: self.config.db_schema.clone(),
+            role: self.config.db_role.clone(),
+            max_connections: self.config.db_max_connections,
+            migrator: &MIGRATOR,
+        })
+    }
+
+    async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let catalog = ctx.projection(projection::catalog::CatalogProjection)?;
+        let subscriptions = ctx.projection(projection::subscriptions::SubscriptionsProjection)?;
+        let trials = ctx.projection(projection::trials::TrialsProjection {
+            subscriptions: ctx.repository(1_000),
+        })?;
+        let crossed = Arc::new(tokio::sync::Notify::new());
+        let rollup = ctx.projection(usage::rollup::UsageRollup::new(crossed.clone()))?;
+        let api = BillingApi {
+            plans: ctx.repository(1_000),
+            subscriptions: ctx.repository(100_000),
+            pool: ctx.pool()?,
+            catalog_positions: catalog.positions(),
+            positions: subscriptions.positions(),
+            clock: self.clock.clone(),
+            read_wait: Duration::from_secs(5),
+        };
+        api.seed_catalog()
+            .await
+            .map_err(|e| StartError::Other(format!("seeding the plan catalog: {e}")))?;
+        let dispatcher = usage::quota::QuotaDispatcher {
+            pool: ctx.pool()?,
+            subscriptions: api.subscriptions.clone(),
+            clock: self.clock,
+            wake: crossed,
+            every: Duration::from_millis(self.config.quota_interval_ms.max(10)),
+        };
+        let handle = Handle {
+            positions: subscriptions.positions(),
+            usage_positions: rollup.positions(),
+            api: api.clone(),
+        };
+        Ok(Parts::new(handle, api::policy::policy())
+            .grpc(BillingServiceServer::new(api))
+            .projection(catalog)
+            .projection(subscriptions)
+            .projection(trials)
+            .projection(rollup)
+            .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait())))
+    }
+}

@@ -456,7 +456,10 @@ impl Aggregate for Subscription {
                 limit,
                 period_start,
             } => {
+                // Measured against a limit no longer in force (the plan changed since): the
+                // crossing of the new limit, if any, comes on its own.
                 if !self.exists()
+                    || self.limit_of(meter) != *limit
                     || self.quota_period.is_some_and(|p| *period_start < p)
                     || (self.quota_period == Some(*period_start)
                         && self.crossed.contains(&(meter.clone(), *percent)))

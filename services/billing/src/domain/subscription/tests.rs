@@ -115,7 +115,7 @@ fn cross(percent: u32, used: u64, period: DateTime<Utc>) -> SubscriptionCommand 
         meter: "requests".into(),
         percent,
         used,
-        limit: 1000,
+        limit: 300_000,
         period_start: period,
     }
 }
@@ -124,9 +124,9 @@ fn cross(percent: u32, used: u64, period: DateTime<Utc>) -> SubscriptionCommand 
 fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
     let jan = at(1, 0);
     let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
-    let g = opened("business").when(cross(80, 800, jan)).then_state();
-    let g = g.when(cross(80, 850, jan)).then_nothing();
-    let g = g.when(cross(100, 1000, jan)).then_state();
+    let g = opened("business").when(cross(80, 240_000, jan)).then_state();
+    let g = g.when(cross(80, 250_000, jan)).then_nothing();
+    let g = g.when(cross(100, 300_000, jan)).then_state();
     assert_eq!(g.state().exhausted().collect::<Vec<_>>(), ["requests"]);
     // An older period's crossing arriving late changes nothing.
     let g = g
@@ -136,7 +136,13 @@ fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
             period_start: Some(time::to_proto(feb)),
         })]);
     assert_eq!(g.state().exhausted().count(), 0);
-    let g = g.when(cross(100, 1000, jan)).then_nothing();
+    let g = g.when(cross(100, 300_000, jan)).then_nothing();
+    // Nor does one measured against a limit no longer in force.
+    let mut stale = cross(100, 300_000, feb);
+    if let SubscriptionCommand::CrossThreshold { limit, .. } = &mut stale {
+        *limit = 1000;
+    }
+    let g = g.when(stale).then_nothing();
     g.when(SubscriptionCommand::ResetQuotas { period_start: feb }).then_nothing();
 }
 

@@ -1,0 +1,300 @@
+//! The roll-up: `USAGE` reports added up per tenant, meter and hour and per calendar month,
+//! exactly once, and the quota thresholds the new totals cross.
+//!
+//! Exactly once: the runner commits each batch with its checkpoint (a redelivered batch is
+//! skipped), JetStream drops a re-published report within its deduplication window, and a
+//! report at or below the last sequence counted for its reporter, tenant and meter (a
+//! duplicate published later than that) is dropped here.
+//!
+//! A batch costs five statements whatever its size: the reporters' marks, then the hourly
+//! and monthly totals and the marks written with `UNNEST`, and the thresholds crossed found
+//! and recorded in the same statement that adds to the monthly totals.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, TimeZone, Utc};
+use prost::Message;
+use sqlx::PgConnection;
+use tenantry_contracts::billing::{BYTES, REQUESTS};
+use tenantry_contracts::usage::{self, UsageReport};
+use tenantry_eventstore::{
+    Projection, ProjectionError, RawMessage, StoreError, StreamKind,
+};
+use tenantry_kit::db::{Scope, set_scope};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::period::month_start;
+use crate::domain::subscription::THRESHOLDS;
+
+pub const NAME: &str = "billing_usage";
+
+pub struct UsageRollup {
+    /// Woken when a batch recorded crossings, so they reach the log at once.
+    pub crossed: Arc<Notify>,
+    pending: AtomicBool,
+}
+
+impl UsageRollup {
+    pub fn new(crossed: Arc<Notify>) -> Self {
+        Self {
+            crossed,
+            pending: AtomicBool::new(false),
+        }
+    }
+}
+
+/// One report: who counted, its place in the reporter's sequence, and what it adds.
+struct Report {
+    tenant: Uuid,
+    instance: String,
+    /// The meter as reported (`http`, `records`, …): a reporter's sequence runs per meter.
+    reported: String,
+    /// 0: a reporter without sequences (counted, never deduplicated here).
+    sequence: u64,
+    window_start: i64,
+    counts: Vec<(&'static str, u64)>,
+}
+
+impl Projection for UsageRollup {
+    type Message = RawMessage;
+    const STREAM: StreamKind = StreamKind::Usage;
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn filter(&self, root: &str) -> String {
+        format!("{root}.>")
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        messages: &[RawMessage],
+    ) -> Result<(), ProjectionError> {
+        set_scope(tx, Scope::Platform).await?;
+        let reports = decode(messages)?;
+
+        // The reporters' marks: the last sequence counted per reporter, tenant and meter.
+        let mut marks: HashMap<(Uuid, String, String), u64> = HashMap::new();
+        {
+            let (t, i, m): (Vec<Uuid>, Vec<String>, Vec<String>) = reports
+                .iter()
+                .filter(|r| r.sequence > 0)
+                .map(|r| (r.tenant, r.instance.clone(), r.reported.clone()))
+                .collect();
+            let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
+                "SELECT m.tenant_id, m.instance_id, m.meter, m.sequence FROM usage_marks m
+                 JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, instance_id, meter)
+                   USING (tenant_id, instance_id, meter)",
+            )
+            .bind(&t)
+            .bind(&i)
+            .bind(&m)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (t, i, m, s) in rows {
+                marks.insert((t, i, m), u64::try_from(s).unwrap_or(0));
+            }
+        }
+        let mut hourly: HashMap<(Uuid, &'static str, i64), u64> = HashMap::new();
+        let mut monthly: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
+        let mut advanced: HashMap<(Uuid, String, String), u64> = HashMap::new();
+        for r in &reports {
+            if r.sequence > 0 {
+                let key = (r.tenant, r.instance.clone(), r.reported.clone());
+                let last = marks.get(&key).copied().unwrap_or(0);
+                if r.sequence <= last {
+                    continue; // counted before
+                }
+                marks.insert(key.clone(), r.sequence);
+                advanced.insert(key, r.sequence);
+            }
+            let hour = r.window_start.div_euclid(3600) * 3600;
+            let month = month_start(Utc.timestamp_opt(r.window_start, 0).single().unwrap_or_default());
+            for (meter, quantity) in r.counts.iter().filter(|(_, q)| *q > 0) {
+                *hourly.entry((r.tenant, meter, hour)).or_default() += quantity;
+                *monthly.entry((r.tenant, meter, month)).or_default() += quantity;
+            }
+        }
+        write_hourly(tx, &hourly).await?;
+        write_marks(tx, &advanced).await?;
+        if write_monthly(tx, &monthly).await? {
+            self.pending.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn committed(&self) {
+        if self.pending.swap(false, Ordering::Relaxed) {
+            self.crossed.notify_one();
+        }
+    }
+
+    async fn reset(&self) {
+        self.pending.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The reports of `messages`; one that does not decode, or whose subject names another
+/// tenant than its body, is never counted (quarantined by the runner).
+fn decode(messages: &[RawMessage]) -> Result<Vec<Report>, ProjectionError> {
+    let mut reports = Vec::with_capacity(messages.len());
+    for m in messages {
+        let corrupt = |why: &str| {
+            ProjectionError::Store(StoreError::Corrupt(format!(
+                "usage report {}: {why}",
+                m.position
+            )))
+        };
+        let report =
+            UsageReport::decode(m.payload.as_slice()).map_err(|e| corrupt(&e.to_string()))?;
+        let mut tokens = m.subject.rsplit('.');
+        let meter = tokens.next().unwrap_or_default();
+        if tokens.next() != Some(report.tenant_id.as_str()) {
+            return Err(corrupt("its subject names another tenant"));
+        }
+        let tenant = Uuid::try_parse(&report.tenant_id).map_err(|_| corrupt("bad tenant id"))?;
+        let counts = if meter == usage::HTTP {
+            vec![
+                (REQUESTS, report.requests),
+                (BYTES, report.bytes_in.saturating_add(report.bytes_out)),
+            ]
+        } else if let Some(known) = crate::domain::plan::METERS.iter().find(|k| **k == meter) {
+            vec![(*known, report.quantity)]
+        } else {
+            // A meter billing does not know yet: skipped, not failed.
+            continue;
+        };
+        reports.push(Report {
+            tenant,
+            instance: report.instance_id,
+            reported: meter.to_owned(),
+            sequence: report.sequence,
+            window_start: report.window_start,
+            counts,
+        });
+    }
+    Ok(reports)
+}
+
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+async fn write_hourly(
+    tx: &mut PgConnection,
+    hourly: &HashMap<(Uuid, &'static str, i64), u64>,
+) -> Result<(), sqlx::Error> {
+    if hourly.is_empty() {
+        return Ok(());
+    }
+    let mut t = Vec::with_capacity(hourly.len());
+    let mut m = Vec::with_capacity(hourly.len());
+    let mut h = Vec::with_capacity(hourly.len());
+    let mut q = Vec::with_capacity(hourly.len());
+    for ((tenant, meter, hour), quantity) in hourly {
+        t.push(*tenant);
+        m.push(*meter);
+        h.push(Utc.timestamp_opt(*hour, 0).single().unwrap_or_default());
+        q.push(int(*quantity));
+    }
+    sqlx::query(
+        "INSERT INTO usage_hourly (tenant_id, meter, hour, quantity)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[])
+         ON CONFLICT (tenant_id, meter, hour)
+         DO UPDATE SET quantity = usage_hourly.quantity + EXCLUDED.quantity",
+    )
+    .bind(&t)
+    .bind(&m)
+    .bind(&h)
+    .bind(&q)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_marks(
+    tx: &mut PgConnection,
+    marks: &HashMap<(Uuid, String, String), u64>,
+) -> Result<(), sqlx::Error> {
+    if marks.is_empty() {
+        return Ok(());
+    }
+    let mut t = Vec::with_capacity(marks.len());
+    let mut i = Vec::with_capacity(marks.len());
+    let mut m = Vec::with_capacity(marks.len());
+    let mut s = Vec::with_capacity(marks.len());
+    for ((tenant, instance, meter), sequence) in marks {
+        t.push(*tenant);
+        i.push(instance.as_str());
+        m.push(meter.as_str());
+        s.push(int(*sequence));
+    }
+    sqlx::query(
+        "INSERT INTO usage_marks (tenant_id, instance_id, meter, sequence)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[])
+         ON CONFLICT (tenant_id, instance_id, meter)
+         DO UPDATE SET sequence = GREATEST(usage_marks.sequence, EXCLUDED.sequence)",
+    )
+    .bind(&t)
+    .bind(&i)
+    .bind(&m)
+    .bind(&s)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds to the monthly totals and records, in the same statement, every threshold the new
+/// totals reach (once per tenant, meter, month, percent and quota). Returns whether any
+/// new crossing was recorded.
+async fn write_monthly(
+    tx: &mut PgConnection,
+    monthly: &HashMap<(Uuid, &'static str, DateTime<Utc>), u64>,
+) -> Result<bool, sqlx::Error> {
+    if monthly.is_empty() {
+        return Ok(false);
+    }
+    let mut t = Vec::with_capacity(monthly.len());
+    let mut m = Vec::with_capacity(monthly.len());
+    let mut p = Vec::with_capacity(monthly.len());
+    let mut q = Vec::with_capacity(monthly.len());
+    for ((tenant, meter, period), quantity) in monthly {
+        t.push(*tenant);
+        m.push(*meter);
+        p.push(*period);
+        q.push(int(*quantity));
+    }
+    let thresholds: Vec<i32> = THRESHOLDS.iter().map(|p| *p as i32).collect();
+    let crossed: Option<(i64,)> = sqlx::query_as(
+        "WITH totals AS (
+             INSERT INTO usage_periods (tenant_id, meter, period_start, quantity)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[])
+             ON CONFLICT (tenant_id, meter, period_start)
+             DO UPDATE SET quantity = usage_periods.quantity + EXCLUDED.quantity
+             RETURNING tenant_id, meter, period_start, quantity
+         ), crossed AS (
+             INSERT INTO quota_outbox (tenant_id, meter, period_start, percent, used, quota)
+             SELECT t.tenant_id, t.meter, t.period_start, p.percent, t.quantity, q.quota
+             FROM totals t
+             JOIN quotas q USING (tenant_id, meter)
+             CROSS JOIN UNNEST($5::int[]) AS p(percent)
+             WHERE t.quantity::numeric * 100 >= q.quota::numeric * p.percent
+             ON CONFLICT DO NOTHING
+             RETURNING 1
+         )
+         SELECT count(*) FROM crossed",
+    )
+    .bind(&t)
+    .bind(&m)
+    .bind(&p)
+    .bind(&q)
+    .bind(&thresholds)
+    .fetch_optional(tx)
+    .await?;
+    Ok(crossed.is_some_and(|(n,)| n > 0))
+}
