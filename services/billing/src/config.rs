@@ -123,14 +123,26 @@ pub struct EfiConfig {
     pub client_secret: String,
 
     /// Our client certificate and key for Efí's mutual TLS (PEM).
-    #[arg(id = "efi-certificate", long = "efi-certificate", env = "TENANTRY_EFI_CERTIFICATE")]
+    #[arg(
+        id = "efi-certificate",
+        long = "efi-certificate",
+        env = "TENANTRY_EFI_CERTIFICATE"
+    )]
     pub certificate: Option<PathBuf>,
 
-    #[arg(id = "efi-private-key", long = "efi-private-key", env = "TENANTRY_EFI_PRIVATE_KEY")]
+    #[arg(
+        id = "efi-private-key",
+        long = "efi-private-key",
+        env = "TENANTRY_EFI_PRIVATE_KEY"
+    )]
     pub private_key: Option<PathBuf>,
 
     /// The CA that signs Efí's API server certificate (PEM); unset: the system's roots.
-    #[arg(id = "efi-server-ca", long = "efi-server-ca", env = "TENANTRY_EFI_SERVER_CA")]
+    #[arg(
+        id = "efi-server-ca",
+        long = "efi-server-ca",
+        env = "TENANTRY_EFI_SERVER_CA"
+    )]
     pub server_ca: Option<PathBuf>,
 
     /// The Pix key charges are paid to.

@@ -38,8 +38,15 @@ async fn quota_events(h: &common::Harness, tenant: Uuid) -> Vec<(String, String,
 #[tokio::test]
 async fn each_threshold_is_crossed_once_and_reports_count_once() {
     let h = start().await;
-    h.define(plan("tiny", 1_000, 1_000, pb::QuotaBehaviour::BlockTraffic)).await;
-    h.define(plan("roomy", 5_000, 100_000, pb::QuotaBehaviour::BlockTraffic)).await;
+    h.define(plan("tiny", 1_000, 1_000, pb::QuotaBehaviour::BlockTraffic))
+        .await;
+    h.define(plan(
+        "roomy",
+        5_000,
+        100_000,
+        pb::QuotaBehaviour::BlockTraffic,
+    ))
+    .await;
     let (tenant, subscription) = h.tenant(pb::TenantType::Business).await;
     assert_eq!(subscription.plan, "business");
     h.change_plan(tenant, "tiny").await.unwrap();
@@ -110,7 +117,8 @@ async fn each_threshold_is_crossed_once_and_reports_count_once() {
 #[tokio::test]
 async fn a_new_month_resets_the_quotas_crossed_in_the_last() {
     let h = start().await;
-    h.define(plan("tiny", 1_000, 100, pb::QuotaBehaviour::BlockTraffic)).await;
+    h.define(plan("tiny", 1_000, 100, pb::QuotaBehaviour::BlockTraffic))
+        .await;
     let (tenant, _) = h.tenant(pb::TenantType::Trial).await;
     h.change_plan(tenant, "tiny").await.unwrap();
     h.report(tenant, "gw-a", 1, 150).await;
@@ -119,7 +127,8 @@ async fn a_new_month_resets_the_quotas_crossed_in_the_last() {
     })
     .await;
     let next = add_months(month_start(h.clock.now()), 1);
-    h.clock.advance(next - h.clock.now() + chrono::Duration::seconds(1));
+    h.clock
+        .advance(next - h.clock.now() + chrono::Duration::seconds(1));
     eventually("the reset", Duration::from_secs(10), || async {
         let events = quota_events(&h, tenant).await;
         (events.last().map(|e| e.0.as_str()) == Some("reset")).then_some(events)

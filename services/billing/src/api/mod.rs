@@ -12,15 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
+use tenantry_eventstore::time;
 use tenantry_eventstore::{Executed, Positions, Repository};
 use tenantry_kit::{ApiError, Clock, TenantContext, command, validate};
 use tenantry_proto::billing::v1::{self as api, billing_service_server::BillingService};
-use tenantry_eventstore::time;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::domain::period::month_start;
-use crate::domain::{plan, subscription, CatalogEntry, Plan, PlanCommand, Subscription, SubscriptionCommand};
+use crate::domain::{
+    CatalogEntry, Plan, PlanCommand, Subscription, SubscriptionCommand, plan, subscription,
+};
 use crate::projection::queries;
 
 /// Everything the handlers need. Cheap to clone.
@@ -111,10 +113,15 @@ impl BillingService for BillingApi {
             .plan
             .clone()
             .ok_or_else(|| ApiError::invalid("plan", "is required"))?;
-        let plan = Plan::from_definition(convert::definition(definition)).map_err(ApiError::from)?;
+        let plan =
+            Plan::from_definition(convert::definition(definition)).map_err(ApiError::from)?;
         let executed = self
             .plans
-            .execute(&plan::address(&plan.name).map_err(ApiError::from)?, &PlanCommand::Define(plan), &meta)
+            .execute(
+                &plan::address(&plan.name).map_err(ApiError::from)?,
+                &PlanCommand::Define(plan),
+                &meta,
+            )
             .await
             .map_err(ApiError::from)?;
         Ok(response(executed))
@@ -160,11 +167,12 @@ impl BillingService for BillingApi {
         let meta = command::meta(&request, &caller, &self.clock)?;
         let to = self.catalog_plan("plan", &request.get_ref().plan).await?;
         let now = self.clock.now();
-        let usage: BTreeMap<String, u64> = queries::period_usage(&self.pool, tenant_id, month_start(now))
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .collect();
+        let usage: BTreeMap<String, u64> =
+            queries::period_usage(&self.pool, tenant_id, month_start(now))
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .collect();
         let executed = self
             .subscriptions
             .execute(
@@ -202,11 +210,12 @@ impl BillingService for BillingApi {
     ) -> Result<Response<api::GetUsageResponse>, Status> {
         let tenant_id = self.tenant(&request, &request.get_ref().tenant_id)?;
         let period_start = month_start(self.clock.now());
-        let used: BTreeMap<String, u64> = queries::period_usage(&self.pool, tenant_id, period_start)
-            .await
-            .map_err(ApiError::from)?
-            .into_iter()
-            .collect();
+        let used: BTreeMap<String, u64> =
+            queries::period_usage(&self.pool, tenant_id, period_start)
+                .await
+                .map_err(ApiError::from)?
+                .into_iter()
+                .collect();
         let subscription = queries::subscription(&self.pool, tenant_id)
             .await
             .map_err(ApiError::from)?

@@ -37,10 +37,19 @@ mod tests {
 
     #[test]
     fn months_roll_over_years() {
-        assert_eq!(month_start(at(2026, 12, 7)), Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            month_start(at(2026, 12, 7)),
+            Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+        );
         let dec = month_start(at(2026, 12, 7));
-        assert_eq!(add_months(dec, 1), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
-        assert_eq!(add_months(dec, 12), Utc.with_ymd_and_hms(2027, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(
+            add_months(dec, 1),
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+        );
+        assert_eq!(
+            add_months(dec, 12),
+            Utc.with_ymd_and_hms(2027, 12, 1, 0, 0, 0).unwrap()
+        );
         let jan = month_start(at(2027, 1, 31));
         assert_eq!(previous_month(jan), dec);
     }

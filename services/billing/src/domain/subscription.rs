@@ -13,10 +13,10 @@ use tenantry_eventstore::{Aggregate, AggregateAddress, EventMeta, InvalidToken, 
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
+use super::DomainError;
 use super::money::prorate;
 use super::period::{add_months, month_start};
 use super::plan::{Interval, Plan};
-use super::DomainError;
 use tenantry_contracts::billing::SubscriptionEvent;
 
 /// The thresholds of a quota that raise an alert, in percent of the limit.
@@ -143,7 +143,10 @@ pub enum SubscriptionCommand {
         now: DateTime<Utc>,
     },
     /// Suspends a subscription past due for longer than `grace`.
-    Suspend { grace: Duration, now: DateTime<Utc> },
+    Suspend {
+        grace: Duration,
+        now: DateTime<Utc>,
+    },
     /// The roll-up saw `used` of `limit` for `meter` in the month starting `period_start`.
     CrossThreshold {
         meter: String,
@@ -153,7 +156,9 @@ pub enum SubscriptionCommand {
         period_start: DateTime<Utc>,
     },
     /// A new month began on `period_start`: quotas crossed before it reset.
-    ResetQuotas { period_start: DateTime<Utc> },
+    ResetQuotas {
+        period_start: DateTime<Utc>,
+    },
 }
 
 /// Where the subscription of `tenant_id` lives.
@@ -189,7 +194,9 @@ impl Subscription {
             .as_ref()
             .ok_or_else(|| DomainError::NotFound("subscription".into()))?;
         if self.status == Status::Canceled {
-            return Err(DomainError::Precondition("the subscription is canceled".into()));
+            return Err(DomainError::Precondition(
+                "the subscription is canceled".into(),
+            ));
         }
         Ok(price)
     }
@@ -202,7 +209,10 @@ impl Subscription {
     ) -> Result<Vec<SubscriptionEvent>, DomainError> {
         let price = self.require_open()?;
         if to.retired {
-            return Err(DomainError::invalid("plan", format!("{} is retired", to.name)));
+            return Err(DomainError::invalid(
+                "plan",
+                format!("{} is retired", to.name),
+            ));
         }
         if to.name == price.plan {
             // Back to the plan it has: a scheduled downgrade or cancellation is called off.
@@ -228,10 +238,12 @@ impl Subscription {
         let current_monthly = price.price_minor / i64::from(price.interval.months());
         let upgrade = self.status == Status::Trialing || to.monthly_price() > current_monthly;
         if !upgrade {
-            return Ok(vec![SubscriptionEvent::ChangeScheduled(pb::ChangeScheduled {
-                to_plan: to.name.clone(),
-                effective_at: Some(time::to_proto(self.period_end)),
-            })]);
+            return Ok(vec![SubscriptionEvent::ChangeScheduled(
+                pb::ChangeScheduled {
+                    to_plan: to.name.clone(),
+                    effective_at: Some(time::to_proto(self.period_end)),
+                },
+            )]);
         }
         // At once, prorated by the second: credit what is left of the old period, charge
         // what is left of the new one (which restarts if the interval changes).
@@ -255,7 +267,15 @@ impl Subscription {
             )
         };
         let mut events = vec![
-            SubscriptionEvent::PlanChanged(plan_changed(&price.plan, to, credit, charge, now, start, end)),
+            SubscriptionEvent::PlanChanged(plan_changed(
+                &price.plan,
+                to,
+                credit,
+                charge,
+                now,
+                start,
+                end,
+            )),
             SubscriptionEvent::PlanLimitsChanged(to.limits.clone()),
         ];
         events.extend(self.lifted_quotas(to, usage));
@@ -263,11 +283,7 @@ impl Subscription {
     }
 
     /// Resets of the quotas exhausted now that `to`'s limits are above the month's usage.
-    fn lifted_quotas(
-        &self,
-        to: &Plan,
-        usage: &BTreeMap<String, u64>,
-    ) -> Vec<SubscriptionEvent> {
+    fn lifted_quotas(&self, to: &Plan, usage: &BTreeMap<String, u64>) -> Vec<SubscriptionEvent> {
         let Some(period) = self.quota_period else {
             return vec![];
         };
@@ -339,10 +355,7 @@ impl Aggregate for Subscription {
                         status: status.to_proto() as i32,
                         trial_ends_at: trial_ends_at.map(time::to_proto),
                         period_start: Some(time::to_proto(start)),
-                        period_end: Some(time::to_proto(add_months(
-                            start,
-                            plan.interval.months(),
-                        ))),
+                        period_end: Some(time::to_proto(add_months(start, plan.interval.months()))),
                         billing_email: billing_email.clone(),
                         price_minor: plan.price_minor,
                         currency: plan.currency.code().into(),
@@ -379,7 +392,15 @@ impl Aggregate for Subscription {
                             .ok_or_else(|| DomainError::NotFound(format!("plan {scheduled}")))?;
                         let end = add_months(start, next.interval.months());
                         Ok(vec![
-                            E::PlanChanged(plan_changed(&price.plan, next, 0, 0, start, start, end)),
+                            E::PlanChanged(plan_changed(
+                                &price.plan,
+                                next,
+                                0,
+                                0,
+                                start,
+                                start,
+                                end,
+                            )),
                             E::PlanLimitsChanged(next.limits.clone()),
                         ])
                     }
@@ -553,7 +574,10 @@ impl Aggregate for Subscription {
                 self.past_due_since = Some(time::from_proto(e.at.as_ref()));
             }
             E::PaymentSucceeded(_) => {
-                if matches!(self.status, Status::PastDue | Status::Suspended | Status::Trialing) {
+                if matches!(
+                    self.status,
+                    Status::PastDue | Status::Suspended | Status::Trialing
+                ) {
                     self.status = Status::Active;
                 }
                 self.past_due_since = None;

@@ -114,7 +114,10 @@ pub enum PaymentError {
     /// The provider could not be reached or answered with an error; its body is not
     /// reflected (it may hold anything), only what failed.
     #[error("payment provider {provider}: {what}")]
-    Provider { provider: &'static str, what: String },
+    Provider {
+        provider: &'static str,
+        what: String,
+    },
     /// The provider is not configured on this deployment.
     #[error("payment provider {0} is not configured")]
     NotConfigured(&'static str),

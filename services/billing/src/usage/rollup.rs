@@ -19,9 +19,7 @@ use prost::Message;
 use sqlx::PgConnection;
 use tenantry_contracts::billing::{BYTES, REQUESTS};
 use tenantry_contracts::usage::{self, UsageReport};
-use tenantry_eventstore::{
-    Projection, ProjectionError, RawMessage, StoreError, StreamKind,
-};
+use tenantry_eventstore::{Projection, ProjectionError, RawMessage, StoreError, StreamKind};
 use tenantry_kit::db::{Scope, set_scope};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -114,7 +112,11 @@ impl Projection for UsageRollup {
                 advanced.insert(key, r.sequence);
             }
             let hour = r.window_start.div_euclid(3600) * 3600;
-            let month = month_start(Utc.timestamp_opt(r.window_start, 0).single().unwrap_or_default());
+            let month = month_start(
+                Utc.timestamp_opt(r.window_start, 0)
+                    .single()
+                    .unwrap_or_default(),
+            );
             for (meter, quantity) in r.counts.iter().filter(|(_, q)| *q > 0) {
                 *hourly.entry((r.tenant, meter, hour)).or_default() += quantity;
                 *monthly.entry((r.tenant, meter, month)).or_default() += quantity;

@@ -121,7 +121,10 @@ impl Harness {
     /// Defines `plan` in the catalog as a platform admin.
     pub async fn define(&self, plan: api::Plan) -> u64 {
         self.client()
-            .define_plan(with_token(api::DefinePlanRequest { plan: Some(plan) }, &self.admin()))
+            .define_plan(with_token(
+                api::DefinePlanRequest { plan: Some(plan) },
+                &self.admin(),
+            ))
             .await
             .unwrap()
             .into_inner()
@@ -182,7 +185,8 @@ impl Harness {
     /// `sequence`th, with the message id the gateway gives it.
     pub async fn report(&self, tenant: Uuid, instance: &str, sequence: u64, requests: u64) {
         let id = usage::message_id(instance, &tenant.to_string(), sequence);
-        self.report_as(tenant, instance, sequence, requests, &id).await;
+        self.report_as(tenant, instance, sequence, requests, &id)
+            .await;
     }
 
     /// [`Harness::report`] under another message id (a duplicate JetStream cannot spot).

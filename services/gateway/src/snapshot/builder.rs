@@ -607,6 +607,9 @@ mod quota_tests {
         assert!(!bytes.block_traffic);
         assert!(QuotaEffect::of(&plan, &set(&["requests"])).block_traffic);
         // A meter the plan does not list follows the plan's default (alert only here).
-        assert_eq!(QuotaEffect::of(&plan, &set(&["records"])), QuotaEffect::default());
+        assert_eq!(
+            QuotaEffect::of(&plan, &set(&["records"])),
+            QuotaEffect::default()
+        );
     }
 }

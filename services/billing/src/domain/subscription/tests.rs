@@ -25,17 +25,24 @@ fn open(name: &str, trial: bool) -> SubscriptionCommand {
 }
 
 fn opened(name: &str) -> tenantry_kit::gwt::Given<Subscription> {
-    given::<Subscription>([]).when(open(name, false)).then_state()
+    given::<Subscription>([])
+        .when(open(name, false))
+        .then_state()
 }
 
 #[test]
 fn opening_twice_opens_once_and_publishes_the_limits() {
-    let g = given::<Subscription>([]).when(open("trial", true)).then_state();
+    let g = given::<Subscription>([])
+        .when(open("trial", true))
+        .then_state();
     let s = g.state();
     assert_eq!(s.status, Status::Trialing);
     assert_eq!(s.limits.plan, "trial");
     assert_eq!(s.period_start, at(1, 0));
-    assert_eq!(s.period_end, Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        s.period_end,
+        Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap()
+    );
     g.when(open("trial", true)).then_nothing();
 }
 
@@ -56,7 +63,9 @@ fn an_upgrade_takes_effect_at_once_prorated_by_the_second() {
     assert_eq!(c.proration_credit_minor, 49_900 / 2);
     assert_eq!(c.proration_charge_minor, 299_900 / 2);
     assert_eq!(c.currency, "BRL");
-    assert!(matches!(&events[1], SubscriptionEvent::PlanLimitsChanged(l) if l.plan == "enterprise"));
+    assert!(
+        matches!(&events[1], SubscriptionEvent::PlanLimitsChanged(l) if l.plan == "enterprise")
+    );
 }
 
 #[test]
@@ -71,11 +80,17 @@ fn a_downgrade_waits_for_the_period_end_then_renews_on_the_new_plan() {
     assert_eq!(g.state().scheduled.as_deref(), Some("business"));
     assert_eq!(g.state().price.as_ref().unwrap().plan, "enterprise");
     // Not before the period ends.
-    g.when(SubscriptionCommand::Renew { next: Some(plan("business")), now: at(31, 23) })
-        .then_nothing();
+    g.when(SubscriptionCommand::Renew {
+        next: Some(plan("business")),
+        now: at(31, 23),
+    })
+    .then_nothing();
     let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
     let g = g
-        .when(SubscriptionCommand::Renew { next: Some(plan("business")), now: feb })
+        .when(SubscriptionCommand::Renew {
+            next: Some(plan("business")),
+            now: feb,
+        })
         .then_state();
     let s = g.state();
     assert_eq!(s.price.as_ref().unwrap().plan, "business");
@@ -90,11 +105,18 @@ fn cancel_ends_the_subscription_at_the_period_end() {
     let g = opened("business")
         .when(SubscriptionCommand::Cancel)
         .then_state()
-        .when(SubscriptionCommand::Renew { next: None, now: feb })
+        .when(SubscriptionCommand::Renew {
+            next: None,
+            now: feb,
+        })
         .then_state();
     assert_eq!(g.state().status, Status::Canceled);
     let err = g
-        .when(SubscriptionCommand::ChangePlan { to: plan("enterprise"), usage: BTreeMap::new(), now: feb })
+        .when(SubscriptionCommand::ChangePlan {
+            to: plan("enterprise"),
+            usage: BTreeMap::new(),
+            now: feb,
+        })
         .then_rejected();
     assert!(matches!(err, DomainError::Precondition(_)), "{err:?}");
 }
@@ -105,9 +127,16 @@ fn a_plan_in_another_currency_is_refused_naming_the_plan() {
     usd.name = "enterprise-usd".into();
     usd.currency = crate::domain::money::Currency::USD;
     let err = opened("business")
-        .when(SubscriptionCommand::ChangePlan { to: usd, usage: BTreeMap::new(), now: at(2, 0) })
+        .when(SubscriptionCommand::ChangePlan {
+            to: usd,
+            usage: BTreeMap::new(),
+            now: at(2, 0),
+        })
         .then_rejected();
-    assert!(matches!(err, DomainError::Invalid { field: "plan", .. }), "{err:?}");
+    assert!(
+        matches!(err, DomainError::Invalid { field: "plan", .. }),
+        "{err:?}"
+    );
 }
 
 fn cross(percent: u32, used: u64, period: DateTime<Utc>) -> SubscriptionCommand {
@@ -124,7 +153,9 @@ fn cross(percent: u32, used: u64, period: DateTime<Utc>) -> SubscriptionCommand 
 fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
     let jan = at(1, 0);
     let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
-    let g = opened("business").when(cross(80, 240_000, jan)).then_state();
+    let g = opened("business")
+        .when(cross(80, 240_000, jan))
+        .then_state();
     let g = g.when(cross(80, 250_000, jan)).then_nothing();
     let g = g.when(cross(100, 300_000, jan)).then_state();
     assert_eq!(g.state().exhausted().collect::<Vec<_>>(), ["requests"]);
@@ -143,19 +174,28 @@ fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
         *limit = 1000;
     }
     let g = g.when(stale).then_nothing();
-    g.when(SubscriptionCommand::ResetQuotas { period_start: feb }).then_nothing();
+    g.when(SubscriptionCommand::ResetQuotas { period_start: feb })
+        .then_nothing();
 }
 
 #[test]
 fn an_upgrade_lifts_the_quotas_the_new_plan_allows() {
     let jan = at(1, 0);
-    let g = opened("business").when(cross(100, 300_000, jan)).then_state();
+    let g = opened("business")
+        .when(cross(100, 300_000, jan))
+        .then_state();
     let usage = BTreeMap::from([("requests".to_owned(), 300_000)]);
     let events = g
-        .when(SubscriptionCommand::ChangePlan { to: plan("enterprise"), usage, now: at(2, 0) })
+        .when(SubscriptionCommand::ChangePlan {
+            to: plan("enterprise"),
+            usage,
+            now: at(2, 0),
+        })
         .then_events();
     assert!(
-        events.iter().any(|e| matches!(e, SubscriptionEvent::QuotaReset(r) if r.meter == "requests")),
+        events
+            .iter()
+            .any(|e| matches!(e, SubscriptionEvent::QuotaReset(r) if r.meter == "requests")),
         "{events:?}"
     );
 }
@@ -172,9 +212,15 @@ fn past_due_beyond_the_grace_is_suspended_and_a_payment_reactivates() {
     assert_eq!(g.state().status, Status::PastDue);
     g.when(failed).then_nothing();
     let g = g
-        .when(SubscriptionCommand::Suspend { grace, now: at(7, 23) })
+        .when(SubscriptionCommand::Suspend {
+            grace,
+            now: at(7, 23),
+        })
         .then_nothing()
-        .when(SubscriptionCommand::Suspend { grace, now: at(8, 0) })
+        .when(SubscriptionCommand::Suspend {
+            grace,
+            now: at(8, 0),
+        })
         .then_state();
     assert_eq!(g.state().status, Status::Suspended);
     let g = g
