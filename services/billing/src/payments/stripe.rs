@@ -6,14 +6,19 @@
 //!   window against replays).
 //! - [`parse_event`]: a verified event's JSON turned into the [`PaymentEvent`]s billing acts
 //!   on.
+//! - [`StripeClient`]: the [`PaymentProvider`] over Stripe's form-encoded API.
 //!
 //! [`PaymentEvent`]: super::PaymentEvent
+//! [`PaymentProvider`]: super::PaymentProvider
 
+mod client;
 mod event;
+mod form;
 mod signature;
 #[cfg(test)]
 mod test_sign;
 
+pub use client::{API_VERSION, StripeClient};
 pub use event::{ParseError, parse_event};
 pub use signature::{DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER, SignatureError, verify_signature};
 
