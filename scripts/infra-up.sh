@@ -158,6 +158,15 @@ oidc_provider_ready() {
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 }
 
+# The billing tests sign Stripe webhooks with Stripe's own npm library (it needs Node >= 20).
+stripe_sign_ready() {
+  command -v node >/dev/null || install nodejs npm
+  local dir; dir="$(dirname "$0")/../tests/stripe-sign"
+  [ -d "$dir/node_modules/stripe" ] && return 0
+  log "installing the Stripe signing harness (npm ci)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
 # The gateway's TLS test makes its certificate with openssl; the Redis-outage test runs its
 # own redis-server (installed with Redis above).
 command -v openssl >/dev/null || install openssl
@@ -166,3 +175,4 @@ nats_up
 postgres_up
 redis_up
 oidc_provider_ready
+stripe_sign_ready
