@@ -15,8 +15,6 @@ mod client;
 mod event;
 mod form;
 mod signature;
-#[cfg(test)]
-mod test_sign;
 
 pub use client::{API_VERSION, StripeClient};
 pub use event::{ParseError, parse_event};

@@ -2,3 +2,4 @@
 //! formats (never our own services' or NATS/Postgres/Redis: those are real in every test).
 
 pub mod stripe;
+pub mod stripe_sign;

@@ -137,7 +137,7 @@ fn nibble(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payments::stripe::test_sign;
+    use tenantry_testkit::fakes::stripe_sign as test_sign;
 
     const SECRET: &str = "whsec_test_5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH";
     const BODY: &[u8] = br#"{"id":"evt_1","object":"event","type":"invoice.paid"}"#;

@@ -1,4 +1,4 @@
-//! Test support: `Stripe-Signature` headers made by Stripe's own npm library
+//! `Stripe-Signature` headers made by Stripe's own npm library
 //! (`tests/stripe-sign/`), run as a child process.
 
 use std::path::PathBuf;
