@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod payments;
+pub mod usage;
 
 pub use config::BillingConfig;

@@ -17,11 +17,13 @@
 //! - [`append`]: another service's event written to the log as that service would.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
+//! - [`fakes`]: third parties a test cannot reach (an SMTP relay).
 
 #![forbid(unsafe_code)]
 
 mod append;
 mod cleanup;
+pub mod fakes;
 mod nats_server;
 
 use std::path::PathBuf;
