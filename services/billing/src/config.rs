@@ -62,6 +62,9 @@ pub struct BillingConfig {
 
     #[command(flatten)]
     pub efi: EfiConfig,
+
+    #[command(flatten)]
+    pub mail: crate::mail::MailConfig,
 }
 
 /// Stripe (cards). Unset secret key: checkouts by card are refused as not configured.
@@ -216,6 +219,7 @@ impl BillingConfig {
                 webhook_private_key: None,
                 webhook_client_ca: None,
             },
+            mail: crate::mail::MailConfig::disabled(),
         }
     }
 }

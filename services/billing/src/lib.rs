@@ -17,6 +17,7 @@
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod mail;
 pub mod payments;
 pub mod projection;
 pub mod usage;

@@ -17,7 +17,7 @@
 //! - [`append`]: another service's event written to the log as that service would.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
-//! - [`fakes`]: third parties a test cannot reach (Stripe), in their wire formats.
+//! - [`fakes`]: third parties a test cannot reach (Stripe, an SMTP relay), in their wire formats.
 
 #![forbid(unsafe_code)]
 
