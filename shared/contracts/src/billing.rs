@@ -35,6 +35,10 @@ pub enum SubscriptionEvent {
     Suspended(pb::SubscriptionSuspended),
     QuotaThresholdCrossed(pb::QuotaThresholdCrossed),
     QuotaReset(pb::QuotaReset),
+    InvoiceDrafted(pb::InvoiceDrafted),
+    InvoiceFinalized(pb::InvoiceFinalized),
+    InvoicePaid(pb::InvoicePaid),
+    InvoiceVoided(pb::InvoiceVoided),
 }
 
 event_table!(SubscriptionEvent in "subscription" {
@@ -50,4 +54,8 @@ event_table!(SubscriptionEvent in "subscription" {
     Suspended => "subscription.suspended.v1": pb::SubscriptionSuspended,
     QuotaThresholdCrossed => "subscription.quota_threshold_crossed.v1": pb::QuotaThresholdCrossed,
     QuotaReset => "subscription.quota_reset.v1": pb::QuotaReset,
+    InvoiceDrafted => "subscription.invoice_drafted.v1": pb::InvoiceDrafted,
+    InvoiceFinalized => "subscription.invoice_finalized.v1": pb::InvoiceFinalized,
+    InvoicePaid => "subscription.invoice_paid.v1": pb::InvoicePaid,
+    InvoiceVoided => "subscription.invoice_voided.v1": pb::InvoiceVoided,
 });

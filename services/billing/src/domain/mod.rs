@@ -2,9 +2,11 @@
 //!
 //! - [`plan`]: a plan of the catalog, its validation, and the default catalog.
 //! - [`subscription`]: a tenant's subscription: plan changes, periods, payments, quotas.
+//! - [`invoice`]: a closed period's invoice: base, prorations, overage.
 //! - [`money`]: currencies and integer minor units.
 //! - [`period`]: calendar-month periods.
 
+pub mod invoice;
 pub mod money;
 pub mod period;
 pub mod plan;

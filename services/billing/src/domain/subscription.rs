@@ -86,7 +86,42 @@ pub struct Subscription {
     pub quota_period: Option<DateTime<Utc>>,
     /// Thresholds crossed in `quota_period`: (meter, percent).
     pub crossed: BTreeSet<(String, u32)>,
+    /// Prorations of plan changes in the current period, for its invoice.
+    pub accrued: Vec<Line>,
+    /// Invoices issued so far (the last one's number).
+    pub invoices: u64,
+    /// Invoices not paid or voided yet: number → (status, total in minor units).
+    pub unpaid: BTreeMap<u64, (InvoiceState, i64)>,
     pub version: u64,
+}
+
+/// An invoice line as the subscription accrues it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub kind: String,
+    pub description: String,
+    pub meter: String,
+    pub quantity: u64,
+    pub amount_minor: i64,
+}
+
+impl Line {
+    pub fn to_proto(&self) -> pb::InvoiceLine {
+        pb::InvoiceLine {
+            kind: self.kind.clone(),
+            description: self.description.clone(),
+            meter: self.meter.clone(),
+            quantity: self.quantity,
+            amount_minor: self.amount_minor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceState {
+    Draft,
+    Open,
 }
 
 mod limits_bytes {
@@ -120,11 +155,17 @@ pub enum SubscriptionCommand {
         now: DateTime<Utc>,
     },
     Cancel,
-    /// The period ended: a new one starts, with the scheduled plan (`next`) if any.
-    Renew {
+    /// The period ended: its invoice is drafted (the next period's base price in advance,
+    /// the closed period's prorations and overage, `usage` being its usage per meter) and a
+    /// new period starts, on the scheduled plan (`next`) if any, or the subscription ends.
+    ClosePeriod {
         next: Option<Plan>,
+        usage: BTreeMap<String, u64>,
         now: DateTime<Utc>,
     },
+    /// A draft invoice becomes open (to be collected).
+    FinalizeInvoice { number: u64 },
+    VoidInvoice { number: u64, reason: String },
     LinkCustomer {
         provider: String,
         customer_id: String,
@@ -188,7 +229,7 @@ impl Subscription {
             .map_or(0, |m| m.limit)
     }
 
-    fn require_open(&self) -> Result<&Price, DomainError> {
+    pub(super) fn require_open(&self) -> Result<&Price, DomainError> {
         let price = self
             .price
             .as_ref()
@@ -259,7 +300,8 @@ impl Subscription {
         let (old_left, old_len) = left(self.period_start, self.period_end);
         let (new_left, new_len) = left(start, end);
         let (credit, charge) = if self.status == Status::Trialing {
-            (0, 0)
+            // Leaving the trial: the rest of the period on the new plan, nothing to credit.
+            (0, prorate(to.price_minor, new_left, new_len))
         } else {
             (
                 prorate(price.price_minor, old_left, old_len),
@@ -302,7 +344,7 @@ impl Subscription {
     }
 }
 
-fn plan_changed(
+pub(super) fn plan_changed(
     from: &str,
     to: &Plan,
     credit: i64,
@@ -375,43 +417,27 @@ impl Aggregate for Subscription {
                     effective_at: Some(time::to_proto(self.period_end)),
                 })])
             }
-            C::Renew { next, now } => {
-                let price = self.require_open()?;
-                if *now < self.period_end {
-                    return Ok(vec![]);
+            C::ClosePeriod { next, usage, now } => {
+                super::invoice::close_period(self, next.as_ref(), usage, *now)
+            }
+            C::FinalizeInvoice { number } => Ok(match self.unpaid.get(number) {
+                Some((InvoiceState::Draft, _)) => {
+                    vec![E::InvoiceFinalized(pb::InvoiceFinalized { number: *number })]
                 }
-                let start = self.period_end;
-                match self.scheduled.as_deref() {
-                    Some("") => Ok(vec![E::Canceled(pb::SubscriptionCanceled {
-                        effective_at: Some(time::to_proto(start)),
-                    })]),
-                    Some(scheduled) => {
-                        let next = next
-                            .as_ref()
-                            .filter(|p| p.name == scheduled)
-                            .ok_or_else(|| DomainError::NotFound(format!("plan {scheduled}")))?;
-                        let end = add_months(start, next.interval.months());
-                        Ok(vec![
-                            E::PlanChanged(plan_changed(
-                                &price.plan,
-                                next,
-                                0,
-                                0,
-                                start,
-                                start,
-                                end,
-                            )),
-                            E::PlanLimitsChanged(next.limits.clone()),
-                        ])
-                    }
-                    None => Ok(vec![E::PeriodRenewed(pb::PeriodRenewed {
-                        period_start: Some(time::to_proto(start)),
-                        period_end: Some(time::to_proto(add_months(
-                            start,
-                            price.interval.months(),
-                        ))),
-                    })]),
+                _ => vec![],
+            }),
+            C::VoidInvoice { number, reason } => {
+                if *number == 0 || *number > self.invoices {
+                    return Err(DomainError::NotFound(format!("invoice {number}")));
                 }
+                Ok(match self.unpaid.contains_key(number) {
+                    true => vec![E::InvoiceVoided(pb::InvoiceVoided {
+                        number: *number,
+                        reason: reason.clone(),
+                    })],
+                    // Paid or voided already.
+                    false => vec![],
+                })
             }
             C::LinkCustomer {
                 provider,
@@ -454,13 +480,23 @@ impl Aggregate for Subscription {
                 if !self.exists() {
                     return Err(DomainError::NotFound("subscription".into()));
                 }
-                Ok(vec![E::PaymentSucceeded(pb::PaymentSucceeded {
+                let mut events = vec![E::PaymentSucceeded(pb::PaymentSucceeded {
                     provider: provider.clone(),
                     reference: reference.clone(),
                     amount_minor: *amount_minor,
                     currency: currency.clone(),
                     at: Some(time::to_proto(*now)),
-                })])
+                })];
+                events.extend(super::invoice::settled_by(self, *amount_minor, currency).map(
+                    |number| {
+                        E::InvoicePaid(pb::InvoicePaid {
+                            number,
+                            provider: provider.clone(),
+                            reference: reference.clone(),
+                        })
+                    },
+                ));
+                Ok(events)
             }
             C::Suspend { grace, now } => match (self.status, self.past_due_since) {
                 (Status::PastDue, Some(since)) if *now >= since + *grace => {
@@ -536,6 +572,7 @@ impl Aggregate for Subscription {
             }
             E::PlanLimitsChanged(l) => self.limits = l.clone(),
             E::PlanChanged(e) => {
+                super::invoice::accrue(self, e);
                 self.price = Some(Price {
                     plan: e.to_plan.clone(),
                     price_minor: e.price_minor,
@@ -590,6 +627,24 @@ impl Aggregate for Subscription {
                     self.crossed.clear();
                 }
                 self.crossed.insert((e.meter.clone(), e.percent));
+            }
+            E::InvoiceDrafted(e) => {
+                let invoice = e.invoice.clone().unwrap_or_default();
+                self.invoices = self.invoices.max(invoice.number);
+                self.unpaid
+                    .insert(invoice.number, (InvoiceState::Draft, invoice.total_minor));
+                self.accrued.clear();
+            }
+            E::InvoiceFinalized(e) => {
+                if let Some(entry) = self.unpaid.get_mut(&e.number) {
+                    entry.0 = InvoiceState::Open;
+                }
+            }
+            E::InvoicePaid(e) => {
+                self.unpaid.remove(&e.number);
+            }
+            E::InvoiceVoided(e) => {
+                self.unpaid.remove(&e.number);
             }
             E::QuotaReset(e) => {
                 let period = time::from_proto(e.period_start.as_ref());

@@ -80,15 +80,17 @@ fn a_downgrade_waits_for_the_period_end_then_renews_on_the_new_plan() {
     assert_eq!(g.state().scheduled.as_deref(), Some("business"));
     assert_eq!(g.state().price.as_ref().unwrap().plan, "enterprise");
     // Not before the period ends.
-    g.when(SubscriptionCommand::Renew {
+    g.when(SubscriptionCommand::ClosePeriod {
         next: Some(plan("business")),
+        usage: BTreeMap::new(),
         now: at(31, 23),
     })
     .then_nothing();
     let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
     let g = g
-        .when(SubscriptionCommand::Renew {
+        .when(SubscriptionCommand::ClosePeriod {
             next: Some(plan("business")),
+            usage: BTreeMap::new(),
             now: feb,
         })
         .then_state();
@@ -105,8 +107,9 @@ fn cancel_ends_the_subscription_at_the_period_end() {
     let g = opened("business")
         .when(SubscriptionCommand::Cancel)
         .then_state()
-        .when(SubscriptionCommand::Renew {
+        .when(SubscriptionCommand::ClosePeriod {
             next: None,
+            usage: BTreeMap::new(),
             now: feb,
         })
         .then_state();
@@ -246,4 +249,111 @@ fn a_provider_customer_is_linked_once() {
     let g = opened("trial").when(link("cus_1")).then_state();
     let g = g.when(link("cus_2")).then_nothing();
     assert_eq!(g.state().customers["stripe"], "cus_1");
+}
+
+fn invoices(events: &[SubscriptionEvent]) -> Vec<pb::Invoice> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SubscriptionEvent::InvoiceDrafted(d) => d.invoice.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_closed_period_is_invoiced_base_in_advance_prorations_and_overage_in_arrears() {
+    let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    let mid = Utc.with_ymd_and_hms(2026, 1, 16, 12, 0, 0).unwrap();
+    // Business (R$ 499,00, 300,000 requests, R$ 1,00 per 1,000 over) upgraded mid-January
+    // to enterprise, then downgraded back: January's invoice carries both prorations.
+    let g = opened("business")
+        .when(SubscriptionCommand::ChangePlan {
+            to: plan("enterprise"),
+            usage: BTreeMap::new(),
+            now: mid,
+        })
+        .then_state();
+    let usage = BTreeMap::from([("requests".to_owned(), 3_001_500)]);
+    let events = g
+        .when(SubscriptionCommand::ClosePeriod {
+            next: None,
+            usage,
+            now: feb,
+        })
+        .then_events();
+    let invoice = &invoices(&events)[0];
+    assert_eq!(invoice.number, 1);
+    assert_eq!(invoice.currency, "BRL");
+    let amounts: Vec<(&str, i64)> = invoice
+        .lines
+        .iter()
+        .map(|l| (l.kind.as_str(), l.amount_minor))
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            ("base", 299_900),
+            ("proration", -49_900 / 2),
+            ("proration", 299_900 / 2),
+            // Enterprise includes 3,000,000: 1,500 over → 2 started thousands × R$ 0,50.
+            ("overage", 100),
+        ]
+    );
+    assert_eq!(invoice.total_minor, amounts.iter().map(|(_, a)| a).sum::<i64>());
+    assert!(matches!(events.last(), Some(SubscriptionEvent::PeriodRenewed(_))));
+}
+
+#[test]
+fn invoices_are_numbered_finalized_paid_oldest_first_or_voided() {
+    let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    let mar = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+    let close = |now| SubscriptionCommand::ClosePeriod {
+        next: None,
+        usage: BTreeMap::new(),
+        now,
+    };
+    let g = opened("business").when(close(feb)).then_state().when(close(mar)).then_state();
+    assert_eq!(g.state().invoices, 2);
+    let g = g
+        .when(SubscriptionCommand::FinalizeInvoice { number: 1 })
+        .then([SubscriptionEvent::InvoiceFinalized(pb::InvoiceFinalized { number: 1 })]);
+    g.when(SubscriptionCommand::FinalizeInvoice { number: 1 }).then_nothing();
+    // One month's price pays the oldest invoice only.
+    let events = g
+        .when(SubscriptionCommand::PaymentSucceeded {
+            provider: "stripe".into(),
+            reference: "in_1".into(),
+            amount_minor: 49_900,
+            currency: "BRL".into(),
+            now: mar,
+        })
+        .then_events();
+    assert!(matches!(&events[1], SubscriptionEvent::InvoicePaid(p) if p.number == 1), "{events:?}");
+    assert_eq!(events.len(), 2);
+    let g = g
+        .when(SubscriptionCommand::VoidInvoice { number: 2, reason: "goodwill".into() })
+        .then_state();
+    assert!(g.state().unpaid.is_empty());
+    let err = g
+        .when(SubscriptionCommand::VoidInvoice { number: 9, reason: String::new() })
+        .then_rejected();
+    assert!(matches!(err, DomainError::NotFound(_)));
+}
+
+#[test]
+fn a_trial_covering_the_start_of_a_period_prorates_its_base() {
+    let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    // Trial until 31 Jan 00:00 (from `open`): February is billed whole; a trial until
+    // mid-February would bill half of it.
+    let mut open_mid_feb = open("business", true);
+    if let SubscriptionCommand::Open { trial_ends_at, .. } = &mut open_mid_feb {
+        *trial_ends_at = Some(Utc.with_ymd_and_hms(2026, 2, 15, 0, 0, 0).unwrap());
+    }
+    let events = given::<Subscription>([])
+        .when(open_mid_feb)
+        .then_state()
+        .when(SubscriptionCommand::ClosePeriod { next: None, usage: BTreeMap::new(), now: feb })
+        .then_events();
+    assert_eq!(invoices(&events)[0].lines[0].amount_minor, 49_900 / 2);
 }
