@@ -106,6 +106,15 @@ pub struct EfiConfig {
     )]
     pub api_base: String,
 
+    /// Efí's charges API (boleto), a different host from the Pix API with its own token.
+    #[arg(
+        id = "efi-charges-api-base",
+        long = "efi-charges-api-base",
+        env = "TENANTRY_EFI_CHARGES_API_BASE",
+        default_value = "https://cobrancas.api.efipay.com.br"
+    )]
+    pub charges_api_base: String,
+
     #[arg(
         id = "efi-client-id",
         long = "efi-client-id",
@@ -123,14 +132,26 @@ pub struct EfiConfig {
     pub client_secret: String,
 
     /// Our client certificate and key for Efí's mutual TLS (PEM).
-    #[arg(id = "efi-certificate", long = "efi-certificate", env = "TENANTRY_EFI_CERTIFICATE")]
+    #[arg(
+        id = "efi-certificate",
+        long = "efi-certificate",
+        env = "TENANTRY_EFI_CERTIFICATE"
+    )]
     pub certificate: Option<PathBuf>,
 
-    #[arg(id = "efi-private-key", long = "efi-private-key", env = "TENANTRY_EFI_PRIVATE_KEY")]
+    #[arg(
+        id = "efi-private-key",
+        long = "efi-private-key",
+        env = "TENANTRY_EFI_PRIVATE_KEY"
+    )]
     pub private_key: Option<PathBuf>,
 
     /// The CA that signs Efí's API server certificate (PEM); unset: the system's roots.
-    #[arg(id = "efi-server-ca", long = "efi-server-ca", env = "TENANTRY_EFI_SERVER_CA")]
+    #[arg(
+        id = "efi-server-ca",
+        long = "efi-server-ca",
+        env = "TENANTRY_EFI_SERVER_CA"
+    )]
     pub server_ca: Option<PathBuf>,
 
     /// The Pix key charges are paid to.
@@ -141,6 +162,25 @@ pub struct EfiConfig {
         default_value = ""
     )]
     pub pix_key: String,
+
+    /// How long a Pix charge can be paid. Also the window in which a retried checkout gets
+    /// the same charge back (see `payments::efi::pix`).
+    #[arg(
+        id = "efi-pix-expiry-secs",
+        long = "efi-pix-expiry-secs",
+        env = "TENANTRY_EFI_PIX_EXPIRY_SECS",
+        default_value_t = 86_400
+    )]
+    pub pix_expiry_secs: u32,
+
+    /// Days from the checkout to a boleto's due date.
+    #[arg(
+        id = "efi-boleto-due-days",
+        long = "efi-boleto-due-days",
+        env = "TENANTRY_EFI_BOLETO_DUE_DAYS",
+        default_value_t = 3
+    )]
+    pub boleto_due_days: u32,
 
     /// Where the Pix webhook listener (mutual TLS) listens.
     #[arg(
@@ -193,12 +233,15 @@ impl BillingConfig {
             },
             efi: EfiConfig {
                 api_base: String::new(),
+                charges_api_base: String::new(),
                 client_id: String::new(),
                 client_secret: String::new(),
                 certificate: None,
                 private_key: None,
                 server_ca: None,
                 pix_key: String::new(),
+                pix_expiry_secs: 3600,
+                boleto_due_days: 3,
                 webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 webhook_certificate: None,
                 webhook_private_key: None,

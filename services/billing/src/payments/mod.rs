@@ -56,6 +56,18 @@ pub struct CheckoutRequest {
     pub callback_url: String,
     /// The tenant's customer at this provider, reused on every checkout once it exists.
     pub customer_id: String,
+    /// Who pays, by their tax id: a boleto cannot be issued without it (Efí refuses one with
+    /// no CPF or CNPJ); a Pix charge names them as its debtor when known. Stripe ignores it.
+    pub payer: Option<Payer>,
+}
+
+/// The payer as Brazilian charges name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payer {
+    /// A person's name, or a company's corporate name.
+    pub name: String,
+    /// Digits only: a CPF (11, a person) or a CNPJ (14, a company).
+    pub tax_id: String,
 }
 
 /// What the payer is handed to pay with.
@@ -114,7 +126,10 @@ pub enum PaymentError {
     /// The provider could not be reached or answered with an error; its body is not
     /// reflected (it may hold anything), only what failed.
     #[error("payment provider {provider}: {what}")]
-    Provider { provider: &'static str, what: String },
+    Provider {
+        provider: &'static str,
+        what: String,
+    },
     /// The provider is not configured on this deployment.
     #[error("payment provider {0} is not configured")]
     NotConfigured(&'static str),
