@@ -10,7 +10,7 @@
 use tenantry_kit::ApiError;
 use uuid::Uuid;
 
-use crate::api::session::check_email;
+use tenantry_kit::validate;
 use crate::api::{AuthApi, credential_address, user_address};
 use crate::crypto::password;
 use crate::domain::credential::CredentialCommand;
@@ -21,7 +21,7 @@ pub async fn ensure_admin(
     email: &str,
     password_text: &str,
 ) -> Result<Uuid, ApiError> {
-    check_email("bootstrap_admin_email", email)?;
+    validate::email("bootstrap_admin_email", email)?;
     let address = credential_address(email)?;
     let (credential, _) = api.credentials.load(&address).await?;
     let user_id = match credential.user_id {

@@ -117,3 +117,39 @@ CREATE POLICY tenant_isolation ON quotas
            OR current_setting('tenantry.platform_scope', true) = 'on')
     WITH CHECK (tenant_id::text = current_setting('tenantry.tenant_id', true)
            OR current_setting('tenantry.platform_scope', true) = 'on');
+
+-- Checkouts opened, by the provider's reference: whose they are and for which plan (a Pix
+-- payment names only its txid).
+CREATE TABLE checkouts (
+    provider   text NOT NULL,
+    reference  text NOT NULL,
+    tenant_id  uuid NOT NULL,
+    plan       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, reference)
+);
+
+-- Invoices as their events left them (the whole invoice, with its lines, as protobuf).
+CREATE TABLE invoices (
+    tenant_id  uuid NOT NULL,
+    number     bigint NOT NULL,
+    status     text NOT NULL,
+    total      bigint NOT NULL,
+    issued_at  timestamptz NOT NULL,
+    invoice    bytea NOT NULL,
+    PRIMARY KEY (tenant_id, number)
+);
+
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['checkouts', 'invoices'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY tenant_isolation ON %I
+            USING (tenant_id::text = current_setting('tenantry.tenant_id', true)
+                   OR current_setting('tenantry.platform_scope', true) = 'on')
+            WITH CHECK (tenant_id::text = current_setting('tenantry.tenant_id', true)
+                   OR current_setting('tenantry.platform_scope', true) = 'on')$p$, t);
+    END LOOP;
+END $$;

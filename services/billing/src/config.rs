@@ -109,6 +109,15 @@ pub struct EfiConfig {
     )]
     pub api_base: String,
 
+    /// Efí's charges API (boleto), a different host from the Pix API with its own token.
+    #[arg(
+        id = "efi-charges-api-base",
+        long = "efi-charges-api-base",
+        env = "TENANTRY_EFI_CHARGES_API_BASE",
+        default_value = "https://cobrancas.api.efipay.com.br"
+    )]
+    pub charges_api_base: String,
+
     #[arg(
         id = "efi-client-id",
         long = "efi-client-id",
@@ -156,6 +165,25 @@ pub struct EfiConfig {
         default_value = ""
     )]
     pub pix_key: String,
+
+    /// How long a Pix charge can be paid. Also the window in which a retried checkout gets
+    /// the same charge back (see `payments::efi::pix`).
+    #[arg(
+        id = "efi-pix-expiry-secs",
+        long = "efi-pix-expiry-secs",
+        env = "TENANTRY_EFI_PIX_EXPIRY_SECS",
+        default_value_t = 86_400
+    )]
+    pub pix_expiry_secs: u32,
+
+    /// Days from the checkout to a boleto's due date.
+    #[arg(
+        id = "efi-boleto-due-days",
+        long = "efi-boleto-due-days",
+        env = "TENANTRY_EFI_BOLETO_DUE_DAYS",
+        default_value_t = 3
+    )]
+    pub boleto_due_days: u32,
 
     /// Where the Pix webhook listener (mutual TLS) listens.
     #[arg(
@@ -208,12 +236,15 @@ impl BillingConfig {
             },
             efi: EfiConfig {
                 api_base: String::new(),
+                charges_api_base: String::new(),
                 client_id: String::new(),
                 client_secret: String::new(),
                 certificate: None,
                 private_key: None,
                 server_ca: None,
                 pix_key: String::new(),
+                pix_expiry_secs: 3600,
+                boleto_due_days: 3,
                 webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 webhook_certificate: None,
                 webhook_private_key: None,

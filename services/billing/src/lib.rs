@@ -83,20 +83,51 @@ impl Service for BillingService {
         let trials = ctx.projection(projection::trials::TrialsProjection {
             subscriptions: ctx.repository(1_000),
         })?;
+        let subscriptions_repo = ctx.repository(100_000);
+        let payments = Arc::new(payments::service::Payments {
+            pool: ctx.pool()?,
+            subscriptions: subscriptions_repo.clone(),
+            clock: self.clock.clone(),
+            stripe: match payments::stripe::StripeClient::new(&self.config.stripe) {
+                Ok(c) => Some(Arc::new(c) as Arc<dyn payments::PaymentProvider>),
+                Err(payments::PaymentError::NotConfigured(_)) => None,
+                Err(e) => return Err(StartError::Other(e.to_string())),
+            },
+            efi: payments::efi::EfiClient::from_config(&self.config.efi, self.clock.clone())
+                .map_err(|e| StartError::Other(e.to_string()))?
+                .map(|c| Arc::new(c) as Arc<dyn payments::PaymentProvider>),
+        });
+        let efi_webhook = match payments::efi::webhook_acceptor(&self.config.efi)
+            .map_err(|e| StartError::Other(e.to_string()))?
+        {
+            Some(acceptor) => {
+                let listener = tokio::net::TcpListener::bind(self.config.efi.webhook_listen)
+                    .await
+                    .map_err(|e| StartError::Other(format!("efi-webhook-listen: {e}")))?;
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
         let crossed = Arc::new(tokio::sync::Notify::new());
         let rollup = ctx.projection(usage::rollup::UsageRollup::new(crossed.clone()))?;
         let api = BillingApi {
             plans: ctx.repository(1_000),
-            subscriptions: ctx.repository(100_000),
+            subscriptions: subscriptions_repo,
             pool: ctx.pool()?,
             catalog_positions: catalog.positions(),
             positions: subscriptions.positions(),
             clock: self.clock.clone(),
+            payments: payments.clone(),
             read_wait: Duration::from_secs(5),
         };
         api.seed_catalog()
             .await
             .map_err(|e| StartError::Other(format!("seeding the plan catalog: {e}")))?;
+        let webhooks = api::webhooks::router(
+            payments.clone(),
+            &self.config.stripe.webhook_secret,
+            self.clock.clone(),
+        );
         let dispatcher = usage::quota::QuotaDispatcher {
             pool: ctx.pool()?,
             subscriptions: api.subscriptions.clone(),
@@ -109,12 +140,23 @@ impl Service for BillingService {
             usage_positions: rollup.positions(),
             api: api.clone(),
         };
-        Ok(Parts::new(handle, api::policy::policy())
+        let mut parts = Parts::new(handle, api::policy::policy())
             .grpc(BillingServiceServer::new(api))
+            .http(webhooks)
             .projection(catalog)
             .projection(subscriptions)
             .projection(trials)
             .projection(rollup)
-            .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait())))
+            .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait()));
+        if let Some((listener, acceptor)) = efi_webhook {
+            let deliver: payments::efi::Deliver = Arc::new(move |delivery| {
+                let payments = payments.clone();
+                Box::pin(async move { payments.deliver(delivery).await.map_err(|e| e.to_string()) })
+            });
+            parts = parts.job("efi_webhook", move |stop| {
+                payments::efi::listener::serve(listener, acceptor, deliver, stop.wait())
+            });
+        }
+        Ok(parts)
     }
 }

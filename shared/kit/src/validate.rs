@@ -37,6 +37,32 @@ pub fn optional_text(field: &str, value: &str, max: usize) -> Result<(), ApiErro
     Ok(())
 }
 
+/// The longest e-mail address (RFC 5321).
+pub const MAX_EMAIL: usize = 254;
+
+/// A plausible e-mail address (RFC 5321 lengths, one `@`, a dotted domain, nothing that could
+/// end a mail header); names the field.
+pub fn email(field: &str, value: &str) -> Result<(), ApiError> {
+    text(field, value, MAX_EMAIL)?;
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(ApiError::invalid(field, "must be an e-mail address"));
+    };
+    let ok = !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(field, "must be an e-mail address"))
+    }
+}
+
 /// A protobuf enum value that must be known and not `UNSPECIFIED` (0).
 pub fn known_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, ApiError> {
     if value == 0 {

@@ -17,7 +17,9 @@
 //! - [`append`]: another service's event written to the log as that service would.
 //! - [`eventually`]: waits for state that converges.
 //! - [`channel`]: a gRPC channel to a service started by a test.
-//! - [`fakes`]: third parties a test cannot reach (Stripe, an SMTP relay), in their wire formats.
+//! - [`fakes`]: third parties a test cannot reach (Stripe, Efí, an SMTP relay), in their wire
+//!   formats.
+//! - [`pki`]: certificate authorities and certificates for tests that speak TLS.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,7 @@ mod append;
 mod cleanup;
 pub mod fakes;
 mod nats_server;
+pub mod pki;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::convert::{role_from_proto, role_to_proto};
-use super::session::{check_email, invitation_token};
+use super::session::invitation_token;
 use super::{AuthApi, tenant_address, user_address};
 use crate::crypto::random;
 use crate::domain::team::{Team, TeamCommand};
@@ -138,7 +138,7 @@ impl MemberService for AuthApi {
         let caller = TenantContext::from_request(&request)?;
         let tenant_id = caller.tenant()?;
         let r = request.get_ref();
-        check_email("email", &r.email)?;
+        validate::email("email", &r.email)?;
         let role = role_from_proto("role", r.role)?;
         let hours = match r.ttl_hours {
             0 => DEFAULT_INVITATION_HOURS,

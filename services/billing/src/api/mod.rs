@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod policy;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +24,27 @@ use crate::domain::period::month_start;
 use crate::domain::{
     CatalogEntry, Plan, PlanCommand, Subscription, SubscriptionCommand, plan, subscription,
 };
+use crate::payments::service::Payments;
+use crate::payments::{CheckoutRequest, Payer, PaymentMethod};
 use crate::projection::queries;
+use crate::usage::report;
+
+/// Where the payer returns after paying: an absolute http(s) URL. Only the provider uses it
+/// (we never fetch it), so any host is allowed.
+fn callback_url(value: &str) -> Result<String, ApiError> {
+    if value.len() > 2048 {
+        return Err(ApiError::invalid("callback_url", "is longer than 2048 characters"));
+    }
+    match reqwest::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(url.to_string())
+        }
+        _ => Err(ApiError::invalid(
+            "callback_url",
+            "must be an absolute http or https URL",
+        )),
+    }
+}
 
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -35,6 +56,7 @@ pub struct BillingApi {
     pub(crate) catalog_positions: Positions,
     pub(crate) positions: Positions,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) payments: Arc<Payments>,
     /// Longest a query waits for `min_position`.
     pub(crate) read_wait: Duration,
 }
@@ -255,8 +277,152 @@ impl BillingService for BillingApi {
         &self,
         request: Request<api::UsageReportRequest>,
     ) -> Result<Response<api::UsageReportResponse>, Status> {
-        let _ = self.tenant(&request, &request.get_ref().tenant_id)?;
-        Err(Status::unimplemented("usage reports are not built yet"))
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        let format = validate::known_enum::<api::ReportFormat>("format", req.format)?;
+        let (from, to) =
+            report::parse_period(&req.period, self.clock.now()).map_err(ApiError::from)?;
+        let rows: Vec<report::UsageRow> = queries::hourly_usage(&self.pool, tenant_id, from, to)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|(hour, meter, quantity)| report::UsageRow {
+                hour,
+                meter,
+                quantity,
+            })
+            .collect();
+        let id = tenant_id.to_string();
+        let text = match format {
+            api::ReportFormat::Csv => report::render_csv(&id, &rows),
+            api::ReportFormat::Json => report::render_json(&id, from, to, &rows),
+            api::ReportFormat::Unspecified => String::new(),
+        };
+        Ok(Response::new(api::UsageReportResponse {
+            from: Some(time::to_proto(from)),
+            to: Some(time::to_proto(to)),
+            rows: rows
+                .iter()
+                .map(|r| api::UsageRow {
+                    hour: Some(time::to_proto(r.hour)),
+                    meter: r.meter.clone(),
+                    quantity: r.quantity,
+                })
+                .collect(),
+            text,
+        }))
+    }
+
+    async fn checkout(
+        &self,
+        request: Request<api::CheckoutRequest>,
+    ) -> Result<Response<api::CheckoutResponse>, Status> {
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        let plan = self.catalog_plan("plan", &req.plan).await?;
+        if plan.retired {
+            return Err(ApiError::invalid("plan", format!("{} is retired", plan.name)).into());
+        }
+        if plan.price_minor == 0 {
+            return Err(ApiError::invalid(
+                "plan",
+                format!("{} is free: change to it with ChangePlan", plan.name),
+            )
+            .into());
+        }
+        let method = PaymentMethod::parse(&req.payment_method).ok_or_else(|| {
+            ApiError::invalid("payment_method", "must be credit_card, pix or boleto")
+        })?;
+        validate::email("billing_email", &req.billing_email)?;
+        let email = req.billing_email.clone();
+        let callback = callback_url(&req.callback_url)?;
+        let payer = (!req.payer_tax_id.is_empty() || !req.payer_name.is_empty()).then(|| Payer {
+            name: req.payer_name.clone(),
+            tax_id: req.payer_tax_id.clone(),
+        });
+        let sub = queries::subscription(&self.pool, tenant_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("subscription".into()))?;
+        if sub.status == crate::domain::Status::Canceled {
+            return Err(ApiError::FailedPrecondition("the subscription is canceled".into()).into());
+        }
+        let request = CheckoutRequest {
+            tenant_id,
+            plan: plan.name.clone(),
+            plan_display_name: plan.display_name.clone(),
+            amount_minor: plan.price_minor,
+            currency: plan.currency.code().into(),
+            interval: plan.interval.as_str(),
+            method,
+            billing_email: email,
+            callback_url: callback,
+            customer_id: String::new(),
+            payer,
+        };
+        let (provider, c) = self.payments.checkout(&sub, request).await?;
+        Ok(Response::new(api::CheckoutResponse {
+            provider: provider.into(),
+            reference: c.reference,
+            url: c.url,
+            pix_qr_code: c.pix_qr_code,
+            pix_copy_paste: c.pix_copy_paste,
+            boleto_barcode: c.boleto_barcode,
+            expires_at: c.expires_at.map(time::to_proto),
+        }))
+    }
+
+    async fn list_invoices(
+        &self,
+        request: Request<api::ListInvoicesRequest>,
+    ) -> Result<Response<api::ListInvoicesResponse>, Status> {
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        self.wait(&self.positions, req.min_position).await?;
+        let invoices = queries::invoices(&self.pool, tenant_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(api::ListInvoicesResponse { invoices }))
+    }
+
+    async fn get_invoice(
+        &self,
+        request: Request<api::GetInvoiceRequest>,
+    ) -> Result<Response<api::GetInvoiceResponse>, Status> {
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        self.wait(&self.positions, req.min_position).await?;
+        let invoice = queries::invoice(&self.pool, tenant_id, req.number)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("invoice {}", req.number)))?;
+        Ok(Response::new(api::GetInvoiceResponse {
+            invoice: Some(invoice),
+        }))
+    }
+
+    async fn void_invoice(
+        &self,
+        request: Request<api::VoidInvoiceRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        validate::text("reason", &req.reason, 500)?;
+        let caller = TenantContext::from_request(&request)?;
+        let meta = command::meta(&request, &caller, &self.clock)?;
+        let executed = self
+            .subscriptions
+            .execute(
+                &subscription::address(tenant_id).map_err(ApiError::from)?,
+                &SubscriptionCommand::VoidInvoice {
+                    number: req.number,
+                    reason: req.reason.clone(),
+                },
+                &meta,
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(response(executed))
     }
 
     async fn list_alerts(

@@ -3,10 +3,12 @@
 //! [`PaymentEvent`]s that drive the subscription.
 //!
 //! - [`stripe`]: the Stripe API client and `Stripe-Signature` verification.
+//! - [`service`]: checkouts for a tenant and verified deliveries acted on once.
 //! - [`efi`]: Efí (Gerencianet): OAuth2 over mutual TLS, Pix `cob` and boleto, and the Pix
 //!   webhook listener that requires Efí's client certificate.
 
 pub mod efi;
+pub mod service;
 pub mod stripe;
 
 use chrono::{DateTime, Utc};
@@ -56,6 +58,18 @@ pub struct CheckoutRequest {
     pub callback_url: String,
     /// The tenant's customer at this provider, reused on every checkout once it exists.
     pub customer_id: String,
+    /// Who pays, by their tax id: a boleto cannot be issued without it (Efí refuses one with
+    /// no CPF or CNPJ); a Pix charge names them as its debtor when known. Stripe ignores it.
+    pub payer: Option<Payer>,
+}
+
+/// The payer as Brazilian charges name them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payer {
+    /// A person's name, or a company's corporate name.
+    pub name: String,
+    /// Digits only: a CPF (11, a person) or a CNPJ (14, a company).
+    pub tax_id: String,
 }
 
 /// What the payer is handed to pay with.

@@ -125,3 +125,35 @@ pub async fn alerts(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<AlertRow>, sql
         })
         .collect())
 }
+
+/// The tenant's invoices, newest first.
+pub async fn invoices(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<pb::Invoice>, sqlx::Error> {
+    let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT invoice FROM invoices WHERE tenant_id = $1 ORDER BY number DESC LIMIT 500",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .iter()
+        .filter_map(|(b,)| pb::Invoice::decode(b.as_slice()).ok())
+        .collect())
+}
+
+pub async fn invoice(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    number: u64,
+) -> Result<Option<pb::Invoice>, sqlx::Error> {
+    let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
+    let row: Option<(Vec<u8>,)> =
+        sqlx::query_as("SELECT invoice FROM invoices WHERE tenant_id = $1 AND number = $2")
+            .bind(tenant_id)
+            .bind(i64::try_from(number).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(row.and_then(|(b,)| pb::Invoice::decode(b.as_slice()).ok()))
+}

@@ -54,6 +54,7 @@ impl Projection for SubscriptionsProjection {
             let id = tenant_of(message)?;
             fold(states.entry(id).or_default(), message)?;
             for stored in message.events::<SubscriptionEvent>()? {
+                write_invoice(tx, id, &stored.event).await?;
                 if let SubscriptionEvent::QuotaThresholdCrossed(e) = &stored.event {
                     sqlx::query(
                         "INSERT INTO alerts (tenant_id, meter, period_start, percent, used, quota, at)
@@ -135,4 +136,52 @@ fn tenant_of(message: &StoredMessage) -> Result<Uuid, ProjectionError> {
                 message.position
             )))
         })
+}
+
+/// An invoice event as the `invoices` row it makes or changes.
+async fn write_invoice(
+    tx: &mut PgConnection,
+    tenant: Uuid,
+    event: &SubscriptionEvent,
+) -> Result<(), sqlx::Error> {
+    use prost::Message;
+    use tenantry_proto::events::v1 as pb;
+    let (number, status) = match event {
+        SubscriptionEvent::InvoiceDrafted(d) => {
+            let invoice = d.invoice.clone().unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO invoices (tenant_id, number, status, total, issued_at, invoice)
+                 VALUES ($1, $2, 'draft', $3, $4, $5) ON CONFLICT (tenant_id, number) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(i64::try_from(invoice.number).unwrap_or(i64::MAX))
+            .bind(invoice.total_minor)
+            .bind(time::from_proto(invoice.issued_at.as_ref()))
+            .bind(invoice.encode_to_vec())
+            .execute(&mut *tx)
+            .await?;
+            return Ok(());
+        }
+        SubscriptionEvent::InvoiceFinalized(e) => (e.number, pb::InvoiceStatus::Open),
+        SubscriptionEvent::InvoicePaid(e) => (e.number, pb::InvoiceStatus::Paid),
+        SubscriptionEvent::InvoiceVoided(e) => (e.number, pb::InvoiceStatus::Void),
+        _ => return Ok(()),
+    };
+    let row: Option<(Vec<u8>,)> =
+        sqlx::query_as("SELECT invoice FROM invoices WHERE tenant_id = $1 AND number = $2")
+            .bind(tenant)
+            .bind(i64::try_from(number).unwrap_or(i64::MAX))
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((bytes,)) = row else { return Ok(()) };
+    let mut invoice = pb::Invoice::decode(bytes.as_slice()).unwrap_or_default();
+    invoice.status = status as i32;
+    sqlx::query("UPDATE invoices SET status = $3, invoice = $4 WHERE tenant_id = $1 AND number = $2")
+        .bind(tenant)
+        .bind(i64::try_from(number).unwrap_or(i64::MAX))
+        .bind(status.as_str_name().trim_start_matches("INVOICE_STATUS_").to_lowercase())
+        .bind(invoice.encode_to_vec())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }

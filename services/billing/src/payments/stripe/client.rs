@@ -277,6 +277,7 @@ mod tests {
             billing_email: "billing+acme@example.com".into(),
             callback_url: "https://app.example.com/billing/done?tenant=acme&ok=1".into(),
             customer_id,
+            payer: None,
         }
     }
 
