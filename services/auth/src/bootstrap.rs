@@ -10,11 +10,11 @@
 use tenantry_kit::ApiError;
 use uuid::Uuid;
 
-use tenantry_kit::validate;
 use crate::api::{AuthApi, credential_address, user_address};
 use crate::crypto::password;
 use crate::domain::credential::CredentialCommand;
 use crate::domain::user::UserCommand;
+use tenantry_kit::validate;
 
 pub async fn ensure_admin(
     api: &AuthApi,

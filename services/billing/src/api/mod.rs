@@ -33,7 +33,10 @@ use crate::usage::report;
 /// (we never fetch it), so any host is allowed.
 fn callback_url(value: &str) -> Result<String, ApiError> {
     if value.len() > 2048 {
-        return Err(ApiError::invalid("callback_url", "is longer than 2048 characters"));
+        return Err(ApiError::invalid(
+            "callback_url",
+            "is longer than 2048 characters",
+        ));
     }
     match reqwest::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {

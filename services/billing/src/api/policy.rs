@@ -14,7 +14,11 @@ pub fn policy() -> RpcPolicy {
         .declare(SERVICE, "CancelSubscription", role(Role::Owner))
         .declare(SERVICE, "GetUsage", role(Role::Viewer))
         .declare(SERVICE, "UsageReport", role(Role::Viewer))
-        .declare(SERVICE, "ListAlerts", role(Role::Viewer));
+        .declare(SERVICE, "ListAlerts", role(Role::Viewer))
+        .declare(SERVICE, "Checkout", role(Role::Owner))
+        .declare(SERVICE, "ListInvoices", role(Role::Viewer))
+        .declare(SERVICE, "GetInvoice", role(Role::Viewer))
+        .declare(SERVICE, "VoidInvoice", role(Role::PlatformAdmin));
     p
 }
 
@@ -47,7 +51,7 @@ mod tests {
                 }
             }
         }
-        assert!(checked >= 8);
+        assert_eq!(checked, 12);
         assert_eq!(
             policy.paths().count(),
             checked,

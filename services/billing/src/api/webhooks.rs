@@ -47,10 +47,14 @@ async fn stripe(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    let header = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
-    if let Err(e) = verify_signature(header, &body, &s.secret, s.clock.now().timestamp(), DEFAULT_TOLERANCE_SECS) {
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) = verify_signature(
+        header,
+        &body,
+        &s.secret,
+        s.clock.now().timestamp(),
+        DEFAULT_TOLERANCE_SECS,
+    ) {
         tracing::warn!(error = %e, "refused a Stripe webhook");
         return (StatusCode::BAD_REQUEST, "invalid signature");
     }

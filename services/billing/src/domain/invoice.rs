@@ -60,7 +60,11 @@ pub(super) fn close_period(
                 period_start: Some(time::to_proto(start)),
                 period_end: Some(time::to_proto(end)),
             }));
-            Some((price.plan.clone(), price.price_minor, price.interval.months()))
+            Some((
+                price.plan.clone(),
+                price.price_minor,
+                price.interval.months(),
+            ))
         }
     };
 
@@ -68,7 +72,11 @@ pub(super) fn close_period(
     if let Some((plan, amount, months)) = coming {
         let end = add_months(start, months);
         // A trial still running covers the start of the period.
-        let billed_from = sub.trial_ends_at.filter(|t| *t > start).unwrap_or(start).min(end);
+        let billed_from = sub
+            .trial_ends_at
+            .filter(|t| *t > start)
+            .unwrap_or(start)
+            .min(end);
         let base = prorate(
             amount,
             (end - billed_from).num_seconds(),
@@ -87,7 +95,12 @@ pub(super) fn close_period(
         });
     }
     lines.extend(sub.accrued.iter().cloned());
-    for quota in sub.limits.meters.iter().filter(|q| q.overage_price_minor > 0) {
+    for quota in sub
+        .limits
+        .meters
+        .iter()
+        .filter(|q| q.overage_price_minor > 0)
+    {
         let used = usage.get(&quota.meter).copied().unwrap_or(0);
         if quota.limit == 0 || used <= quota.limit || quota.overage_unit == 0 {
             continue;

@@ -164,8 +164,13 @@ pub enum SubscriptionCommand {
         now: DateTime<Utc>,
     },
     /// A draft invoice becomes open (to be collected).
-    FinalizeInvoice { number: u64 },
-    VoidInvoice { number: u64, reason: String },
+    FinalizeInvoice {
+        number: u64,
+    },
+    VoidInvoice {
+        number: u64,
+        reason: String,
+    },
     LinkCustomer {
         provider: String,
         customer_id: String,
@@ -422,7 +427,9 @@ impl Aggregate for Subscription {
             }
             C::FinalizeInvoice { number } => Ok(match self.unpaid.get(number) {
                 Some((InvoiceState::Draft, _)) => {
-                    vec![E::InvoiceFinalized(pb::InvoiceFinalized { number: *number })]
+                    vec![E::InvoiceFinalized(pb::InvoiceFinalized {
+                        number: *number,
+                    })]
                 }
                 _ => vec![],
             }),
@@ -487,15 +494,15 @@ impl Aggregate for Subscription {
                     currency: currency.clone(),
                     at: Some(time::to_proto(*now)),
                 })];
-                events.extend(super::invoice::settled_by(self, *amount_minor, currency).map(
-                    |number| {
+                events.extend(
+                    super::invoice::settled_by(self, *amount_minor, currency).map(|number| {
                         E::InvoicePaid(pb::InvoicePaid {
                             number,
                             provider: provider.clone(),
                             reference: reference.clone(),
                         })
-                    },
-                ));
+                    }),
+                );
                 Ok(events)
             }
             C::Suspend { grace, now } => match (self.status, self.past_due_since) {

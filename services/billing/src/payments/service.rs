@@ -164,7 +164,11 @@ impl Payments {
                     return Ok(());
                 };
                 if tenant != *tenant_id || opened_for != *plan {
-                    tracing::warn!(provider, reference, "a completed checkout's tenant or plan differs");
+                    tracing::warn!(
+                        provider,
+                        reference,
+                        "a completed checkout's tenant or plan differs"
+                    );
                     return Ok(());
                 }
                 run(
@@ -252,10 +256,11 @@ impl Payments {
             return Ok(());
         };
         let now = self.clock.now();
-        let usage: BTreeMap<String, u64> = queries::period_usage(&self.pool, tenant, month_start(now))
-            .await?
-            .into_iter()
-            .collect();
+        let usage: BTreeMap<String, u64> =
+            queries::period_usage(&self.pool, tenant, month_start(now))
+                .await?
+                .into_iter()
+                .collect();
         self.subscriptions
             .execute(
                 &subscription::address(tenant)?,

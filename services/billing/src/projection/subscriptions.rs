@@ -176,12 +176,19 @@ async fn write_invoice(
     let Some((bytes,)) = row else { return Ok(()) };
     let mut invoice = pb::Invoice::decode(bytes.as_slice()).unwrap_or_default();
     invoice.status = status as i32;
-    sqlx::query("UPDATE invoices SET status = $3, invoice = $4 WHERE tenant_id = $1 AND number = $2")
-        .bind(tenant)
-        .bind(i64::try_from(number).unwrap_or(i64::MAX))
-        .bind(status.as_str_name().trim_start_matches("INVOICE_STATUS_").to_lowercase())
-        .bind(invoice.encode_to_vec())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE invoices SET status = $3, invoice = $4 WHERE tenant_id = $1 AND number = $2",
+    )
+    .bind(tenant)
+    .bind(i64::try_from(number).unwrap_or(i64::MAX))
+    .bind(
+        status
+            .as_str_name()
+            .trim_start_matches("INVOICE_STATUS_")
+            .to_lowercase(),
+    )
+    .bind(invoice.encode_to_vec())
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }

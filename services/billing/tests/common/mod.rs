@@ -30,9 +30,21 @@ pub struct Harness {
 }
 
 pub async fn start() -> Harness {
+    start_with(|_| {}).await
+}
+
+/// With the settings as `adjust` leaves them (payment providers, say).
+pub async fn start_with(adjust: impl FnOnce(&mut BillingConfig)) -> Harness {
     let env = TestEnv::new().await;
     let clock = ManualClock::new(chrono::Utc::now());
-    let svc = start_on(&env, &clock).await;
+    let mut config = BillingConfig::ephemeral();
+    adjust(&mut config);
+    let svc = env
+        .start(BillingService {
+            config,
+            clock: Arc::new(clock.clone()) as Arc<dyn Clock>,
+        })
+        .await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
         svc,

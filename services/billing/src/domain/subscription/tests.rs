@@ -300,8 +300,14 @@ fn a_closed_period_is_invoiced_base_in_advance_prorations_and_overage_in_arrears
             ("overage", 100),
         ]
     );
-    assert_eq!(invoice.total_minor, amounts.iter().map(|(_, a)| a).sum::<i64>());
-    assert!(matches!(events.last(), Some(SubscriptionEvent::PeriodRenewed(_))));
+    assert_eq!(
+        invoice.total_minor,
+        amounts.iter().map(|(_, a)| a).sum::<i64>()
+    );
+    assert!(matches!(
+        events.last(),
+        Some(SubscriptionEvent::PeriodRenewed(_))
+    ));
 }
 
 #[test]
@@ -313,12 +319,19 @@ fn invoices_are_numbered_finalized_paid_oldest_first_or_voided() {
         usage: BTreeMap::new(),
         now,
     };
-    let g = opened("business").when(close(feb)).then_state().when(close(mar)).then_state();
+    let g = opened("business")
+        .when(close(feb))
+        .then_state()
+        .when(close(mar))
+        .then_state();
     assert_eq!(g.state().invoices, 2);
     let g = g
         .when(SubscriptionCommand::FinalizeInvoice { number: 1 })
-        .then([SubscriptionEvent::InvoiceFinalized(pb::InvoiceFinalized { number: 1 })]);
-    g.when(SubscriptionCommand::FinalizeInvoice { number: 1 }).then_nothing();
+        .then([SubscriptionEvent::InvoiceFinalized(pb::InvoiceFinalized {
+            number: 1,
+        })]);
+    g.when(SubscriptionCommand::FinalizeInvoice { number: 1 })
+        .then_nothing();
     // One month's price pays the oldest invoice only.
     let events = g
         .when(SubscriptionCommand::PaymentSucceeded {
@@ -329,14 +342,23 @@ fn invoices_are_numbered_finalized_paid_oldest_first_or_voided() {
             now: mar,
         })
         .then_events();
-    assert!(matches!(&events[1], SubscriptionEvent::InvoicePaid(p) if p.number == 1), "{events:?}");
+    assert!(
+        matches!(&events[1], SubscriptionEvent::InvoicePaid(p) if p.number == 1),
+        "{events:?}"
+    );
     assert_eq!(events.len(), 2);
     let g = g
-        .when(SubscriptionCommand::VoidInvoice { number: 2, reason: "goodwill".into() })
+        .when(SubscriptionCommand::VoidInvoice {
+            number: 2,
+            reason: "goodwill".into(),
+        })
         .then_state();
     assert!(g.state().unpaid.is_empty());
     let err = g
-        .when(SubscriptionCommand::VoidInvoice { number: 9, reason: String::new() })
+        .when(SubscriptionCommand::VoidInvoice {
+            number: 9,
+            reason: String::new(),
+        })
         .then_rejected();
     assert!(matches!(err, DomainError::NotFound(_)));
 }
@@ -353,7 +375,11 @@ fn a_trial_covering_the_start_of_a_period_prorates_its_base() {
     let events = given::<Subscription>([])
         .when(open_mid_feb)
         .then_state()
-        .when(SubscriptionCommand::ClosePeriod { next: None, usage: BTreeMap::new(), now: feb })
+        .when(SubscriptionCommand::ClosePeriod {
+            next: None,
+            usage: BTreeMap::new(),
+            now: feb,
+        })
         .then_events();
     assert_eq!(invoices(&events)[0].lines[0].amount_minor, 49_900 / 2);
 }
