@@ -19,7 +19,10 @@ CREATE TABLE subscriptions (
     past_due_since timestamptz,
     state         jsonb NOT NULL,
     version       bigint NOT NULL,
-    updated_at    timestamptz NOT NULL
+    updated_at    timestamptz NOT NULL,
+    -- Whether billing has had the tenant suspended for non-payment (written by the dunning
+    -- job, never by the projection): only such a suspension is lifted when the tenant pays.
+    tenant_suspended boolean NOT NULL DEFAULT false
 );
 CREATE INDEX subscriptions_period_end ON subscriptions (period_end) WHERE status <> 'canceled';
 CREATE INDEX subscriptions_past_due ON subscriptions (past_due_since) WHERE past_due_since IS NOT NULL;

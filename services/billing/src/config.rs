@@ -57,6 +57,35 @@ pub struct BillingConfig {
     )]
     pub grace_secs: u64,
 
+    /// A draft invoice becomes open (to be collected) this long after it was drafted.
+    #[arg(
+        id = "billing-invoice-finalize-secs",
+        long = "billing-invoice-finalize-secs",
+        env = "TENANTRY_BILLING_INVOICE_FINALIZE_SECS",
+        default_value_t = 3600
+    )]
+    pub invoice_finalize_secs: u64,
+
+    /// The tenant service, which billing asks to suspend a tenant past due beyond the grace
+    /// (and to reactivate it once paid).
+    #[arg(
+        id = "billing-tenant-endpoint",
+        long = "billing-tenant-endpoint",
+        env = "TENANTRY_BILLING_TENANT_ENDPOINT",
+        default_value = "http://127.0.0.1:7001"
+    )]
+    pub tenant_endpoint: String,
+
+    /// Billing's own credential for the tenant service: a file holding a platform service
+    /// account's API key (`tk_…`) or an access token. Unset: tenants are not suspended
+    /// (their subscriptions still are), and a warning says so at start.
+    #[arg(
+        id = "billing-credential-file",
+        long = "billing-credential-file",
+        env = "TENANTRY_BILLING_CREDENTIAL_FILE"
+    )]
+    pub credential_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub stripe: StripeConfig,
 
@@ -229,6 +258,9 @@ impl BillingConfig {
             db_max_connections: 16,
             quota_interval_ms: 200,
             grace_secs: 7 * 24 * 3600,
+            invoice_finalize_secs: 0,
+            tenant_endpoint: "http://127.0.0.1:7001".into(),
+            credential_file: None,
             stripe: StripeConfig {
                 api_base: String::new(),
                 secret_key: String::new(),

@@ -9,6 +9,7 @@
 //!   opens.
 //! - [`usage`]: the `USAGE` roll-up and the quota dispatcher that closes the loop with the
 //!   gateway.
+//! - [`periods`]: periods closed and invoiced, drafts finalized, dunning and suspension.
 //! - [`payments`]: the payment providers (Stripe, Efí) behind one trait.
 //! - [`config`] and [`BillingService`]: its settings and its parts for the kit's template.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod mail;
 pub mod payments;
+pub mod periods;
 pub mod projection;
 pub mod usage;
 
@@ -128,6 +130,44 @@ impl Service for BillingService {
             &self.config.stripe.webhook_secret,
             self.clock.clone(),
         );
+        let tenants = match &self.config.credential_file {
+            Some(path) => {
+                let credential = std::fs::read_to_string(path)
+                    .map_err(|e| StartError::Other(format!("billing-credential-file: {e}")))?;
+                let channel =
+                    tonic::transport::Endpoint::from_shared(self.config.tenant_endpoint.clone())
+                        .map_err(|e| StartError::Other(format!("billing-tenant-endpoint: {e}")))?
+                        .connect_timeout(Duration::from_secs(5))
+                        .timeout(Duration::from_secs(10))
+                        .connect_lazy();
+                Some(periods::TenantService {
+                    client:
+                        tenantry_proto::tenant::v1::tenant_service_client::TenantServiceClient::new(
+                            channel,
+                        ),
+                    credential: credential.trim().into(),
+                })
+            }
+            None => {
+                tracing::warn!(
+                    "no billing-credential-file: tenants past due beyond the grace will not be suspended"
+                );
+                None
+            }
+        };
+        let periods = periods::Periods {
+            pool: ctx.pool()?,
+            subscriptions: api.subscriptions.clone(),
+            clock: self.clock.clone(),
+            grace: chrono::Duration::seconds(
+                i64::try_from(self.config.grace_secs).unwrap_or(i64::MAX / 2),
+            ),
+            finalize_after: chrono::Duration::seconds(
+                i64::try_from(self.config.invoice_finalize_secs).unwrap_or(i64::MAX / 2),
+            ),
+            tenants,
+            every: Duration::from_millis(self.config.quota_interval_ms.max(10)),
+        };
         let dispatcher = usage::quota::QuotaDispatcher {
             pool: ctx.pool()?,
             subscriptions: api.subscriptions.clone(),
@@ -147,7 +187,8 @@ impl Service for BillingService {
             .projection(subscriptions)
             .projection(trials)
             .projection(rollup)
-            .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait()));
+            .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait()))
+            .job("periods", move |stop| periods.run(stop.wait()));
         if let Some((listener, acceptor)) = efi_webhook {
             let deliver: payments::efi::Deliver = Arc::new(move |delivery| {
                 let payments = payments.clone();

@@ -157,3 +157,27 @@ pub async fn invoice(
     tx.commit().await?;
     Ok(row.and_then(|(b,)| pb::Invoice::decode(b.as_slice()).ok()))
 }
+
+/// The tenant's usage per meter over the months in [from, to).
+pub async fn usage_between(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, u64)>, sqlx::Error> {
+    let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT meter, sum(quantity)::bigint FROM usage_periods
+         WHERE tenant_id = $1 AND period_start >= $2 AND period_start < $3 GROUP BY meter",
+    )
+    .bind(tenant_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|(m, q)| (m, u64::try_from(q).unwrap_or(0)))
+        .collect())
+}
