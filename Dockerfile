@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # Tenantry image: the auth service (`tenantry-auth`, port 7002), the tenant service
-# (`tenantry-tenant`, port 7001), the gateway (`tenantry-gateway`: data plane 8080, configuration
-# API 7000) and the CLI (`tenantry`). One image, one binary per container: choose it with the
-# command (the default is the tenant service). Build from the workspace root
-# (BuildKit is required for the cache mounts):
+# (`tenantry-tenant`, port 7001), the billing service (`tenantry-billing`, port 7003), the gateway
+# (`tenantry-gateway`: data plane 8080, configuration API 7000) and the CLI (`tenantry`). One
+# image, one binary per container: choose it with the command (the default is the tenant
+# service). Build from the workspace root (BuildKit is required for the cache mounts):
 #
 #   docker build -t tenantry .
 
@@ -18,10 +18,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/app/target \
     cargo build --release --locked -p tenantry-auth -p tenantry-tenant -p tenantry-gateway \
-       -p tenantry-cli \
+       -p tenantry-billing -p tenantry-cli \
     && mkdir -p /out \
     && cp target/release/tenantry-auth target/release/tenantry-tenant \
-       target/release/tenantry-gateway target/release/tenantry /out/
+       target/release/tenantry-gateway target/release/tenantry-billing target/release/tenantry \
+       /out/
 
 # ---- runtime --------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -31,9 +32,9 @@ RUN apt-get update \
     && groupadd --system --gid 10001 tenantry \
     && useradd --system --uid 10001 --gid tenantry --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin tenantry
-COPY --from=build /out/tenantry-auth /out/tenantry-tenant /out/tenantry-gateway /out/tenantry \
-     /usr/local/bin/
+COPY --from=build /out/tenantry-auth /out/tenantry-tenant /out/tenantry-gateway \
+     /out/tenantry-billing /out/tenantry /usr/local/bin/
 # Numeric, so Kubernetes' runAsNonRoot can verify it without looking the name up.
 USER 10001:10001
-EXPOSE 7000 7001 7002 8080
+EXPOSE 7000 7001 7002 7003 8080
 CMD ["tenantry-tenant"]

@@ -1,12 +1,14 @@
-//! `tenantry dev`: the auth service, then the tenant service and the gateway (verifying tokens
-//! through the auth service's JWKS), in one process, with a development platform admin. Each
-//! starts through the kit's service template, as its own binary would.
+//! `tenantry dev`: the auth service, then the tenant service, the billing service and the
+//! gateway (verifying tokens through the auth service's JWKS), in one process, with a
+//! development platform admin. Each starts through the kit's service template, as its own
+//! binary would.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::Context;
 use tenantry_auth::{AuthConfig, AuthService};
+use tenantry_billing::{BillingConfig, BillingService};
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
 use tenantry_kit::net::{Cidr, Networks};
@@ -46,6 +48,7 @@ pub async fn run(
     mut common: CommonConfig,
     mut auth: AuthConfig,
     mut tenant: TenantConfig,
+    billing: BillingConfig,
     gateway: GatewayConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
@@ -80,6 +83,7 @@ pub async fn run(
     // Auth first: the others verify tokens through its JWKS.
     let auth = start(&common, AuthService::new(auth)).await?;
     let tenant = start(&common, TenantService::new(tenant)).await?;
+    let billing = start(&common, BillingService::new(billing)).await?;
     let gateway = start(&common, GatewayService::new(gateway)).await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
     eprintln!(
@@ -91,10 +95,14 @@ pub async fn run(
         tenant.addr
     );
     eprintln!(
+        "  billing service  grpc+http://{}   (/healthz /readyz /metrics)",
+        billing.addr
+    );
+    eprintln!(
         "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API and edge grpc://{}; /metrics on http://{})",
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
-    eprintln!("  not built yet    billing, orchestration, sync");
+    eprintln!("  not built yet    payments and invoices (billing), orchestration, sync");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",
@@ -125,11 +133,12 @@ pub async fn run(
     for stop in [
         auth.stop_handle(),
         tenant.stop_handle(),
+        billing.stop_handle(),
         gateway.stop_handle(),
     ] {
         stop.stop();
     }
-    let _ = tokio::join!(auth.task, tenant.task, gateway.task);
+    let _ = tokio::join!(auth.task, tenant.task, billing.task, gateway.task);
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tenantry_auth::AuthConfig;
+use tenantry_billing::BillingConfig;
 use tenantry_cli::{Catalog, commands};
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
@@ -45,6 +46,8 @@ enum Command {
         auth: AuthConfig,
         #[command(flatten)]
         tenant: TenantConfig,
+        #[command(flatten)]
+        billing: BillingConfig,
         #[command(flatten)]
         gateway: GatewayConfig,
     },
@@ -84,8 +87,9 @@ async fn main() -> ExitCode {
             common,
             auth,
             tenant,
+            billing,
             gateway,
-        } => dev::run(common, auth, tenant, gateway).await,
+        } => dev::run(common, auth, tenant, billing, gateway).await,
         Command::Login(args) => login::run(args).await,
     };
     match done {

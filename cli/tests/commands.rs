@@ -13,7 +13,7 @@ use tenantry_cli::{Catalog, CliError, commands};
 fn every_service_package_is_a_command_and_every_method_an_rpc() {
     let catalog = Catalog::builtin().unwrap();
     let names: Vec<&str> = catalog.services.iter().map(|s| s.name.as_str()).collect();
-    for name in ["auth", "gateway", "tenant"] {
+    for name in ["auth", "billing", "gateway", "tenant"] {
         assert!(names.contains(&name), "{names:?}");
     }
     let tenant = catalog.service("tenant").unwrap();
@@ -29,6 +29,15 @@ fn every_service_package_is_a_command_and_every_method_an_rpc() {
             .unwrap()
             .rpc("upsert-route")
             .is_some()
+    );
+    assert_eq!(
+        catalog
+            .service("billing")
+            .unwrap()
+            .rpc("change-plan")
+            .unwrap()
+            .path(),
+        "/tenantry.billing.v1.BillingService/ChangePlan"
     );
     // Every method of every Tenantry service in the descriptor set, once each.
     let pool = prost_reflect::DescriptorPool::decode(tenantry_proto::FILE_DESCRIPTOR_SET).unwrap();
@@ -49,7 +58,7 @@ fn every_service_package_is_a_command_and_every_method_an_rpc() {
     methods.sort();
     paths.sort();
     assert_eq!(paths, methods);
-    assert!(paths.len() >= 42, "{paths:?}");
+    assert!(paths.len() >= 50, "{paths:?}");
 }
 
 #[test]

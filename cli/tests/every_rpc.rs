@@ -1,4 +1,4 @@
-//! The built `tenantry` binary against the tenant, auth and gateway services started
+//! The built `tenantry` binary against the tenant, auth, billing and gateway services started
 //! in-process on the real NATS, Postgres and Redis.
 //!
 //! Every RPC of every service in the descriptor set is called through the CLI, so a new
@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use tenantry_auth::{AuthConfig, AuthService};
+use tenantry_billing::{BillingConfig, BillingService};
 use tenantry_cli::Catalog;
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::service::Service;
@@ -94,13 +95,20 @@ async fn start() -> World {
     let tenant = env
         .start_with(&common, TenantService::new(TenantConfig::ephemeral()))
         .await;
+    let billing = env
+        .start_with(&common, BillingService::new(BillingConfig::ephemeral()))
+        .await;
     let mut gateway = GatewayConfig::ephemeral();
-    gateway.services = format!("tenant={},auth={}", tenant.addr, auth.addr);
+    gateway.services = format!(
+        "tenant={},auth={},billing={}",
+        tenant.addr, auth.addr, billing.addr
+    );
     let gateway = env.start_with(&common, GatewayService::new(gateway)).await;
     let mut world = World {
         services: BTreeMap::from([
             ("auth", auth.addr),
             ("tenant", tenant.addr),
+            ("billing", billing.addr),
             ("gateway", gateway.addr),
         ]),
         edge: gateway.addr,
@@ -252,7 +260,7 @@ async fn every_rpc_of_every_service_reaches_its_handler() {
             ));
         }
     }
-    assert!(calls >= 40, "only {calls} RPCs in the descriptor set");
+    assert!(calls >= 50, "only {calls} RPCs in the descriptor set");
     assert!(
         failures.is_empty(),
         "{}\n\nevery call:\n{}",
@@ -446,5 +454,23 @@ async fn errors_exit_1_for_the_server_and_2_for_the_command_line() {
         "{}",
         refused.stderr
     );
+    world.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn billing_is_reached_through_the_edge() {
+    let world = start().await;
+    // A tenant without a subscription: NOT_FOUND is the billing handler's own answer, so the
+    // edge forwarded the call to it.
+    let unknown = Uuid::now_v7().to_string();
+    let run = world
+        .cli(
+            Via::Edge,
+            &["billing", "get-subscription", "--tenant-id", &unknown],
+            None,
+        )
+        .await;
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.status(), Some("NOT_FOUND"), "{}", run.stderr);
     world.env.cleanup().await;
 }

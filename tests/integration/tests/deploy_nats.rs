@@ -48,6 +48,7 @@ fn every_service_has_a_nats_user_and_anonymous_access_is_off() {
         tenantry_tenant::TenantService::NAME,
         tenantry_auth::AuthService::NAME,
         tenantry_gateway::GatewayService::NAME,
+        tenantry_billing::BillingService::NAME,
     ] {
         assert!(
             users.iter().any(|u| u == service),
@@ -91,7 +92,7 @@ fn kubernetes_carries_the_same_users_and_permissions() {
             "secret.example.yaml has {key}"
         );
     }
-    for service in ["tenant", "auth", "gateway"] {
+    for service in ["tenant", "auth", "gateway", "billing"] {
         let manifest = read(&format!("deploy/k8s/{service}.yaml"));
         assert!(manifest.contains("TENANTRY_NATS_CREDENTIALS_DIR"));
         assert!(
@@ -115,7 +116,7 @@ fn compose_and_infra_up_use_the_same_users() {
         compose.contains(&format!("for user in {}; do", users.join(" "))),
         "the compose NATS reads every user's password"
     );
-    for service in ["tenant", "auth", "gateway"] {
+    for service in ["tenant", "auth", "gateway", "billing"] {
         let mount =
             format!("./.tenantry/nats/{service}.password:/run/tenantry-nats/{service}.password:ro");
         assert!(

@@ -124,6 +124,8 @@ fn is_write(method: &str) -> bool {
         "Configure",
         "Drain",
         "Undrain",
+        "Define",
+        "Cancel",
     ]
     .iter()
     .any(|verb| method.starts_with(verb))
@@ -137,6 +139,7 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
     let mut common_config = env.common();
     common_config.jwks = format!("http://{}/.well-known/jwks.json", auth_svc.addr);
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &common_config).await;
+    let (_billing_svc, billing_channel) = common::start_billing(&env, &common_config).await;
     let (_gateway, gateway_channel) = common::start_gateway(
         &env,
         &common_config,
@@ -158,6 +161,11 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
             "tenant",
             tenant_channel,
             tenantry_tenant::api::policy::policy(),
+        ),
+        (
+            "billing",
+            billing_channel,
+            tenantry_billing::api::policy::policy(),
         ),
     ];
 

@@ -46,6 +46,21 @@ pub async fn start_auth(env: &TestEnv) -> (Running<tenantry_auth::Handle>, Chann
     (svc, channel)
 }
 
+/// The billing service with `common` settings, in `env`, and a channel to it.
+pub async fn start_billing(
+    env: &TestEnv,
+    common: &CommonConfig,
+) -> (Running<tenantry_billing::Handle>, Channel) {
+    let svc = env
+        .start_with(
+            common,
+            tenantry_billing::BillingService::new(tenantry_billing::BillingConfig::ephemeral()),
+        )
+        .await;
+    let channel = tenantry_testkit::channel(svc.addr).await;
+    (svc, channel)
+}
+
 /// A gateway with `common` settings in `env`; the channel reaches its configuration API.
 pub async fn start_gateway(
     env: &TestEnv,
