@@ -39,6 +39,13 @@ CREATE TABLE alerts (
     emailed      boolean NOT NULL DEFAULT false,
     PRIMARY KEY (tenant_id, meter, period_start, percent)
 );
+CREATE INDEX alerts_to_mail ON alerts (period_start) WHERE NOT emailed;
+
+-- Tenants' names as the tenant service created them, for the alert e-mails.
+CREATE TABLE tenant_names (
+    tenant_id uuid PRIMARY KEY,
+    name      text NOT NULL
+);
 
 -- Usage per tenant, meter and hour, and per calendar month (what quotas are measured on).
 CREATE TABLE usage_hourly (

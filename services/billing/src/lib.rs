@@ -168,6 +168,15 @@ impl Service for BillingService {
             tenants,
             every: Duration::from_millis(self.config.quota_interval_ms.max(10)),
         };
+        let alert_mailer = usage::alerts::AlertMailer {
+            pool: ctx.pool()?,
+            mailer: Arc::new(
+                mail::Mailer::new(&self.config.mail)
+                    .map_err(|e| StartError::Other(e.to_string()))?,
+            ),
+            clock: self.clock.clone(),
+            every: Duration::from_millis(self.config.quota_interval_ms.max(10)),
+        };
         let dispatcher = usage::quota::QuotaDispatcher {
             pool: ctx.pool()?,
             subscriptions: api.subscriptions.clone(),
@@ -188,7 +197,8 @@ impl Service for BillingService {
             .projection(trials)
             .projection(rollup)
             .job("quota_dispatcher", move |stop| dispatcher.run(stop.wait()))
-            .job("periods", move |stop| periods.run(stop.wait()));
+            .job("periods", move |stop| periods.run(stop.wait()))
+            .job("alert_mail", move |stop| alert_mailer.run(stop.wait()));
         if let Some((listener, acceptor)) = efi_webhook {
             let deliver: payments::efi::Deliver = Arc::new(move |delivery| {
                 let payments = payments.clone();

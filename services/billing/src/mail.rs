@@ -157,6 +157,18 @@ pub enum MailError {
     Unsupported { step: Step, what: &'static str },
 }
 
+impl MailError {
+    /// Whether trying again cannot help: the address or message is at fault, or the relay
+    /// refused it for good (a 5xx reply).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Address { .. } | Self::Message(_) => true,
+            Self::Rejected { code, .. } => *code >= 500,
+            _ => false,
+        }
+    }
+}
+
 /// What became of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {

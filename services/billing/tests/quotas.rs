@@ -140,3 +140,53 @@ async fn a_new_month_resets_the_quotas_crossed_in_the_last() {
 }
 
 use tenantry_kit::Clock as _;
+
+#[tokio::test]
+async fn each_alert_is_e_mailed_once_with_the_upgrade_notice() {
+    let smtp = tenantry_testkit::fakes::smtp::FakeSmtp::start().await;
+    let relay = smtp.addr().to_string();
+    let h = common::start_with(move |c| c.mail.relay = relay).await;
+    h.define(plan("tiny", 1_000, 100, pb::QuotaBehaviour::AlertOnly)).await;
+    let (tenant, _) = h.tenant(pb::TenantType::Trial).await;
+    h.change_plan(tenant, "tiny").await.unwrap();
+    h.client()
+        .set_billing_email(common::with_token(
+            tenantry_proto::billing::v1::SetBillingEmailRequest {
+                tenant_id: tenant.to_string(),
+                billing_email: "finance@acme.example".into(),
+            },
+            &h.owner(tenant),
+        ))
+        .await
+        .unwrap();
+    // A bad address is refused naming the field.
+    let err = h
+        .client()
+        .set_billing_email(common::with_token(
+            tenantry_proto::billing::v1::SetBillingEmailRequest {
+                tenant_id: tenant.to_string(),
+                billing_email: "finance@acme.example\r\nBcc: all@evil.example".into(),
+            },
+            &h.owner(tenant),
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.message().starts_with("billing_email"), "{err:?}");
+    h.subscription_where(tenant, |s| s.billing_email == "finance@acme.example").await;
+
+    h.report(tenant, "gw-a", 1, 85).await;
+    h.report(tenant, "gw-a", 2, 10).await;
+    h.report(tenant, "gw-a", 3, 10).await;
+    let mails = eventually("three alert e-mails", Duration::from_secs(10), || async {
+        let mails = smtp.received().await;
+        (mails.len() >= 3).then_some(mails)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(smtp.received().await.len(), 3, "each alert once");
+    assert!(mails.iter().all(|m| m.recipients == ["finance@acme.example"]));
+    let last = &mails[2];
+    assert!(last.header("Subject").unwrap().contains("reached"), "{:?}", last.header("Subject"));
+    assert!(last.body().contains("Notificação para upgrade"), "{}", last.body());
+    assert!(last.body().contains("tiny"));
+}

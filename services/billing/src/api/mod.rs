@@ -210,6 +210,27 @@ impl BillingService for BillingApi {
         Ok(response(executed))
     }
 
+    async fn set_billing_email(
+        &self,
+        request: Request<api::SetBillingEmailRequest>,
+    ) -> Result<Response<api::CommandResponse>, Status> {
+        let req = request.get_ref();
+        let tenant_id = self.tenant(&request, &req.tenant_id)?;
+        validate::email("billing_email", &req.billing_email)?;
+        let caller = TenantContext::from_request(&request)?;
+        let meta = command::meta(&request, &caller, &self.clock)?;
+        let executed = self
+            .subscriptions
+            .execute(
+                &subscription::address(tenant_id).map_err(ApiError::from)?,
+                &SubscriptionCommand::SetBillingEmail(req.billing_email.clone()),
+                &meta,
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(response(executed))
+    }
+
     async fn cancel_subscription(
         &self,
         request: Request<api::CancelSubscriptionRequest>,

@@ -12,6 +12,7 @@ pub fn policy() -> RpcPolicy {
         .declare(SERVICE, "GetSubscription", role(Role::Viewer))
         .declare(SERVICE, "ChangePlan", role(Role::Owner))
         .declare(SERVICE, "CancelSubscription", role(Role::Owner))
+        .declare(SERVICE, "SetBillingEmail", role(Role::Owner))
         .declare(SERVICE, "GetUsage", role(Role::Viewer))
         .declare(SERVICE, "UsageReport", role(Role::Viewer))
         .declare(SERVICE, "ListAlerts", role(Role::Viewer))
@@ -51,7 +52,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 12);
+        assert_eq!(checked, 13);
         assert_eq!(
             policy.paths().count(),
             checked,

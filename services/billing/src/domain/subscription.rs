@@ -176,6 +176,7 @@ pub enum SubscriptionCommand {
         customer_id: String,
         billing_email: String,
     },
+    SetBillingEmail(String),
     PaymentFailed {
         provider: String,
         reference: String,
@@ -462,6 +463,15 @@ impl Aggregate for Subscription {
                     billing_email: billing_email.clone(),
                 })])
             }
+            C::SetBillingEmail(email) => {
+                self.require_open()?;
+                if self.billing_email == *email {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::BillingEmailChanged(pb::BillingEmailChanged {
+                    billing_email: email.clone(),
+                })])
+            }
             C::PaymentFailed {
                 provider,
                 reference,
@@ -613,6 +623,7 @@ impl Aggregate for Subscription {
                     self.billing_email = e.billing_email.clone();
                 }
             }
+            E::BillingEmailChanged(e) => self.billing_email = e.billing_email.clone(),
             E::PaymentFailed(e) => {
                 self.status = Status::PastDue;
                 self.past_due_since = Some(time::from_proto(e.at.as_ref()));

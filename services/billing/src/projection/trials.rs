@@ -61,6 +61,14 @@ impl Projection for TrialsProjection {
                 let Ok(tenant_id) = Uuid::try_parse(&stored.meta.tenant_id) else {
                     continue;
                 };
+                sqlx::query(
+                    "INSERT INTO tenant_names (tenant_id, name) VALUES ($1, $2)
+                     ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name",
+                )
+                .bind(tenant_id)
+                .bind(&created.name)
+                .execute(&mut *tx)
+                .await?;
                 let name = plan_for(created.r#type);
                 let plan = queries::plan(&mut *tx, name)
                     .await?

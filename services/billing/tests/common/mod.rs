@@ -130,6 +130,19 @@ impl Harness {
         .await
     }
 
+    /// Waits until the tenant's subscription satisfies `check`.
+    pub async fn subscription_where(
+        &self,
+        tenant: Uuid,
+        check: impl Fn(&api::Subscription) -> bool,
+    ) -> api::Subscription {
+        tenantry_testkit::eventually("the subscription", Duration::from_secs(10), || async {
+            let s = self.subscription(tenant).await;
+            check(&s).then_some(s)
+        })
+        .await
+    }
+
     /// Defines `plan` in the catalog as a platform admin.
     pub async fn define(&self, plan: api::Plan) -> u64 {
         self.client()
