@@ -91,7 +91,7 @@ CREATE INDEX quota_outbox_pending ON quota_outbox (tenant_id) WHERE NOT appended
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['subscriptions', 'alerts', 'usage_hourly', 'usage_periods',
+    FOREACH t IN ARRAY ARRAY['subscriptions', 'alerts', 'tenant_names', 'usage_hourly', 'usage_periods',
                              'usage_marks', 'quota_outbox'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);

@@ -146,7 +146,8 @@ async fn each_alert_is_e_mailed_once_with_the_upgrade_notice() {
     let smtp = tenantry_testkit::fakes::smtp::FakeSmtp::start().await;
     let relay = smtp.addr().to_string();
     let h = common::start_with(move |c| c.mail.relay = relay).await;
-    h.define(plan("tiny", 1_000, 100, pb::QuotaBehaviour::AlertOnly)).await;
+    h.define(plan("tiny", 1_000, 100, pb::QuotaBehaviour::AlertOnly))
+        .await;
     let (tenant, _) = h.tenant(pb::TenantType::Trial).await;
     h.change_plan(tenant, "tiny").await.unwrap();
     h.client()
@@ -172,7 +173,8 @@ async fn each_alert_is_e_mailed_once_with_the_upgrade_notice() {
         .await
         .unwrap_err();
     assert!(err.message().starts_with("billing_email"), "{err:?}");
-    h.subscription_where(tenant, |s| s.billing_email == "finance@acme.example").await;
+    h.subscription_where(tenant, |s| s.billing_email == "finance@acme.example")
+        .await;
 
     h.report(tenant, "gw-a", 1, 85).await;
     h.report(tenant, "gw-a", 2, 10).await;
@@ -184,9 +186,21 @@ async fn each_alert_is_e_mailed_once_with_the_upgrade_notice() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(smtp.received().await.len(), 3, "each alert once");
-    assert!(mails.iter().all(|m| m.recipients == ["finance@acme.example"]));
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.recipients == ["finance@acme.example"])
+    );
     let last = &mails[2];
-    assert!(last.header("Subject").unwrap().contains("reached"), "{:?}", last.header("Subject"));
-    assert!(last.body().contains("Notificação para upgrade"), "{}", last.body());
+    assert!(
+        last.header("Subject").unwrap().contains("reached"),
+        "{:?}",
+        last.header("Subject")
+    );
+    assert!(
+        last.body().contains("Notificação para upgrade"),
+        "{}",
+        last.body()
+    );
     assert!(last.body().contains("tiny"));
 }

@@ -100,6 +100,11 @@ impl BillingApi {
             .ok_or_else(|| ApiError::invalid(field, format!("no plan named {name:?}")))
     }
 
+    /// The service's pool (its own role), for tests that check what a scope can see.
+    pub fn pool_for_tests(&self) -> PgPool {
+        self.pool.clone()
+    }
+
     /// Defines every plan of the default catalog that is not defined yet (at start).
     pub async fn seed_catalog(&self) -> Result<(), ApiError> {
         let now = self.clock.now();

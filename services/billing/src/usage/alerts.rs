@@ -17,8 +17,7 @@ use crate::domain::period::month_start;
 use crate::mail::{Mailer, alert_message};
 
 /// Where the upgrade notice sends the reader.
-const UPGRADE_HINT: &str =
-    "Upgrade with `tenantry billing change-plan` or a checkout (`POST /api/tenants/{id}/billing/checkout`).";
+const UPGRADE_HINT: &str = "Upgrade with `tenantry billing change-plan` or a checkout (`POST /api/tenants/{id}/billing/checkout`).";
 
 #[derive(Clone)]
 pub struct AlertMailer {
@@ -28,7 +27,16 @@ pub struct AlertMailer {
     pub every: Duration,
 }
 
-type Pending = (Uuid, String, DateTime<Utc>, i32, i64, i64, sqlx::types::Json<Subscription>, Option<String>);
+type Pending = (
+    Uuid,
+    String,
+    DateTime<Utc>,
+    i32,
+    i64,
+    i64,
+    sqlx::types::Json<Subscription>,
+    Option<String>,
+);
 
 impl AlertMailer {
     pub async fn run(self, stop: impl Future<Output = ()>) {
@@ -71,7 +79,12 @@ impl AlertMailer {
             let to = sub.0.billing_email.clone();
             // Nobody to write to: the alert stays in ListAlerts only.
             if !to.is_empty() {
-                let plan = sub.0.price.as_ref().map(|p| p.plan.clone()).unwrap_or_default();
+                let plan = sub
+                    .0
+                    .price
+                    .as_ref()
+                    .map(|p| p.plan.clone())
+                    .unwrap_or_default();
                 let message = alert_message(
                     &to,
                     name.as_deref().unwrap_or(&tenant.to_string()),
