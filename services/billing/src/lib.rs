@@ -125,11 +125,7 @@ impl Service for BillingService {
         api.seed_catalog()
             .await
             .map_err(|e| StartError::Other(format!("seeding the plan catalog: {e}")))?;
-        let webhooks = api::webhooks::router(
-            payments.clone(),
-            &self.config.stripe.webhook_secret,
-            self.clock.clone(),
-        );
+        let webhooks = api::webhooks::router(payments.clone(), &self.config.stripe.webhook_secret);
         let tenants = match &self.config.credential_file {
             Some(path) => {
                 let credential = std::fs::read_to_string(path)
