@@ -80,6 +80,7 @@ impl Service for BillingService {
     }
 
     async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let ctx_addr = ctx.addr;
         let catalog = ctx.projection(projection::catalog::CatalogProjection)?;
         let subscriptions = ctx.projection(projection::subscriptions::SubscriptionsProjection)?;
         let trials = ctx.projection(projection::trials::TrialsProjection {
@@ -188,6 +189,7 @@ impl Service for BillingService {
         let mut parts = Parts::new(handle, api::policy::policy())
             .grpc(BillingServiceServer::new(api))
             .http(webhooks)
+            .http(api::http::router(ctx_addr))
             .projection(catalog)
             .projection(subscriptions)
             .projection(trials)

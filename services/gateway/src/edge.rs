@@ -1,5 +1,5 @@
 //! The public API edge, on the gateway's API port: gRPC calls for the other `tenantry.*`
-//! services are authenticated here (the kit's verifier: access tokens and API keys),
+//! services (and their HTTP shapes, `/api/tenants/{id}/<service>/...`) are authenticated here (the kit's verifier: access tokens and API keys),
 //! rate-limited per tenant (the tenant's plan, as on the data plane), and forwarded over
 //! HTTP/2 to the owning service, which still applies its own access policy. The service is told
 //! the caller's address in `X-Forwarded-For` (after a trusted proxy's list; anyone else's
@@ -85,30 +85,60 @@ pub fn router(
         };
         for service in &file.service {
             let path = format!("/{package}.{}/{{*method}}", service.name());
-            let (edge, target) = (edge.clone(), target.clone());
-            router = router.route(
-                &path,
-                axum::routing::any(move |request: Request| {
-                    let (edge, target) = (edge.clone(), target.clone());
-                    async move { forward(State(edge), target, request).await }
-                }),
-            );
+            router = route(router, &path, &edge, target, Errors::Grpc);
         }
+        // The service's HTTP shapes (the seed's `/api/tenants/{id}/billing/...`).
+        let path = format!("/api/tenants/{{id}}/{name}/{{*rest}}");
+        router = route(router, &path, &edge, target, Errors::Json);
     }
     router
 }
 
-fn status(s: tonic::Status) -> Response {
-    s.into_http::<Body>()
+/// How the edge's own refusals are written: as gRPC statuses, or as the HTTP API's JSON.
+#[derive(Clone, Copy)]
+enum Errors {
+    Grpc,
+    Json,
 }
 
-async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Request) -> Response {
+impl Errors {
+    fn render(self, error: tenantry_kit::ApiError) -> Response {
+        match self {
+            Self::Grpc => tonic::Status::from(error).into_http::<Body>(),
+            Self::Json => axum::response::IntoResponse::into_response(error),
+        }
+    }
+}
+
+fn route(
+    router: axum::Router,
+    path: &str,
+    edge: &Arc<Edge>,
+    target: &Authority,
+    errors: Errors,
+) -> axum::Router {
+    let (edge, target) = (edge.clone(), target.clone());
+    router.route(
+        path,
+        axum::routing::any(move |request: Request| {
+            let (edge, target) = (edge.clone(), target.clone());
+            async move { forward(State(edge), target, request, errors).await }
+        }),
+    )
+}
+
+async fn forward(
+    State(edge): State<Arc<Edge>>,
+    target: Authority,
+    request: Request,
+    errors: Errors,
+) -> Response {
     let bearer = tenantry_kit::auth::bearer(request.headers()).map(str::to_owned);
     // Calls without a token go on: the service decides (sign-up and login are public).
     if let Some(token) = bearer {
         let caller = match edge.verifier.verify(&token).await {
             Ok(c) => c,
-            Err(e) => return status(e.into()),
+            Err(e) => return errors.render(e),
         };
         if let Some(tenant) = caller.tenant_id {
             let entry = edge.snapshot.load().tenants.get(&tenant).cloned();
@@ -116,7 +146,7 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
                 && let Decision::Deny { retry_after } = edge.cluster.check(&entry.limiter).await
             {
                 entry.metrics().rate_limited.increment(1);
-                return status(tonic::Status::resource_exhausted(format!(
+                return errors.render(tenantry_kit::ApiError::ResourceExhausted(format!(
                     "rate limited; retry in {} ms",
                     retry_after.as_millis().max(1)
                 )));
@@ -134,7 +164,9 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(target);
     let Ok(uri) = http::Uri::from_parts(uri) else {
-        return status(tonic::Status::internal("bad upstream address"));
+        return errors.render(tenantry_kit::ApiError::Internal(
+            "bad upstream address".into(),
+        ));
     };
     parts.uri = uri;
     parts.version = http::Version::HTTP_2;
@@ -142,9 +174,7 @@ async fn forward(State(edge): State<Arc<Edge>>, target: Authority, request: Requ
         Ok(response) => response.map(Body::new),
         Err(e) => {
             tracing::warn!(error = %e, "edge: service unreachable");
-            status(tonic::Status::unavailable(
-                "the service is unreachable, retry later",
-            ))
+            errors.render(tenantry_kit::ApiError::Unavailable(e.to_string()))
         }
     }
 }

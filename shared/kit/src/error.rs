@@ -81,6 +81,30 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A gRPC answer as the error it stands for: an HTTP endpoint that calls a gRPC handler
+    /// answers with the same status and message a gRPC caller gets.
+    pub fn from_status(status: &Status) -> Self {
+        let m = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument => match m.split_once(": ") {
+                Some((field, reason)) => Self::invalid(field, reason),
+                None => Self::invalid("request", m),
+            },
+            Code::NotFound => Self::NotFound(m),
+            Code::AlreadyExists => Self::AlreadyExists(m),
+            Code::PermissionDenied => Self::PermissionDenied(m),
+            Code::Unauthenticated => Self::Unauthenticated(m),
+            Code::FailedPrecondition => Self::FailedPrecondition(m),
+            Code::Aborted => Self::Aborted(m),
+            Code::Unavailable => Self::Unavailable(m),
+            Code::ResourceExhausted => Self::ResourceExhausted(m),
+            Code::DeadlineExceeded => Self::DeadlineExceeded(m),
+            _ => Self::Internal(m),
+        }
+    }
+}
+
 /// An HTTP endpoint's error: its status, and the same message gRPC callers get, as JSON
 /// (`{"error":"<code>","message":"…"}`).
 impl axum::response::IntoResponse for ApiError {

@@ -5,6 +5,7 @@
 //! (`NOT_FOUND` for another tenant's), then runs a command or a read.
 
 pub mod convert;
+pub mod http;
 pub mod policy;
 pub mod webhooks;
 
