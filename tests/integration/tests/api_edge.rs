@@ -144,3 +144,53 @@ async fn calls_through_the_edge_are_authenticated_limited_and_forwarded() {
     assert!((2..=3).contains(&ok), "{codes:?}");
     assert!(codes.contains(&Code::ResourceExhausted), "{codes:?}");
 }
+
+/// The seed's HTTP shapes go through the edge too: `/api/tenants/{id}/billing/...` reaches
+/// billing, authenticated at the edge, with JSON errors.
+#[tokio::test]
+async fn billing_http_shapes_are_forwarded_through_the_edge() {
+    let env = TestEnv::new().await;
+    let (tenant_svc, tenant_channel) = common::start_tenant(&env, &env.common()).await;
+    let (billing_svc, _) = common::start_billing(&env, &env.common()).await;
+    let mut config = tenantry_gateway::GatewayConfig::ephemeral();
+    config.services = format!("tenant={},billing={}", tenant_svc.addr, billing_svc.addr);
+    let (gateway, _) = common::start_gateway(&env, &env.common(), config).await;
+    let t = create_tenant(&env, &TenantServiceClient::new(tenant_channel)).await;
+    let http = reqwest::Client::new();
+    let url = format!(
+        "http://{}/api/tenants/{}/billing/usage/report?format=json",
+        gateway.addr, t.id
+    );
+    let viewer = env.token(Some(t.id), Role::Viewer);
+    // Once billing has opened the tenant's subscription (from the tenant's creation).
+    let report: serde_json::Value = tenantry_testkit::eventually(
+        "the report through the edge",
+        Duration::from_secs(10),
+        || async {
+            let r = http.get(&url).bearer_auth(&viewer).send().await.ok()?;
+            (r.status() == 200).then_some(())?;
+            r.json().await.ok()
+        },
+    )
+    .await;
+    assert_eq!(report["tenant_id"], t.id.to_string());
+    let r = http
+        .get(&url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unauthenticated");
+    let other = env.token(Some(Uuid::now_v7()), Role::Viewer);
+    assert_eq!(
+        http.get(&url)
+            .bearer_auth(other)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
