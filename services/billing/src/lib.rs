@@ -51,6 +51,8 @@ pub struct Handle {
     pub positions: Positions,
     /// The usage roll-up's position on the `USAGE` stream.
     pub usage_positions: Positions,
+    /// Where the Efí Pix webhook listens (when Efí is configured).
+    pub efi_webhook: Option<SocketAddr>,
     pub api: BillingApi,
 }
 
@@ -184,6 +186,9 @@ impl Service for BillingService {
         let handle = Handle {
             positions: subscriptions.positions(),
             usage_positions: rollup.positions(),
+            efi_webhook: efi_webhook
+                .as_ref()
+                .and_then(|(listener, _)| listener.local_addr().ok()),
             api: api.clone(),
         };
         let mut parts = Parts::new(handle, api::policy::policy())
