@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
                 meter: "requests".into(),
                 percent: 100,
                 period_start: None,
+                ..Default::default()
             }),
         )
         .await?;

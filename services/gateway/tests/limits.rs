@@ -180,6 +180,7 @@ async fn an_exhausted_quota_blocks_or_throttles_as_the_plan_says_until_reset() {
             meter: "requests".into(),
             percent,
             period_start: None,
+            ..Default::default()
         })
     };
     h.billing(&t, crossed(80)).await;
@@ -322,6 +323,7 @@ async fn an_exhausted_quota_with_block_config_refuses_route_changes_not_traffic(
         meter: "requests".into(),
         percent: 100,
         period_start: None,
+        ..Default::default()
     });
     h.billing(&t, used_up).await;
 

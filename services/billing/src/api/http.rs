@@ -49,10 +49,10 @@ fn forward<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, ApiE
             .ok_or_else(|| ApiError::Unauthenticated("malformed Authorization header".into()))?;
         request.metadata_mut().insert("authorization", value);
     }
-    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        if let Ok(value) = value.parse() {
-            request.metadata_mut().insert("x-api-key", value);
-        }
+    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
+        && let Ok(value) = value.parse()
+    {
+        request.metadata_mut().insert("x-api-key", value);
     }
     Ok(request)
 }

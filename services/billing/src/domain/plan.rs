@@ -386,7 +386,8 @@ mod tests {
 
     #[test]
     fn bad_plans_name_the_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut pb::PlanDefined)>)> = vec![
+        type Change = Box<dyn Fn(&mut pb::PlanDefined)>;
+        let cases: Vec<(&str, Change)> = vec![
             ("plan.name", Box::new(|d| d.name = "Pro Plan".into())),
             ("plan.price_minor", Box::new(|d| d.price_minor = -1)),
             ("plan.currency", Box::new(|d| d.currency = "XYZ".into())),

@@ -94,6 +94,7 @@ pub async fn hourly_usage(
         .collect())
 }
 
+#[derive(sqlx::FromRow)]
 pub struct AlertRow {
     pub meter: String,
     pub period_start: DateTime<Utc>,
@@ -105,7 +106,7 @@ pub struct AlertRow {
 
 pub async fn alerts(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<AlertRow>, sqlx::Error> {
     let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
-    let rows: Vec<(String, DateTime<Utc>, i32, i64, i64, DateTime<Utc>)> = sqlx::query_as(
+    let rows = sqlx::query_as::<_, AlertRow>(
         "SELECT meter, period_start, percent, used, quota, at FROM alerts
          WHERE tenant_id = $1 ORDER BY at DESC, percent DESC LIMIT 500",
     )
@@ -113,17 +114,7 @@ pub async fn alerts(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<AlertRow>, sql
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(rows
-        .into_iter()
-        .map(|(meter, period_start, percent, used, quota, at)| AlertRow {
-            meter,
-            period_start,
-            percent,
-            used,
-            quota,
-            at,
-        })
-        .collect())
+    Ok(rows)
 }
 
 /// The tenant's invoices, newest first.

@@ -43,10 +43,16 @@ pub async fn header(payload: &[u8], secret: &str, timestamp: i64) -> String {
         .kill_on_drop(true)
         .spawn()
         .expect("node must be installed");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(payload).await.unwrap();
+    let mut stdin = child.stdin.take().expect("sign.mjs's stdin is piped");
+    stdin
+        .write_all(payload)
+        .await
+        .expect("write the payload to sign.mjs");
     drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = child.wait_with_output().await.expect("sign.mjs ends");
     assert!(out.status.success(), "sign.mjs failed: {:?}", out.status);
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("sign.mjs prints text")
+        .trim()
+        .to_owned()
 }
