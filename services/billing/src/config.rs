@@ -112,6 +112,7 @@ pub struct StripeConfig {
         id = "stripe-secret-key",
         long = "stripe-secret-key",
         env = "TENANTRY_STRIPE_SECRET_KEY",
+        hide_env_values = true,
         default_value = ""
     )]
     pub secret_key: String,
@@ -121,6 +122,7 @@ pub struct StripeConfig {
         id = "stripe-webhook-secret",
         long = "stripe-webhook-secret",
         env = "TENANTRY_STRIPE_WEBHOOK_SECRET",
+        hide_env_values = true,
         default_value = ""
     )]
     pub webhook_secret: String,
@@ -159,6 +161,7 @@ pub struct EfiConfig {
         id = "efi-client-secret",
         long = "efi-client-secret",
         env = "TENANTRY_EFI_CLIENT_SECRET",
+        hide_env_values = true,
         default_value = ""
     )]
     pub client_secret: String,

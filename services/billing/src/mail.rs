@@ -59,7 +59,8 @@ pub struct MailConfig {
     #[arg(
         id = "billing-smtp-password",
         long = "billing-smtp-password",
-        env = "TENANTRY_BILLING_SMTP_PASSWORD"
+        env = "TENANTRY_BILLING_SMTP_PASSWORD",
+        hide_env_values = true
     )]
     pub password: Option<String>,
 
