@@ -92,6 +92,27 @@ impl BillingApi {
         Ok(id)
     }
 
+    /// Runs `command` on `tenant_id`'s subscription on behalf of the caller of `request`.
+    async fn run<T: prost::Message>(
+        &self,
+        request: &Request<T>,
+        tenant_id: Uuid,
+        command: SubscriptionCommand,
+    ) -> Result<Response<api::CommandResponse>, Status> {
+        let caller = TenantContext::from_request(request)?;
+        let meta = command::meta(request, &caller, &self.clock)?;
+        let executed = self
+            .subscriptions
+            .execute(
+                &subscription::address(tenant_id).map_err(ApiError::from)?,
+                &command,
+                &meta,
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(response(executed))
+    }
+
     /// The catalog plan `name`, or INVALID_ARGUMENT naming `field`.
     async fn catalog_plan(&self, field: &'static str, name: &str) -> Result<Plan, ApiError> {
         validate::text(field, name, 40)?;
@@ -194,8 +215,6 @@ impl BillingService for BillingApi {
         request: Request<api::ChangePlanRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let tenant_id = self.tenant(&request, &request.get_ref().tenant_id)?;
-        let caller = TenantContext::from_request(&request)?;
-        let meta = command::meta(&request, &caller, &self.clock)?;
         let to = self.catalog_plan("plan", &request.get_ref().plan).await?;
         let now = self.clock.now();
         let usage: BTreeMap<String, u64> =
@@ -204,16 +223,12 @@ impl BillingService for BillingApi {
                 .map_err(ApiError::from)?
                 .into_iter()
                 .collect();
-        let executed = self
-            .subscriptions
-            .execute(
-                &subscription::address(tenant_id).map_err(ApiError::from)?,
-                &SubscriptionCommand::ChangePlan { to, usage, now },
-                &meta,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(response(executed))
+        self.run(
+            &request,
+            tenant_id,
+            SubscriptionCommand::ChangePlan { to, usage, now },
+        )
+        .await
     }
 
     async fn set_billing_email(
@@ -223,18 +238,8 @@ impl BillingService for BillingApi {
         let req = request.get_ref();
         let tenant_id = self.tenant(&request, &req.tenant_id)?;
         validate::email("billing_email", &req.billing_email)?;
-        let caller = TenantContext::from_request(&request)?;
-        let meta = command::meta(&request, &caller, &self.clock)?;
-        let executed = self
-            .subscriptions
-            .execute(
-                &subscription::address(tenant_id).map_err(ApiError::from)?,
-                &SubscriptionCommand::SetBillingEmail(req.billing_email.clone()),
-                &meta,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(response(executed))
+        let command = SubscriptionCommand::SetBillingEmail(req.billing_email.clone());
+        self.run(&request, tenant_id, command).await
     }
 
     async fn cancel_subscription(
@@ -242,18 +247,8 @@ impl BillingService for BillingApi {
         request: Request<api::CancelSubscriptionRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let tenant_id = self.tenant(&request, &request.get_ref().tenant_id)?;
-        let caller = TenantContext::from_request(&request)?;
-        let meta = command::meta(&request, &caller, &self.clock)?;
-        let executed = self
-            .subscriptions
-            .execute(
-                &subscription::address(tenant_id).map_err(ApiError::from)?,
-                &SubscriptionCommand::Cancel,
-                &meta,
-            )
+        self.run(&request, tenant_id, SubscriptionCommand::Cancel)
             .await
-            .map_err(ApiError::from)?;
-        Ok(response(executed))
     }
 
     async fn get_usage(
@@ -438,21 +433,11 @@ impl BillingService for BillingApi {
         let req = request.get_ref();
         let tenant_id = self.tenant(&request, &req.tenant_id)?;
         validate::text("reason", &req.reason, 500)?;
-        let caller = TenantContext::from_request(&request)?;
-        let meta = command::meta(&request, &caller, &self.clock)?;
-        let executed = self
-            .subscriptions
-            .execute(
-                &subscription::address(tenant_id).map_err(ApiError::from)?,
-                &SubscriptionCommand::VoidInvoice {
-                    number: req.number,
-                    reason: req.reason.clone(),
-                },
-                &meta,
-            )
-            .await
-            .map_err(ApiError::from)?;
-        Ok(response(executed))
+        let command = SubscriptionCommand::VoidInvoice {
+            number: req.number,
+            reason: req.reason.clone(),
+        };
+        self.run(&request, tenant_id, command).await
     }
 
     async fn list_alerts(
