@@ -198,13 +198,26 @@ impl<A: Aggregate> Repository<A> {
         assume_new: bool,
     ) -> Result<Executed<A>, ExecuteError<A::Error>> {
         let cached = self.cache.lock().await.get(address).cloned();
+        // A cached state may be behind the log: another repository (a replica, a job, a
+        // projection acting on events) may have appended since. An append against it is
+        // refused and decided again; a refusal or a no-op is not, so it is checked first.
+        let mut maybe_stale = cached.is_some();
         let (mut state, mut version) = match cached {
             Some(c) => (c.state, c.version),
             None if assume_new => (A::default(), 0),
             None => self.catch_up(address, A::default(), 0).await?,
         };
         for _ in 0..MAX_ATTEMPTS {
-            let events = state.decide(command).map_err(ExecuteError::Rejected)?;
+            let decided = state.decide(command);
+            if maybe_stale && decided.as_ref().map_or(true, Vec::is_empty) {
+                maybe_stale = false;
+                let before = version;
+                (state, version) = self.catch_up(address, state, version).await?;
+                if version != before {
+                    continue;
+                }
+            }
+            let events = decided.map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
                 return Ok(Executed {
                     position: version,

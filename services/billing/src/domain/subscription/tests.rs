@@ -333,20 +333,21 @@ fn invoices_are_numbered_finalized_paid_oldest_first_or_voided() {
     g.when(SubscriptionCommand::FinalizeInvoice { number: 1 })
         .then_nothing();
     // One month's price pays the oldest invoice only.
-    let events = g
-        .when(SubscriptionCommand::PaymentSucceeded {
-            provider: "stripe".into(),
-            reference: "in_1".into(),
-            amount_minor: 49_900,
-            currency: "BRL".into(),
-            now: mar,
-        })
-        .then_events();
+    let paid = g.when(SubscriptionCommand::PaymentSucceeded {
+        provider: "stripe".into(),
+        reference: "in_1".into(),
+        amount_minor: 49_900,
+        currency: "BRL".into(),
+        now: mar,
+    });
+    let events = paid.then_events();
     assert!(
         matches!(&events[1], SubscriptionEvent::InvoicePaid(p) if p.number == 1),
         "{events:?}"
     );
     assert_eq!(events.len(), 2);
+    let g = paid.then_state();
+    assert_eq!(g.state().unpaid.keys().collect::<Vec<_>>(), [&2]);
     let g = g
         .when(SubscriptionCommand::VoidInvoice {
             number: 2,
