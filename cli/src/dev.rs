@@ -1,9 +1,12 @@
 //! `tenantry dev`: the auth service, then the tenant service, the billing service and the
 //! gateway (verifying tokens through the auth service's JWKS), in one process, with a
 //! development platform admin. Each starts through the kit's service template, as its own
-//! binary would.
+//! binary would. Billing calls the tenant service with its own platform service account's
+//! key, which [`credential`] makes through the auth service once it is up.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod credential;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -48,7 +51,7 @@ pub async fn run(
     mut common: CommonConfig,
     mut auth: AuthConfig,
     mut tenant: TenantConfig,
-    billing: BillingConfig,
+    mut billing: BillingConfig,
     gateway: GatewayConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
@@ -82,7 +85,13 @@ pub async fn run(
     let base_domain = gateway.base_domain.clone();
     // Auth first: the others verify tokens through its JWKS.
     let auth = start(&common, AuthService::new(auth)).await?;
+    // Billing's credential takes the auth service's API: made now, before billing starts.
+    let admin = admin_email.as_deref().zip(admin_password.as_deref());
+    let billing_credential =
+        credential::give_billing(&mut billing, local_url(auth.addr), admin).await;
     let tenant = start(&common, TenantService::new(tenant)).await?;
+    // Billing suspends tenants through the tenant service started here.
+    billing.tenant_endpoint = local_url(tenant.addr);
     let billing = start(&common, BillingService::new(billing)).await?;
     let gateway = start(&common, GatewayService::new(gateway)).await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
@@ -102,6 +111,7 @@ pub async fn run(
         "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API and edge grpc://{}; /metrics on http://{})",
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
+    eprintln!("  billing          {billing_credential}");
     eprintln!("  not built yet    payments and invoices (billing), orchestration, sync");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
@@ -140,6 +150,17 @@ pub async fn run(
     }
     let _ = tokio::join!(auth.task, tenant.task, billing.task, gateway.task);
     Ok(())
+}
+
+/// `http://` and the address a service listens on, reached on loopback if it listens on
+/// every interface.
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Starts `service` on its configured port, through the same template as its own binary.

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //! - [`domain`]: the aggregates (pure `decide`/`evolve`): user, credential, session, team,
-//!   service accounts, identity providers.
+//!   service accounts (of tenants, and the platform's that services call each other with),
+//!   identity providers.
 //! - [`api`]: the gRPC services and their access policy.
 //! - [`tokens`]: signing keys (rotation, JWKS) and access-token issuance.
 //! - [`oidc`]: federated login with a tenant's identity provider.

@@ -10,6 +10,8 @@ mod bootstrap;
 mod dev_secrets;
 #[path = "attacks/federation.rs"]
 mod federation;
+#[path = "attacks/platform_keys.rs"]
+mod platform_keys;
 #[path = "attacks/secrets.rs"]
 mod secrets;
 #[path = "attacks/sessions.rs"]

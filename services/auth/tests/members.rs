@@ -361,6 +361,7 @@ async fn member_commands_refuse_bad_input_by_field() {
             api::CreateServiceAccountRequest {
                 name: "n".repeat(101),
                 role: api::Role::Member as i32,
+                ..Default::default()
             },
             t,
         ))

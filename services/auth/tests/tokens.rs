@@ -135,6 +135,7 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
                 api::CreateServiceAccountRequest {
                     name: format!("sa-{what}"),
                     role: api::Role::Viewer as i32,
+                    ..Default::default()
                 },
                 Some(token),
             ))
@@ -154,6 +155,7 @@ async fn every_malformed_or_foreign_token_is_refused_and_changes_nothing() {
             api::CreateServiceAccountRequest {
                 name: "control".into(),
                 role: api::Role::Viewer as i32,
+                ..Default::default()
             },
             Some(&ours.sign(&good).unwrap()),
         ))
@@ -174,6 +176,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
             api::CreateServiceAccountRequest {
                 name: "ci".into(),
                 role: api::Role::Member as i32,
+                ..Default::default()
             },
             Some(&owner_b.token),
         ))
@@ -188,6 +191,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
             api::CreateApiKeyRequest {
                 service_account_id: sa.service_account_id.clone(),
                 name: "k".into(),
+                ..Default::default()
             },
             Some(&owner_b.token),
         ))
@@ -215,6 +219,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
         .revoke_api_key(with_token(
             api::RevokeApiKeyRequest {
                 key_id: key.key_id.clone(),
+                ..Default::default()
             },
             t,
         ))
@@ -227,6 +232,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
             api::CreateApiKeyRequest {
                 service_account_id: sa.service_account_id.clone(),
                 name: "x".into(),
+                ..Default::default()
             },
             t,
         ))
@@ -295,7 +301,8 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
         h.accounts()
             .list_api_keys(with_token(
                 api::ListApiKeysRequest {
-                    prefix: String::new()
+                    prefix: String::new(),
+                    ..Default::default()
                 },
                 t
             ))
@@ -307,7 +314,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
     );
     assert!(
         h.accounts()
-            .list_service_accounts(with_token(api::ListServiceAccountsRequest {}, t))
+            .list_service_accounts(with_token(api::ListServiceAccountsRequest::default(), t))
             .await
             .unwrap()
             .into_inner()
@@ -336,7 +343,7 @@ async fn a_tenants_token_does_not_reach_another_tenants_objects() {
     let listed = h
         .accounts()
         .list_service_accounts(with_token(
-            api::ListServiceAccountsRequest {},
+            api::ListServiceAccountsRequest::default(),
             Some(&key.api_key),
         ))
         .await

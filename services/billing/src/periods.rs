@@ -37,7 +37,9 @@ pub struct TenantService {
 }
 
 impl TenantService {
-    fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
+    /// `message` with billing's credential as its bearer token (public for the test that
+    /// shows the tenant service accepts billing's platform key).
+    pub fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
         let mut request = tonic::Request::new(message);
         let value = format!("Bearer {}", self.credential)
             .parse()

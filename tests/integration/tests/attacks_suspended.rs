@@ -145,6 +145,7 @@ async fn attack_a_suspended_tenants_members_keep_changing_its_configuration() {
                     auth::CreateServiceAccountRequest {
                         name: format!("ci-{}", uuid::Uuid::new_v4().simple()),
                         role: auth::Role::Viewer as i32,
+                        ..Default::default()
                     },
                     &owner,
                 ))

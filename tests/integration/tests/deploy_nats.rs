@@ -1,7 +1,8 @@
 //! The NATS users and permissions are one file, `deploy/nats/accounts.conf` (ADR 0009), used by
 //! every installation: `scripts/infra-up.sh` (development and tests), docker-compose.yml, and
 //! deploy/k8s/nats.yaml, which must carry a copy (kustomize reads no file outside its folder).
-//! These checks keep the copies and the lists of users from drifting apart.
+//! These checks keep the copies and the lists of users from drifting apart. Services' own
+//! credentials for calling each other (ADR 0011) are checked here too, beside the passwords.
 
 use std::path::Path;
 
@@ -124,4 +125,29 @@ fn compose_and_infra_up_use_the_same_users() {
             "{service} mounts only its own password"
         );
     }
+}
+
+/// Billing's own credential for the tenant service (ADR 0011): a key of the service-credentials
+/// Secret, mounted only into billing, named by its setting, and documented with the CLI.
+#[test]
+fn kubernetes_gives_billing_its_own_service_credential() {
+    let billing = read("deploy/k8s/billing.yaml");
+    assert!(billing.contains("secretName: tenantry-service-credentials\n"));
+    assert!(
+        billing.contains("- key: billing-credential\n")
+            && billing.contains("path: billing.credential\n")
+    );
+    assert!(billing.contains(
+        "- name: TENANTRY_BILLING_CREDENTIAL_FILE\n              value: /run/secrets/tenantry/billing.credential\n"
+    ));
+    for other in ["tenant", "auth", "gateway"] {
+        let manifest = read(&format!("deploy/k8s/{other}.yaml"));
+        assert!(
+            !manifest.contains("tenantry-service-credentials"),
+            "{other} does not mount billing's credential"
+        );
+    }
+    let secret = read("deploy/k8s/secret.example.yaml");
+    assert!(secret.contains("  billing-credential: "));
+    assert!(secret.contains("tenantry auth create-api-key"));
 }

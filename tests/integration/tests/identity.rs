@@ -115,6 +115,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
             auth::CreateServiceAccountRequest {
                 name: "reader".into(),
                 role: auth::Role::Viewer as i32,
+                ..Default::default()
             },
             &owner,
         ))
@@ -128,6 +129,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
             auth::CreateApiKeyRequest {
                 service_account_id: sa.service_account_id,
                 name: "ci".into(),
+                ..Default::default()
             },
             &owner,
         ))
@@ -175,6 +177,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
         .revoke_api_key(with_token(
             auth::RevokeApiKeyRequest {
                 key_id: key.key_id.clone(),
+                ..Default::default()
             },
             &owner,
         ))

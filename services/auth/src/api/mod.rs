@@ -84,6 +84,14 @@ pub fn session_address(id: Uuid) -> Result<AggregateAddress, ApiError> {
     )?)
 }
 
+/// The platform's own service accounts (ADR 0011): one aggregate, in the platform tenant.
+pub fn platform_accounts_address() -> Result<AggregateAddress, ApiError> {
+    Ok(AggregateAddress::of::<ServiceAccounts>(
+        PLATFORM_TENANT,
+        PLATFORM_TENANT,
+    )?)
+}
+
 /// The address of a per-tenant aggregate `A` (team, service accounts, identity providers):
 /// one per tenant, in that tenant, with the tenant's id.
 pub fn tenant_address<A: Aggregate>(tenant_id: Uuid) -> Result<AggregateAddress, ApiError> {

@@ -5,7 +5,8 @@
 //! - [`credential`]: a local user's password hash and failed-login throttle, keyed by e-mail.
 //! - [`session`]: a refresh-token family that rotates on every use.
 //! - [`team`]: a tenant's memberships and invitations.
-//! - [`service_accounts`]: a tenant's machine clients and their API keys.
+//! - [`service_accounts`]: a tenant's machine clients and their API keys, and the platform's
+//!   (Tenantry's services calling each other, ADR 0011).
 //! - [`identity_providers`]: a tenant's OIDC federation settings.
 //! - [`events`]: the mapping between those events and their wire types.
 

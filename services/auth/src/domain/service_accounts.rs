@@ -1,4 +1,10 @@
-//! A tenant's service accounts (machine clients) and their API keys, one aggregate per tenant.
+//! Service accounts (machine clients) and their API keys: one aggregate per tenant, and one of
+//! the platform (in the platform tenant, ADR 0011) whose accounts are Tenantry's own services
+//! calling each other.
+//!
+//! A tenant's accounts hold tenant roles; the platform's are `platform_admin`. Nothing else
+//! may be recorded, so the role in an event always matches where the event lives (which the
+//! key directories of every service check again).
 //!
 //! Keys are stored as digests; the key itself exists only in the response that created it.
 
@@ -34,12 +40,33 @@ pub struct ServiceAccounts {
     pub accounts: BTreeMap<Uuid, ServiceAccount>,
 }
 
+/// Whose service accounts an aggregate holds, as its address says (the caller picks the
+/// address, so the command carries it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountScope {
+    /// One tenant's: viewer, member or owner, acting in that tenant only.
+    Tenant,
+    /// The platform's: `platform_admin`, with no tenant.
+    Platform,
+}
+
+impl AccountScope {
+    /// Whether an account of this scope may hold `role`.
+    pub fn allows(self, role: Role) -> bool {
+        match self {
+            AccountScope::Tenant => role != Role::PlatformAdmin,
+            AccountScope::Platform => role == Role::PlatformAdmin,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum ServiceAccountCommand {
     Create {
         id: Uuid,
         name: String,
         role: Role,
+        scope: AccountScope,
     },
     CreateKey {
         account_id: Uuid,
@@ -71,16 +98,36 @@ impl Aggregate for ServiceAccounts {
         command: &ServiceAccountCommand,
     ) -> Result<Vec<ServiceAccountEvent>, DomainError> {
         match command {
-            ServiceAccountCommand::Create { id, name, role } => {
+            ServiceAccountCommand::Create {
+                id,
+                name,
+                role,
+                scope,
+            } => {
+                if !scope.allows(*role) {
+                    return Err(DomainError::invalid(
+                        "role",
+                        match scope {
+                            AccountScope::Tenant => "a tenant's service account has a tenant role",
+                            AccountScope::Platform => {
+                                "a platform service account is platform_admin"
+                            }
+                        },
+                    ));
+                }
                 if self.accounts.values().any(|a| a.name == *name) {
                     return Err(DomainError::AlreadyExists(format!(
                         "service account {name:?}"
                     )));
                 }
                 if self.accounts.len() >= MAX_ACCOUNTS {
+                    let whose = match scope {
+                        AccountScope::Tenant => "a tenant",
+                        AccountScope::Platform => "the platform",
+                    };
                     return Err(DomainError::limit(
                         "max_service_accounts",
-                        format!("a tenant has at most {MAX_ACCOUNTS} service accounts"),
+                        format!("{whose} has at most {MAX_ACCOUNTS} service accounts"),
                     ));
                 }
                 Ok(vec![ServiceAccountEvent::AccountCreated(
@@ -201,6 +248,7 @@ mod tests {
             id: account(n),
             name: name.into(),
             role: Role::Member,
+            scope: AccountScope::Tenant,
         }
     }
 
@@ -349,5 +397,40 @@ mod tests {
         ci_with_keys(1)
             .when(ServiceAccountCommand::RevokeKey { key_id: key(9) })
             .then_error(DomainError::NotFound(format!("api key {}", key(9))));
+    }
+
+    #[test]
+    fn given_nothing_when_an_account_with_a_role_of_another_scope_is_created_then_invalid() {
+        let with = |role, scope| ServiceAccountCommand::Create {
+            id: account(1),
+            name: "billing".into(),
+            role,
+            scope,
+        };
+        // A tenant's account never holds platform_admin...
+        given([])
+            .when(with(Role::PlatformAdmin, AccountScope::Tenant))
+            .then_error(DomainError::invalid(
+                "role",
+                "a tenant's service account has a tenant role",
+            ));
+        // ...and the platform's holds nothing less.
+        for role in [Role::Viewer, Role::Member, Role::Owner] {
+            given([])
+                .when(with(role, AccountScope::Platform))
+                .then_error(DomainError::invalid(
+                    "role",
+                    "a platform service account is platform_admin",
+                ));
+        }
+        given([])
+            .when(with(Role::PlatformAdmin, AccountScope::Platform))
+            .then([ServiceAccountEvent::AccountCreated(
+                pb::ServiceAccountCreated {
+                    service_account_id: account(1).to_string(),
+                    name: "billing".into(),
+                    role: "platform_admin".into(),
+                },
+            )]);
     }
 }

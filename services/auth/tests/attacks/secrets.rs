@@ -25,6 +25,7 @@ async fn attack_reading_the_event_log_reveals_no_credential() {
             api::CreateServiceAccountRequest {
                 name: "ci".into(),
                 role: api::Role::Member as i32,
+                ..Default::default()
             },
             Some(&owner.token),
         ))
@@ -39,6 +40,7 @@ async fn attack_reading_the_event_log_reveals_no_credential() {
             api::CreateApiKeyRequest {
                 service_account_id: account.service_account_id,
                 name: "deploy".into(),
+                ..Default::default()
             },
             Some(&owner.token),
         ))

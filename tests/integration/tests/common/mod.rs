@@ -51,11 +51,17 @@ pub async fn start_billing(
     env: &TestEnv,
     common: &CommonConfig,
 ) -> (Running<tenantry_billing::Handle>, Channel) {
+    start_billing_with(env, common, tenantry_billing::BillingConfig::ephemeral()).await
+}
+
+/// The billing service with its own settings `config` (its credential, say).
+pub async fn start_billing_with(
+    env: &TestEnv,
+    common: &CommonConfig,
+    config: tenantry_billing::BillingConfig,
+) -> (Running<tenantry_billing::Handle>, Channel) {
     let svc = env
-        .start_with(
-            common,
-            tenantry_billing::BillingService::new(tenantry_billing::BillingConfig::ephemeral()),
-        )
+        .start_with(common, tenantry_billing::BillingService::new(config))
         .await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     (svc, channel)
