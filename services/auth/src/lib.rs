@@ -36,6 +36,7 @@ use axum::routing::get;
 use tenantry_eventstore::Positions;
 use tenantry_kit::Clock;
 use tenantry_kit::auth::JwksSource;
+use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::auth::v1::{
     identity_provider_service_server::IdentityProviderServiceServer,
@@ -82,6 +83,8 @@ pub struct Handle {
     pub api: AuthApi,
     /// The signing keys (tests sign deliberately broken tokens with them).
     pub keys: Arc<KeyStore>,
+    /// Each tenant's plan limits (tests wait for a plan they appended to be applied).
+    pub plans: Arc<PlanDirectory>,
 }
 
 impl Service for AuthService {
@@ -152,6 +155,8 @@ impl Service for AuthService {
             )
             .await?;
         let runner = ctx.projection(projection::MembershipsProjection)?;
+        // Billing's plan limits: the seats of each tenant's team.
+        let plans = PlanDirectory::follow(&ctx.store).await?;
         crypto::password::warm_up();
         let api = AuthApi {
             users: ctx.repository(100_000),
@@ -183,6 +188,7 @@ impl Service for AuthService {
             clock,
             session_ttl: Duration::from_secs(u64::from(config.session_ttl_days) * 86_400),
             local_issuer: ctx.common.jwt_issuer.clone(),
+            plans: plans.clone(),
         };
         if let Some(email) = &config.bootstrap_admin_email {
             let path = config
@@ -222,6 +228,7 @@ impl Service for AuthService {
             positions: runner.positions(),
             api: api.clone(),
             keys,
+            plans: plans.clone(),
         };
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(SessionServiceServer::new(api.clone()))
@@ -231,6 +238,7 @@ impl Service for AuthService {
             .grpc(KeyServiceServer::new(api))
             .http(jwks)
             .verifier(verifier)
+            .follower(plans.follower().clone())
             .projection(runner)
             .job("key_reload", move |stop| {
                 reload_keys.reload_every(reload_every, stop.wait())

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tenantry_eventstore::Positions;
 use tenantry_kit::Clock;
+use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::tenant::v1::tenant_service_server::TenantServiceServer;
 
@@ -46,6 +47,8 @@ pub struct Handle {
     pub positions: Positions,
     /// The handlers, for tests and jobs that call them directly.
     pub api: TenantApi,
+    /// Each tenant's plan limits (tests wait for a plan they appended to be applied).
+    pub plans: Arc<PlanDirectory>,
 }
 
 impl Service for TenantService {
@@ -76,6 +79,8 @@ impl Service for TenantService {
 
     async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
         let runner = ctx.projection(projection::TenantsProjection::default())?;
+        // Billing's plan limits: the custom-domain cap. Followed here, not by every service.
+        let plans = PlanDirectory::follow(&ctx.store).await?;
         let prover = match self.prover {
             Some(p) => p,
             None => Arc::new(
@@ -91,6 +96,7 @@ impl Service for TenantService {
             clock: self.clock,
             prover,
             base_domain: self.config.base_domain.clone(),
+            plans: plans.clone(),
             read_wait: Duration::from_secs(5),
         };
         let sweep = api.clone();
@@ -98,9 +104,11 @@ impl Service for TenantService {
         let handle = Handle {
             positions: runner.positions(),
             api: api.clone(),
+            plans: plans.clone(),
         };
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(TenantServiceServer::new(api))
+            .follower(plans.follower().clone())
             .projection(runner)
             .job("trial_sweep", move |stop| {
                 trials::sweep_every(sweep, every, stop.wait())

@@ -13,6 +13,8 @@
 //! - [`clock`]: the time source, replaceable in tests.
 //! - [`gwt`]: given events, when a command, then events: the harness of aggregate tests.
 //! - [`nats`]: connecting to NATS with the service's settings.
+//! - [`plans`]: each tenant's plan limits from billing's events, for the services that
+//!   enforce one (custom domains, seats).
 //! - [`net`]: networks in CIDR notation, for every setting that names some.
 //! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
 //!   and a binary's [`service::main`].
@@ -37,6 +39,7 @@ pub mod gwt;
 pub mod metrics;
 pub mod nats;
 pub mod net;
+pub mod plans;
 pub mod server;
 pub mod service;
 pub mod telemetry;

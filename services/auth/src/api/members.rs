@@ -87,6 +87,7 @@ impl MemberService for AuthApi {
                     email: user.email,
                     role,
                     via: "admin".into(),
+                    max_members: self.max_members(tenant_id),
                 },
             )
             .await?;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tenantry_eventstore::{Aggregate, AggregateAddress, CommandMeta, PLATFORM_TENANT, Repository};
+use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::{ApiError, Clock, Role};
 use tenantry_proto::auth::v1 as api;
 use uuid::Uuid;
@@ -30,7 +31,7 @@ use crate::domain::credential::{Credential, credential_id};
 use crate::domain::identity_providers::IdentityProviders;
 use crate::domain::service_accounts::ServiceAccounts;
 use crate::domain::session::{Binding, Session, SessionCommand};
-use crate::domain::team::Team;
+use crate::domain::team::{MAX_MEMBERS, Team};
 use crate::domain::user::User;
 use crate::oidc::client::OidcClient;
 use crate::projection::memberships_of;
@@ -58,6 +59,8 @@ pub struct AuthApi {
     pub(crate) session_ttl: Duration,
     /// `iss` of local users' identities (our own issuer).
     pub(crate) local_issuer: String,
+    /// Each tenant's plan limits from billing: its seats.
+    pub(crate) plans: Arc<PlanDirectory>,
 }
 
 /// A user: platform-level (identities span tenants), keyed by its id.
@@ -135,6 +138,12 @@ impl RefreshToken {
 }
 
 impl AuthApi {
+    /// How many members `tenant`'s team may have: its plan's seats, or [`MAX_MEMBERS`] when
+    /// the plan sets none (or billing has not set a plan yet).
+    pub(crate) fn max_members(&self, tenant: Uuid) -> usize {
+        self.plans.cap(tenant, |p| p.seats, MAX_MEMBERS)
+    }
+
     /// Metadata of a command with no token behind it (sign-up, login, refresh): the actor is
     /// the user it concerns.
     pub(crate) fn public_meta(&self, actor: &str) -> CommandMeta {

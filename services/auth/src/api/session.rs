@@ -293,6 +293,7 @@ impl SessionService for AuthApi {
                     user_id,
                     email: user.email.clone(),
                     now: self.clock.now(),
+                    max_members: self.max_members(tenant_id),
                 },
                 &self.public_meta(&format!("user:{user_id}")),
             )
@@ -393,6 +394,7 @@ impl SessionService for AuthApi {
                     email: identity.email.clone(),
                     role: identity.role,
                     via: format!("oidc:{}", pending.provider_id),
+                    max_members: self.max_members(pending.tenant_id),
                 },
                 &self.public_meta(&actor),
             )

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use super::events::TeamEvent;
 use super::{DomainError, same_digest};
 
+/// Members a team may have when its tenant's plan sets no number of seats (billing's
+/// `PlanLimitsChanged.seats` = 0, or no plan on the log yet).
 pub const MAX_MEMBERS: usize = 10_000;
 pub const MAX_OPEN_INVITATIONS: usize = 1_000;
 
@@ -40,12 +42,14 @@ pub struct Team {
 
 #[derive(Debug, Clone)]
 pub enum TeamCommand {
-    /// Idempotent: an existing member keeps their role.
+    /// Idempotent: an existing member keeps their role. `max_members`: the tenant's seats
+    /// (its plan's, else [`MAX_MEMBERS`]), looked up before deciding, as for `Accept`.
     AddMember {
         user_id: Uuid,
         email: String,
         role: Role,
         via: String,
+        max_members: usize,
     },
     ChangeRole {
         user_id: Uuid,
@@ -67,6 +71,7 @@ pub enum TeamCommand {
         user_id: Uuid,
         email: String,
         now: DateTime<Utc>,
+        max_members: usize,
     },
     RevokeInvitation {
         id: Uuid,
@@ -85,6 +90,18 @@ impl Team {
         self.members
             .get(&user_id)
             .ok_or_else(|| DomainError::NotFound(format!("member {user_id}")))
+    }
+
+    /// Refuses a new member beyond `max_members` (a team over a lowered cap keeps its
+    /// members, and takes no new one).
+    fn room_for_one_more(&self, max_members: usize) -> Result<(), DomainError> {
+        if self.members.len() >= max_members {
+            return Err(DomainError::limit(
+                "max_team_members",
+                format!("a team has at most {max_members} members"),
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses to take away the last owner.
@@ -120,16 +137,12 @@ impl Aggregate for Team {
                 email,
                 role,
                 via,
+                max_members,
             } => {
                 if self.members.contains_key(user_id) {
                     return Ok(vec![]);
                 }
-                if self.members.len() >= MAX_MEMBERS {
-                    return Err(DomainError::limit(
-                        "max_team_members",
-                        format!("a team has at most {MAX_MEMBERS} members"),
-                    ));
-                }
+                self.room_for_one_more(*max_members)?;
                 Ok(vec![added(*user_id, email, *role, via)])
             }
             TeamCommand::ChangeRole { user_id, role } => {
@@ -178,6 +191,7 @@ impl Aggregate for Team {
                 user_id,
                 email,
                 now,
+                max_members,
             } => {
                 let refused = || DomainError::Unauthenticated("invalid invitation".into());
                 let invitation = self.invitations.get(id).ok_or_else(refused)?;
@@ -195,18 +209,15 @@ impl Aggregate for Team {
                 })];
                 match self.members.get(user_id) {
                     // Joining by invitation is joining: the same bound as being added.
-                    None if self.members.len() >= MAX_MEMBERS => {
-                        return Err(DomainError::limit(
-                            "max_team_members",
-                            format!("a team has at most {MAX_MEMBERS} members"),
+                    None => {
+                        self.room_for_one_more(*max_members)?;
+                        events.push(added(
+                            *user_id,
+                            email,
+                            invitation.role,
+                            &format!("invitation:{id}"),
                         ));
                     }
-                    None => events.push(added(
-                        *user_id,
-                        email,
-                        invitation.role,
-                        &format!("invitation:{id}"),
-                    )),
                     Some(m) if m.role < invitation.role => {
                         events.push(TeamEvent::MemberRoleChanged(pb::MemberRoleChanged {
                             user_id: user_id.to_string(),

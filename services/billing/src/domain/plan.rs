@@ -277,6 +277,7 @@ pub fn default_catalog() -> Vec<Plan> {
                 rps: u32,
                 waf: pb::WafLevel,
                 seats: u32,
+                custom_domains: u32,
                 meters: Vec<pb::MeterQuota>| Plan {
         name: name.into(),
         display_name: display.into(),
@@ -294,8 +295,9 @@ pub fn default_catalog() -> Vec<Plan> {
             storage_bytes: storage_gb * GB,
             processing_priority: priority as i32,
             waf_level: waf as i32,
+            // Explicit numbers: 0 would give the tenant service's default (20), not none.
             seats,
-            custom_domains: if price == 0 { 0 } else { 20 },
+            custom_domains,
             integrations: seats,
             max_routes: if price == 0 { 5 } else { 0 },
             dedicated_instances: u32::from(name == "enterprise"),
@@ -315,6 +317,7 @@ pub fn default_catalog() -> Vec<Plan> {
             10,
             pb::WafLevel::Basic,
             3,
+            1,
             vec![meter(REQUESTS, 30_000, BlockTraffic, 0, 0)],
         ),
         plan(
@@ -327,6 +330,7 @@ pub fn default_catalog() -> Vec<Plan> {
             20,
             pb::WafLevel::Basic,
             5,
+            1,
             vec![
                 meter(REQUESTS, 30_000, BlockTraffic, 0, 0),
                 meter("storage", GB, AlertOnly, 0, 0),
@@ -342,6 +346,7 @@ pub fn default_catalog() -> Vec<Plan> {
             200,
             pb::WafLevel::Basic,
             25,
+            20,
             vec![
                 pb::MeterQuota {
                     throttle_rps: 10,
@@ -360,6 +365,7 @@ pub fn default_catalog() -> Vec<Plan> {
             2_000,
             pb::WafLevel::Strict,
             500,
+            100,
             vec![
                 meter(REQUESTS, 3_000_000, AlertOnly, 50, 1_000),
                 meter("storage", 100 * GB, AlertOnly, 30, GB),
@@ -382,6 +388,25 @@ mod tests {
             let again = Plan::from_definition(plan.to_definition()).unwrap();
             assert_eq!(again, plan);
         }
+    }
+
+    #[test]
+    fn the_default_catalog_sets_the_limits_other_services_own() {
+        // 0 means the owning service's default (20 domains, auth's MAX_MEMBERS): every plan
+        // of the catalog says its own numbers.
+        let limits: Vec<(String, u32, u32)> = default_catalog()
+            .into_iter()
+            .map(|p| (p.name, p.limits.custom_domains, p.limits.seats))
+            .collect();
+        assert_eq!(
+            limits,
+            [
+                ("free".to_owned(), 1, 3),
+                ("trial".to_owned(), 1, 5),
+                ("business".to_owned(), 20, 25),
+                ("enterprise".to_owned(), 100, 500),
+            ]
+        );
     }
 
     #[test]

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use tenantry_eventstore::{AggregateAddress, CommandMeta, Executed, Positions, Repository};
+use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::{ApiError, Clock, TenantContext, command, validate};
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_server::TenantService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::tenant::{validate_domain, validate_flag, validate_slug};
+use crate::domain::tenant::{MAX_DOMAINS, validate_domain, validate_flag, validate_slug};
 use crate::domain::{
     DomainError, Reservation, ReservationCommand, Settings, Tenant, TenantCommand, TenantKind,
     reservation,
@@ -43,6 +44,8 @@ pub struct TenantApi {
     pub(crate) prover: Arc<dyn DomainProver>,
     /// Tenants answer on `<slug>.<base domain>`: no custom domain may be under it.
     pub(crate) base_domain: String,
+    /// Each tenant's plan limits from billing: its custom-domain cap.
+    pub(crate) plans: Arc<PlanDirectory>,
     /// Longest a query waits for `min_position`.
     pub(crate) read_wait: Duration,
 }
@@ -336,7 +339,12 @@ impl TenantService for TenantApi {
         if !tenant.exists() {
             return Err(ApiError::from(DomainError::NotFound("tenant".into())).into());
         }
-        let already = tenant.can_add_domain(&req.domain).map_err(ApiError::from)?;
+        // The tenant's plan sets the cap; a plan that leaves it at 0 (or no plan yet) gets
+        // the service's default.
+        let max_domains = self.plans.cap(id, |p| p.custom_domains, MAX_DOMAINS);
+        let already = tenant
+            .can_add_domain(&req.domain, max_domains)
+            .map_err(ApiError::from)?;
         self.claim("domain", &req.domain, id, &meta)
             .await
             .map_err(|e| match e {
@@ -350,6 +358,7 @@ impl TenantService for TenantApi {
         let command = TenantCommand::AddDomain {
             domain: req.domain.clone(),
             verification_token: token,
+            max_domains,
         };
         let executed = match self
             .tenants

@@ -13,6 +13,8 @@ use super::{DomainError, Settings};
 
 /// How long a trial lasts unless its type changes first.
 pub const TRIAL_DAYS: i64 = 30;
+/// Custom domains a tenant may have when its plan sets no number (billing's
+/// `PlanLimitsChanged.custom_domains` = 0, or no plan on the log yet).
 pub const MAX_DOMAINS: usize = 20;
 pub const MAX_FLAGS: usize = 200;
 
@@ -113,9 +115,12 @@ pub enum TenantCommand {
         set: BTreeMap<String, bool>,
         unset: Vec<String>,
     },
+    /// `max_domains`: the tenant's cap (its plan's, else [`MAX_DOMAINS`]), looked up before
+    /// deciding.
     AddDomain {
         domain: String,
         verification_token: String,
+        max_domains: usize,
     },
     /// `proved`: whether the domain served its verification token (checked before deciding).
     VerifyDomain {
@@ -149,18 +154,20 @@ impl Tenant {
         self.domains.iter().find(|d| d.name == name)
     }
 
-    /// Whether `domain` may be added: `Ok(true)` if the tenant has it already, the refusal
-    /// `AddDomain` would get otherwise. The API asks before reserving the name platform-wide,
-    /// so a tenant that may not add a domain cannot hold its name either.
-    pub fn can_add_domain(&self, domain: &str) -> Result<bool, DomainError> {
+    /// Whether `domain` may be added under a cap of `max_domains`: `Ok(true)` if the tenant
+    /// has it already, the refusal `AddDomain` would get otherwise. The API asks before
+    /// reserving the name platform-wide, so a tenant that may not add a domain cannot hold its
+    /// name either. A tenant over a cap that was lowered keeps its domains (and may re-add
+    /// one it holds) but adds no other.
+    pub fn can_add_domain(&self, domain: &str, max_domains: usize) -> Result<bool, DomainError> {
         self.require_open()?;
         if self.domain(domain).is_some() {
             return Ok(true);
         }
-        if self.domains.len() >= MAX_DOMAINS {
+        if self.domains.len() >= max_domains {
             return Err(DomainError::limit(
                 "max_custom_domains",
-                format!("a tenant has at most {MAX_DOMAINS} custom domains"),
+                format!("a tenant has at most {max_domains} custom domains"),
             ));
         }
         Ok(false)
@@ -262,8 +269,9 @@ impl Aggregate for Tenant {
             C::AddDomain {
                 domain,
                 verification_token,
+                max_domains,
             } => {
-                if self.can_add_domain(domain)? {
+                if self.can_add_domain(domain, *max_domains)? {
                     return Ok(vec![]);
                 }
                 one(E::DomainAdded(pb::TenantDomainAdded {

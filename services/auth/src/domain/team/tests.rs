@@ -33,11 +33,17 @@ fn email(n: u128) -> String {
 }
 
 fn add(n: u128, role: Role) -> TeamCommand {
+    add_under(n, role, MAX_MEMBERS)
+}
+
+/// Adding `user(n)` when the tenant's plan has `max_members` seats.
+fn add_under(n: u128, role: Role, max_members: usize) -> TeamCommand {
     TeamCommand::AddMember {
         user_id: user(n),
         email: email(n),
         role,
         via: "admin".into(),
+        max_members,
     }
 }
 
@@ -91,6 +97,20 @@ fn accept(n: u128, presented: u8, address: &str, at: DateTime<Utc>) -> TeamComma
         user_id: user(n),
         email: address.into(),
         now: at,
+        max_members: MAX_MEMBERS,
+    }
+}
+
+/// `user(n)` accepts invitation 1 (the right token, now) when the plan has `max_members`
+/// seats.
+fn accept_under(n: u128, address: &str, max_members: usize) -> TeamCommand {
+    TeamCommand::Accept {
+        id: invitation(1),
+        presented: vec![7],
+        user_id: user(n),
+        email: address.into(),
+        now: now(),
+        max_members,
     }
 }
 
@@ -139,6 +159,28 @@ fn given_a_full_team_when_a_member_is_added_then_refused_but_members_are_still_r
             format!("a team has at most {MAX_MEMBERS} members"),
         ));
     full.when(add(1, Role::Viewer)).then_nothing();
+}
+
+#[test]
+fn given_a_team_at_its_plans_seats_when_a_member_is_added_or_accepts_then_refused_naming_the_cap() {
+    let seats = || DomainError::limit("max_team_members", "a team has at most 2 members");
+    team()
+        .when(add_under(3, Role::Viewer, 2))
+        .then_error(seats());
+    team()
+        .when(add_under(3, Role::Viewer, 3))
+        .then([added_member(3, Role::Viewer)]);
+    // Members of a team over a lowered cap stay, and are still recognised.
+    team().when(add_under(2, Role::Viewer, 1)).then_nothing();
+    let inviting = team().and([invited(1, &email(3), Role::Viewer)]);
+    inviting
+        .when(accept_under(3, &email(3), 2))
+        .then_error(seats());
+    // A member accepting an invitation takes no new seat.
+    team()
+        .and([invited(1, &email(2), Role::Owner)])
+        .when(accept_under(2, &email(2), 2))
+        .then([accepted(2), role_changed(2, Role::Owner)]);
 }
 
 #[test]

@@ -249,9 +249,15 @@ fn domain_added(domain: &str) -> TenantEvent {
 }
 
 fn add_domain(domain: &str) -> TenantCommand {
+    add_domain_under(domain, MAX_DOMAINS)
+}
+
+/// Adding `domain` when the tenant's plan caps it at `max_domains`.
+fn add_domain_under(domain: &str, max_domains: usize) -> TenantCommand {
     TenantCommand::AddDomain {
         domain: domain.into(),
         verification_token: "t".into(),
+        max_domains,
     }
 }
 
@@ -401,6 +407,26 @@ fn given_the_most_domains_when_another_is_added_then_refused_but_a_held_one_is_n
             format!("a tenant has at most {MAX_DOMAINS} custom domains"),
         ));
     full.when(add_domain("d0.acme.com")).then_nothing();
+}
+
+#[test]
+fn given_domains_at_the_plans_cap_when_another_is_added_then_refused_naming_the_cap() {
+    let two = given([created(TenantKind::Business)])
+        .and([domain_added("a.acme.com"), domain_added("b.acme.com")]);
+    two.when(add_domain_under("c.acme.com", 2))
+        .then_error(DomainError::limit(
+            "max_custom_domains",
+            "a tenant has at most 2 custom domains",
+        ));
+    two.when(add_domain_under("c.acme.com", 3))
+        .then([domain_added("c.acme.com")]);
+    // A cap lowered under what the tenant holds: it keeps them, and adds none.
+    two.when(add_domain_under("a.acme.com", 1)).then_nothing();
+    two.when(add_domain_under("c.acme.com", 1))
+        .then_error(DomainError::limit(
+            "max_custom_domains",
+            "a tenant has at most 1 custom domains",
+        ));
 }
 
 #[test]
