@@ -22,8 +22,11 @@ CREATE TABLE subscriptions (
     updated_at    timestamptz NOT NULL,
     -- Whether billing has had the tenant suspended for non-payment (written by the dunning
     -- job, never by the projection): only such a suspension is lifted when the tenant pays.
-    tenant_suspended boolean NOT NULL DEFAULT false
+    tenant_suspended boolean NOT NULL DEFAULT false,
+    -- When the earliest quota window with crossed thresholds ends (the dispatcher resets it).
+    quota_reset_due timestamptz
 );
+CREATE INDEX subscriptions_quota_reset ON subscriptions (quota_reset_due) WHERE quota_reset_due IS NOT NULL;
 CREATE INDEX subscriptions_period_end ON subscriptions (period_end) WHERE status <> 'canceled';
 CREATE INDEX subscriptions_past_due ON subscriptions (past_due_since) WHERE past_due_since IS NOT NULL;
 
@@ -47,7 +50,8 @@ CREATE TABLE tenant_names (
     name      text NOT NULL
 );
 
--- Usage per tenant, meter and hour, and per calendar month (what quotas are measured on).
+-- Usage per tenant, meter and hour, and per quota window (a calendar month; a day for
+-- `api_calls`): what quotas are measured on.
 CREATE TABLE usage_hourly (
     tenant_id uuid NOT NULL,
     meter     text NOT NULL,

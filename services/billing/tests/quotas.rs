@@ -204,3 +204,47 @@ async fn each_alert_is_e_mailed_once_with_the_upgrade_notice() {
     );
     assert!(last.body().contains("tiny"));
 }
+
+#[tokio::test]
+async fn api_calls_are_a_daily_quota_reset_the_next_day() {
+    let h = start().await;
+    let mut daily = plan("daily", 1_000, 1_000_000, pb::QuotaBehaviour::AlertOnly);
+    daily.limits.as_mut().unwrap().api_calls_per_day = 100;
+    daily.limits.as_mut().unwrap().quota_behaviour = pb::QuotaBehaviour::BlockTraffic as i32;
+    h.define(daily).await;
+    let (tenant, _) = h.tenant(pb::TenantType::Trial).await;
+    h.change_plan(tenant, "daily").await.unwrap();
+    h.report(tenant, "gw-a", 1, 120).await;
+    eventually("the day's crossings", Duration::from_secs(10), || async {
+        let events = quota_events(&h, tenant).await;
+        (events.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        quota_events(&h, tenant).await,
+        [
+            ("crossed".into(), "api_calls".into(), 80),
+            ("crossed".into(), "api_calls".into(), 90),
+            ("crossed".into(), "api_calls".into(), 100),
+        ]
+    );
+    assert_eq!(h.used(tenant, "api_calls").await, 120);
+    // The next day (UTC) the daily quota resets; the month's requests go on counting.
+    let tomorrow =
+        tenantry_billing::domain::period::day_start(h.clock.now()) + chrono::Duration::days(1);
+    h.clock
+        .advance(tomorrow - h.clock.now() + chrono::Duration::seconds(1));
+    eventually("the daily reset", Duration::from_secs(10), || async {
+        let events = quota_events(&h, tenant).await;
+        (events.last() == Some(&("reset".to_owned(), "api_calls".to_owned(), 0))).then_some(())
+    })
+    .await;
+    assert_eq!(
+        h.used(tenant, "api_calls").await,
+        0,
+        "a new day counts from zero"
+    );
+    if month_start(tomorrow) == month_start(tomorrow - chrono::Duration::days(1)) {
+        assert_eq!(h.used(tenant, "requests").await, 120, "the month goes on");
+    }
+}

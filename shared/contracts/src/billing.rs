@@ -9,6 +9,8 @@ use tenantry_proto::events::v1 as pb;
 pub const REQUESTS: &str = "requests";
 /// The meter of the gateway's body bytes (a report's `bytes_in + bytes_out`).
 pub const BYTES: &str = "bytes";
+/// The gateway's requests counted per day (UTC): the plan's API calls per day.
+pub const API_CALLS: &str = "api_calls";
 
 /// A plan of the catalog.
 #[derive(Debug, Clone, PartialEq)]

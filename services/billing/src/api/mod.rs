@@ -217,12 +217,11 @@ impl BillingService for BillingApi {
         let tenant_id = self.tenant(&request, &request.get_ref().tenant_id)?;
         let to = self.catalog_plan("plan", &request.get_ref().plan).await?;
         let now = self.clock.now();
-        let usage: BTreeMap<String, u64> =
-            queries::period_usage(&self.pool, tenant_id, month_start(now))
-                .await
-                .map_err(ApiError::from)?
-                .into_iter()
-                .collect();
+        let usage: BTreeMap<String, u64> = queries::current_usage(&self.pool, tenant_id, now)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .collect();
         self.run(
             &request,
             tenant_id,
@@ -256,13 +255,13 @@ impl BillingService for BillingApi {
         request: Request<api::GetUsageRequest>,
     ) -> Result<Response<api::GetUsageResponse>, Status> {
         let tenant_id = self.tenant(&request, &request.get_ref().tenant_id)?;
-        let period_start = month_start(self.clock.now());
-        let used: BTreeMap<String, u64> =
-            queries::period_usage(&self.pool, tenant_id, period_start)
-                .await
-                .map_err(ApiError::from)?
-                .into_iter()
-                .collect();
+        let now = self.clock.now();
+        let period_start = month_start(now);
+        let used: BTreeMap<String, u64> = queries::current_usage(&self.pool, tenant_id, now)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .collect();
         let subscription = queries::subscription(&self.pool, tenant_id)
             .await
             .map_err(ApiError::from)?

@@ -19,6 +19,47 @@ pub fn add_months(t: DateTime<Utc>, n: u32) -> DateTime<Utc> {
         .unwrap_or(t)
 }
 
+/// The first instant of `t`'s day (UTC).
+pub fn day_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(t.year(), t.month(), t.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// How long a meter's quota runs before it resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Day,
+    Month,
+}
+
+impl Window {
+    /// The window `meter`'s quota is counted over: API calls per day, the rest per month.
+    pub fn of(meter: &str) -> Self {
+        if meter == tenantry_contracts::billing::API_CALLS {
+            Self::Day
+        } else {
+            Self::Month
+        }
+    }
+
+    /// The start of the window `t` falls in.
+    pub fn start(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Day => day_start(t),
+            Self::Month => month_start(t),
+        }
+    }
+
+    /// The start of the window after the one starting at `start`.
+    pub fn next(self, start: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Day => start + chrono::Duration::days(1),
+            Self::Month => add_months(start, 1),
+        }
+    }
+}
+
 /// The month before `t`'s (a month's start).
 pub fn previous_month(t: DateTime<Utc>) -> DateTime<Utc> {
     let months = t.year() * 12 + t.month0() as i32 - 1;

@@ -9,10 +9,18 @@ use tenantry_proto::events::v1 as pb;
 
 use super::DomainError;
 use super::money::Currency;
-use tenantry_contracts::billing::{BYTES, PlanEvent, REQUESTS};
+use tenantry_contracts::billing::{API_CALLS, BYTES, PlanEvent, REQUESTS};
 
-/// The meters a plan may meter (others may report, but have no quota yet).
-pub const METERS: [&str; 5] = [REQUESTS, BYTES, "records", "storage", "instance_hours"];
+/// The meters a plan may meter (others may report, but have no quota yet). Quotas are per
+/// calendar month, but `api_calls` (the gateway's requests) is per day.
+pub const METERS: [&str; 6] = [
+    REQUESTS,
+    BYTES,
+    API_CALLS,
+    "records",
+    "storage",
+    "instance_hours",
+];
 const MAX_NAME: usize = 40;
 const MAX_DISPLAY_NAME: usize = 100;
 
@@ -100,6 +108,19 @@ impl Plan {
         let mut limits = d.limits.unwrap_or_default();
         limits.plan = name.clone();
         validate_limits(&limits)?;
+        // API calls per day are the `api_calls` meter's quota: one number, two places.
+        match limits.meters.iter().find(|m| m.meter == API_CALLS) {
+            Some(m) => limits.api_calls_per_day = m.limit,
+            None if limits.api_calls_per_day > 0 => limits.meters.push(pb::MeterQuota {
+                meter: API_CALLS.into(),
+                limit: limits.api_calls_per_day,
+                behaviour: limits.quota_behaviour,
+                throttle_rps: limits.throttle_rps,
+                overage_price_minor: 0,
+                overage_unit: 0,
+            }),
+            None => {}
+        }
         Ok(Self {
             display_name: if d.display_name.is_empty() {
                 name.clone()
@@ -318,7 +339,10 @@ pub fn default_catalog() -> Vec<Plan> {
             pb::WafLevel::Basic,
             3,
             1,
-            vec![meter(REQUESTS, 30_000, BlockTraffic, 0, 0)],
+            vec![
+                meter(REQUESTS, 30_000, BlockTraffic, 0, 0),
+                meter(API_CALLS, 1_000, BlockTraffic, 0, 0),
+            ],
         ),
         plan(
             "trial",
@@ -333,6 +357,7 @@ pub fn default_catalog() -> Vec<Plan> {
             1,
             vec![
                 meter(REQUESTS, 30_000, BlockTraffic, 0, 0),
+                meter(API_CALLS, 1_000, BlockTraffic, 0, 0),
                 meter("storage", GB, AlertOnly, 0, 0),
             ],
         ),
@@ -352,6 +377,10 @@ pub fn default_catalog() -> Vec<Plan> {
                     throttle_rps: 10,
                     ..meter(REQUESTS, 300_000, Throttle, 100, 1_000)
                 },
+                pb::MeterQuota {
+                    throttle_rps: 5,
+                    ..meter(API_CALLS, 10_000, Throttle, 0, 0)
+                },
                 meter("storage", 10 * GB, AlertOnly, 50, GB),
             ],
         ),
@@ -368,6 +397,7 @@ pub fn default_catalog() -> Vec<Plan> {
             100,
             vec![
                 meter(REQUESTS, 3_000_000, AlertOnly, 50, 1_000),
+                meter(API_CALLS, 100_000, AlertOnly, 0, 0),
                 meter("storage", 100 * GB, AlertOnly, 30, GB),
             ],
         ),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::DomainError;
 use super::money::prorate;
-use super::period::{add_months, month_start};
+use super::period::{Window, add_months, month_start};
 use super::plan::{Interval, Plan};
 use tenantry_contracts::billing::SubscriptionEvent;
 
@@ -82,10 +82,10 @@ pub struct Subscription {
     /// The payment providers' customers, one per provider, kept for every later checkout.
     pub customers: BTreeMap<String, String>,
     pub past_due_since: Option<DateTime<Utc>>,
-    /// The calendar month the quota states below belong to.
-    pub quota_period: Option<DateTime<Utc>>,
-    /// Thresholds crossed in `quota_period`: (meter, percent).
-    pub crossed: BTreeSet<(String, u32)>,
+    /// Per meter: the window its quota state belongs to (a month, or a day for API calls)
+    /// and the thresholds crossed in it.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, QuotaState>,
     /// Prorations of plan changes in the current period, for its invoice.
     pub accrued: Vec<Line>,
     /// Invoices issued so far (the last one's number).
@@ -93,6 +93,14 @@ pub struct Subscription {
     /// Invoices not paid or voided yet: number → (status, total in minor units).
     pub unpaid: BTreeMap<u64, (InvoiceState, i64)>,
     pub version: u64,
+}
+
+/// A meter's quota in its current window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaState {
+    pub period_start: DateTime<Utc>,
+    /// Percents of the limit crossed in the window.
+    pub crossed: BTreeSet<u32>,
 }
 
 /// An invoice line as the subscription accrues it.
@@ -202,9 +210,10 @@ pub enum SubscriptionCommand {
         limit: u64,
         period_start: DateTime<Utc>,
     },
-    /// A new month began on `period_start`: quotas crossed before it reset.
+    /// Quotas crossed in a window that has ended by `now` (a month; a day for API calls)
+    /// reset.
     ResetQuotas {
-        period_start: DateTime<Utc>,
+        now: DateTime<Utc>,
     },
 }
 
@@ -218,12 +227,21 @@ impl Subscription {
         self.tenant_id.is_some()
     }
 
-    /// Meters whose quota is used up in the current quota period.
+    /// Meters whose quota is used up in their current window.
     pub fn exhausted(&self) -> impl Iterator<Item = &str> {
-        self.crossed
+        self.quotas
             .iter()
-            .filter(|(_, p)| *p >= 100)
+            .filter(|(_, q)| q.crossed.iter().any(|p| *p >= 100))
             .map(|(m, _)| m.as_str())
+    }
+
+    /// When the earliest window with crossed thresholds ends (its quota resets then).
+    pub fn quota_reset_due(&self) -> Option<DateTime<Utc>> {
+        self.quotas
+            .iter()
+            .filter(|(_, q)| !q.crossed.is_empty())
+            .map(|(m, q)| Window::of(m).next(q.period_start))
+            .min()
     }
 
     /// The quota of `meter` in force (0: unmetered).
@@ -332,9 +350,6 @@ impl Subscription {
 
     /// Resets of the quotas exhausted now that `to`'s limits are above the month's usage.
     fn lifted_quotas(&self, to: &Plan, usage: &BTreeMap<String, u64>) -> Vec<SubscriptionEvent> {
-        let Some(period) = self.quota_period else {
-            return vec![];
-        };
         self.exhausted()
             .filter(|meter| {
                 let used = usage.get(*meter).copied().unwrap_or(0);
@@ -343,7 +358,7 @@ impl Subscription {
             .map(|meter| {
                 SubscriptionEvent::QuotaReset(pb::QuotaReset {
                     meter: meter.to_owned(),
-                    period_start: Some(time::to_proto(period)),
+                    period_start: Some(time::to_proto(self.quotas[meter].period_start)),
                 })
             })
             .collect()
@@ -532,11 +547,13 @@ impl Aggregate for Subscription {
             } => {
                 // Measured against a limit no longer in force (the plan changed since): the
                 // crossing of the new limit, if any, comes on its own.
+                let state = self.quotas.get(meter);
                 if !self.exists()
                     || self.limit_of(meter) != *limit
-                    || self.quota_period.is_some_and(|p| *period_start < p)
-                    || (self.quota_period == Some(*period_start)
-                        && self.crossed.contains(&(meter.clone(), *percent)))
+                    || state.is_some_and(|q| *period_start < q.period_start)
+                    || state.is_some_and(|q| {
+                        q.period_start == *period_start && q.crossed.contains(percent)
+                    })
                 {
                     return Ok(vec![]);
                 }
@@ -548,21 +565,21 @@ impl Aggregate for Subscription {
                     limit: *limit,
                 })])
             }
-            C::ResetQuotas { period_start } => {
-                if self.quota_period.is_none_or(|p| p >= *period_start) {
-                    return Ok(vec![]);
-                }
-                let meters: BTreeSet<&String> = self.crossed.iter().map(|(m, _)| m).collect();
-                Ok(meters
-                    .into_iter()
-                    .map(|meter| {
+            C::ResetQuotas { now } => Ok(self
+                .quotas
+                .iter()
+                .filter(|(_, q)| !q.crossed.is_empty())
+                .filter_map(|(meter, q)| {
+                    let window = Window::of(meter);
+                    let current = window.start(*now);
+                    (current > q.period_start).then(|| {
                         E::QuotaReset(pb::QuotaReset {
                             meter: meter.clone(),
-                            period_start: Some(time::to_proto(*period_start)),
+                            period_start: Some(time::to_proto(current)),
                         })
                     })
-                    .collect())
-            }
+                })
+                .collect()),
         }
     }
 
@@ -638,14 +655,6 @@ impl Aggregate for Subscription {
                 self.past_due_since = None;
             }
             E::Suspended(_) => self.status = Status::Suspended,
-            E::QuotaThresholdCrossed(e) => {
-                let period = time::from_proto(e.period_start.as_ref());
-                if self.quota_period.is_none_or(|p| p < period) {
-                    self.quota_period = Some(period);
-                    self.crossed.clear();
-                }
-                self.crossed.insert((e.meter.clone(), e.percent));
-            }
             E::InvoiceDrafted(e) => {
                 let invoice = e.invoice.clone().unwrap_or_default();
                 self.invoices = self.invoices.max(invoice.number);
@@ -664,12 +673,22 @@ impl Aggregate for Subscription {
             E::InvoiceVoided(e) => {
                 self.unpaid.remove(&e.number);
             }
+            E::QuotaThresholdCrossed(e) => {
+                let period = time::from_proto(e.period_start.as_ref());
+                let quota = self.quotas.entry(e.meter.clone()).or_default();
+                if quota.period_start < period {
+                    *quota = QuotaState {
+                        period_start: period,
+                        crossed: BTreeSet::new(),
+                    };
+                }
+                quota.crossed.insert(e.percent);
+            }
             E::QuotaReset(e) => {
                 let period = time::from_proto(e.period_start.as_ref());
-                self.crossed.retain(|(m, _)| *m != e.meter);
-                if self.quota_period.is_none_or(|p| p < period) {
-                    self.quota_period = Some(period);
-                }
+                let quota = self.quotas.entry(e.meter.clone()).or_default();
+                quota.crossed.clear();
+                quota.period_start = quota.period_start.max(period);
             }
         }
         self.version = meta.position;

@@ -17,7 +17,6 @@ use tenantry_kit::{ApiError, Clock};
 use uuid::Uuid;
 
 use super::{Checkout, CheckoutRequest, Delivery, PaymentEvent, PaymentMethod, PaymentProvider};
-use crate::domain::period::month_start;
 use crate::domain::subscription::{self, Subscription, SubscriptionCommand};
 use crate::projection::queries;
 
@@ -256,11 +255,10 @@ impl Payments {
             return Ok(());
         };
         let now = self.clock.now();
-        let usage: BTreeMap<String, u64> =
-            queries::period_usage(&self.pool, tenant, month_start(now))
-                .await?
-                .into_iter()
-                .collect();
+        let usage: BTreeMap<String, u64> = queries::current_usage(&self.pool, tenant, now)
+            .await?
+            .into_iter()
+            .collect();
         self.subscriptions
             .execute(
                 &subscription::address(tenant)?,

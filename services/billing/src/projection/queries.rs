@@ -8,7 +8,9 @@ use tenantry_kit::db::{Scope, scoped_tx};
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
+use crate::domain::period::Window;
 use crate::domain::{Plan, Subscription};
+use tenantry_contracts::billing::API_CALLS;
 
 /// The plan `name` as the catalog defines it now.
 pub async fn plan(conn: &mut PgConnection, name: &str) -> Result<Option<Plan>, sqlx::Error> {
@@ -48,19 +50,24 @@ pub async fn subscription(
     Ok(row.map(|(s,)| s.0))
 }
 
-/// The tenant's usage per meter in the month starting `period_start`.
-pub async fn period_usage(
+/// The tenant's usage per meter in each meter's current window at `now`: the calendar
+/// month, or the day for API calls.
+pub async fn current_usage(
     pool: &PgPool,
     tenant_id: Uuid,
-    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Vec<(String, u64)>, sqlx::Error> {
     let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
     let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT meter, quantity FROM usage_periods WHERE tenant_id = $1 AND period_start = $2
+        "SELECT meter, quantity FROM usage_periods
+         WHERE tenant_id = $1
+           AND ((meter = $4 AND period_start = $3) OR (meter <> $4 AND period_start = $2))
          ORDER BY meter",
     )
     .bind(tenant_id)
-    .bind(period_start)
+    .bind(Window::Month.start(now))
+    .bind(Window::Day.start(now))
+    .bind(API_CALLS)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -149,7 +156,8 @@ pub async fn invoice(
     Ok(row.and_then(|(b,)| pb::Invoice::decode(b.as_slice()).ok()))
 }
 
-/// The tenant's usage per meter over the months in [from, to).
+/// The tenant's usage per monthly meter over the months in [from, to) (API calls, the same
+/// requests counted per day, are left out: they are not billed).
 pub async fn usage_between(
     pool: &PgPool,
     tenant_id: Uuid,
@@ -159,11 +167,13 @@ pub async fn usage_between(
     let mut tx = scoped_tx(pool, Scope::Tenant(tenant_id)).await?;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "SELECT meter, sum(quantity)::bigint FROM usage_periods
-         WHERE tenant_id = $1 AND period_start >= $2 AND period_start < $3 GROUP BY meter",
+         WHERE tenant_id = $1 AND period_start >= $2 AND period_start < $3 AND meter <> $4
+         GROUP BY meter",
     )
     .bind(tenant_id)
     .bind(from)
     .bind(to)
+    .bind(API_CALLS)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;

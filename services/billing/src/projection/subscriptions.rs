@@ -102,12 +102,14 @@ impl Projection for SubscriptionsProjection {
             let Some(price) = &s.price else { continue };
             sqlx::query(
                 "INSERT INTO subscriptions
-                     (tenant_id, plan, status, period_end, past_due_since, state, version, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+                     (tenant_id, plan, status, period_end, past_due_since, state, version,
+                      quota_reset_due, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
                  ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan,
                      status = EXCLUDED.status, period_end = EXCLUDED.period_end,
                      past_due_since = EXCLUDED.past_due_since, state = EXCLUDED.state,
-                     version = EXCLUDED.version, updated_at = now()",
+                     version = EXCLUDED.version, quota_reset_due = EXCLUDED.quota_reset_due,
+                     updated_at = now()",
             )
             .bind(id)
             .bind(&price.plan)
@@ -116,6 +118,7 @@ impl Projection for SubscriptionsProjection {
             .bind(s.past_due_since)
             .bind(sqlx::types::Json(s))
             .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
+            .bind(s.quota_reset_due())
             .execute(&mut *tx)
             .await?;
         }

@@ -1,6 +1,6 @@
 //! The quota dispatcher: thresholds the roll-up recorded become `quota_threshold_crossed`
-//! events on the subscription (which the gateway enforces), and a new month resets the
-//! quotas crossed in the last one.
+//! events on the subscription (which the gateway enforces), and a quota window's end (a
+//! month; a day for API calls) resets what was crossed in it.
 //!
 //! The roll-up wakes it as soon as a batch with crossings commits; otherwise it looks every
 //! `every`. Command ids are derived from what they record, so two replicas dispatching the
@@ -17,7 +17,6 @@ use tenantry_kit::{ApiError, Clock};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::period::month_start;
 use crate::domain::subscription::{self, Subscription, SubscriptionCommand};
 
 #[derive(Clone)]
@@ -44,7 +43,7 @@ impl QuotaDispatcher {
     pub async fn run(self, stop: impl Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         loop {
-            if let Err(e) = self.reset_new_month().await {
+            if let Err(e) = self.reset_ended_windows().await {
                 tracing::warn!(error = %e, "resetting quotas failed; retrying");
             }
             match self.dispatch().await {
@@ -111,32 +110,28 @@ impl QuotaDispatcher {
         Ok(rows.len())
     }
 
-    /// Resets the quotas of subscriptions that crossed thresholds in an earlier month.
-    pub async fn reset_new_month(&self) -> Result<usize, ApiError> {
+    /// Resets the quotas crossed in a window that has ended (a month, or a day for API
+    /// calls).
+    pub async fn reset_ended_windows(&self) -> Result<usize, ApiError> {
         let now = self.clock.now();
-        let month = month_start(now);
-        let due: Vec<(Uuid,)> = {
+        let due: Vec<(Uuid, DateTime<Utc>)> = {
             let mut tx = scoped_tx(&self.pool, Scope::Platform).await?;
             let due = sqlx::query_as(
-                "SELECT tenant_id FROM subscriptions
-                 WHERE jsonb_array_length(state->'crossed') > 0
-                   AND (state->>'quota_period')::timestamptz < $1
-                 LIMIT 1000",
+                "SELECT tenant_id, quota_reset_due FROM subscriptions
+                 WHERE quota_reset_due <= $1 ORDER BY quota_reset_due LIMIT 1000",
             )
-            .bind(month)
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
             due
         };
-        for (tenant_id,) in &due {
-            let id = format!("quota-reset-{tenant_id}-{}", month.timestamp());
+        for (tenant_id, due_at) in &due {
+            let id = format!("quota-reset-{tenant_id}-{}", due_at.timestamp());
             self.subscriptions
                 .execute(
                     &subscription::address(*tenant_id)?,
-                    &SubscriptionCommand::ResetQuotas {
-                        period_start: month,
-                    },
+                    &SubscriptionCommand::ResetQuotas { now },
                     &system_meta(id, now),
                 )
                 .await?;

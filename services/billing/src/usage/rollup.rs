@@ -1,4 +1,5 @@
-//! The roll-up: `USAGE` reports added up per tenant, meter and hour and per calendar month,
+//! The roll-up: `USAGE` reports added up per tenant, meter and hour and per quota window
+//! (the calendar month; the day for API calls),
 //! exactly once, and the quota thresholds the new totals cross.
 //!
 //! Exactly once: the runner commits each batch with its checkpoint (a redelivered batch is
@@ -7,8 +8,8 @@
 //! duplicate published later than that) is dropped here.
 //!
 //! A batch costs five statements whatever its size: the reporters' marks, then the hourly
-//! and monthly totals and the marks written with `UNNEST`, and the thresholds crossed found
-//! and recorded in the same statement that adds to the monthly totals.
+//! and window totals and the marks written with `UNNEST`, and the thresholds crossed found
+//! and recorded in the same statement that adds to the window totals.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,14 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, TimeZone, Utc};
 use prost::Message;
 use sqlx::PgConnection;
-use tenantry_contracts::billing::{BYTES, REQUESTS};
+use tenantry_contracts::billing::{API_CALLS, BYTES, REQUESTS};
 use tenantry_contracts::usage::{self, UsageReport};
 use tenantry_eventstore::{Projection, ProjectionError, RawMessage, StoreError, StreamKind};
 use tenantry_kit::db::{Scope, set_scope};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::domain::period::month_start;
+use crate::domain::period::Window;
 use crate::domain::subscription::THRESHOLDS;
 
 pub const NAME: &str = "billing_usage";
@@ -99,7 +100,7 @@ impl Projection for UsageRollup {
             }
         }
         let mut hourly: HashMap<(Uuid, &'static str, i64), u64> = HashMap::new();
-        let mut monthly: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
+        let mut periods: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
         let mut advanced: HashMap<(Uuid, String, String), u64> = HashMap::new();
         for r in &reports {
             if r.sequence > 0 {
@@ -112,19 +113,25 @@ impl Projection for UsageRollup {
                 advanced.insert(key, r.sequence);
             }
             let hour = r.window_start.div_euclid(3600) * 3600;
-            let month = month_start(
-                Utc.timestamp_opt(r.window_start, 0)
-                    .single()
-                    .unwrap_or_default(),
-            );
+            let at = Utc
+                .timestamp_opt(r.window_start, 0)
+                .single()
+                .unwrap_or_default();
             for (meter, quantity) in r.counts.iter().filter(|(_, q)| *q > 0) {
-                *hourly.entry((r.tenant, meter, hour)).or_default() += quantity;
-                *monthly.entry((r.tenant, meter, month)).or_default() += quantity;
+                let window = Window::of(meter);
+                // API calls are the requests again, counted per day: not a line of their own
+                // in the hourly report.
+                if window == Window::Month {
+                    *hourly.entry((r.tenant, meter, hour)).or_default() += quantity;
+                }
+                *periods
+                    .entry((r.tenant, meter, window.start(at)))
+                    .or_default() += quantity;
             }
         }
         write_hourly(tx, &hourly).await?;
         write_marks(tx, &advanced).await?;
-        if write_monthly(tx, &monthly).await? {
+        if write_periods(tx, &periods).await? {
             self.pending.store(true, Ordering::Relaxed);
         }
         Ok(())
@@ -164,6 +171,7 @@ fn decode(messages: &[RawMessage]) -> Result<Vec<Report>, ProjectionError> {
             vec![
                 (REQUESTS, report.requests),
                 (BYTES, report.bytes_in.saturating_add(report.bytes_out)),
+                (API_CALLS, report.requests),
             ]
         } else if let Some(known) = crate::domain::plan::METERS.iter().find(|k| **k == meter) {
             vec![(*known, report.quantity)]
@@ -251,21 +259,22 @@ async fn write_marks(
     Ok(())
 }
 
-/// Adds to the monthly totals and records, in the same statement, every threshold the new
-/// totals reach (once per tenant, meter, month, percent and quota). Returns whether any
+/// Adds to the window totals (monthly; daily for API calls) and records, in the same
+/// statement, every threshold the new totals reach (once per tenant, meter, window, percent
+/// and quota). Returns whether any
 /// new crossing was recorded.
-async fn write_monthly(
+async fn write_periods(
     tx: &mut PgConnection,
-    monthly: &HashMap<(Uuid, &'static str, DateTime<Utc>), u64>,
+    periods: &HashMap<(Uuid, &'static str, DateTime<Utc>), u64>,
 ) -> Result<bool, sqlx::Error> {
-    if monthly.is_empty() {
+    if periods.is_empty() {
         return Ok(false);
     }
-    let mut t = Vec::with_capacity(monthly.len());
-    let mut m = Vec::with_capacity(monthly.len());
-    let mut p = Vec::with_capacity(monthly.len());
-    let mut q = Vec::with_capacity(monthly.len());
-    for ((tenant, meter, period), quantity) in monthly {
+    let mut t = Vec::with_capacity(periods.len());
+    let mut m = Vec::with_capacity(periods.len());
+    let mut p = Vec::with_capacity(periods.len());
+    let mut q = Vec::with_capacity(periods.len());
+    for ((tenant, meter, period), quantity) in periods {
         t.push(*tenant);
         m.push(*meter);
         p.push(*period);

@@ -163,12 +163,12 @@ fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
     let g = g.when(cross(100, 300_000, jan)).then_state();
     assert_eq!(g.state().exhausted().collect::<Vec<_>>(), ["requests"]);
     // An older period's crossing arriving late changes nothing.
-    let g = g
-        .when(SubscriptionCommand::ResetQuotas { period_start: feb })
-        .then([SubscriptionEvent::QuotaReset(pb::QuotaReset {
+    let g = g.when(SubscriptionCommand::ResetQuotas { now: feb }).then([
+        SubscriptionEvent::QuotaReset(pb::QuotaReset {
             meter: "requests".into(),
             period_start: Some(time::to_proto(feb)),
-        })]);
+        }),
+    ]);
     assert_eq!(g.state().exhausted().count(), 0);
     let g = g.when(cross(100, 300_000, jan)).then_nothing();
     // Nor does one measured against a limit no longer in force.
@@ -177,7 +177,7 @@ fn each_threshold_is_crossed_once_per_period_and_reset_by_the_next() {
         *limit = 1000;
     }
     let g = g.when(stale).then_nothing();
-    g.when(SubscriptionCommand::ResetQuotas { period_start: feb })
+    g.when(SubscriptionCommand::ResetQuotas { now: feb })
         .then_nothing();
 }
 
@@ -383,4 +383,50 @@ fn a_trial_covering_the_start_of_a_period_prorates_its_base() {
         })
         .then_events();
     assert_eq!(invoices(&events)[0].lines[0].amount_minor, 49_900 / 2);
+}
+
+#[test]
+fn api_calls_reset_every_day_and_other_meters_every_month() {
+    let mut p = plan("business");
+    p.limits.meters.push(pb::MeterQuota {
+        meter: "api_calls".into(),
+        limit: 10_000,
+        behaviour: pb::QuotaBehaviour::BlockTraffic as i32,
+        ..Default::default()
+    });
+    let jan = at(1, 0);
+    let day = at(5, 0);
+    let g = given::<Subscription>([])
+        .when(SubscriptionCommand::Open {
+            plan: p,
+            trial_ends_at: None,
+            billing_email: String::new(),
+            now: jan,
+        })
+        .then_state()
+        .when(cross(100, 300_000, jan))
+        .then_state()
+        .when(SubscriptionCommand::CrossThreshold {
+            meter: "api_calls".into(),
+            percent: 100,
+            used: 10_000,
+            limit: 10_000,
+            period_start: day,
+        })
+        .then_state();
+    assert_eq!(
+        g.state().exhausted().collect::<Vec<_>>(),
+        ["api_calls", "requests"]
+    );
+    assert_eq!(g.state().quota_reset_due(), Some(at(6, 0)));
+    // The next day: API calls reset, the month's requests stay used up.
+    let g = g
+        .when(SubscriptionCommand::ResetQuotas { now: at(6, 1) })
+        .then([SubscriptionEvent::QuotaReset(pb::QuotaReset {
+            meter: "api_calls".into(),
+            period_start: Some(time::to_proto(at(6, 0))),
+        })]);
+    assert_eq!(g.state().exhausted().collect::<Vec<_>>(), ["requests"]);
+    let feb = Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap();
+    assert_eq!(g.state().quota_reset_due(), Some(feb));
 }
