@@ -90,7 +90,19 @@ impl Periods {
         self.close_due().await?;
         self.finalize_drafts().await?;
         self.suspend_overdue().await?;
-        self.sync_tenants().await
+        self.sync_tenants().await?;
+        self.forget_old_deliveries().await
+    }
+
+    /// Webhook deliveries are remembered 30 days (Stripe retries for 3): older ones go.
+    pub async fn forget_old_deliveries(&self) -> Result<(), ApiError> {
+        let mut tx = scoped_tx(&self.pool, Scope::Platform).await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
+            .bind(self.clock.now() - chrono::Duration::days(30))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn platform_rows<T>(

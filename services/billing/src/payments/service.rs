@@ -114,11 +114,12 @@ impl Payments {
     pub async fn deliver(&self, delivery: Delivery) -> Result<(), ApiError> {
         let mut tx = scoped_tx(&self.pool, Scope::Platform).await?;
         let fresh: Option<(i32,)> = sqlx::query_as(
-            "INSERT INTO webhook_deliveries (provider, id) VALUES ($1, $2)
+            "INSERT INTO webhook_deliveries (provider, id, received_at) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING RETURNING 1",
         )
         .bind(delivery.provider)
         .bind(&delivery.id)
+        .bind(self.clock.now())
         .fetch_optional(&mut *tx)
         .await?;
         if fresh.is_none() {
