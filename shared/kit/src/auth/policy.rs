@@ -109,6 +109,37 @@ impl RpcPolicy {
             .filter(|(p, _)| !p.ends_with("/*"))
             .map(|(p, a)| (p.as_str(), *a))
     }
+
+    /// Checks the policy against the RPCs of `package` in the descriptor set (what reflection
+    /// serves): every one declares a role (none is public, none is denied by omission) and the
+    /// policy names no RPC that does not exist. Returns how many RPCs it checked.
+    pub fn check_covers(&self, package: &str) -> Result<usize, String> {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(tenantry_proto::FILE_DESCRIPTOR_SET)
+            .map_err(|e| format!("descriptor set: {e}"))?;
+        let mut checked = 0;
+        for file in set.file.iter().filter(|f| f.package() == package) {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/{package}.{}/{}", service.name(), method.name());
+                    match self.lookup(&path) {
+                        Some(Access::Role(_)) => checked += 1,
+                        other => return Err(format!("{path} declares {other:?}")),
+                    }
+                }
+            }
+        }
+        let declared = self
+            .paths()
+            .filter(|(p, _)| p.starts_with(&format!("/{package}.")))
+            .count();
+        if declared != checked {
+            return Err(format!(
+                "the policy names {declared} RPCs of {package}; {checked} exist"
+            ));
+        }
+        Ok(checked)
+    }
 }
 
 #[cfg(test)]
