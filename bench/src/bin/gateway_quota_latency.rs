@@ -125,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
                 meter: "requests".into(),
                 percent: 100,
                 period_start: None,
+                // What billing saw; the gateway acts on the percent alone.
+                ..Default::default()
             }),
         )
         .await?;
