@@ -33,6 +33,7 @@ bench: infra-up
     cargo bench -p tenantry-gateway --bench decision
     cargo run --release -p tenantry-bench --bin gateway_snapshot
     cargo run --release -p tenantry-bench --bin gateway_quota_latency
+    cargo run --release -p tenantry-bench --bin billing
 
 fmt:
     cargo fmt --all

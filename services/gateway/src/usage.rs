@@ -26,6 +26,10 @@ use crate::snapshot::follow::Current;
 /// atomics (nothing is lost, it leaves later).
 pub const MAX_PENDING_REPORTS: usize = 100_000;
 
+/// Reports published before their acknowledgements are awaited: below async-nats's limit on
+/// acknowledgements outstanding (5,000).
+const PUBLISH_WAVE: usize = 2_000;
+
 /// One tenant's counts since the last report, and its requests in flight (runtime state shared
 /// by every snapshot).
 #[derive(Debug, Default)]
@@ -198,26 +202,35 @@ pub async fn run(
 
 /// Publishes what is pending, pipelined; keeps what failed for the next round.
 async fn publish(js: &jetstream::Context, pending: &mut HashMap<Uuid, Pending>) {
-    let mut acks = Vec::with_capacity(pending.len());
-    for (tenant, report) in pending.iter() {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", report.id.as_str());
-        let sent = js
-            .publish_with_headers(
-                report.subject.clone(),
-                headers,
-                report.report.encode_to_vec().into(),
-            )
-            .await;
-        acks.push((*tenant, sent));
-    }
-    for (tenant, sent) in acks {
-        let acknowledged = match sent {
-            Ok(ack) => ack.await.is_ok(),
-            Err(_) => false,
-        };
-        if acknowledged {
-            pending.remove(&tenant);
+    let tenants: Vec<Uuid> = pending.keys().copied().collect();
+    // Pipelined, a wave at a time: async-nats holds a permit per acknowledgement not yet
+    // awaited (5,000 by default), and a publish waits for one: sending every report before
+    // awaiting any would wait forever past that many tenants.
+    for wave in tenants.chunks(PUBLISH_WAVE) {
+        let mut acks = Vec::with_capacity(wave.len());
+        for tenant in wave {
+            let Some(report) = pending.get(tenant) else {
+                continue;
+            };
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", report.id.as_str());
+            let sent = js
+                .publish_with_headers(
+                    report.subject.clone(),
+                    headers,
+                    report.report.encode_to_vec().into(),
+                )
+                .await;
+            acks.push((*tenant, sent));
+        }
+        for (tenant, sent) in acks {
+            let acknowledged = match sent {
+                Ok(ack) => ack.await.is_ok(),
+                Err(_) => false,
+            };
+            if acknowledged {
+                pending.remove(&tenant);
+            }
         }
     }
     if !pending.is_empty() {
