@@ -31,7 +31,7 @@ async fn attack_a_suspended_tenants_members_keep_changing_its_configuration() {
         common::start_gateway(&env, &config, tenantry_gateway::GatewayConfig::ephemeral()).await;
     let mut sessions =
         auth::session_service_client::SessionServiceClient::new(auth_channel.clone());
-    let mut members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
+    let members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
     let accounts =
         auth::service_account_service_client::ServiceAccountServiceClient::new(auth_channel);
     let tenants = tenant::tenant_service_client::TenantServiceClient::new(tenant_channel);
@@ -65,35 +65,7 @@ async fn attack_a_suspended_tenants_members_keep_changing_its_configuration() {
         .tenant
         .unwrap()
         .tenant_id;
-    let user = sessions
-        .sign_up(auth::SignUpRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    members
-        .add_member(with_token(
-            auth::AddMemberRequest {
-                tenant_id: acme.clone(),
-                user_id: user.user_id,
-                role: auth::Role::Owner as i32,
-            },
-            &admin,
-        ))
-        .await
-        .unwrap();
-    let owner = sessions
-        .login(auth::LoginRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-            tenant_id: acme.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+    let owner = common::owner_of(&sessions, &members, &admin, &acme, "owner@acme.test").await;
 
     // The owner's writes, one per service.
     let update_settings = || {

@@ -27,7 +27,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &config).await;
     let mut sessions =
         auth::session_service_client::SessionServiceClient::new(auth_channel.clone());
-    let mut members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
+    let members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
     let mut accounts = auth::service_account_service_client::ServiceAccountServiceClient::new(
         auth_channel.clone(),
     );
@@ -68,35 +68,7 @@ async fn auth_issued_tokens_and_api_keys_work_at_the_tenant_service_until_revoke
     let (other, created) = create("other").await;
 
     // An owner for acme, through the auth service.
-    let user = sessions
-        .sign_up(auth::SignUpRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    members
-        .add_member(with_token(
-            auth::AddMemberRequest {
-                tenant_id: acme.clone(),
-                user_id: user.user_id,
-                role: auth::Role::Owner as i32,
-            },
-            &admin,
-        ))
-        .await
-        .unwrap();
-    let owner = sessions
-        .login(auth::LoginRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-            tenant_id: acme.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+    let owner = common::owner_of(&sessions, &members, &admin, &acme, "owner@acme.test").await;
     let got = tenants
         .clone()
         .get_tenant(with_token(

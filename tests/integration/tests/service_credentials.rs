@@ -68,7 +68,7 @@ async fn billing_suspends_a_tenant_with_its_platform_key_and_an_owners_key_is_re
     let (tenant_svc, tenant_channel) = common::start_tenant(&env, &config).await;
     let mut sessions =
         auth::session_service_client::SessionServiceClient::new(auth_channel.clone());
-    let mut members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
+    let members = auth::member_service_client::MemberServiceClient::new(auth_channel.clone());
     let mut accounts =
         auth::service_account_service_client::ServiceAccountServiceClient::new(auth_channel);
     let mut tenants = tenant::tenant_service_client::TenantServiceClient::new(tenant_channel);
@@ -115,35 +115,7 @@ async fn billing_suspends_a_tenant_with_its_platform_key_and_an_owners_key_is_re
         .tenant
         .unwrap()
         .tenant_id;
-    let user = sessions
-        .sign_up(auth::SignUpRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    members
-        .add_member(with_token(
-            auth::AddMemberRequest {
-                tenant_id: acme.clone(),
-                user_id: user.user_id,
-                role: auth::Role::Owner as i32,
-            },
-            &admin,
-        ))
-        .await
-        .unwrap();
-    let owner = sessions
-        .login(auth::LoginRequest {
-            email: "owner@acme.test".into(),
-            password: "blue-kettle-orbit-42".into(),
-            tenant_id: acme.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token;
+    let owner = common::owner_of(&sessions, &members, &admin, &acme, "owner@acme.test").await;
     let owners_key = account_key(&mut accounts, &owner, false, auth::Role::Owner).await;
 
     // Billing's own client, as billing builds it: the credential read from the file.

@@ -79,3 +79,43 @@ pub async fn start_gateway(
     let channel = tenantry_testkit::channel(svc.addr).await;
     (svc, channel)
 }
+
+/// Signs `email` up (password `blue-kettle-orbit-42`), makes them an owner of `tenant_id` as
+/// the platform `admin`, and returns their access token for that tenant.
+pub async fn owner_of(
+    sessions: &tenantry_proto::auth::v1::session_service_client::SessionServiceClient<Channel>,
+    members: &tenantry_proto::auth::v1::member_service_client::MemberServiceClient<Channel>,
+    admin: &str,
+    tenant_id: &str,
+    email: &str,
+) -> String {
+    use tenantry_proto::auth::v1 as auth;
+    const PASSWORD: &str = "blue-kettle-orbit-42";
+    let (mut sessions, mut members) = (sessions.clone(), members.clone());
+    let user = sessions
+        .sign_up(auth::SignUpRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut add = tonic::Request::new(auth::AddMemberRequest {
+        tenant_id: tenant_id.into(),
+        user_id: user.user_id,
+        role: auth::Role::Owner as i32,
+    });
+    add.metadata_mut()
+        .insert("authorization", format!("Bearer {admin}").parse().unwrap());
+    members.add_member(add).await.unwrap();
+    sessions
+        .login(auth::LoginRequest {
+            email: email.into(),
+            password: PASSWORD.into(),
+            tenant_id: tenant_id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
