@@ -21,7 +21,7 @@ use tenantry_proto::tenant::v1::tenant_service_client::TenantServiceClient;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::domain::subscription::{self, InvoiceState, Subscription, SubscriptionCommand};
+use crate::domain::subscription::{self, Subscription, SubscriptionCommand};
 use crate::projection::queries;
 
 /// Subscriptions handled at once while closing periods (each a few round trips).
@@ -361,12 +361,4 @@ impl Periods {
         }
         Ok(())
     }
-}
-
-/// Whether `sub` has drafts waiting (for tests and the period-close bench).
-pub fn drafts(sub: &Subscription) -> usize {
-    sub.unpaid
-        .values()
-        .filter(|(state, _)| *state == InvoiceState::Draft)
-        .count()
 }
