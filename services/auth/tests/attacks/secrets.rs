@@ -47,7 +47,8 @@ async fn attack_reading_the_event_log_reveals_no_credential() {
         .await
         .unwrap()
         .into_inner();
-    let key_secret = key.api_key.rsplit('_').next().unwrap().to_owned();
+    // What follows `<prefix>_` (the secret may itself contain `_`).
+    let key_secret = key.api_key[key.prefix.len() + 1..].to_owned();
 
     let log = h.raw_log().await;
     let subjects: Vec<&str> = log.iter().map(|(s, _)| s.as_str()).collect();
