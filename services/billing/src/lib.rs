@@ -114,7 +114,9 @@ impl Service for BillingService {
             None => None,
         };
         let crossed = Arc::new(tokio::sync::Notify::new());
-        let rollup = ctx.projection(usage::rollup::UsageRollup::new(crossed.clone()))?;
+        let rollup = ctx
+            .projection(usage::rollup::UsageRollup::new(crossed.clone()))?
+            .batch_size(usage::rollup::BATCH);
         let api = BillingApi {
             plans: ctx.repository(1_000),
             subscriptions: subscriptions_repo,

@@ -124,3 +124,36 @@ async fn totals_are_exact_after_crashes_mid_batch_and_duplicated_reports() {
         assert_eq!(used, expected(i), "tenant {i}");
     }
 }
+
+/// A duplicate published after its original was counted (under another message id, as after
+/// JetStream's deduplication window) is dropped by the mark the roll-up keeps in memory, and
+/// after a restart by the mark it reads back from Postgres; the reporter's next report counts.
+#[tokio::test]
+async fn late_duplicates_are_dropped_by_marks_in_memory_and_after_a_restart() {
+    let mut h = common::start().await;
+    let (tenant, _) = h.tenant(pb::TenantType::Business).await;
+    async fn counted(h: &common::Harness, tenant: uuid::Uuid, want: u64) {
+        tenantry_testkit::eventually("the total", Duration::from_secs(10), || async {
+            (h.used(tenant, "requests").await == want).then_some(())
+        })
+        .await;
+    }
+
+    h.report(tenant, "gw-a", 1, 5).await;
+    counted(&h, tenant, 5).await;
+    h.report_as(tenant, "gw-a", 1, 5, "late-1").await;
+    h.report(tenant, "gw-a", 2, 7).await;
+    counted(&h, tenant, 12).await;
+
+    h.svc.stop();
+    let _ = (&mut h.svc.task).await;
+    h.svc = start_on(&h.env, &h.clock).await;
+    h.channel = tenantry_testkit::channel(h.svc.addr).await;
+    h.report_as(tenant, "gw-a", 2, 7, "late-2").await;
+    h.report_as(tenant, "gw-a", 1, 5, "late-1-again").await;
+    h.report(tenant, "gw-a", 3, 1).await;
+    counted(&h, tenant, 13).await;
+    // Another reporter's sequence is its own.
+    h.report(tenant, "gw-b", 1, 100).await;
+    counted(&h, tenant, 113).await;
+}

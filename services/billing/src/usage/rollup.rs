@@ -7,9 +7,11 @@
 //! report at or below the last sequence counted for its reporter, tenant and meter (a
 //! duplicate published later than that) is dropped here.
 //!
-//! A batch costs five statements whatever its size: the reporters' marks, then the hourly
-//! and window totals and the marks written with `UNNEST`, and the thresholds crossed found
-//! and recorded in the same statement that adds to the window totals.
+//! A batch costs at most five statements whatever its size: the marks of reporters not seen
+//! before (the ones seen are kept in memory), then the hourly and window totals and the marks
+//! written with `UNNEST`, and the thresholds crossed found and recorded in the same statement
+//! that adds to the window totals. Reports are added up in memory first, so a batch writes one
+//! row per tenant and meter however many of the tenant's reports it holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +22,9 @@ use prost::Message;
 use sqlx::PgConnection;
 use tenantry_contracts::billing::{API_CALLS, BYTES, REQUESTS};
 use tenantry_contracts::usage::{self, UsageReport};
-use tenantry_eventstore::{Projection, ProjectionError, RawMessage, StoreError, StreamKind};
+use tenantry_eventstore::{Projection, ProjectionError, StoreError, StreamKind, StreamMessage};
 use tenantry_kit::db::{Scope, set_scope};
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use crate::domain::period::Window;
@@ -30,35 +32,178 @@ use crate::domain::subscription::THRESHOLDS;
 
 pub const NAME: &str = "billing_usage";
 
+/// Reports applied in one transaction while catching up (live, a batch is what has arrived).
+/// A batch adds up a tenant's reports before writing, so the more windows of each tenant one
+/// holds, the fewer rows a report costs. Two batches are in memory at a time (one applied, the
+/// next decoded), about 250 bytes a report.
+pub const BATCH: usize = 100_000;
+
 pub struct UsageRollup {
     /// Woken when a batch recorded crossings, so they reach the log at once.
     pub crossed: Arc<Notify>,
     pending: AtomicBool,
+    /// The reporters' marks as committed, as far as read: the roll-up is their only writer
+    /// while it holds the projection's lock, so a mark read once needs no second read. Cleared
+    /// when a term starts (another replica may have led meanwhile) and past `MARKS_KEPT`.
+    known: Mutex<HashMap<MarkKey, u64>>,
+    /// The marks the open transaction has advanced: known once it commits.
+    staged: Mutex<HashMap<MarkKey, u64>>,
 }
+
+/// A reporter (gateway replica, sync worker, …), the tenant it counted for, and the meter as
+/// reported: a reporter's sequence runs per tenant and meter.
+type MarkKey = (Uuid, String, &'static str);
+
+/// Marks kept in memory at most (about 100 bytes each); past it they are read again.
+const MARKS_KEPT: usize = 1_000_000;
 
 impl UsageRollup {
     pub fn new(crossed: Arc<Notify>) -> Self {
         Self {
             crossed,
             pending: AtomicBool::new(false),
+            known: Mutex::default(),
+            staged: Mutex::default(),
         }
+    }
+
+    /// The last sequence counted for each key of `reports` with a sequence: from this
+    /// transaction's own advances, then the committed marks known, then Postgres (which,
+    /// inside the transaction, also sees what earlier applies of it wrote).
+    async fn marks(
+        &self,
+        tx: &mut PgConnection,
+        reports: &[&Report],
+    ) -> Result<HashMap<MarkKey, u64>, sqlx::Error> {
+        let mut marks = HashMap::new();
+        let (mut t, mut i, mut m) = (Vec::new(), Vec::new(), Vec::new());
+        {
+            let staged = self.staged.lock().await;
+            let known = self.known.lock().await;
+            for r in reports.iter().filter(|r| r.sequence > 0) {
+                let key = (r.tenant, r.instance.clone(), r.reported);
+                if marks.contains_key(&key) {
+                    continue;
+                }
+                match staged.get(&key).or_else(|| known.get(&key)) {
+                    Some(last) => {
+                        marks.insert(key, *last);
+                    }
+                    None => {
+                        t.push(r.tenant);
+                        i.push(r.instance.clone());
+                        m.push(r.reported);
+                        marks.insert(key, 0);
+                    }
+                }
+            }
+        }
+        if t.is_empty() {
+            return Ok(marks);
+        }
+        let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
+            "SELECT m.tenant_id, m.instance_id, m.meter, m.sequence FROM usage_marks m
+             JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, instance_id, meter)
+               USING (tenant_id, instance_id, meter)",
+        )
+        .bind(&t)
+        .bind(&i)
+        .bind(&m)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (t, i, m, s) in rows {
+            if let Some(m) = known_meter(&m) {
+                marks.insert((t, i, m), u64::try_from(s).unwrap_or(0));
+            }
+        }
+        Ok(marks)
     }
 }
 
-/// One report: who counted, its place in the reporter's sequence, and what it adds.
+/// One report, decoded by the runner as it arrives (while the batch before it is applied):
+/// who counted, its place in the reporter's sequence, and what it adds. `None`: a meter
+/// billing does not know yet (skipped, not failed).
+pub struct UsageMessage {
+    position: u64,
+    report: Option<Report>,
+}
+
 struct Report {
     tenant: Uuid,
     instance: String,
     /// The meter as reported (`http`, `records`, …): a reporter's sequence runs per meter.
-    reported: String,
+    reported: &'static str,
     /// 0: a reporter without sequences (counted, never deduplicated here).
     sequence: u64,
     window_start: i64,
     counts: Vec<(&'static str, u64)>,
 }
 
+impl StreamMessage for UsageMessage {
+    /// A report that does not decode, or whose subject names another tenant than its body,
+    /// is never counted (quarantined by the runner).
+    fn decode(
+        position: u64,
+        subject: &str,
+        payload: &[u8],
+        _traceparent: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let corrupt = |why: &str| StoreError::Corrupt(format!("usage report {position}: {why}"));
+        let report = UsageReport::decode(payload).map_err(|e| corrupt(&e.to_string()))?;
+        let mut tokens = subject.rsplit('.');
+        let meter = tokens.next().unwrap_or_default();
+        if tokens.next() != Some(report.tenant_id.as_str()) {
+            return Err(corrupt("its subject names another tenant"));
+        }
+        let tenant = Uuid::try_parse(&report.tenant_id).map_err(|_| corrupt("bad tenant id"))?;
+        let (reported, counts) = if meter == usage::HTTP {
+            (
+                usage::HTTP,
+                vec![
+                    (REQUESTS, report.requests),
+                    (BYTES, report.bytes_in.saturating_add(report.bytes_out)),
+                    (API_CALLS, report.requests),
+                ],
+            )
+        } else if let Some(known) = known_meter(meter) {
+            (known, vec![(known, report.quantity)])
+        } else {
+            return Ok(Self {
+                position,
+                report: None,
+            });
+        };
+        Ok(Self {
+            position,
+            report: Some(Report {
+                tenant,
+                instance: report.instance_id,
+                reported,
+                sequence: report.sequence,
+                window_start: report.window_start,
+                counts,
+            }),
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+/// The meter as billing names it, if billing meters it (or the gateway's `http` reports).
+fn known_meter(meter: &str) -> Option<&'static str> {
+    if meter == usage::HTTP {
+        return Some(usage::HTTP);
+    }
+    crate::domain::plan::METERS
+        .iter()
+        .find(|k| **k == meter)
+        .copied()
+}
+
 impl Projection for UsageRollup {
-    type Message = RawMessage;
+    type Message = UsageMessage;
     const STREAM: StreamKind = StreamKind::Usage;
 
     fn name(&self) -> &str {
@@ -72,39 +217,18 @@ impl Projection for UsageRollup {
     async fn apply(
         &self,
         tx: &mut PgConnection,
-        messages: &[RawMessage],
+        messages: &[UsageMessage],
     ) -> Result<(), ProjectionError> {
         set_scope(tx, Scope::Platform).await?;
-        let reports = decode(messages)?;
+        let reports: Vec<&Report> = messages.iter().filter_map(|m| m.report.as_ref()).collect();
 
-        // The reporters' marks: the last sequence counted per reporter, tenant and meter.
-        let mut marks: HashMap<(Uuid, String, String), u64> = HashMap::new();
-        {
-            let (t, i, m): (Vec<Uuid>, Vec<String>, Vec<String>) = reports
-                .iter()
-                .filter(|r| r.sequence > 0)
-                .map(|r| (r.tenant, r.instance.clone(), r.reported.clone()))
-                .collect();
-            let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
-                "SELECT m.tenant_id, m.instance_id, m.meter, m.sequence FROM usage_marks m
-                 JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, instance_id, meter)
-                   USING (tenant_id, instance_id, meter)",
-            )
-            .bind(&t)
-            .bind(&i)
-            .bind(&m)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (t, i, m, s) in rows {
-                marks.insert((t, i, m), u64::try_from(s).unwrap_or(0));
-            }
-        }
+        let mut marks = self.marks(tx, &reports).await?;
         let mut hourly: HashMap<(Uuid, &'static str, i64), u64> = HashMap::new();
         let mut periods: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
-        let mut advanced: HashMap<(Uuid, String, String), u64> = HashMap::new();
+        let mut advanced: HashMap<MarkKey, u64> = HashMap::new();
         for r in &reports {
             if r.sequence > 0 {
-                let key = (r.tenant, r.instance.clone(), r.reported.clone());
+                let key = (r.tenant, r.instance.clone(), r.reported);
                 let last = marks.get(&key).copied().unwrap_or(0);
                 if r.sequence <= last {
                     continue; // counted before
@@ -131,6 +255,7 @@ impl Projection for UsageRollup {
         }
         write_hourly(tx, &hourly).await?;
         write_marks(tx, &advanced).await?;
+        self.staged.lock().await.extend(advanced);
         if write_periods(tx, &periods).await? {
             self.pending.store(true, Ordering::Relaxed);
         }
@@ -138,6 +263,14 @@ impl Projection for UsageRollup {
     }
 
     async fn committed(&self) {
+        let staged = std::mem::take(&mut *self.staged.lock().await);
+        {
+            let mut known = self.known.lock().await;
+            if known.len() + staged.len() > MARKS_KEPT {
+                known.clear();
+            }
+            known.extend(staged);
+        }
         if self.pending.swap(false, Ordering::Relaxed) {
             self.crossed.notify_one();
         }
@@ -145,50 +278,9 @@ impl Projection for UsageRollup {
 
     async fn reset(&self) {
         self.pending.store(false, Ordering::Relaxed);
+        self.known.lock().await.clear();
+        self.staged.lock().await.clear();
     }
-}
-
-/// The reports of `messages`; one that does not decode, or whose subject names another
-/// tenant than its body, is never counted (quarantined by the runner).
-fn decode(messages: &[RawMessage]) -> Result<Vec<Report>, ProjectionError> {
-    let mut reports = Vec::with_capacity(messages.len());
-    for m in messages {
-        let corrupt = |why: &str| {
-            ProjectionError::Store(StoreError::Corrupt(format!(
-                "usage report {}: {why}",
-                m.position
-            )))
-        };
-        let report =
-            UsageReport::decode(m.payload.as_slice()).map_err(|e| corrupt(&e.to_string()))?;
-        let mut tokens = m.subject.rsplit('.');
-        let meter = tokens.next().unwrap_or_default();
-        if tokens.next() != Some(report.tenant_id.as_str()) {
-            return Err(corrupt("its subject names another tenant"));
-        }
-        let tenant = Uuid::try_parse(&report.tenant_id).map_err(|_| corrupt("bad tenant id"))?;
-        let counts = if meter == usage::HTTP {
-            vec![
-                (REQUESTS, report.requests),
-                (BYTES, report.bytes_in.saturating_add(report.bytes_out)),
-                (API_CALLS, report.requests),
-            ]
-        } else if let Some(known) = crate::domain::plan::METERS.iter().find(|k| **k == meter) {
-            vec![(*known, report.quantity)]
-        } else {
-            // A meter billing does not know yet: skipped, not failed.
-            continue;
-        };
-        reports.push(Report {
-            tenant,
-            instance: report.instance_id,
-            reported: meter.to_owned(),
-            sequence: report.sequence,
-            window_start: report.window_start,
-            counts,
-        });
-    }
-    Ok(reports)
 }
 
 fn int(v: u64) -> i64 {
@@ -229,7 +321,7 @@ async fn write_hourly(
 
 async fn write_marks(
     tx: &mut PgConnection,
-    marks: &HashMap<(Uuid, String, String), u64>,
+    marks: &HashMap<MarkKey, u64>,
 ) -> Result<(), sqlx::Error> {
     if marks.is_empty() {
         return Ok(());
@@ -241,7 +333,7 @@ async fn write_marks(
     for ((tenant, instance, meter), sequence) in marks {
         t.push(*tenant);
         i.push(instance.as_str());
-        m.push(meter.as_str());
+        m.push(*meter);
         s.push(int(*sequence));
     }
     sqlx::query(

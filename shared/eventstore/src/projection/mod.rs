@@ -4,8 +4,9 @@
 //! `projection_checkpoints(name, position)` in its own schema. Messages arrive in batches; a
 //! batch is applied in one Postgres transaction together with the new checkpoint, and messages
 //! at or below the checkpoint are skipped, so redelivery is harmless and a crash anywhere loses
-//! nothing and applies nothing twice. On an error the transaction is rolled back, the batch is
-//! nak'ed with an exponential backoff and read again from the checkpoint: a projection never
+//! nothing and applies nothing twice. The next batch is fetched and decoded while one is applied.
+//! On an error the transaction is rolled back and, after an exponential backoff, the consumer
+//! is recreated at the checkpoint and the batch read again: a projection never
 //! skips an event silently. An event that cannot be decoded is the one exception that is not
 //! retried (it would fail forever): it is quarantined — recorded in
 //! `projection_quarantine(projection, position, subject, error)` in the same transaction that

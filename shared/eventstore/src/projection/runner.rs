@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
-use async_nats::jetstream::message::AckKind;
 use futures::{FutureExt, Stream, StreamExt};
 use sqlx::{Acquire, Executor, PgConnection, PgPool};
 use tracing::{Instrument, debug, info_span, warn};
@@ -24,6 +23,10 @@ use crate::streams::EventStore;
 pub struct RunnerConfig {
     /// Most messages applied in one transaction.
     pub batch_size: usize,
+    /// Messages asked of the server at a time (a batch may take several requests). The NATS
+    /// client buffers up to 65,536 messages a subscription and drops past that, and a pull
+    /// keeps up to one and a half requests on their way: keep it well below.
+    pub fetch_size: usize,
     /// Durable consumer name; defaults to the projection's name. A rebuild uses another.
     pub consumer_name: Option<String>,
     /// Upper bound of the retry backoff after a failed batch.
@@ -36,6 +39,7 @@ impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             batch_size: 4000,
+            fetch_size: 4000,
             consumer_name: None,
             max_backoff: Duration::from_secs(30),
             follower_poll: Duration::from_millis(20),
@@ -61,6 +65,15 @@ impl<P: Projection> ProjectionRunner<P> {
             config,
             positions: Positions::default(),
         }
+    }
+
+    /// Applies up to `n` messages in one transaction (default 4,000). A projection that
+    /// aggregates (adds up many messages into few rows) writes fewer rows per message the
+    /// more one transaction takes while it catches up; live, batches stay as small as what
+    /// has arrived.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.config.batch_size = n.max(1);
+        self
     }
 
     /// The handle queries use to wait for this projection.
@@ -129,78 +142,80 @@ impl<P: Projection> ProjectionRunner<P> {
             Ok(m) => m,
             Err(e) => return e,
         };
-        let mut messages = pin!(messages);
-        while let Some(chunk) = next_batch(&mut messages, self.config.batch_size).await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => return e,
-            };
-            match self.apply_chunk(conn, &chunk).await {
-                Ok(position) => {
-                    *backoff = Duration::from_millis(100);
-                    if let Some(last) = chunk.last() {
-                        // AckPolicy::All: acknowledging the last message acknowledges the batch.
-                        if let Err(e) = last.ack().await {
-                            return ProjectionError::Other(format!("ack: {e}"));
-                        }
-                        if let Ok(info) = last.info() {
-                            metrics::gauge!("tenantry_projection_lag", "projection" => self.projection.name().to_owned()).set(info.pending as f64);
-                        }
-                    }
-                    self.positions.advance(position);
-                }
-                Err(e) => {
-                    for msg in &chunk {
-                        let _ = msg.ack_with(AckKind::Nak(Some(*backoff))).await;
-                    }
-                    return e;
+        // The next batch is fetched and decoded while this one is applied: the two overlap
+        // (NATS and this process on one side, Postgres on the other).
+        let (ready, mut batches) = tokio::sync::mpsc::channel(1);
+        let batch_size = self.config.batch_size;
+        let fetch = async move {
+            let mut messages = pin!(messages);
+            loop {
+                let next = fetch_batch::<P::Message, _>(&mut messages, batch_size)
+                    .await
+                    .unwrap_or_else(|| Err(ProjectionError::Other("consumer stream ended".into())));
+                let failed = next.is_err();
+                if ready.send(next).await.is_err() || failed {
+                    break;
                 }
             }
+            // Ends only through the applying side, which reports why.
+            std::future::pending::<()>().await;
+        };
+        let apply = async {
+            while let Some(batch) = batches.recv().await {
+                let Batch { entries, last } = match batch {
+                    Ok(b) => b,
+                    Err(e) => return e,
+                };
+                // On a failure the batch is neither acknowledged nor nak'ed: the next term
+                // recreates the consumer at the checkpoint.
+                let position = match self.apply_chunk(conn, entries).await {
+                    Ok(position) => position,
+                    Err(e) => return e,
+                };
+                *backoff = Duration::from_millis(100);
+                // AckPolicy::All: acknowledging the last message acknowledges the batch.
+                if let Err(e) = last.ack().await {
+                    return ProjectionError::Other(format!("ack: {e}"));
+                }
+                if let Ok(info) = last.info() {
+                    metrics::gauge!("tenantry_projection_lag", "projection" => self.projection.name().to_owned()).set(info.pending as f64);
+                }
+                self.positions.advance(position);
+            }
+            ProjectionError::Other("consumer stream ended".into())
+        };
+        tokio::select! {
+            e = apply => e,
+            () = fetch => ProjectionError::Other("consumer stream ended".into()),
         }
-        ProjectionError::Other("consumer stream ended".into())
     }
 
     /// Applies one batch and its checkpoint in one transaction; returns the new checkpoint.
     async fn apply_chunk(
         &self,
         conn: &mut PgConnection,
-        chunk: &[async_nats::jetstream::Message],
+        entries: Vec<Entry<P::Message>>,
     ) -> Result<u64, ProjectionError> {
         let name = self.projection.name();
         let mut tx = conn.begin().await?;
         let checkpoint = lock_checkpoint(&mut tx, name).await?;
-        let mut messages = Vec::with_capacity(chunk.len());
+        let mut messages = Vec::with_capacity(entries.len());
         // The subject of each decoded message, for a quarantine record.
-        let mut subjects = Vec::with_capacity(chunk.len());
+        let mut subjects = Vec::with_capacity(entries.len());
         let mut undecodable = Vec::new();
         let mut last = checkpoint;
-        for msg in chunk {
-            let info = msg
-                .info()
-                .map_err(|e| ProjectionError::Other(format!("message info: {e}")))?;
+        for entry in entries {
             // At or below the checkpoint: already applied (a redelivery).
-            if info.stream_sequence <= checkpoint {
+            if entry.position <= checkpoint {
                 continue;
             }
-            last = last.max(info.stream_sequence);
-            let traceparent = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("traceparent"))
-                .map(|v| v.to_string());
-            match P::Message::decode(
-                info.stream_sequence,
-                msg.subject.as_str(),
-                &msg.payload,
-                traceparent,
-            ) {
+            last = last.max(entry.position);
+            match entry.decoded {
                 Ok(m) => {
                     messages.push(m);
-                    subjects.push(msg.subject.as_str());
+                    subjects.push(entry.subject);
                 }
-                Err(e) => {
-                    undecodable.push((info.stream_sequence, msg.subject.to_string(), e.to_string()))
-                }
+                Err(e) => undecodable.push((entry.position, entry.subject, e)),
             }
         }
         if last == checkpoint {
@@ -231,11 +246,7 @@ impl<P: Projection> ProjectionRunner<P> {
                         Err(e) if e.is_undecodable() => {
                             tx.execute("ROLLBACK TO SAVEPOINT one_message").await?;
                             self.projection.reset().await;
-                            undecodable.push((
-                                message.position(),
-                                (*subject).to_owned(),
-                                e.to_string(),
-                            ));
+                            undecodable.push((message.position(), subject.clone(), e.to_string()));
                         }
                         Err(e) => return Err(e),
                     }
@@ -277,7 +288,7 @@ impl<P: Projection> ProjectionRunner<P> {
         let consumer = self.create_consumer(checkpoint).await?;
         consumer
             .stream()
-            .max_messages_per_batch(self.config.batch_size)
+            .max_messages_per_batch(self.config.fetch_size.min(self.config.batch_size))
             .messages()
             .await
             .map_err(|e| ProjectionError::Other(format!("consume: {e}")))
@@ -300,7 +311,14 @@ impl<P: Projection> ProjectionRunner<P> {
                 },
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(60),
-                max_ack_pending: 20_000,
+                // Unacknowledged at once: the batch being applied, the next one being
+                // fetched, and the requests on their way. With less the server would hold
+                // back a batch until the one before it is acknowledged.
+                max_ack_pending: i64::try_from(
+                    2 * self.config.batch_size + 2 * self.config.fetch_size,
+                )
+                .unwrap_or(i64::MAX)
+                .max(20_000),
                 ..Default::default()
             })
             .await
@@ -338,16 +356,17 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         let messages = consumer
             .stream()
-            .max_messages_per_batch(self.config.batch_size)
+            .max_messages_per_batch(self.config.fetch_size.min(self.config.batch_size))
             .messages()
             .await
             .map_err(|e| ProjectionError::Other(format!("consume: {e}")))?;
         let mut messages = pin!(messages);
         let mut position = checkpoint;
-        while let Some(chunk) = next_batch(&mut messages, self.config.batch_size).await {
-            let chunk = chunk?;
-            position = self.apply_chunk(&mut conn, &chunk).await?;
-            let Some(last) = chunk.last() else { continue };
+        while let Some(batch) =
+            fetch_batch::<P::Message, _>(&mut messages, self.config.batch_size).await
+        {
+            let Batch { entries, last } = batch?;
+            position = self.apply_chunk(&mut conn, entries).await?;
             let _ = last.ack().await;
             let pending = last.info().map(|i| i.pending).unwrap_or(1);
             if pending == 0 {
@@ -401,6 +420,55 @@ where
         }
     }
     Some(Ok(batch))
+}
+
+/// A message as fetched: where it is, its subject, and its decoded form or why it has none.
+struct Entry<M> {
+    position: u64,
+    subject: String,
+    decoded: Result<M, String>,
+}
+
+/// A batch of decoded messages, and the last one as received: acknowledging it acknowledges
+/// them all (AckPolicy::All).
+struct Batch<M> {
+    entries: Vec<Entry<M>>,
+    last: async_nats::jetstream::Message,
+}
+
+/// The next batch ([`next_batch`]), each message decoded as it arrived.
+async fn fetch_batch<M: StreamMessage, S>(
+    messages: &mut S,
+    max: usize,
+) -> Option<Result<Batch<M>, ProjectionError>>
+where
+    S: Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + Unpin,
+{
+    let mut chunk = match next_batch(messages, max).await? {
+        Ok(chunk) => chunk,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut entries = Vec::with_capacity(chunk.len());
+    for msg in &chunk {
+        let info = match msg.info() {
+            Ok(info) => info,
+            Err(e) => return Some(Err(ProjectionError::Other(format!("message info: {e}")))),
+        };
+        let traceparent = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("traceparent"))
+            .map(|v| v.to_string());
+        let subject = msg.subject.as_str();
+        entries.push(Entry {
+            position: info.stream_sequence,
+            subject: subject.to_owned(),
+            decoded: M::decode(info.stream_sequence, subject, &msg.payload, traceparent)
+                .map_err(|e| e.to_string()),
+        });
+    }
+    let last = chunk.pop()?;
+    Some(Ok(Batch { entries, last }))
 }
 
 /// Takes the projection's advisory lock on this session if it is free.
