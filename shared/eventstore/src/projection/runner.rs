@@ -311,11 +311,11 @@ impl<P: Projection> ProjectionRunner<P> {
                 },
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(60),
-                // Unacknowledged at once: the batch being applied, the next one being
-                // fetched, and the requests on their way. With less the server would hold
-                // back a batch until the one before it is acknowledged.
+                // Unacknowledged at once: the batch being applied, the one waiting for it,
+                // the one being fetched, and the requests on their way. With less the
+                // server would hold back a batch until the one before it is acknowledged.
                 max_ack_pending: i64::try_from(
-                    2 * self.config.batch_size + 2 * self.config.fetch_size,
+                    3 * self.config.batch_size + 2 * self.config.fetch_size,
                 )
                 .unwrap_or(i64::MAX)
                 .max(20_000),
