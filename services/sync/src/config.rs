@@ -1,0 +1,104 @@
+//! The sync service's own settings (the shared ones are in `tenantry_kit::config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncConfig {
+    /// Address of the sync service's gRPC and HTTP port.
+    #[arg(
+        id = "sync-listen",
+        long = "sync-listen",
+        env = "TENANTRY_SYNC_LISTEN",
+        default_value = "127.0.0.1:7005"
+    )]
+    pub listen: SocketAddr,
+
+    #[arg(
+        id = "sync-db-schema",
+        long = "sync-db-schema",
+        env = "TENANTRY_SYNC_DB_SCHEMA",
+        default_value = "sync"
+    )]
+    pub db_schema: String,
+
+    #[arg(
+        id = "sync-db-role",
+        long = "sync-db-role",
+        env = "TENANTRY_SYNC_DB_ROLE",
+        default_value = "tenantry_sync"
+    )]
+    pub db_role: String,
+
+    #[arg(
+        id = "sync-db-max-connections",
+        long = "sync-db-max-connections",
+        env = "TENANTRY_SYNC_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
+    pub db_max_connections: u32,
+
+    /// File holding the 32-byte master key (base64) that wraps each tenant's data key.
+    /// Required: only `tenantry dev` generates one when unset (`.tenantry/dev/sync-master.key`).
+    #[arg(
+        id = "sync-master-key-file",
+        long = "sync-master-key-file",
+        env = "TENANTRY_SYNC_MASTER_KEY_FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Files holding earlier master keys, comma-separated: data keys still wrapped by one of
+    /// them open, and are re-wrapped under the current master key at start (rotation).
+    #[arg(
+        id = "sync-previous-master-key-files",
+        long = "sync-previous-master-key-files",
+        env = "TENANTRY_SYNC_PREVIOUS_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub previous_master_key_files: Vec<PathBuf>,
+
+    /// Sync runs at once in this replica.
+    #[arg(
+        id = "sync-worker-concurrency",
+        long = "sync-worker-concurrency",
+        env = "TENANTRY_SYNC_WORKER_CONCURRENCY",
+        default_value_t = 4
+    )]
+    pub worker_concurrency: usize,
+
+    /// How long a run may go without word from its worker before another takes the job.
+    #[arg(
+        id = "sync-job-ack-wait-secs",
+        long = "sync-job-ack-wait-secs",
+        env = "TENANTRY_SYNC_JOB_ACK_WAIT_SECS",
+        default_value_t = 60
+    )]
+    pub job_ack_wait_secs: u64,
+
+    /// Longest `Retry-After` a source's 429 is honoured for (a longer one waits this long).
+    #[arg(
+        id = "sync-max-retry-after-secs",
+        long = "sync-max-retry-after-secs",
+        env = "TENANTRY_SYNC_MAX_RETRY_AFTER_SECS",
+        default_value_t = 120
+    )]
+    pub max_retry_after_secs: u64,
+}
+
+impl SyncConfig {
+    /// The defaults on an ephemeral loopback port, with the master key in `master_key_file`
+    /// (tests, benchmarks).
+    pub fn ephemeral(master_key_file: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_schema: "sync".into(),
+            db_role: "tenantry_sync".into(),
+            db_max_connections: 16,
+            master_key_file: Some(master_key_file),
+            previous_master_key_files: Vec::new(),
+            worker_concurrency: 4,
+            job_ack_wait_secs: 60,
+            max_retry_after_secs: 10,
+        }
+    }
+}

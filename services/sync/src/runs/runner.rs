@@ -1,0 +1,199 @@
+//! One run of an integration.
+//!
+//! A source's failure (refused address, bad answer, 429s without end, credentials that no
+//! longer open) is the run's outcome, recorded on the integration. A failure to store what
+//! was read, or to record the outcome, is ours: the job is retried, and the records it had
+//! written are upserted again without change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tenantry_eventstore::{CommandMeta, ExecuteError, Repository};
+use tenantry_kit::Clock;
+use tenantry_kit::egress::OutboundHttp;
+use tenantry_proto::events::v1::HttpJsonConfig;
+use tenantry_proto::events::v1::integration_config::Source;
+use tokio::sync::Notify;
+
+use super::job::{Job, Mode};
+use crate::connectors::http_json::{HttpJson, later};
+use crate::connectors::{ConnectorError, Pacing};
+use crate::domain::integration::{self, Integration, IntegrationCommand, RunOutcome};
+use crate::records::{self, Written};
+use crate::seal::{Keystore, SealError, Sealed};
+
+/// Everything a run needs. Cheap to share.
+pub struct Runner {
+    pub pool: PgPool,
+    pub keystore: Keystore,
+    pub integrations: Repository<Integration>,
+    pub http: OutboundHttp,
+    pub pacing: Pacing,
+    /// Woken after records were written, so their usage is published at once.
+    pub usage_wake: Arc<Notify>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Ours, not the source's: the job is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RunError(String);
+
+/// The credentials of an integration, opened (name → value).
+pub type Credentials = BTreeMap<String, String>;
+
+impl Runner {
+    /// Runs `job`; answers its outcome, or `None` when there was nothing to run (the
+    /// integration is gone or disabled, or this run was recorded before).
+    pub async fn run(&self, job: &Job) -> Result<Option<RunOutcome>, RunError> {
+        let address = integration::address(job.tenant_id, job.integration_id)
+            .map_err(|e| RunError(e.to_string()))?;
+        let (state, _) = self
+            .integrations
+            .load(&address)
+            .await
+            .map_err(|e| RunError(e.to_string()))?;
+        let run_id = job.run_id.to_string();
+        if !state.exists() || !state.enabled || state.last_run_id == run_id {
+            tracing::info!(
+                tenant_id = %job.tenant_id, integration_id = %job.integration_id, run_id = %run_id,
+                "nothing to run (no such integration, disabled, or recorded before)"
+            );
+            return Ok(None);
+        }
+        let started_at = self.clock.now();
+        let outcome = match self.read(job, &state).await {
+            Ok((written, cursors)) => RunOutcome::Succeeded {
+                records: written.records,
+                bytes: written.bytes,
+                cursors,
+            },
+            Err(ConnectorError::Store(e)) => return Err(RunError(format!("storing records: {e}"))),
+            Err(e) => {
+                tracing::info!(
+                    tenant_id = %job.tenant_id, integration_id = %job.integration_id,
+                    run_id = %run_id, error = %e, "sync run failed"
+                );
+                RunOutcome::Failed {
+                    error: e.to_string(),
+                }
+            }
+        };
+        self.usage_wake.notify_one();
+        let meta = CommandMeta {
+            command_id: format!("sync-run-{run_id}"),
+            actor: "system:sync".into(),
+            correlation_id: run_id.clone(),
+            occurred_at: self.clock.now(),
+            traceparent: None,
+            fingerprint: None,
+        };
+        let command = IntegrationCommand::RecordRun {
+            run_id,
+            mode: job.mode.as_str().into(),
+            started_at,
+            outcome: outcome.clone(),
+        };
+        match self.integrations.execute(&address, &command, &meta).await {
+            Ok(_) => Ok(Some(outcome)),
+            // Gone meanwhile: nothing to record it on.
+            Err(ExecuteError::Rejected(e)) => {
+                tracing::warn!(error = %e, "the run's outcome was refused");
+                Ok(None)
+            }
+            Err(e) => Err(RunError(format!("recording the outcome: {e}"))),
+        }
+    }
+
+    /// Opens the integration's credentials.
+    pub async fn credentials(
+        &self,
+        job: &Job,
+        state: &Integration,
+    ) -> Result<Credentials, ConnectorError> {
+        let Some(sealed) = &state.credentials else {
+            return Ok(Credentials::new());
+        };
+        let plain = match self
+            .keystore
+            .open(job.tenant_id, job.integration_id, &Sealed::from(sealed))
+            .await
+        {
+            Ok(plain) => plain,
+            Err(SealError::Db(e)) => return Err(ConnectorError::Store(e)),
+            Err(_) => return Err(ConnectorError::Credentials),
+        };
+        serde_json::from_slice(&plain).map_err(|_| ConnectorError::Credentials)
+    }
+
+    async fn read(
+        &self,
+        job: &Job,
+        state: &Integration,
+    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+        let credentials = self.credentials(job, state).await?;
+        match &state.config.source {
+            Some(Source::HttpJson(c)) => {
+                self.read_http_json(
+                    job,
+                    state,
+                    c,
+                    credentials.get("auth_value").map(String::as_str),
+                )
+                .await
+            }
+            _ => Err(ConnectorError::NotBuilt(
+                state.kind.map(|k| k.as_str()).unwrap_or("unknown"),
+            )),
+        }
+    }
+
+    async fn read_http_json(
+        &self,
+        job: &Job,
+        state: &Integration,
+        config: &HttpJsonConfig,
+        auth_value: Option<&str>,
+    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+        let cursor = match job.mode {
+            Mode::Incremental => state.cursors.get(&config.stream).cloned(),
+            Mode::Full => None,
+        };
+        let source = HttpJson {
+            http: &self.http,
+            pacing: self.pacing,
+            config,
+            auth_value,
+        };
+        let mut best = cursor.clone();
+        let mut total = Written::default();
+        for page in 1..=self.pacing.max_pages {
+            let fetched = source.page(page, cursor.as_deref()).await?;
+            if fetched.records.is_empty() {
+                break;
+            }
+            total += records::upsert(
+                &self.pool,
+                job.tenant_id,
+                job.integration_id,
+                &config.stream,
+                fetched.records,
+                self.clock.now(),
+            )
+            .await?;
+            if let Some(c) = fetched.cursor
+                && best.as_deref().is_none_or(|b| later(&c, b))
+            {
+                best = Some(c);
+            }
+            if config.page_param.is_empty() {
+                break;
+            }
+        }
+        let cursors = best
+            .map(|b| BTreeMap::from([(config.stream.clone(), b)]))
+            .unwrap_or_default();
+        Ok((total, cursors))
+    }
+}
