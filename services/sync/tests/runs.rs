@@ -183,3 +183,48 @@ async fn the_outbound_policy_refuses_loopback_internal_addresses_and_redirects()
     );
     assert!(error.contains("redirect"), "{error}");
 }
+
+#[tokio::test]
+async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() {
+    let h = common::start_allowing_loopback().await;
+    let source = Source::default();
+    source.add(1, "2026-01-01", "one");
+    let (_, url) = source.serve().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let id = h.create_http_json(a, &url, TOKEN).await.integration_id;
+    written(h.run(a, &id, Mode::Full).await);
+    assert_eq!(h.records(a, &id).await, 1);
+    // B's scope sees none of A's rows, in any table, even asking by A's ids.
+    let mut tx = tenantry_kit::db::scoped_tx(&h.svc.pool, tenantry_kit::db::Scope::Tenant(b))
+        .await
+        .unwrap();
+    for table in ["records", "integrations", "data_keys", "usage_outbox"] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+        )))
+        .bind(a)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    drop(tx);
+    let admin = h.env.admin_pool().await;
+    let tables: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT relname::text, relrowsecurity, relforcerowsecurity FROM pg_class
+         WHERE relnamespace = $1::regnamespace AND relkind = 'r'
+           AND relname NOT IN ('_sqlx_migrations', 'projection_checkpoints', 'projection_quarantine')
+         ORDER BY relname",
+    )
+    .bind(h.env.schema("sync"))
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(tables.len(), 5, "{tables:?}");
+    for (table, enabled, forced) in tables {
+        assert!(
+            enabled && forced,
+            "{table}: RLS enabled {enabled}, forced {forced}"
+        );
+    }
+}
