@@ -3,7 +3,7 @@
 //! and the records they bring in.
 //!
 //! # Layout
-//! - [`api`]: the gRPC `SyncService` and its access policy.
+//! - [`api`]: the gRPC `SyncService`, its access policy, and the webhook route.
 //! - [`domain`]: the `integration` aggregate (pure), its source types and schedules.
 //! - [`seal`]: envelope encryption of credentials (a data key per tenant under the master key).
 //! - [`projection`]: the integrations' read model.
@@ -189,8 +189,16 @@ impl Service for SyncService {
             runner,
             usage: publisher.clone(),
         };
+        let webhooks = api::webhooks::router(api::webhooks::Webhooks {
+            pool: api.pool.clone(),
+            integrations: api.integrations.clone(),
+            keystore: api.keystore.clone(),
+            store: ctx.store.clone(),
+            clock: clock.clone(),
+        });
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(SyncServiceServer::new(api))
+            .http(webhooks)
             .projection(projection)
             .job("sync_worker", move |stop| worker.run(stop.wait()))
             .job("usage_outbox", move |stop| publisher.run(stop.wait())))

@@ -7,6 +7,7 @@
 
 pub mod convert;
 pub mod policy;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

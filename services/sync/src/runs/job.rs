@@ -48,11 +48,19 @@ impl Job {
         format!("{root}.{KIND}.{}.{}", self.priority.min(9), self.tenant_id)
     }
 
-    /// Puts the job on the queue (acknowledged by JetStream before it returns).
+    /// Puts the job on the queue (acknowledged by JetStream before it returns), with its run
+    /// id as the message id.
     pub async fn enqueue(&self, store: &EventStore) -> Result<(), String> {
+        self.enqueue_once(store, &self.run_id.to_string()).await
+    }
+
+    /// Puts the job on the queue unless a job with message id `once` was queued within the
+    /// stream's duplicate window (webhooks coalesce a burst this way, the scheduler a due
+    /// time seen twice).
+    pub async fn enqueue_once(&self, store: &EventStore, once: &str) -> Result<(), String> {
         let root = store.root_of(StreamKind::Jobs);
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", self.run_id.to_string().as_str());
+        headers.insert("Nats-Msg-Id", once);
         let body = serde_json::to_vec(self).map_err(|e| e.to_string())?;
         store
             .jetstream()
