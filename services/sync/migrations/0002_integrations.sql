@@ -10,6 +10,9 @@ CREATE TABLE integrations (
     enabled        boolean NOT NULL,
     -- When the schedule wants the next run (null: manual, or disabled).
     next_run_at    timestamptz,
+    -- The due time the scheduler last queued a run for (written by the scheduler only): a
+    -- run is queued once per due time.
+    scheduled_for  timestamptz,
     state          jsonb NOT NULL,
     version        bigint NOT NULL,
     updated_at     timestamptz NOT NULL,

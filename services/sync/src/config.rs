@@ -83,6 +83,15 @@ pub struct SyncConfig {
         default_value_t = 120
     )]
     pub max_retry_after_secs: u64,
+
+    /// How often due schedules are looked for (a run starts within this of its due time).
+    #[arg(
+        id = "sync-schedule-tick-ms",
+        long = "sync-schedule-tick-ms",
+        env = "TENANTRY_SYNC_SCHEDULE_TICK_MS",
+        default_value_t = 1000
+    )]
+    pub schedule_tick_ms: u64,
 }
 
 impl SyncConfig {
@@ -99,6 +108,7 @@ impl SyncConfig {
             worker_concurrency: 4,
             job_ack_wait_secs: 60,
             max_retry_after_secs: 10,
+            schedule_tick_ms: 100,
         }
     }
 }

@@ -78,6 +78,7 @@ pub struct Handle {
     /// The runner (tests run a job directly, without the queue).
     pub runner: Arc<runs::Runner>,
     pub usage: usage::UsagePublisher,
+    pub scheduler: runs::scheduler::Scheduler,
     pub api: api::SyncApi,
 }
 
@@ -180,7 +181,14 @@ impl Service for SyncService {
             clock: clock.clone(),
             read_wait: Duration::from_secs(5),
         };
+        let scheduler = runs::scheduler::Scheduler {
+            pool: pool.clone(),
+            store: ctx.store.clone(),
+            clock: clock.clone(),
+            every: Duration::from_millis(config.schedule_tick_ms.max(10)),
+        };
         let handle = Handle {
+            scheduler: scheduler.clone(),
             api: api.clone(),
             keystore,
             pool,
@@ -201,6 +209,7 @@ impl Service for SyncService {
             .http(webhooks)
             .projection(projection)
             .job("sync_worker", move |stop| worker.run(stop.wait()))
-            .job("usage_outbox", move |stop| publisher.run(stop.wait())))
+            .job("usage_outbox", move |stop| publisher.run(stop.wait()))
+            .job("sync_scheduler", move |stop| scheduler.run(stop.wait())))
     }
 }

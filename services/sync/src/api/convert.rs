@@ -57,13 +57,7 @@ pub fn status(s: &Integration, now: DateTime<Utc>) -> api::IntegrationStatus {
     } else {
         "active"
     };
-    let next = s
-        .enabled
-        .then(|| {
-            s.schedule
-                .next_after(s.last_success_at.or(s.created_at).unwrap_or(now))
-        })
-        .flatten();
+    let next = s.next_run_at();
     api::IntegrationStatus {
         integration_id: s.id.map(|i| i.to_string()).unwrap_or_default(),
         r#type: s.kind.map(|k| k.as_str().to_owned()).unwrap_or_default(),

@@ -75,6 +75,7 @@ pub enum IntegrationCommand {
 
 /// The state (also the read model's row, as JSON: the credentials are left out of it).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Integration {
     pub tenant_id: Option<Uuid>,
     pub id: Option<Uuid>,
@@ -93,6 +94,8 @@ pub struct Integration {
     pub failure_streak: u32,
     pub created_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
+    /// When the last run ended, however it ended (the schedule counts from it).
+    pub last_attempt_at: Option<DateTime<Utc>>,
     /// How long the last successful run took, in seconds.
     pub last_duration_secs: i64,
     pub records_synced: u64,
@@ -105,6 +108,16 @@ pub struct Integration {
 impl Integration {
     pub fn exists(&self) -> bool {
         self.created_at.is_some()
+    }
+
+    /// When the schedule wants the next run: after the last run ended (or the creation);
+    /// `None` for a manual schedule or a disabled integration.
+    pub fn next_run_at(&self) -> Option<DateTime<Utc>> {
+        if !self.enabled {
+            return None;
+        }
+        self.schedule
+            .next_after(self.last_attempt_at.or(self.created_at)?)
     }
 
     fn require(&self) -> Result<(), DomainError> {
@@ -280,6 +293,7 @@ impl Aggregate for Integration {
             }
             E::RunSucceeded(e) => {
                 self.last_run_id = e.run_id.clone();
+                self.last_attempt_at = Some(meta.occurred_at);
                 self.failure_streak = 0;
                 self.last_error.clear();
                 self.last_success_at = Some(meta.occurred_at);
@@ -292,6 +306,7 @@ impl Aggregate for Integration {
             }
             E::RunFailed(e) => {
                 self.last_run_id = e.run_id.clone();
+                self.last_attempt_at = Some(meta.occurred_at);
                 self.failure_streak = e.failure_streak;
                 self.last_error = e.error.clone();
             }

@@ -87,12 +87,7 @@ impl Projection for IntegrationsProjection {
             if !s.exists() {
                 continue;
             }
-            let next_run_at = if s.enabled {
-                s.schedule
-                    .next_after(s.last_success_at.or(s.created_at).unwrap_or_default())
-            } else {
-                None
-            };
+            let next_run_at = s.next_run_at();
             sqlx::query(
                 "INSERT INTO integrations
                      (tenant_id, integration_id, name, type, enabled, next_run_at, state, version,

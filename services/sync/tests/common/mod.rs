@@ -5,6 +5,7 @@
 pub mod source;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_kit::Role;
@@ -12,7 +13,7 @@ use tenantry_proto::events::v1 as pb;
 use tenantry_proto::sync::v1::{self as api, sync_service_client::SyncServiceClient};
 use uuid::Uuid;
 
-use tenantry_kit::service::{Running, Service};
+use tenantry_kit::service::Running;
 use tenantry_sync::{Handle, SyncConfig, SyncService};
 use tenantry_testkit::TestEnv;
 use tonic::metadata::MetadataValue;
@@ -60,13 +61,31 @@ pub async fn start_full(
     adjust: impl FnOnce(&mut SyncConfig),
     adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
 ) -> Harness {
+    start_clocked(adjust, adjust_common, Arc::new(tenantry_kit::SystemClock)).await
+}
+
+/// Loopback allowed, the service on `clock`.
+pub async fn start_on_clock(clock: tenantry_kit::ManualClock) -> Harness {
+    start_clocked(
+        |_| {},
+        |common| common.egress_allow = "127.0.0.0/8".parse().unwrap(),
+        Arc::new(clock),
+    )
+    .await
+}
+
+pub async fn start_clocked(
+    adjust: impl FnOnce(&mut SyncConfig),
+    adjust_common: impl FnOnce(&mut tenantry_kit::config::CommonConfig),
+    clock: Arc<dyn tenantry_kit::Clock>,
+) -> Harness {
     let env = TestEnv::new().await;
     let master_key = master_key_file(&env, "master", 1);
     let mut config = SyncConfig::ephemeral(master_key.clone());
     adjust(&mut config);
     let mut common = env.common();
     adjust_common(&mut common);
-    let svc = env.start_with(&common, SyncService::new(config)).await;
+    let svc = env.start_with(&common, SyncService { config, clock }).await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
         svc,
