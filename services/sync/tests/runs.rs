@@ -228,3 +228,94 @@ async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() 
         );
     }
 }
+
+#[tokio::test]
+async fn a_worker_killed_mid_run_leaves_the_job_to_another_and_nothing_is_duplicated_or_lost() {
+    let h = common::start_full(
+        |c| c.job_ack_wait_secs = 2,
+        |common| {
+            common.egress_allow = "127.0.0.0/8".parse().unwrap();
+        },
+    )
+    .await;
+    let source = Source::default();
+    for (id, updated) in [
+        (1, "2026-01-01"),
+        (2, "2026-01-02"),
+        (3, "2026-01-03"),
+        (4, "2026-01-04"),
+    ] {
+        source.add(id, updated, &format!("item {id}"));
+    }
+    source.hang_on_page(Some(2));
+    let (_, url) = source.serve().await;
+    let tenant = Uuid::now_v7();
+    let id = h.create_http_json(tenant, &url, TOKEN).await.integration_id;
+    let job = tenantry_sync::runs::Job {
+        tenant_id: tenant,
+        integration_id: id.parse().unwrap(),
+        run_id: Uuid::now_v7(),
+        mode: Mode::Full,
+        priority: 5,
+    };
+    job.enqueue(&h.env.event_store().await).await.unwrap();
+    // Page 1 stored, page 2 hanging: the worker dies.
+    tenantry_testkit::eventually("page 1", Duration::from_secs(10), || async {
+        (h.records(tenant, &id).await == 2).then_some(())
+    })
+    .await;
+    h.svc.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Another worker takes the job after ack_wait and finishes it.
+    source.hang_on_page(None);
+    let mut config = tenantry_sync::SyncConfig::ephemeral(h.master_key.clone());
+    config.job_ack_wait_secs = 2;
+    let mut common = h.env.common();
+    common.egress_allow = "127.0.0.0/8".parse().unwrap();
+    let other = h
+        .env
+        .start_with(
+            &common,
+            tenantry_sync::SyncService {
+                config,
+                clock: std::sync::Arc::new(tenantry_kit::SystemClock),
+            },
+        )
+        .await;
+    tenantry_testkit::eventually(
+        "the run, finished by the other worker",
+        Duration::from_secs(20),
+        || async {
+            let (state, _) = other
+                .integrations
+                .load(
+                    &tenantry_sync::domain::integration::address(tenant, id.parse().unwrap())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            (state.last_run_id == job.run_id.to_string()).then_some(())
+        },
+    )
+    .await;
+    let records = tenantry_sync::records::count(&other.pool, tenant, id.parse().unwrap(), "items")
+        .await
+        .unwrap();
+    assert_eq!(records, 4, "none lost, none twice");
+    let (state, _) = other
+        .integrations
+        .load(&tenantry_sync::domain::integration::address(tenant, id.parse().unwrap()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        state.records_synced, 2,
+        "the second attempt wrote only page 2's records"
+    );
+    assert_eq!(state.cursors["items"], "2026-01-04");
+    // Page 1 was asked twice (once per attempt).
+    assert_eq!(
+        source.requests().iter().filter(|r| *r == "page=1").count(),
+        2
+    );
+}

@@ -76,6 +76,9 @@ impl Worker {
             .await
             .map_err(|e| format!("consume: {e}"))?;
         let slots = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        // The runs in flight belong to this loop: when it ends (shutdown), they are dropped
+        // unacknowledged, as in a crash, and JetStream gives them to a worker after ack_wait.
+        let mut running = tokio::task::JoinSet::new();
         while let Some(message) = messages.next().await {
             let message = message.map_err(|e| format!("next job: {e}"))?;
             let Ok(slot) = slots.clone().acquire_owned().await else {
@@ -83,10 +86,11 @@ impl Worker {
             };
             let runner = self.runner.clone();
             let every = self.ack_wait / 3;
-            tokio::spawn(async move {
+            running.spawn(async move {
                 handle(&runner, message, every).await;
                 drop(slot);
             });
+            while running.try_join_next().is_some() {}
         }
         Err("the job stream ended".into())
     }

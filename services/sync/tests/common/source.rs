@@ -28,6 +28,8 @@ pub struct Inner {
     pub retry_after: String,
     /// The `Authorization` value it accepts (default [`TOKEN`]).
     pub token: Option<String>,
+    /// A page that does not answer (a source stuck mid-run) while set.
+    pub hang_on_page: Option<usize>,
 }
 
 #[derive(Clone, Default)]
@@ -43,6 +45,10 @@ impl Source {
 
     pub fn expect_token(&self, token: &str) {
         self.0.lock().unwrap().token = Some(token.into());
+    }
+
+    pub fn hang_on_page(&self, page: Option<usize>) {
+        self.0.lock().unwrap().hang_on_page = page;
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -81,6 +87,11 @@ async fn items(
     headers: HeaderMap,
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
+    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+    let hang = source.0.lock().unwrap().hang_on_page == Some(page);
+    if hang {
+        tokio::time::sleep(std::time::Duration::from_secs(300)).await;
+    }
     let mut inner = source.0.lock().unwrap();
     let mut shown: Vec<_> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     shown.sort();
@@ -99,7 +110,6 @@ async fn items(
         return (StatusCode::UNAUTHORIZED, "who are you").into_response();
     }
     let since = query.get("updated_since").cloned().unwrap_or_default();
-    let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
     let matching: Vec<Value> = inner
         .items
         .iter()
