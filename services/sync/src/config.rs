@@ -92,6 +92,16 @@ pub struct SyncConfig {
         default_value_t = 1000
     )]
     pub schedule_tick_ms: u64,
+
+    /// VTEX accounts' base URL, `{account}` and `{environment}` replaced by the
+    /// integration's (another value: a proxy, or a stand-in in tests).
+    #[arg(
+        id = "sync-vtex-base-url",
+        long = "sync-vtex-base-url",
+        env = "TENANTRY_SYNC_VTEX_BASE_URL",
+        default_value = "https://{account}.{environment}.com.br"
+    )]
+    pub vtex_base_url: String,
 }
 
 impl SyncConfig {
@@ -109,6 +119,7 @@ impl SyncConfig {
             job_ack_wait_secs: 60,
             max_retry_after_secs: 10,
             schedule_tick_ms: 100,
+            vtex_base_url: "https://{account}.{environment}.com.br".into(),
         }
     }
 }

@@ -59,6 +59,17 @@ fn sealing(e: SealError) -> ApiError {
     }
 }
 
+/// What a validation call's outcome tells the tenant.
+fn refusal(outcome: Result<(), ConnectorError>) -> Option<String> {
+    match outcome {
+        Ok(()) => None,
+        Err(ConnectorError::Status(code @ (401 | 403))) => {
+            Some(format!("the source refused the credentials (HTTP {code})"))
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 /// The validated parts of a create or validate request.
 struct Checked {
     kind: SourceKind,
@@ -242,6 +253,10 @@ impl SyncService for SyncApi {
                     }
                     Err(e) => Some(e.to_string()),
                 }
+            }
+            Some(Source::Vtex(config)) => {
+                let source = self.runner.vtex(config, &checked.credentials);
+                refusal(source.page(1, 1, None, self.clock.now()).await.map(|_| ()))
             }
             _ => Some(ConnectorError::NotBuilt(checked.kind.as_str()).to_string()),
         };

@@ -13,7 +13,7 @@ use serde_json_path::JsonPath;
 use tenantry_kit::egress::OutboundHttp;
 use tenantry_proto::events::v1::HttpJsonConfig;
 
-use super::{ConnectorError, Pacing, retry_after};
+use super::{ConnectorError, Pacing, fetch_json, secret_header};
 use crate::records::Record;
 
 /// One page of records, and the largest cursor value among them.
@@ -48,40 +48,17 @@ impl HttpJson<'_> {
             }
         }
         let url = url.to_string();
-        let mut limited = 0;
-        let fetched = loop {
+        let body = fetch_json(self.http, self.pacing, || {
             let mut request = self
                 .http
                 .request(http::Method::GET, &url)
                 .header(http::header::ACCEPT, "application/json");
             if let (Some(value), false) = (self.auth_value, self.config.auth_header.is_empty()) {
-                let mut value =
-                    http::HeaderValue::from_str(value).map_err(|_| ConnectorError::Credentials)?;
-                value.set_sensitive(true);
-                request = request.header(self.config.auth_header.as_str(), value);
+                request = request.header(self.config.auth_header.as_str(), secret_header(value)?);
             }
-            let fetched = self.http.send(request).await?;
-            if fetched.status != http::StatusCode::TOO_MANY_REQUESTS {
-                break fetched;
-            }
-            limited += 1;
-            if limited >= self.pacing.max_rate_limited {
-                return Err(ConnectorError::RateLimited);
-            }
-            let wait = retry_after::parse(&fetched.headers, chrono::Utc::now())
-                .unwrap_or(std::time::Duration::from_secs(1 << limited.min(6)))
-                .min(self.pacing.max_retry_after);
-            tracing::info!(
-                wait_ms = wait.as_millis() as u64,
-                "source answered 429; waiting"
-            );
-            tokio::time::sleep(wait).await;
-        };
-        if !fetched.status.is_success() {
-            return Err(ConnectorError::Status(fetched.status.as_u16()));
-        }
-        let body: Value = serde_json::from_slice(&fetched.body)
-            .map_err(|_| ConnectorError::Answer("it is not JSON".into()))?;
+            Ok(request)
+        })
+        .await?;
         let mut out = Page::default();
         for node in path.query(&body).all() {
             // `$.items` names the array itself; `$.items[*]` its elements.

@@ -3,14 +3,16 @@
 //! errors that never carry the far end's answer).
 //!
 //! - [`http_json`]: any JSON API (URL, auth header, JSONPath to the records, cursor, paging).
-//! - [`retry_after`]: 429 and `Retry-After`, honoured.
+//! - [`vtex`]: VTEX OMS orders (AppKey/AppToken, creation-date window, paging).
+//! - [`retry_after`]: 429 and `Retry-After`, honoured ([`fetch_json`] for every connector).
 
 pub mod http_json;
 pub mod retry_after;
+pub mod vtex;
 
 use std::time::Duration;
 
-use tenantry_kit::egress::OutboundError;
+use tenantry_kit::egress::{OutboundError, OutboundHttp};
 
 /// Why a run could not read its source, in our words: never the source's body, never a
 /// credential.
@@ -63,4 +65,45 @@ impl Default for Pacing {
             max_pages: 10_000,
         }
     }
+}
+
+/// Sends the request `build` makes, again after each 429 (waiting out `Retry-After`, capped;
+/// an exponential wait without one), and answers the JSON body of the first other answer.
+/// A non-2xx answer is [`ConnectorError::Status`]; its body is never read into the error.
+pub async fn fetch_json(
+    http: &OutboundHttp,
+    pacing: Pacing,
+    build: impl Fn() -> Result<reqwest::RequestBuilder, ConnectorError>,
+) -> Result<serde_json::Value, ConnectorError> {
+    let mut limited = 0;
+    let fetched = loop {
+        let fetched = http.send(build()?).await?;
+        if fetched.status != http::StatusCode::TOO_MANY_REQUESTS {
+            break fetched;
+        }
+        limited += 1;
+        if limited >= pacing.max_rate_limited {
+            return Err(ConnectorError::RateLimited);
+        }
+        let wait = retry_after::parse(&fetched.headers, chrono::Utc::now())
+            .unwrap_or(Duration::from_secs(1 << limited.min(6)))
+            .min(pacing.max_retry_after);
+        tracing::info!(
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "source answered 429; waiting"
+        );
+        tokio::time::sleep(wait).await;
+    };
+    if !fetched.status.is_success() {
+        return Err(ConnectorError::Status(fetched.status.as_u16()));
+    }
+    serde_json::from_slice(&fetched.body)
+        .map_err(|_| ConnectorError::Answer("it is not JSON".into()))
+}
+
+/// A header value holding a credential: marked sensitive (never logged by the client).
+pub fn secret_header(value: &str) -> Result<http::HeaderValue, ConnectorError> {
+    let mut value = http::HeaderValue::from_str(value).map_err(|_| ConnectorError::Credentials)?;
+    value.set_sensitive(true);
+    Ok(value)
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod source;
+pub mod vtex;
 
 use std::path::PathBuf;
 use std::sync::Arc;
