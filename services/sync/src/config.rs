@@ -102,6 +102,15 @@ pub struct SyncConfig {
         default_value = "https://{account}.{environment}.com.br"
     )]
     pub vtex_base_url: String,
+
+    /// MercadoLibre's API (another value: a proxy, or a stand-in in tests).
+    #[arg(
+        id = "sync-mercadolibre-api-url",
+        long = "sync-mercadolibre-api-url",
+        env = "TENANTRY_SYNC_MERCADOLIBRE_API_URL",
+        default_value = "https://api.mercadolibre.com"
+    )]
+    pub mercadolibre_api_url: String,
 }
 
 impl SyncConfig {
@@ -120,6 +129,7 @@ impl SyncConfig {
             max_retry_after_secs: 10,
             schedule_tick_ms: 100,
             vtex_base_url: "https://{account}.{environment}.com.br".into(),
+            mercadolibre_api_url: "https://api.mercadolibre.com".into(),
         }
     }
 }

@@ -159,6 +159,7 @@ impl Service for SyncService {
             usage_wake: usage_wake.clone(),
             clock: clock.clone(),
             vtex_base: config.vtex_base_url.clone(),
+            mercadolibre_api: config.mercadolibre_api_url.clone(),
         });
         let worker = runs::worker::Worker {
             runner: runner.clone(),

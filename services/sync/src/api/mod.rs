@@ -258,6 +258,16 @@ impl SyncService for SyncApi {
                 let source = self.runner.vtex(config, &checked.credentials);
                 refusal(source.page(1, 1, None, self.clock.now()).await.map(|_| ()))
             }
+            // A refresh would spend the single-use refresh token, which nothing would keep
+            // here: only an access token given is checked.
+            Some(Source::Mercadolibre(config)) => match checked.credentials.get("access_token") {
+                Some(token) => refusal(self.runner.mercadolibre(config).me(token).await),
+                None => Some(
+                    "give an access_token to validate: MercadoLibre's refresh tokens are \
+                     single-use, so validation does not spend one"
+                        .into(),
+                ),
+            },
             _ => Some(ConnectorError::NotBuilt(checked.kind.as_str()).to_string()),
         };
         Ok(Response::new(api::ValidateCredentialsResponse {

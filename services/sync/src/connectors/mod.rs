@@ -3,10 +3,12 @@
 //! errors that never carry the far end's answer).
 //!
 //! - [`http_json`]: any JSON API (URL, auth header, JSONPath to the records, cursor, paging).
+//! - [`mercadolibre`]: MercadoLibre orders (OAuth, refresh tokens rotated and kept sealed).
 //! - [`vtex`]: VTEX OMS orders (AppKey/AppToken, creation-date window, paging).
 //! - [`retry_after`]: 429 and `Retry-After`, honoured ([`fetch_json`] for every connector).
 
 pub mod http_json;
+pub mod mercadolibre;
 pub mod retry_after;
 pub mod vtex;
 
@@ -30,10 +32,15 @@ pub enum ConnectorError {
     Answer(String),
     #[error("the credentials do not open")]
     Credentials,
+    #[error("the source refused to refresh the access token (authorize the integration again)")]
+    Refresh,
     #[error("the {0} connector is not built yet")]
     NotBuilt(&'static str),
     #[error("storing records failed")]
     Store(#[from] sqlx::Error),
+    /// Ours: new credentials could not be recorded (the run is retried).
+    #[error("recording new credentials failed")]
+    Unrecorded(String),
 }
 
 impl From<OutboundError> for ConnectorError {

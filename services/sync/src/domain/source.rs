@@ -60,7 +60,10 @@ impl SourceKind {
     pub fn credentials(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             Self::Vtex => (&["app_key", "app_token"], &[]),
-            Self::MercadoLibre => (&["client_id", "client_secret", "refresh_token"], &[]),
+            Self::MercadoLibre => (
+                &["client_id", "client_secret", "refresh_token"],
+                &["access_token"],
+            ),
             Self::GoogleAds => (
                 &[
                     "developer_token",

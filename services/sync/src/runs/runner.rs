@@ -13,11 +13,13 @@ use tenantry_eventstore::{CommandMeta, ExecuteError, Repository};
 use tenantry_kit::Clock;
 use tenantry_kit::egress::OutboundHttp;
 use tenantry_proto::events::v1::integration_config::Source;
-use tenantry_proto::events::v1::{HttpJsonConfig, VtexConfig};
+use tenantry_proto::events::v1::{HttpJsonConfig, MercadoLibreConfig, VtexConfig};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use super::job::{Job, Mode};
 use crate::connectors::http_json::{HttpJson, later};
+use crate::connectors::mercadolibre::{self, MercadoLibre, Tokens};
 use crate::connectors::vtex::{self, Vtex};
 use crate::connectors::{ConnectorError, Pacing};
 use crate::domain::integration::{self, Integration, IntegrationCommand, RunOutcome};
@@ -36,6 +38,8 @@ pub struct Runner {
     pub clock: Arc<dyn Clock>,
     /// VTEX accounts' base URL template (`{account}`, `{environment}`).
     pub vtex_base: String,
+    /// MercadoLibre's API (`https://api.mercadolibre.com`).
+    pub mercadolibre_api: String,
 }
 
 /// Ours, not the source's: the job is retried.
@@ -73,6 +77,9 @@ impl Runner {
                 cursors,
             },
             Err(ConnectorError::Store(e)) => return Err(RunError(format!("storing records: {e}"))),
+            Err(ConnectorError::Unrecorded(e)) => {
+                return Err(RunError(format!("recording new credentials: {e}")));
+            }
             Err(e) => {
                 tracing::info!(
                     tenant_id = %job.tenant_id, integration_id = %job.integration_id,
@@ -147,6 +154,9 @@ impl Runner {
                 .await
             }
             Some(Source::Vtex(c)) => self.read_vtex(job, state, c, &credentials).await,
+            Some(Source::Mercadolibre(c)) => {
+                self.read_mercadolibre(job, state, c, &credentials).await
+            }
             _ => Err(ConnectorError::NotBuilt(
                 state.kind.map(|k| k.as_str()).unwrap_or("unknown"),
             )),
@@ -215,6 +225,132 @@ impl Runner {
             .map(|b| BTreeMap::from([(vtex::STREAM.to_owned(), b)]))
             .unwrap_or_default();
         Ok((total, cursors))
+    }
+
+    /// The MercadoLibre client for a seller.
+    pub fn mercadolibre<'a>(&'a self, config: &'a MercadoLibreConfig) -> MercadoLibre<'a> {
+        MercadoLibre {
+            http: &self.http,
+            pacing: self.pacing,
+            api: self.mercadolibre_api.trim_end_matches('/'),
+            seller_id: &config.seller_id,
+        }
+    }
+
+    async fn read_mercadolibre(
+        &self,
+        job: &Job,
+        state: &Integration,
+        config: &MercadoLibreConfig,
+        credentials: &Credentials,
+    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+        let get = |name: &str| credentials.get(name).cloned().unwrap_or_default();
+        let mut tokens = Tokens {
+            client_id: get("client_id"),
+            client_secret: get("client_secret"),
+            refresh_token: get("refresh_token"),
+            access_token: get("access_token"),
+        };
+        let since = match job.mode {
+            Mode::Incremental => state.cursors.get(mercadolibre::STREAM).cloned(),
+            Mode::Full => None,
+        };
+        let source = self.mercadolibre(config);
+        let mut best = since.clone();
+        let mut total = Written::default();
+        let mut offset = 0u64;
+        let mut refreshed = false;
+        for _ in 0..self.pacing.max_pages {
+            let fetched = match source
+                .page(
+                    &tokens.access_token,
+                    offset,
+                    mercadolibre::LIMIT,
+                    since.as_deref(),
+                )
+                .await
+            {
+                // Expired (or never had one): refresh once per run, and keep the new pair
+                // before using it.
+                Err(ConnectorError::Status(401)) if !refreshed => {
+                    tokens = source.refresh(&tokens).await?;
+                    self.keep_tokens(job, &tokens).await?;
+                    refreshed = true;
+                    continue;
+                }
+                other => other?,
+            };
+            if fetched.records.is_empty() {
+                break;
+            }
+            offset += fetched.records.len() as u64;
+            total += records::upsert(
+                &self.pool,
+                job.tenant_id,
+                job.integration_id,
+                mercadolibre::STREAM,
+                fetched.records,
+                self.clock.now(),
+            )
+            .await?;
+            if let Some(c) = fetched.cursor
+                && best.as_deref().is_none_or(|b| c.as_str() > b)
+            {
+                best = Some(c);
+            }
+            if offset >= fetched.total {
+                break;
+            }
+        }
+        let cursors = best
+            .map(|b| BTreeMap::from([(mercadolibre::STREAM.to_owned(), b)]))
+            .unwrap_or_default();
+        Ok((total, cursors))
+    }
+
+    /// Seals `tokens` as the integration's credentials and records them
+    /// (`integration.credentials_replaced.v1`). A failure here is ours: the run is retried,
+    /// and the refresh token it spent is lost with it (MercadoLibre's are single-use), which
+    /// the next run reports as a refused refresh.
+    async fn keep_tokens(&self, job: &Job, tokens: &Tokens) -> Result<(), ConnectorError> {
+        let credentials = Credentials::from([
+            ("client_id".to_owned(), tokens.client_id.clone()),
+            ("client_secret".to_owned(), tokens.client_secret.clone()),
+            ("refresh_token".to_owned(), tokens.refresh_token.clone()),
+            ("access_token".to_owned(), tokens.access_token.clone()),
+        ]);
+        let plain = serde_json::to_vec(&credentials).map_err(|_| ConnectorError::Credentials)?;
+        let sealed = match self
+            .keystore
+            .seal(job.tenant_id, job.integration_id, &plain)
+            .await
+        {
+            Ok(sealed) => sealed,
+            Err(SealError::Db(e)) => return Err(ConnectorError::Store(e)),
+            Err(_) => return Err(ConnectorError::Credentials),
+        };
+        let meta = CommandMeta {
+            command_id: format!("sync-tokens-{}-{}", job.run_id, Uuid::now_v7()),
+            actor: "system:sync".into(),
+            correlation_id: job.run_id.to_string(),
+            occurred_at: self.clock.now(),
+            traceparent: None,
+            fingerprint: None,
+        };
+        let address = integration::address(job.tenant_id, job.integration_id)
+            .map_err(|_| ConnectorError::Credentials)?;
+        self.integrations
+            .execute(
+                &address,
+                &IntegrationCommand::ReplaceCredentials {
+                    credentials: sealed.into(),
+                    names: credentials.keys().cloned().collect(),
+                },
+                &meta,
+            )
+            .await
+            .map_err(|e| ConnectorError::Unrecorded(e.to_string()))?;
+        Ok(())
     }
 
     async fn read_http_json(

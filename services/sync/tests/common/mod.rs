@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod mercadolibre;
 pub mod source;
 pub mod vtex;
 
