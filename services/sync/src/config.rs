@@ -111,6 +111,16 @@ pub struct SyncConfig {
         default_value = "https://api.mercadolibre.com"
     )]
     pub mercadolibre_api_url: String,
+
+    /// The Graph API, with the version Facebook Ads insights are read at (another value: a
+    /// proxy, or a stand-in in tests).
+    #[arg(
+        id = "sync-facebook-graph-url",
+        long = "sync-facebook-graph-url",
+        env = "TENANTRY_SYNC_FACEBOOK_GRAPH_URL",
+        default_value = "https://graph.facebook.com/v19.0"
+    )]
+    pub facebook_graph_url: String,
 }
 
 impl SyncConfig {
@@ -130,6 +140,7 @@ impl SyncConfig {
             schedule_tick_ms: 100,
             vtex_base_url: "https://{account}.{environment}.com.br".into(),
             mercadolibre_api_url: "https://api.mercadolibre.com".into(),
+            facebook_graph_url: "https://graph.facebook.com/v19.0".into(),
         }
     }
 }

@@ -160,6 +160,7 @@ impl Service for SyncService {
             clock: clock.clone(),
             vtex_base: config.vtex_base_url.clone(),
             mercadolibre_api: config.mercadolibre_api_url.clone(),
+            facebook_graph: config.facebook_graph_url.clone(),
         });
         let worker = runs::worker::Worker {
             runner: runner.clone(),

@@ -268,6 +268,12 @@ impl SyncService for SyncApi {
                         .into(),
                 ),
             },
+            Some(Source::FacebookAds(config)) => {
+                let token = checked.credentials.get("access_token").map(String::as_str);
+                let source = self.runner.facebook_ads(config, token.unwrap_or_default());
+                let today = self.clock.now().date_naive();
+                refusal(source.page((today, today), 1, None).await.map(|_| ()))
+            }
             _ => Some(ConnectorError::NotBuilt(checked.kind.as_str()).to_string()),
         };
         Ok(Response::new(api::ValidateCredentialsResponse {

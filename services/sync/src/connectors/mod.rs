@@ -3,10 +3,12 @@
 //! errors that never carry the far end's answer).
 //!
 //! - [`http_json`]: any JSON API (URL, auth header, JSONPath to the records, cursor, paging).
+//! - [`facebook_ads`]: Facebook Ads insights (ad and day rows, cursor paging).
 //! - [`mercadolibre`]: MercadoLibre orders (OAuth, refresh tokens rotated and kept sealed).
 //! - [`vtex`]: VTEX OMS orders (AppKey/AppToken, creation-date window, paging).
 //! - [`retry_after`]: 429 and `Retry-After`, honoured ([`fetch_json`] for every connector).
 
+pub mod facebook_ads;
 pub mod http_json;
 pub mod mercadolibre;
 pub mod retry_after;
@@ -26,6 +28,8 @@ pub enum ConnectorError {
     Unreachable(String),
     #[error("the source answered HTTP {0}")]
     Status(u16),
+    #[error("the source refused the credentials (HTTP {0})")]
+    TokenRefused(u16),
     #[error("the source kept answering 429 (too many requests)")]
     RateLimited,
     #[error("the source's answer is not usable: {0}")]
@@ -102,7 +106,21 @@ pub async fn fetch_json(
         tokio::time::sleep(wait).await;
     };
     if !fetched.status.is_success() {
-        return Err(ConnectorError::Status(fetched.status.as_u16()));
+        // The Graph API answers a bad or expired token with 400 and an OAuthException: a
+        // refusal of the credentials whatever the status (only its type is read).
+        let oauth = serde_json::from_slice::<serde_json::Value>(&fetched.body)
+            .ok()
+            .and_then(|b| {
+                b.pointer("/error/type")?
+                    .as_str()
+                    .map(|t| t == "OAuthException")
+            })
+            .unwrap_or(false);
+        return Err(if oauth {
+            ConnectorError::TokenRefused(fetched.status.as_u16())
+        } else {
+            ConnectorError::Status(fetched.status.as_u16())
+        });
     }
     serde_json::from_slice(&fetched.body)
         .map_err(|_| ConnectorError::Answer("it is not JSON".into()))

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod facebook;
 pub mod mercadolibre;
 pub mod source;
 pub mod vtex;
