@@ -121,6 +121,24 @@ pub struct SyncConfig {
         default_value = "https://graph.facebook.com/v19.0"
     )]
     pub facebook_graph_url: String,
+
+    /// The Google Ads API, with its version (another value: a proxy, or a stand-in).
+    #[arg(
+        id = "sync-google-ads-api-url",
+        long = "sync-google-ads-api-url",
+        env = "TENANTRY_SYNC_GOOGLE_ADS_API_URL",
+        default_value = "https://googleads.googleapis.com/v17"
+    )]
+    pub google_ads_api_url: String,
+
+    /// Google's OAuth token endpoint (another value: a proxy, or a stand-in).
+    #[arg(
+        id = "sync-google-token-url",
+        long = "sync-google-token-url",
+        env = "TENANTRY_SYNC_GOOGLE_TOKEN_URL",
+        default_value = "https://oauth2.googleapis.com/token"
+    )]
+    pub google_token_url: String,
 }
 
 impl SyncConfig {
@@ -141,6 +159,8 @@ impl SyncConfig {
             vtex_base_url: "https://{account}.{environment}.com.br".into(),
             mercadolibre_api_url: "https://api.mercadolibre.com".into(),
             facebook_graph_url: "https://graph.facebook.com/v19.0".into(),
+            google_ads_api_url: "https://googleads.googleapis.com/v17".into(),
+            google_token_url: "https://oauth2.googleapis.com/token".into(),
         }
     }
 }

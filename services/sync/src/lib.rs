@@ -161,6 +161,8 @@ impl Service for SyncService {
             vtex_base: config.vtex_base_url.clone(),
             mercadolibre_api: config.mercadolibre_api_url.clone(),
             facebook_graph: config.facebook_graph_url.clone(),
+            google_ads_api: config.google_ads_api_url.clone(),
+            google_token_url: config.google_token_url.clone(),
         });
         let worker = runs::worker::Worker {
             runner: runner.clone(),

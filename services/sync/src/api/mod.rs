@@ -268,6 +268,15 @@ impl SyncService for SyncApi {
                         .into(),
                 ),
             },
+            // Google's refresh tokens are not rotated: validation may use one.
+            Some(Source::GoogleAds(config)) => {
+                let source = self.runner.google_ads(config, &checked.credentials);
+                let outcome = match source.access_token().await {
+                    Ok(token) => source.accessible_customers(&token).await,
+                    Err(e) => Err(e),
+                };
+                refusal(outcome)
+            }
             Some(Source::FacebookAds(config)) => {
                 let token = checked.credentials.get("access_token").map(String::as_str);
                 let source = self.runner.facebook_ads(config, token.unwrap_or_default());

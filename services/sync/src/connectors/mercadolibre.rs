@@ -10,7 +10,7 @@
 use serde_json::Value;
 use tenantry_kit::egress::OutboundHttp;
 
-use super::{ConnectorError, Pacing, fetch_json, secret_header};
+use super::{ConnectorError, Pacing, fetch_json, form, secret_header};
 use crate::records::Record;
 
 pub const STREAM: &str = "orders";
@@ -41,16 +41,6 @@ pub struct MercadoLibre<'a> {
     /// `https://api.mercadolibre.com` (or the operator's override).
     pub api: &'a str,
     pub seller_id: &'a str,
-}
-
-/// `application/x-www-form-urlencoded` of `pairs` (a URL's query encoder: reqwest's `form`
-/// feature is not built).
-fn form(pairs: &[(&str, &str)]) -> String {
-    // A constant, valid URL: the expect cannot fail.
-    #[allow(clippy::expect_used)]
-    let mut url = reqwest::Url::parse("http://form.invalid/").expect("a constant URL");
-    url.query_pairs_mut().extend_pairs(pairs);
-    url.query().unwrap_or_default().to_owned()
 }
 
 impl MercadoLibre<'_> {
@@ -168,19 +158,5 @@ impl MercadoLibre<'_> {
         })
         .await
         .map(|_| ())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn forms_are_url_encoded() {
-        assert_eq!(
-            super::form(&[
-                ("grant_type", "refresh_token"),
-                ("client_secret", "a&b=c d")
-            ]),
-            "grant_type=refresh_token&client_secret=a%26b%3Dc+d"
-        );
     }
 }

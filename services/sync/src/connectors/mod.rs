@@ -2,6 +2,7 @@
 //! (the egress policy on the resolved address, no redirect to another host, capped bodies,
 //! errors that never carry the far end's answer).
 //!
+//! - [`google_ads`]: Google Ads `searchStream` (campaign metrics per day, OAuth).
 //! - [`http_json`]: any JSON API (URL, auth header, JSONPath to the records, cursor, paging).
 //! - [`facebook_ads`]: Facebook Ads insights (ad and day rows, cursor paging).
 //! - [`mercadolibre`]: MercadoLibre orders (OAuth, refresh tokens rotated and kept sealed).
@@ -9,6 +10,7 @@
 //! - [`retry_after`]: 429 and `Retry-After`, honoured ([`fetch_json`] for every connector).
 
 pub mod facebook_ads;
+pub mod google_ads;
 pub mod http_json;
 pub mod mercadolibre;
 pub mod retry_after;
@@ -131,4 +133,28 @@ pub fn secret_header(value: &str) -> Result<http::HeaderValue, ConnectorError> {
     let mut value = http::HeaderValue::from_str(value).map_err(|_| ConnectorError::Credentials)?;
     value.set_sensitive(true);
     Ok(value)
+}
+
+/// `application/x-www-form-urlencoded` of `pairs` (a URL's query encoder: reqwest's `form`
+/// feature is not built).
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    // A constant, valid URL: the expect cannot fail.
+    #[allow(clippy::expect_used)]
+    let mut url = reqwest::Url::parse("http://form.invalid/").expect("a constant URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forms_are_url_encoded() {
+        assert_eq!(
+            super::form(&[
+                ("grant_type", "refresh_token"),
+                ("client_secret", "a&b=c d")
+            ]),
+            "grant_type=refresh_token&client_secret=a%26b%3Dc+d"
+        );
+    }
 }

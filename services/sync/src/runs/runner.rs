@@ -14,13 +14,14 @@ use tenantry_kit::Clock;
 use tenantry_kit::egress::OutboundHttp;
 use tenantry_proto::events::v1::integration_config::Source;
 use tenantry_proto::events::v1::{
-    FacebookAdsConfig, HttpJsonConfig, MercadoLibreConfig, VtexConfig,
+    FacebookAdsConfig, GoogleAdsConfig, HttpJsonConfig, MercadoLibreConfig, VtexConfig,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::job::{Job, Mode};
 use crate::connectors::facebook_ads::{self, FacebookAds};
+use crate::connectors::google_ads::{self, GoogleAds};
 use crate::connectors::http_json::{HttpJson, later};
 use crate::connectors::mercadolibre::{self, MercadoLibre, Tokens};
 use crate::connectors::vtex::{self, Vtex};
@@ -45,6 +46,9 @@ pub struct Runner {
     pub mercadolibre_api: String,
     /// The Graph API with its version (`https://graph.facebook.com/v19.0`).
     pub facebook_graph: String,
+    /// The Google Ads API with its version, and Google's OAuth token endpoint.
+    pub google_ads_api: String,
+    pub google_token_url: String,
 }
 
 /// Ours, not the source's: the job is retried.
@@ -159,6 +163,7 @@ impl Runner {
                 .await
             }
             Some(Source::Vtex(c)) => self.read_vtex(job, state, c, &credentials).await,
+            Some(Source::GoogleAds(c)) => self.read_google_ads(job, state, c, &credentials).await,
             Some(Source::FacebookAds(c)) => {
                 let token = credentials.get("access_token").map(String::as_str);
                 self.read_facebook_ads(job, state, c, token.unwrap_or_default())
@@ -235,6 +240,74 @@ impl Runner {
             .map(|b| BTreeMap::from([(vtex::STREAM.to_owned(), b)]))
             .unwrap_or_default();
         Ok((total, cursors))
+    }
+
+    /// The Google Ads client for a customer, with its credentials.
+    pub fn google_ads<'a>(
+        &'a self,
+        config: &'a GoogleAdsConfig,
+        credentials: &'a Credentials,
+    ) -> GoogleAds<'a> {
+        let get = |name: &str| {
+            credentials
+                .get(name)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        GoogleAds {
+            http: &self.http,
+            pacing: self.pacing,
+            api: self.google_ads_api.trim_end_matches('/'),
+            token_url: &self.google_token_url,
+            customer_id: &config.customer_id,
+            login_customer_id: &config.login_customer_id,
+            developer_token: get("developer_token"),
+            client_id: get("client_id"),
+            client_secret: get("client_secret"),
+            refresh_token: get("refresh_token"),
+        }
+    }
+
+    async fn read_google_ads(
+        &self,
+        job: &Job,
+        state: &Integration,
+        config: &GoogleAdsConfig,
+        credentials: &Credentials,
+    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+        let since = match job.mode {
+            Mode::Incremental => state.cursors.get(google_ads::STREAM).cloned(),
+            Mode::Full => None,
+        };
+        // The same days as Facebook's insights: from the cursor's day, or 90 days back.
+        let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
+        let source = self.google_ads(config, credentials);
+        let token = source.access_token().await?;
+        let rows = match source.campaign_days(&token, range).await {
+            // Expired meanwhile: one more token.
+            Err(ConnectorError::Status(401)) => {
+                let token = source.access_token().await?;
+                source.campaign_days(&token, range).await?
+            }
+            other => other?,
+        };
+        let written = records::upsert(
+            &self.pool,
+            job.tenant_id,
+            job.integration_id,
+            google_ads::STREAM,
+            rows.records,
+            self.clock.now(),
+        )
+        .await?;
+        let best = match (rows.cursor, since) {
+            (Some(c), Some(s)) => Some(if c > s { c } else { s }),
+            (c, s) => c.or(s),
+        };
+        let cursors = best
+            .map(|b| BTreeMap::from([(google_ads::STREAM.to_owned(), b)]))
+            .unwrap_or_default();
+        Ok((written, cursors))
     }
 
     /// The Facebook Ads client for an ad account.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod facebook;
+pub mod google;
 pub mod mercadolibre;
 pub mod source;
 pub mod vtex;
