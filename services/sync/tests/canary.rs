@@ -1,6 +1,7 @@
-//! Secrets canary: a unique credential goes in through the API and is used against the
-//! source, and is then looked for in the clear in the API's answers, the event log and the
-//! other streams, a dump of sync's Postgres schema, and the logs: found nowhere.
+//! Secrets canary: unique credentials go in through the API and are used against their
+//! sources (MercadoLibre's tokens refreshed and rotated during a run), then are looked for in
+//! the clear in the API's answers, the event log and the other streams, a dump of sync's
+//! Postgres schema, and the logs: found nowhere.
 
 mod common;
 
@@ -96,7 +97,16 @@ async fn a_credential_is_in_no_answer_event_stream_table_or_log() {
         .with_ansi(false)
         .init();
 
-    let h = common::start_allowing_loopback().await;
+    // MercadoLibre's refresh tokens rotate: the first and the ones issued later are looked for too.
+    let first_refresh = format!("TG-canary-{}", Uuid::new_v4().simple());
+    let ml = common::mercadolibre::MercadoLibre::new(&first_refresh);
+    ml.add(1, 1);
+    let ml_api = ml.serve().await;
+    let h = common::start_full(
+        |c| c.mercadolibre_api_url = ml_api,
+        |common| common.egress_allow = "127.0.0.0/8".parse().unwrap(),
+    )
+    .await;
     let canary = format!("Bearer canary-{}", Uuid::new_v4().simple());
     let source = Source::default();
     source.expect_token(&canary);
@@ -172,16 +182,67 @@ async fn a_credential_is_in_no_answer_event_stream_table_or_log() {
             .await
             .unwrap()
     );
+    // A MercadoLibre integration whose tokens are refreshed (and rotated) during a run.
+    let seller = h
+        .client()
+        .create_integration(with_token(
+            api::CreateIntegrationRequest {
+                tenant_id: tenant.to_string(),
+                name: "Seller".into(),
+                r#type: "mercadolibre".into(),
+                config: Some(tenantry_proto::events::v1::IntegrationConfig {
+                    source: Some(
+                        tenantry_proto::events::v1::integration_config::Source::Mercadolibre(
+                            tenantry_proto::events::v1::MercadoLibreConfig {
+                                seller_id: common::mercadolibre::SELLER.into(),
+                            },
+                        ),
+                    ),
+                }),
+                schedule: None,
+                credentials: [
+                    ("client_id", common::mercadolibre::CLIENT_ID),
+                    ("client_secret", common::mercadolibre::CLIENT_SECRET),
+                    ("refresh_token", first_refresh.as_str()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            },
+            &member,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    answers += &format!("{seller:?}");
+    assert!(matches!(
+        h.run(
+            tenant,
+            &seller.integration_id,
+            tenantry_sync::runs::Mode::Full
+        )
+        .await,
+        Some(tenantry_sync::domain::RunOutcome::Succeeded { records: 1, .. })
+    ));
+    assert_eq!(ml.refreshes(), 1);
+    let rotated = ml.refresh_token();
+    let access = format!("APP_USR-1-{}", common::mercadolibre::SELLER);
     h.svc.usage.publish_pending().await.unwrap();
 
     // It was used: the source saw it (so the searches below look for something real).
     assert!(source.requests().len() >= 3);
     let secret = canary.trim_start_matches("Bearer ");
+    let secrets = [
+        secret,
+        first_refresh.as_str(),
+        rotated.as_str(),
+        access.as_str(),
+        common::mercadolibre::CLIENT_SECRET,
+    ];
     assert!(answers.contains("auth_value"), "names are answered");
-    assert!(
-        !answers.contains(secret),
-        "an API answer holds the credential"
-    );
+    for secret in secrets {
+        assert!(!answers.contains(secret), "an API answer holds {secret}");
+    }
     for kind in [StreamKind::Events, StreamKind::Usage, StreamKind::Jobs] {
         let bytes = stream_bytes(&h, kind).await;
         // The log and the usage hold this test's messages (a job is gone once done).
@@ -195,7 +256,9 @@ async fn a_credential_is_in_no_answer_event_stream_table_or_log() {
                 "the log was read"
             );
         }
-        assert!(!contains(&bytes, secret), "{kind:?} holds the credential");
+        for secret in secrets {
+            assert!(!contains(&bytes, secret), "{kind:?} holds {secret}");
+        }
     }
     let dump = std::process::Command::new("pg_dump")
         .args([
@@ -212,11 +275,15 @@ async fn a_credential_is_in_no_answer_event_stream_table_or_log() {
         String::from_utf8_lossy(&dump.stderr)
     );
     assert!(contains(&dump.stdout, "data_keys") || contains(&dump.stdout, "integrations"));
-    assert!(
-        !contains(&dump.stdout, secret),
-        "the database holds the credential"
-    );
+    for secret in secrets {
+        assert!(
+            !contains(&dump.stdout, secret),
+            "the database holds {secret}"
+        );
+    }
     let logged = logs.0.lock().unwrap().clone();
     assert!(contains(&logged, "sync"), "the logs were captured");
-    assert!(!contains(&logged, secret), "the logs hold the credential");
+    for secret in secrets {
+        assert!(!contains(&logged, secret), "the logs hold {secret}");
+    }
 }
