@@ -66,6 +66,15 @@ pub struct SyncConfig {
     )]
     pub worker_concurrency: usize,
 
+    /// Runs of one tenant at once in this replica.
+    #[arg(
+        id = "sync-tenant-concurrency",
+        long = "sync-tenant-concurrency",
+        env = "TENANTRY_SYNC_TENANT_CONCURRENCY",
+        default_value_t = 2
+    )]
+    pub tenant_concurrency: usize,
+
     /// How long a run may go without word from its worker before another takes the job.
     #[arg(
         id = "sync-job-ack-wait-secs",
@@ -153,6 +162,7 @@ impl SyncConfig {
             master_key_file: Some(master_key_file),
             previous_master_key_files: Vec::new(),
             worker_concurrency: 4,
+            tenant_concurrency: 2,
             job_ack_wait_secs: 60,
             max_retry_after_secs: 10,
             schedule_tick_ms: 100,

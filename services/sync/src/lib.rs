@@ -168,6 +168,7 @@ impl Service for SyncService {
             runner: runner.clone(),
             store: ctx.store.clone(),
             concurrency: config.worker_concurrency.max(1),
+            per_tenant: config.tenant_concurrency.max(1),
             ack_wait: Duration::from_secs(config.job_ack_wait_secs.max(1)),
         };
         let publisher = usage::UsagePublisher {

@@ -319,3 +319,61 @@ async fn a_worker_killed_mid_run_leaves_the_job_to_another_and_nothing_is_duplic
         2
     );
 }
+
+#[tokio::test]
+async fn a_tenant_runs_at_most_its_share_at_once_and_others_still_run() {
+    let h = common::start_full(
+        |c| {
+            c.tenant_concurrency = 1;
+            c.worker_concurrency = 4;
+        },
+        |common| common.egress_allow = "127.0.0.0/8".parse().unwrap(),
+    )
+    .await;
+    let (busy, other) = (Source::default(), Source::default());
+    for s in [&busy, &other] {
+        s.add(1, "2026-01-01", "one");
+        s.delay(200);
+    }
+    let (_, busy_url) = busy.serve().await;
+    let (_, other_url) = other.serve().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let store = h.env.event_store().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push((
+            a,
+            h.create_http_json(a, &busy_url, TOKEN).await.integration_id,
+        ));
+    }
+    ids.push((
+        b,
+        h.create_http_json(b, &other_url, TOKEN)
+            .await
+            .integration_id,
+    ));
+    for (tenant, id) in &ids {
+        tenantry_sync::runs::Job {
+            tenant_id: *tenant,
+            integration_id: id.parse().unwrap(),
+            run_id: Uuid::now_v7(),
+            mode: Mode::Full,
+            priority: 5,
+        }
+        .enqueue(&store)
+        .await
+        .unwrap();
+    }
+    // Every run recorded (not only its records stored: its last page asked too).
+    for (tenant, id) in &ids {
+        h.integration_where(*tenant, id, |i| i.records_synced == 1)
+            .await;
+    }
+    assert_eq!(
+        busy.max_in_flight(),
+        1,
+        "tenant A's three runs went one at a time"
+    );
+    assert_eq!(busy.requests().len(), 6);
+    assert_eq!(other.requests().len(), 2);
+}

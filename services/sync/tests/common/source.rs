@@ -30,6 +30,11 @@ pub struct Inner {
     pub token: Option<String>,
     /// A page that does not answer (a source stuck mid-run) while set.
     pub hang_on_page: Option<usize>,
+    /// Every answer takes this long.
+    pub delay_ms: u64,
+    pub in_flight: usize,
+    /// The most requests it was answering at once.
+    pub max_in_flight: usize,
 }
 
 #[derive(Clone, Default)]
@@ -45,6 +50,14 @@ impl Source {
 
     pub fn expect_token(&self, token: &str) {
         self.0.lock().unwrap().token = Some(token.into());
+    }
+
+    pub fn delay(&self, ms: u64) {
+        self.0.lock().unwrap().delay_ms = ms;
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.0.lock().unwrap().max_in_flight
     }
 
     pub fn hang_on_page(&self, page: Option<usize>) {
@@ -88,10 +101,17 @@ async fn items(
     Query(query): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
     let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
-    let hang = source.0.lock().unwrap().hang_on_page == Some(page);
+    let (hang, delay) = {
+        let mut inner = source.0.lock().unwrap();
+        inner.in_flight += 1;
+        inner.max_in_flight = inner.max_in_flight.max(inner.in_flight);
+        (inner.hang_on_page == Some(page), inner.delay_ms)
+    };
     if hang {
         tokio::time::sleep(std::time::Duration::from_secs(300)).await;
     }
+    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    source.0.lock().unwrap().in_flight -= 1;
     let mut inner = source.0.lock().unwrap();
     let mut shown: Vec<_> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
     shown.sort();
