@@ -29,7 +29,9 @@ fn listed<'a>(listing: &'a str, name: &str) -> Option<&'a str> {
 fn the_top_level_help_lists_the_services_beside_dev_and_login() {
     let (code, help, _) = tenantry(&["--help"]);
     assert_eq!(code, Some(0));
-    for command in ["dev", "login", "auth", "billing", "gateway", "tenant"] {
+    for command in [
+        "dev", "login", "auth", "billing", "gateway", "sync", "tenant",
+    ] {
         assert!(
             listed(&help, command).is_some(),
             "{command} not in:\n{help}"

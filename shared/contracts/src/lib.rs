@@ -16,6 +16,7 @@
 //!   (auth service).
 //! - [`gateway`]: the `route` aggregate (gateway).
 //! - [`billing`]: the `subscription` aggregate: plan limits and quota states (billing).
+//! - [`sync`]: the `integration` aggregate (sync), and the meters sync reports to `USAGE`.
 //! - [`usage`]: the `USAGE` stream's reports and meters (gateways report, billing rolls up).
 
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod billing;
 pub mod gateway;
+pub mod sync;
 pub mod tenant;
 pub mod usage;
 
@@ -51,6 +53,7 @@ mod tests {
             of::<auth::IdentityProviderEvent>(),
             of::<gateway::RouteEvent>(),
             of::<billing::SubscriptionEvent>(),
+            of::<sync::IntegrationEvent>(),
         ]
     }
 

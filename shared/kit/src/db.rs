@@ -99,7 +99,16 @@ impl DbSettings {
             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}";
             REVOKE ALL ON "{schema}"._sqlx_migrations FROM "{role}";"#
         );
-        migrate_conn.execute(AssertSqlSafe(grants)).await?;
+        // GRANT CONNECT rewrites the database's catalog row: two services (or tests) granting
+        // at once fail with "tuple concurrently updated". The role's lock serialises them.
+        migrate_conn
+            .execute("SELECT pg_advisory_lock(7000100)")
+            .await?;
+        let granted = migrate_conn.execute(AssertSqlSafe(grants)).await;
+        migrate_conn
+            .execute("SELECT pg_advisory_unlock(7000100)")
+            .await?;
+        granted?;
         Ok(())
     }
 

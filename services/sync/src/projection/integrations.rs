@@ -1,0 +1,113 @@
+//! The `integrations` table: one row per integration, the aggregate's state folded by its own
+//! `evolve` (credentials left out), and when its schedule next wants a run.
+
+use std::collections::HashMap;
+
+use sqlx::PgConnection;
+use tenantry_eventstore::{
+    Aggregate, Projection, ProjectionError, StoreError, StoredMessage, aggregate::fold, subject,
+};
+use tenantry_kit::db::{Scope, set_scope};
+use uuid::Uuid;
+
+use crate::domain::Integration;
+
+pub const NAME: &str = "sync_integrations";
+
+#[derive(Default)]
+pub struct IntegrationsProjection;
+
+type Key = (Uuid, Uuid);
+
+fn key_of(message: &StoredMessage) -> Result<Key, ProjectionError> {
+    let first = message.batch.events.first();
+    first
+        .and_then(|e| {
+            Some((
+                Uuid::try_parse(&e.tenant_id).ok()?,
+                Uuid::try_parse(&e.aggregate_id).ok()?,
+            ))
+        })
+        // Never decodable: quarantined rather than retried.
+        .ok_or_else(|| {
+            ProjectionError::Store(StoreError::Corrupt(format!(
+                "message {} has no tenant or integration id",
+                message.position
+            )))
+        })
+}
+
+impl Projection for IntegrationsProjection {
+    type Message = StoredMessage;
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn filter(&self, root: &str) -> String {
+        subject::type_filter(root, Integration::TYPE).unwrap_or_default()
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        messages: &[StoredMessage],
+    ) -> Result<(), ProjectionError> {
+        set_scope(tx, Scope::Platform).await?;
+        let mut touched: Vec<Key> = Vec::new();
+        for message in messages {
+            let key = key_of(message)?;
+            if !touched.contains(&key) {
+                touched.push(key);
+            }
+        }
+        let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = touched.iter().copied().unzip();
+        let rows: Vec<(Uuid, Uuid, sqlx::types::Json<Integration>)> = sqlx::query_as(
+            "SELECT i.tenant_id, i.integration_id, i.state FROM integrations i
+             JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, integration_id)
+               USING (tenant_id, integration_id)",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut states: HashMap<Key, (Integration, u64)> = rows
+            .into_iter()
+            .map(|(t, i, s)| ((t, i), (s.0, 0)))
+            .collect();
+        for message in messages {
+            let entry = states.entry(key_of(message)?).or_default();
+            fold(&mut entry.0, message)?;
+            entry.1 = message.position;
+        }
+        for key in touched {
+            let Some((s, version)) = states.get(&key) else {
+                continue;
+            };
+            if !s.exists() {
+                continue;
+            }
+            let next_run_at = s.next_run_at();
+            sqlx::query(
+                "INSERT INTO integrations
+                     (tenant_id, integration_id, name, type, enabled, next_run_at, state, version,
+                      updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                 ON CONFLICT (tenant_id, integration_id) DO UPDATE SET name = EXCLUDED.name,
+                     enabled = EXCLUDED.enabled, next_run_at = EXCLUDED.next_run_at,
+                     state = EXCLUDED.state, version = EXCLUDED.version, updated_at = now()",
+            )
+            .bind(key.0)
+            .bind(key.1)
+            .bind(&s.name)
+            .bind(s.kind.map(|k| k.as_str()).unwrap_or_default())
+            .bind(s.enabled)
+            .bind(next_run_at)
+            .bind(sqlx::types::Json(s))
+            .bind(i64::try_from(*version).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
