@@ -16,6 +16,8 @@
 //!   (auth service).
 //! - [`gateway`]: the `route` aggregate (gateway).
 //! - [`billing`]: the `subscription` aggregate: plan limits and quota states (billing).
+//! - [`orchestration`]: the `deployment` aggregate: dedicated instances and what their
+//!   runtime observed (orchestration).
 //! - [`usage`]: the `USAGE` stream's reports and meters (gateways report, billing rolls up).
 
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@
 pub mod auth;
 pub mod billing;
 pub mod gateway;
+pub mod orchestration;
 pub mod tenant;
 pub mod usage;
 
@@ -51,6 +54,7 @@ mod tests {
             of::<auth::IdentityProviderEvent>(),
             of::<gateway::RouteEvent>(),
             of::<billing::SubscriptionEvent>(),
+            of::<orchestration::DeploymentEvent>(),
         ]
     }
 
