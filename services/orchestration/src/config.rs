@@ -1,0 +1,80 @@
+//! The orchestration service's own settings (the shared ones are in `tenantry_kit::config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrchestrationConfig {
+    /// Address of the orchestration service's gRPC and HTTP port.
+    #[arg(
+        id = "orchestration-listen",
+        long = "orchestration-listen",
+        env = "TENANTRY_ORCHESTRATION_LISTEN",
+        default_value = "127.0.0.1:7004"
+    )]
+    pub listen: SocketAddr,
+
+    /// Where the process runtime keeps a record of each instance it runs (to adopt them after
+    /// a restart) and their output. Default: `$XDG_DATA_HOME/tenantry/orchestration` or
+    /// `~/.local/share/tenantry/orchestration`.
+    #[arg(
+        id = "orchestration-state-dir",
+        long = "orchestration-state-dir",
+        env = "TENANTRY_ORCHESTRATION_STATE_DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+
+    /// The programs the process runtime may run, as `name=program arg…` (`{port}` in an
+    /// argument is the instance's port); a spec's `image` names one. Separate entries with `;`.
+    /// Empty: nothing can be provisioned on the process runtime.
+    #[arg(
+        id = "orchestration-process-image",
+        long = "orchestration-process-image",
+        env = "TENANTRY_ORCHESTRATION_PROCESS_IMAGES",
+        value_delimiter = ';'
+    )]
+    pub process_images: Vec<String>,
+
+    /// How often the reconciler compares the log with what runs.
+    #[arg(
+        id = "orchestration-reconcile-interval-ms",
+        long = "orchestration-reconcile-interval-ms",
+        env = "TENANTRY_ORCHESTRATION_RECONCILE_INTERVAL_MS",
+        default_value_t = 500
+    )]
+    pub reconcile_interval_ms: u64,
+
+    /// How long an instance may take to finish after SIGTERM before it is killed.
+    #[arg(
+        id = "orchestration-drain-grace-ms",
+        long = "orchestration-drain-grace-ms",
+        env = "TENANTRY_ORCHESTRATION_DRAIN_GRACE_MS",
+        default_value_t = 10_000
+    )]
+    pub drain_grace_ms: u64,
+}
+
+impl OrchestrationConfig {
+    /// The defaults on an ephemeral loopback port, with records in `state_dir` and the
+    /// process catalog `images` (tests).
+    pub fn ephemeral(state_dir: PathBuf, images: Vec<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: Some(state_dir),
+            process_images: images,
+            reconcile_interval_ms: 100,
+            drain_grace_ms: 2_000,
+        }
+    }
+
+    /// The state directory, or the default one.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir.clone().or_else(|| {
+            let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+                Some(dir) => PathBuf::from(dir),
+                None => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+            };
+            Some(data.join("tenantry").join("orchestration"))
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! The orchestration service: tenants' dedicated instances (deployments), the runtime that
+//! runs them and the reconciler that keeps them as the log says.
+//!
+//! # Layout
+//! - [`domain`]: the `deployment` aggregate (pure `decide`/`evolve`) and spec validation.
+//! - [`directory`]: every deployment as the log says, in memory (desired state, queries).
+//! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
+//! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
+//! - [`api`]: the gRPC handlers and their access policy.
+//! - [`config`] and [`OrchestrationService`]: its settings and its parts for the kit's template.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod reconciler;
+pub mod runtime;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_kit::Clock;
+use tenantry_kit::plans::PlanDirectory;
+use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
+use tenantry_proto::orchestration::v1::orchestration_service_server::OrchestrationServiceServer;
+
+use api::OrchestrationApi;
+pub use config::OrchestrationConfig;
+use directory::Directory;
+use runtime::Runtime;
+use runtime::process::{ProcessRuntime, Program};
+
+/// The orchestration service: its settings, and what a test may replace.
+pub struct OrchestrationService {
+    pub config: OrchestrationConfig,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a started orchestration service hands back.
+pub struct Handle {
+    /// Every deployment as the log says (tests wait on its position).
+    pub directory: Arc<Directory>,
+    /// Each tenant's plan limits (tests wait for a plan they appended).
+    pub plans: Arc<PlanDirectory>,
+    /// The process runtime (tests read instances' pids from it).
+    pub runtime: Arc<ProcessRuntime>,
+    pub api: OrchestrationApi,
+}
+
+impl Service for OrchestrationService {
+    type Config = OrchestrationConfig;
+    type Handle = Handle;
+    const NAME: &'static str = "orchestration";
+
+    fn new(config: OrchestrationConfig) -> Self {
+        Self {
+            config,
+            clock: Arc::new(tenantry_kit::SystemClock),
+        }
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.config.listen
+    }
+
+    fn database(&self) -> Option<Database> {
+        None
+    }
+
+    async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let mut catalog = HashMap::new();
+        for entry in self
+            .config
+            .process_images
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+        {
+            let (name, program) = Program::parse_entry(entry)
+                .map_err(|e| StartError::Other(format!("orchestration-process-image: {e}")))?;
+            catalog.insert(name, program);
+        }
+        let state_dir = self.config.state_dir().ok_or_else(|| {
+            StartError::Other("orchestration-state-dir: not set and no HOME".into())
+        })?;
+        let process = Arc::new(
+            ProcessRuntime::open(catalog, state_dir)
+                .map_err(|e| StartError::Other(format!("process runtime: {e}")))?,
+        );
+        // Billing's plan limits: the dedicated instances a tenant's plan allows.
+        let plans = PlanDirectory::follow(&ctx.store).await?;
+        let directory = Directory::follow(&ctx.store).await?;
+        let deployments = ctx.repository(10_000);
+        let runtime: Arc<dyn Runtime> = process.clone();
+        let api = OrchestrationApi {
+            deployments: deployments.clone(),
+            directory: directory.clone(),
+            plans: plans.clone(),
+            runtimes: vec![runtime.clone()],
+            clock: self.clock,
+            read_wait: Duration::from_secs(5),
+        };
+        let reconciler = reconciler::Reconciler::new(
+            directory.clone(),
+            runtime,
+            deployments,
+            Duration::from_millis(self.config.drain_grace_ms),
+            Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
+        );
+        let handle = Handle {
+            directory: directory.clone(),
+            plans: plans.clone(),
+            runtime: process,
+            api: api.clone(),
+        };
+        Ok(Parts::new(handle, api::policy::policy())
+            .grpc(OrchestrationServiceServer::new(api))
+            .follower(plans.follower().clone())
+            .follower(directory.follower().clone())
+            .job("reconciler", move |stop| reconciler.run(stop.wait())))
+    }
+}
