@@ -7,6 +7,7 @@
 //! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
 //! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
 //! - [`api`]: the gRPC handlers and their access policy.
+//! - [`feed`]: the WebSocket feed of a tenant's deployment events (replay, then live).
 //! - [`config`] and [`OrchestrationService`]: its settings and its parts for the kit's template.
 
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod directory;
 pub mod domain;
+pub mod feed;
 pub mod reconciler;
 pub mod runtime;
 
@@ -38,6 +40,8 @@ use runtime::process::{ProcessRuntime, Program};
 pub struct OrchestrationService {
     pub config: OrchestrationConfig,
     pub clock: Arc<dyn Clock>,
+    /// The WebSocket feed's bounds (tests make them small).
+    pub feed: feed::FeedConfig,
 }
 
 /// What a started orchestration service hands back.
@@ -60,6 +64,7 @@ impl Service for OrchestrationService {
         Self {
             config,
             clock: Arc::new(tenantry_kit::SystemClock),
+            feed: feed::FeedConfig::default(),
         }
     }
 
@@ -116,8 +121,10 @@ impl Service for OrchestrationService {
             runtime: process,
             api: api.clone(),
         };
+        let feed = feed::router(ctx.store.clone(), ctx.addr, self.feed);
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(OrchestrationServiceServer::new(api))
+            .http(feed)
             .follower(plans.follower().clone())
             .follower(directory.follower().clone())
             .job("reconciler", move |stop| reconciler.run(stop.wait())))

@@ -8,10 +8,13 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{healthy, kill9, spec, start, with_token};
+use futures::StreamExt;
 use tenantry_contracts::orchestration::DeploymentEvent;
 use tenantry_kit::Role;
 use tenantry_orchestration::runtime::Runtime;
 use tenantry_proto::orchestration::v1 as api;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn a_provisioned_instance_becomes_healthy_and_a_killed_one_is_replaced_on_the_log() {
@@ -64,6 +67,31 @@ async fn a_provisioned_instance_becomes_healthy_and_a_killed_one_is_replaced_on_
     assert_eq!(events[created].feed_type(), "pod.created");
     assert_eq!(events[healthy_again].feed_type(), "health.changed");
     assert_eq!(h.running_pids().len(), 1);
+
+    // The same, in the same order, on the tenant's WebSocket feed.
+    let request = format!(
+        "ws://{}/api/tenants/{tenant}/orchestration/events?after=0",
+        h.svc.addr
+    );
+    let mut request = request.into_client_request().unwrap();
+    let bearer = format!("Bearer {}", h.token(tenant, Role::Viewer));
+    request
+        .headers_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let tcp = tokio::net::TcpStream::connect(h.svc.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let mut feed = Vec::new();
+    while feed.len() < events.len() + 1 {
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            continue;
+        };
+        let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        feed.push(message["type"].as_str().unwrap().to_owned());
+    }
+    let types: Vec<String> = std::iter::once("subscribed".to_owned())
+        .chain(events.iter().map(|e| e.feed_type().to_owned()))
+        .collect();
+    assert_eq!(feed, types);
 }
 
 #[tokio::test]

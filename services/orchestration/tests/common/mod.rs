@@ -16,6 +16,7 @@ use tenantry_contracts::orchestration::DeploymentEvent;
 use tenantry_kit::Role;
 use tenantry_kit::service::{Running, StopHandle};
 use tenantry_orchestration::domain::deployment;
+use tenantry_orchestration::feed::FeedConfig;
 use tenantry_orchestration::runtime::process::ProcessRuntime;
 use tenantry_orchestration::{Handle, OrchestrationConfig, OrchestrationService};
 use tenantry_proto::events::v1 as pb;
@@ -77,6 +78,11 @@ pub async fn start_on(env: &TestEnv, state_dir: &std::path::Path) -> Running<Han
     env.start(OrchestrationService {
         config: config(state_dir.to_path_buf()),
         clock: Arc::new(tenantry_kit::SystemClock),
+        feed: FeedConfig {
+            buffer: 8,
+            auth_timeout: Duration::from_millis(500),
+            ..FeedConfig::default()
+        },
     })
     .await
 }
