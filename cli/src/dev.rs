@@ -1,5 +1,6 @@
-//! `tenantry dev`: the auth service, then the tenant service, the billing service and the
-//! gateway (verifying tokens through the auth service's JWKS), in one process, with a
+//! `tenantry dev`: the auth service, then the tenant service, the billing service, the
+//! orchestration service and the gateway (verifying tokens through the auth service's JWKS),
+//! in one process, with a
 //! development platform admin. Each starts through the kit's service template, as its own
 //! binary would. Billing calls the tenant service with its own platform service account's
 //! key, which [`credential`] makes through the auth service once it is up.
@@ -16,6 +17,7 @@ use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
 use tenantry_kit::net::{Cidr, Networks};
 use tenantry_kit::service::{self, Running, Service};
+use tenantry_orchestration::{OrchestrationConfig, OrchestrationService};
 use tenantry_tenant::{TenantConfig, TenantService};
 
 pub const DEV_ADMIN: &str = "admin@tenantry.local";
@@ -53,6 +55,7 @@ pub async fn run(
     mut tenant: TenantConfig,
     mut billing: BillingConfig,
     gateway: GatewayConfig,
+    orchestration: OrchestrationConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
     // A route to `127.0.0.1:9000` is how one tries the gateway on a laptop: development
@@ -93,6 +96,7 @@ pub async fn run(
     // Billing suspends tenants through the tenant service started here.
     billing.tenant_endpoint = local_url(tenant.addr);
     let billing = start(&common, BillingService::new(billing)).await?;
+    let orchestration = start(&common, OrchestrationService::new(orchestration)).await?;
     let gateway = start(&common, GatewayService::new(gateway)).await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
     eprintln!(
@@ -108,11 +112,15 @@ pub async fn run(
         billing.addr
     );
     eprintln!(
+        "  orchestration    grpc+http://{}   (/healthz /readyz /metrics; process runtime)",
+        orchestration.addr
+    );
+    eprintln!(
         "  gateway          http://{}   (tenants at <slug>.{base_domain}; config API and edge grpc://{}; /metrics on http://{})",
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  billing          {billing_credential}");
-    eprintln!("  not built yet    payments and invoices (billing), orchestration, sync");
+    eprintln!("  not built yet    sync; orchestration's kubernetes runtime and event feed");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",
@@ -144,11 +152,18 @@ pub async fn run(
         auth.stop_handle(),
         tenant.stop_handle(),
         billing.stop_handle(),
+        orchestration.stop_handle(),
         gateway.stop_handle(),
     ] {
         stop.stop();
     }
-    let _ = tokio::join!(auth.task, tenant.task, billing.task, gateway.task);
+    let _ = tokio::join!(
+        auth.task,
+        tenant.task,
+        billing.task,
+        orchestration.task,
+        gateway.task
+    );
     Ok(())
 }
 

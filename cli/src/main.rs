@@ -17,6 +17,7 @@ use tenantry_billing::BillingConfig;
 use tenantry_cli::{Catalog, commands};
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
+use tenantry_orchestration::OrchestrationConfig;
 use tenantry_tenant::TenantConfig;
 
 #[derive(Parser)]
@@ -50,6 +51,8 @@ enum Command {
         billing: BillingConfig,
         #[command(flatten)]
         gateway: GatewayConfig,
+        #[command(flatten)]
+        orchestration: OrchestrationConfig,
     },
     /// Log in with e-mail and password; prints the access token.
     Login(login::LoginArgs),
@@ -89,7 +92,8 @@ async fn main() -> ExitCode {
             tenant,
             billing,
             gateway,
-        } => dev::run(common, auth, tenant, billing, gateway).await,
+            orchestration,
+        } => dev::run(common, auth, tenant, billing, gateway, orchestration).await,
         Command::Login(args) => login::run(args).await,
     };
     match done {

@@ -1,5 +1,5 @@
-//! The built `tenantry` binary against the tenant, auth, billing and gateway services started
-//! in-process on the real NATS, Postgres and Redis.
+//! The built `tenantry` binary against the tenant, auth, billing, orchestration and gateway
+//! services started in-process on the real NATS, Postgres and Redis.
 //!
 //! Every RPC of every service in the descriptor set is called through the CLI, so a new
 //! service or RPC is covered the day it is added (a service this test does not start fails
@@ -16,6 +16,7 @@ use tenantry_billing::{BillingConfig, BillingService};
 use tenantry_cli::Catalog;
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::service::Service;
+use tenantry_orchestration::{OrchestrationConfig, OrchestrationService};
 use tenantry_tenant::{TenantConfig, TenantService};
 use tenantry_testkit::TestEnv;
 use uuid::Uuid;
@@ -98,10 +99,20 @@ async fn start() -> World {
     let billing = env
         .start_with(&common, BillingService::new(BillingConfig::ephemeral()))
         .await;
+    // Its state directory is under the world's own, deleted with it.
+    let orchestration = env
+        .start_with(
+            &common,
+            OrchestrationService::new(OrchestrationConfig::ephemeral(
+                std::env::temp_dir().join(&env.id).join("orchestration"),
+                vec![],
+            )),
+        )
+        .await;
     let mut gateway = GatewayConfig::ephemeral();
     gateway.services = format!(
-        "tenant={},auth={},billing={}",
-        tenant.addr, auth.addr, billing.addr
+        "tenant={},auth={},billing={},orchestration={}",
+        tenant.addr, auth.addr, billing.addr, orchestration.addr
     );
     let gateway = env.start_with(&common, GatewayService::new(gateway)).await;
     let mut world = World {
@@ -109,6 +120,7 @@ async fn start() -> World {
             ("auth", auth.addr),
             ("tenant", tenant.addr),
             ("billing", billing.addr),
+            ("orchestration", orchestration.addr),
             ("gateway", gateway.addr),
         ]),
         edge: gateway.addr,

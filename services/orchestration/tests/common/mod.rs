@@ -62,7 +62,8 @@ pub fn config(state_dir: PathBuf) -> OrchestrationConfig {
 
 pub async fn start() -> Harness {
     let env = TestEnv::new().await;
-    let state_dir = std::env::temp_dir().join(format!("{}-orchestration", env.id));
+    // Under the world's own directory, which the world deletes when it ends.
+    let state_dir = std::env::temp_dir().join(&env.id).join("orchestration");
     let svc = start_on(&env, &state_dir).await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
