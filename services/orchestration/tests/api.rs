@@ -104,6 +104,13 @@ async fn only_a_plan_with_dedicated_instances_provisions_and_only_as_many_as_it_
 
     let enterprise = h.tenant(1).await;
     let first = h.provision(enterprise, spec(0)).await.unwrap();
+    // The plan is checked against the deployments the service has read.
+    assert!(
+        h.svc
+            .directory
+            .applied(first.position, std::time::Duration::from_secs(10))
+            .await
+    );
     let e = h.provision(enterprise, spec(0)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(e.message().starts_with("dedicated_instances"), "{e:?}");
@@ -145,7 +152,8 @@ async fn only_a_plan_with_dedicated_instances_provisions_and_only_as_many_as_it_
 async fn roles_a_viewer_reads_a_member_operates_an_owner_provisions() {
     let h = start().await;
     let tenant = h.tenant(1).await;
-    let id = h.provision(tenant, spec(0)).await.unwrap().deployment_id;
+    let provisioned = h.provision(tenant, spec(0)).await.unwrap();
+    let id = provisioned.deployment_id.clone();
     let viewer = h.token(tenant, Role::Viewer);
     let member = h.token(tenant, Role::Member);
     let mut c = h.client();
@@ -177,7 +185,7 @@ async fn roles_a_viewer_reads_a_member_operates_an_owner_provisions() {
         .list_deployments(with_token(
             api::ListDeploymentsRequest {
                 tenant_id: tenant.to_string(),
-                min_position: 0,
+                min_position: provisioned.position,
             },
             &viewer,
         ))

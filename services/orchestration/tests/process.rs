@@ -248,6 +248,8 @@ async fn a_rolling_update_replaces_every_instance_then_drain_and_decommission_st
         panic!("{events:#?}");
     };
     assert_eq!(gone.saved_spec.as_ref().unwrap().version, "1.1.0");
-    let d = h.deployment(tenant, &id).await;
-    assert_eq!(d.status, api::DeploymentStatus::Decommissioned as i32);
+    h.deployment_where(tenant, &id, "decommissioned", |d| {
+        d.status == api::DeploymentStatus::Decommissioned as i32
+    })
+    .await;
 }

@@ -163,7 +163,11 @@ impl Harness {
             .map(tonic::Response::into_inner)
     }
 
-    pub async fn deployment(&self, tenant: Uuid, id: &str) -> api::Deployment {
+    pub async fn try_deployment(
+        &self,
+        tenant: Uuid,
+        id: &str,
+    ) -> Result<api::Deployment, tonic::Status> {
         self.client()
             .get_deployment(with_token(
                 api::GetDeploymentRequest {
@@ -174,10 +178,13 @@ impl Harness {
                 &self.token(tenant, Role::Viewer),
             ))
             .await
-            .unwrap()
-            .into_inner()
-            .deployment
-            .unwrap()
+            .map(|r| r.into_inner().deployment.unwrap())
+    }
+
+    pub async fn deployment(&self, tenant: Uuid, id: &str) -> api::Deployment {
+        self.try_deployment(tenant, id)
+            .await
+            .unwrap_or_else(|e| panic!("GetDeployment: {e:?}"))
     }
 
     /// Waits until the deployment satisfies `check`.
@@ -188,8 +195,9 @@ impl Harness {
         what: &str,
         check: impl Fn(&api::Deployment) -> bool,
     ) -> api::Deployment {
+        // Read without `min_position`: a deployment just provisioned may not be read yet.
         tenantry_testkit::eventually(what, Duration::from_secs(20), || async {
-            let d = self.deployment(tenant, id).await;
+            let d = self.try_deployment(tenant, id).await.ok()?;
             check(&d).then_some(d)
         })
         .await
