@@ -134,7 +134,14 @@ impl Reconciler {
                 .or_default()
                 .push(instance);
         }
-        let desired: HashMap<(Uuid, Uuid), Deployment> = self.directory.all().into_iter().collect();
+        // Only this runtime's deployments: another runtime's are another reconciler's.
+        let name = self.runtime.name();
+        let desired: HashMap<(Uuid, Uuid), Deployment> = self
+            .directory
+            .all()
+            .into_iter()
+            .filter(|(_, d)| d.spec.runtime == name)
+            .collect();
         // Instances of a deployment the log does not have (any more) are stopped.
         for (key, instances) in &by_deployment {
             if !desired.contains_key(key) {
