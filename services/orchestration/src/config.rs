@@ -52,6 +52,34 @@ pub struct OrchestrationConfig {
         default_value_t = 10_000
     )]
     pub drain_grace_ms: u64,
+
+    /// How often the autoscaler measures its deployments' instances' CPU.
+    #[arg(
+        id = "orchestration-autoscale-sample-ms",
+        long = "orchestration-autoscale-sample-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_SAMPLE_MS",
+        default_value_t = 2_000
+    )]
+    pub autoscale_sample_ms: u64,
+
+    /// How long the average CPU must stay above the target before one instance is added.
+    #[arg(
+        id = "orchestration-autoscale-up-window-ms",
+        long = "orchestration-autoscale-up-window-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_UP_WINDOW_MS",
+        default_value_t = 30_000
+    )]
+    pub autoscale_up_window_ms: u64,
+
+    /// How long the average CPU must stay below the target before instances are removed
+    /// (Kubernetes' HPA waits 5 minutes too, so a short lull does not flap).
+    #[arg(
+        id = "orchestration-autoscale-down-window-ms",
+        long = "orchestration-autoscale-down-window-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_DOWN_WINDOW_MS",
+        default_value_t = 300_000
+    )]
+    pub autoscale_down_window_ms: u64,
 }
 
 impl OrchestrationConfig {
@@ -64,6 +92,9 @@ impl OrchestrationConfig {
             process_images: images,
             reconcile_interval_ms: 100,
             drain_grace_ms: 2_000,
+            autoscale_sample_ms: 200,
+            autoscale_up_window_ms: 1_000,
+            autoscale_down_window_ms: 1_500,
         }
     }
 

@@ -6,6 +6,7 @@
 //! - [`directory`]: every deployment as the log says, in memory (desired state, queries).
 //! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
 //! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
+//! - [`autoscaler`]: measured CPU against the deployments' targets; `autoscaling.triggered`.
 //! - [`api`]: the gRPC handlers and their access policy.
 //! - [`feed`]: the WebSocket feed of a tenant's deployment events (replay, then live).
 //! - [`config`] and [`OrchestrationService`]: its settings and its parts for the kit's template.
@@ -13,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod autoscaler;
 pub mod config;
 pub mod directory;
 pub mod domain;
@@ -108,6 +110,16 @@ impl Service for OrchestrationService {
             clock: self.clock,
             read_wait: Duration::from_secs(5),
         };
+        let autoscaler = autoscaler::Autoscaler::new(
+            directory.clone(),
+            runtime.clone(),
+            deployments.clone(),
+            autoscaler::Windows {
+                sample: Duration::from_millis(self.config.autoscale_sample_ms.max(10)),
+                up: Duration::from_millis(self.config.autoscale_up_window_ms),
+                down: Duration::from_millis(self.config.autoscale_down_window_ms),
+            },
+        );
         let reconciler = reconciler::Reconciler::new(
             directory.clone(),
             runtime,
@@ -127,6 +139,7 @@ impl Service for OrchestrationService {
             .http(feed)
             .follower(plans.follower().clone())
             .follower(directory.follower().clone())
-            .job("reconciler", move |stop| reconciler.run(stop.wait())))
+            .job("reconciler", move |stop| reconciler.run(stop.wait()))
+            .job("autoscaler", move |stop| autoscaler.run(stop.wait())))
     }
 }

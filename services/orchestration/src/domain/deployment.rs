@@ -76,6 +76,10 @@ pub enum DeploymentCommand {
     Decommission {
         reason: String,
     },
+    /// The autoscaler's decision from measured CPU: `from_replicas` is the count it measured
+    /// at. Decides nothing once it no longer applies (autoscaling turned off, the count
+    /// changed meanwhile, outside the range, not running), so a stale decision is dropped.
+    Autoscale(pb::AutoscalingTriggered),
     /// Observations of the reconciler.
     ObservePodCreated(pb::PodCreated),
     ObservePodDeleted(pb::PodDeleted),
@@ -225,6 +229,20 @@ impl Deployment {
         Ok(events)
     }
 
+    fn autoscale(&self, t: &pb::AutoscalingTriggered) -> Vec<DeploymentEvent> {
+        let applies = self.status == Status::Running
+            && t.from_replicas == self.spec.replicas
+            && t.to_replicas != t.from_replicas
+            && self.spec.autoscaling.as_ref().is_some_and(|a| {
+                a.enabled && (a.min_replicas..=a.max_replicas).contains(&t.to_replicas)
+            });
+        if applies {
+            vec![DeploymentEvent::AutoscalingTriggered(*t)]
+        } else {
+            vec![]
+        }
+    }
+
     fn observe(&self, command: &DeploymentCommand) -> Vec<DeploymentEvent> {
         if !self.exists() {
             return vec![];
@@ -297,6 +315,7 @@ impl Aggregate for Deployment {
                     },
                 )]),
             },
+            DeploymentCommand::Autoscale(t) => Ok(self.autoscale(t)),
             DeploymentCommand::ObservePodCreated(_)
             | DeploymentCommand::ObservePodDeleted(_)
             | DeploymentCommand::ObserveHealth(_) => Ok(self.observe(command)),

@@ -89,4 +89,11 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Drops an exited instance from [`Runtime::instances`] (its end is on the log).
     fn forget(&self, instance: Uuid);
+
+    /// The CPU time an instance has used since it started, if this runtime can measure it
+    /// (the autoscaler samples it; a runtime with its own autoscaler returns `None`).
+    fn cpu_time(&self, instance: Uuid) -> Option<Duration> {
+        let _ = instance;
+        None
+    }
 }

@@ -29,6 +29,42 @@ use uuid::Uuid;
 
 /// The catalog's image the tests run.
 pub const WEB: &str = "web";
+/// An image that answers `/` and, on `/burn?seconds=N`, keeps one core busy for N seconds.
+pub const BURN: &str = "burn";
+
+const BURN_PY: &str = r#"
+import http.server, sys, threading, time
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/burn"):
+            seconds = float(self.path.split("=", 1)[1]) if "=" in self.path else 3.0
+            def burn():
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    pass
+            threading.Thread(target=burn, daemon=True).start()
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// The burn program's script, one file shared by every test (each writes the same text and
+/// renames it into place, so a concurrent test never reads half of it).
+fn burn_script() -> PathBuf {
+    let path = std::env::temp_dir().join("tenantry-orchestration-burn.py");
+    let tmp = path.with_extension(format!(
+        "{}.{}.tmp",
+        std::process::id(),
+        Uuid::now_v7().simple()
+    ));
+    std::fs::write(&tmp, BURN_PY).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
 
 pub struct Harness {
     pub svc: Running<Handle>,
@@ -52,11 +88,14 @@ pub fn config(state_dir: PathBuf) -> OrchestrationConfig {
     let serve = std::env::temp_dir();
     OrchestrationConfig::ephemeral(
         state_dir,
-        vec![format!(
-            "{WEB}={} -m http.server {{port}} --bind 127.0.0.1 --directory {}",
-            python(),
-            serve.display()
-        )],
+        vec![
+            format!(
+                "{WEB}={} -m http.server {{port}} --bind 127.0.0.1 --directory {}",
+                python(),
+                serve.display()
+            ),
+            format!("{BURN}={} {} {{port}}", python(), burn_script().display()),
+        ],
     )
 }
 

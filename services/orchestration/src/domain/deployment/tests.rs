@@ -353,3 +353,55 @@ fn given_observations_when_reported_again_then_each_fact_is_appended_once() {
     g.when(DeploymentCommand::ObservePodDeleted(deleted("i1")))
         .then_nothing();
 }
+
+fn autoscaling_on(min: i32, max: i32) -> DeploymentEvent {
+    DeploymentEvent::AutoscalingSet(pb::DeploymentAutoscalingSet {
+        autoscaling: Some(pb::AutoscalingSpec {
+            enabled: true,
+            min_replicas: min,
+            max_replicas: max,
+            target_cpu_percent: 50,
+        }),
+    })
+}
+
+fn triggered(from: i32, to: i32) -> pb::AutoscalingTriggered {
+    pb::AutoscalingTriggered {
+        from_replicas: from,
+        to_replicas: to,
+        cpu_percent: 180,
+    }
+}
+
+#[test]
+fn given_autoscaling_when_the_autoscaler_decides_within_the_range_then_the_count_changes() {
+    let g = given::<Deployment>([provisioned(), autoscaling_on(1, 3)])
+        .when(DeploymentCommand::Autoscale(triggered(2, 3)))
+        .then([DeploymentEvent::AutoscalingTriggered(triggered(2, 3))]);
+    assert_eq!(g.state().desired_replicas(), 3);
+    // Stale (measured at 2, now 3), past the range, or no change: nothing.
+    g.when(DeploymentCommand::Autoscale(triggered(2, 3)))
+        .then_nothing();
+    g.when(DeploymentCommand::Autoscale(triggered(3, 4)))
+        .then_nothing();
+    g.when(DeploymentCommand::Autoscale(triggered(3, 3)))
+        .then_nothing();
+    g.when(DeploymentCommand::Autoscale(triggered(3, 1)))
+        .then([DeploymentEvent::AutoscalingTriggered(triggered(3, 1))]);
+}
+
+#[test]
+fn given_no_autoscaling_or_a_drain_when_the_autoscaler_decides_then_nothing() {
+    given::<Deployment>([provisioned()])
+        .when(DeploymentCommand::Autoscale(triggered(2, 3)))
+        .then_nothing();
+    given::<Deployment>([
+        provisioned(),
+        autoscaling_on(1, 3),
+        DeploymentEvent::Drained(pb::DeploymentDrained {
+            reason: "maintenance".into(),
+        }),
+    ])
+    .when(DeploymentCommand::Autoscale(triggered(2, 3)))
+    .then_nothing();
+}
