@@ -120,7 +120,7 @@ pub async fn run(
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  billing          {billing_credential}");
-    eprintln!("  not built yet    sync; orchestration's kubernetes runtime and CPU autoscaling");
+    eprintln!("  not built yet    sync; orchestration's kubernetes runtime");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",

@@ -80,6 +80,25 @@ pub struct OrchestrationConfig {
         default_value_t = 300_000
     )]
     pub autoscale_down_window_ms: u64,
+
+    /// How often tenants' instance time is reported to the `USAGE` stream.
+    #[arg(
+        id = "orchestration-usage-interval-ms",
+        long = "orchestration-usage-interval-ms",
+        env = "TENANTRY_ORCHESTRATION_USAGE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub usage_interval_ms: u64,
+
+    /// Instance time per unit of the `instance_hours` meter: 3600 (an hour, billing's unit);
+    /// a tenant's time below a unit is carried to its next report. Tests use 1 (seconds).
+    #[arg(
+        id = "orchestration-usage-unit-seconds",
+        long = "orchestration-usage-unit-seconds",
+        env = "TENANTRY_ORCHESTRATION_USAGE_UNIT_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub usage_unit_seconds: u64,
 }
 
 impl OrchestrationConfig {
@@ -95,6 +114,8 @@ impl OrchestrationConfig {
             autoscale_sample_ms: 200,
             autoscale_up_window_ms: 1_000,
             autoscale_down_window_ms: 1_500,
+            usage_interval_ms: 200,
+            usage_unit_seconds: 1,
         }
     }
 

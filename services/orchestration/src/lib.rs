@@ -7,6 +7,7 @@
 //! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
 //! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
 //! - [`autoscaler`]: measured CPU against the deployments' targets; `autoscaling.triggered`.
+//! - [`usage`]: tenants' instance time, reported as `instance_hours` to the `USAGE` stream.
 //! - [`api`]: the gRPC handlers and their access policy.
 //! - [`feed`]: the WebSocket feed of a tenant's deployment events (replay, then live).
 //! - [`config`] and [`OrchestrationService`]: its settings and its parts for the kit's template.
@@ -21,6 +22,7 @@ pub mod domain;
 pub mod feed;
 pub mod reconciler;
 pub mod runtime;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,6 +33,7 @@ use tenantry_kit::Clock;
 use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::orchestration::v1::orchestration_service_server::OrchestrationServiceServer;
+use uuid::Uuid;
 
 use api::OrchestrationApi;
 pub use config::OrchestrationConfig;
@@ -120,6 +123,13 @@ impl Service for OrchestrationService {
                 down: Duration::from_millis(self.config.autoscale_down_window_ms),
             },
         );
+        let meter = usage::Meter::new(
+            ctx.store.names().usage_root.clone(),
+            Uuid::now_v7().simple().to_string(),
+            Duration::from_secs(self.config.usage_unit_seconds.max(1)),
+        );
+        let (usage_js, metered) = (ctx.store.jetstream().clone(), runtime.clone());
+        let usage_every = Duration::from_millis(self.config.usage_interval_ms.max(10));
         let reconciler = reconciler::Reconciler::new(
             directory.clone(),
             runtime,
@@ -140,6 +150,9 @@ impl Service for OrchestrationService {
             .follower(plans.follower().clone())
             .follower(directory.follower().clone())
             .job("reconciler", move |stop| reconciler.run(stop.wait()))
-            .job("autoscaler", move |stop| autoscaler.run(stop.wait())))
+            .job("autoscaler", move |stop| autoscaler.run(stop.wait()))
+            .job("usage", move |stop| {
+                usage::run(usage_js, meter, metered, usage_every, stop.wait())
+            }))
     }
 }
