@@ -56,6 +56,9 @@ enum Command {
     },
     /// Log in with e-mail and password; prints the access token.
     Login(login::LoginArgs),
+    /// Follow a tenant's orchestration events (pods, health, updates, autoscaling) as they
+    /// happen.
+    Events(tenantry_cli::events::EventsArgs),
 }
 
 /// The whole command line: the hand-made commands and one per service of `catalog`.
@@ -95,6 +98,9 @@ async fn main() -> ExitCode {
             orchestration,
         } => dev::run(common, auth, tenant, billing, gateway, orchestration).await,
         Command::Login(args) => login::run(args).await,
+        Command::Events(args) => tenantry_cli::events::follow(&args, &mut std::io::stdout())
+            .await
+            .map_err(anyhow::Error::from),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,
