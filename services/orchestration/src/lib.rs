@@ -97,7 +97,7 @@ impl Service for OrchestrationService {
             StartError::Other("orchestration-state-dir: not set and no HOME".into())
         })?;
         let process = Arc::new(
-            ProcessRuntime::open(catalog, state_dir)
+            ProcessRuntime::open(catalog, state_dir.clone())
                 .map_err(|e| StartError::Other(format!("process runtime: {e}")))?,
         );
         // Billing's plan limits: the dedicated instances a tenant's plan allows.
@@ -127,6 +127,12 @@ impl Service for OrchestrationService {
             ctx.store.names().usage_root.clone(),
             Uuid::now_v7().simple().to_string(),
             Duration::from_secs(self.config.usage_unit_seconds.max(1)),
+        )
+        .stored_in(
+            // Its own folder: the process runtime reads every `.json` of the state directory
+            // as an instance's record.
+            state_dir.join("usage").join("carry.json"),
+            chrono::Utc::now().timestamp(),
         );
         let (usage_js, metered) = (ctx.store.jetstream().clone(), runtime.clone());
         let usage_every = Duration::from_millis(self.config.usage_interval_ms.max(10));

@@ -7,14 +7,17 @@
 //!   last seen to its tenant. An instance is counted from the first time it is seen.
 //! - **Units.** Billing's quotas count whole instance-hours, so a tenant's time is cut into
 //!   whole units (an hour; `--orchestration-usage-unit-seconds`) and the rest carried to its
-//!   next report. The carry lives in memory: what is below a unit when the service stops is
-//!   not reported.
+//!   next report. The carry (with any report not acknowledged yet) is kept in
+//!   `<state dir>/usage/carry.json`, written after each round that changed it, so a restart
+//!   does not lose it (a crash between an acknowledgement and that write reports the acknowledged
+//!   units again; time between the last round and a stop is not counted).
 //! - **Exactly once**, as the gateway's reports: `Nats-Msg-Id` = `<reporter>:<tenant>:<sequence>`
 //!   (the reporter is this process, a fresh id per start, so billing's per-reporter sequence
 //!   mark starts afresh too); a publish that fails is retried with the same id, and while a
 //!   tenant's report waits no new one is cut (its time goes on adding up).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +58,8 @@ pub struct Meter {
     carry: HashMap<Uuid, Carry>,
     pending: HashMap<Uuid, Pending>,
     sequence: u64,
+    /// Where the carry is kept between runs, and what was written there last.
+    store: Option<(PathBuf, HashMap<Uuid, u64>)>,
 }
 
 impl Meter {
@@ -67,6 +72,66 @@ impl Meter {
             carry: HashMap::new(),
             pending: HashMap::new(),
             sequence: 0,
+            store: None,
+        }
+    }
+
+    /// Keeps the carry in `path`, starting from what an earlier run left there.
+    pub fn stored_in(mut self, path: PathBuf, unix: i64) -> Self {
+        if let Some(dir) = path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!(path = %dir.display(), error = %e, "usage carry folder not made");
+        }
+        let saved: HashMap<Uuid, u64> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "unreadable usage carry; starting from none");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
+        for (tenant, millis) in &saved {
+            self.carry.insert(
+                *tenant,
+                Carry {
+                    millis: *millis,
+                    since: unix,
+                },
+            );
+        }
+        self.store = Some((path, saved));
+        self
+    }
+
+    /// Writes the carry (and the units of reports not acknowledged) when it changed.
+    pub fn save(&mut self) {
+        let unit = u64::try_from(self.unit.as_millis()).unwrap_or(u64::MAX);
+        let mut now: HashMap<Uuid, u64> = self
+            .carry
+            .iter()
+            .filter(|(_, c)| c.millis > 0)
+            .map(|(t, c)| (*t, c.millis))
+            .collect();
+        for (tenant, p) in &self.pending {
+            let millis = now.entry(*tenant).or_default();
+            *millis = millis.saturating_add(p.report.quantity.saturating_mul(unit));
+        }
+        let Some((path, saved)) = self.store.as_mut() else {
+            return;
+        };
+        if *saved == now {
+            return;
+        }
+        let tmp = path.with_extension("tmp");
+        let written = serde_json::to_vec(&now)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &*path));
+        match written {
+            Ok(()) => *saved = now,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "usage carry not written; next round retries")
+            }
         }
     }
 
@@ -177,6 +242,7 @@ pub async fn run(
         if js.client().connection_state() == async_nats::connection::State::Connected {
             publish(&js, &mut meter).await;
         }
+        meter.save();
         if stopping {
             return;
         }
@@ -278,6 +344,36 @@ mod tests {
         let mut sequences: Vec<u64> = m.pending().map(|(_, p)| p.report.sequence).collect();
         sequences.sort_unstable();
         assert_eq!(sequences, [2, 3]);
+    }
+
+    #[test]
+    fn the_carry_and_unacknowledged_reports_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("tenantry-usage-{}", Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("usage-carry.json");
+        let a = Uuid::from_u128(1);
+        let mut m = Meter::new("usage".into(), "r1".into(), Duration::from_secs(10))
+            .stored_in(path.clone(), 100);
+        let t0 = Instant::now();
+        let running = [instance(a, 10, Health::Healthy)];
+        m.observe(&running, t0, 100);
+        // 25 s: a report of 2 units waits, 5 s carried; all of it is kept.
+        m.observe(&running, t0 + Duration::from_secs(25), 125);
+        m.cut(125);
+        m.save();
+        let mut again = Meter::new("usage".into(), "r2".into(), Duration::from_secs(10))
+            .stored_in(path.clone(), 200);
+        again.cut(200);
+        let (_, p) = again.pending().next().unwrap();
+        assert_eq!(p.report.quantity, 2);
+        assert_eq!(p.id, format!("r2:{a}:1"));
+        // Acknowledged, the file holds the 5 s left.
+        again.acknowledged(&a);
+        again.save();
+        let saved: HashMap<Uuid, u64> =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(saved, HashMap::from([(a, 5_000)]));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
