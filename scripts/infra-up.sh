@@ -32,7 +32,7 @@ install() {
 # store and generated passwords live outside the clone, so a fresh clone (CI) finds the server
 # an earlier run started; the server is restarted when the configuration changes.
 NATS_PORT=4223
-NATS_USERS="operator tenant auth gateway billing sync"
+NATS_USERS="operator tenant auth gateway billing orchestration sync"
 nats_dir="${XDG_DATA_HOME:-$HOME/.local/share}/tenantry/nats"
 
 # Each user's password, generated once: <dir>/credentials/<user>.password, 0600. Sets

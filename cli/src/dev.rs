@@ -1,5 +1,6 @@
-//! `tenantry dev`: the auth service, then the tenant service, the billing service, the sync
-//! service and the gateway (verifying tokens through the auth service's JWKS), in one process, with a
+//! `tenantry dev`: the auth service, then the tenant service, the billing service, the
+//! orchestration service, the sync service and the gateway (verifying tokens through the auth
+//! service's JWKS), in one process, with a
 //! development platform admin. Each starts through the kit's service template, as its own
 //! binary would. Billing calls the tenant service with its own platform service account's
 //! key, which [`credential`] makes through the auth service once it is up.
@@ -16,6 +17,7 @@ use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::config::CommonConfig;
 use tenantry_kit::net::{Cidr, Networks};
 use tenantry_kit::service::{self, Running, Service};
+use tenantry_orchestration::{OrchestrationConfig, OrchestrationService};
 use tenantry_sync::{SyncConfig, SyncService};
 use tenantry_tenant::{TenantConfig, TenantService};
 
@@ -54,6 +56,7 @@ pub async fn run(
     mut tenant: TenantConfig,
     mut billing: BillingConfig,
     gateway: GatewayConfig,
+    orchestration: OrchestrationConfig,
     mut sync: SyncConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
@@ -99,6 +102,7 @@ pub async fn run(
     // Billing suspends tenants through the tenant service started here.
     billing.tenant_endpoint = local_url(tenant.addr);
     let billing = start(&common, BillingService::new(billing)).await?;
+    let orchestration = start(&common, OrchestrationService::new(orchestration)).await?;
     let sync = start(&common, SyncService::new(sync)).await?;
     let gateway = start(&common, GatewayService::new(gateway)).await?;
     eprintln!("\ntenantry dev is running (Ctrl-C stops it)");
@@ -115,6 +119,10 @@ pub async fn run(
         billing.addr
     );
     eprintln!(
+        "  orchestration    grpc+http://{}   (/healthz /readyz /metrics; process runtime)",
+        orchestration.addr
+    );
+    eprintln!(
         "  sync service     grpc+http://{}   (/healthz /readyz /metrics)",
         sync.addr
     );
@@ -124,7 +132,7 @@ pub async fn run(
     );
     eprintln!("  billing          {billing_credential}");
     eprintln!(
-        "  not built yet    orchestration; sync's provider connectors, webhooks and schedules"
+        "  not built yet    orchestration's kubernetes runtime; sync's API budgets and alerts"
     );
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
@@ -157,6 +165,7 @@ pub async fn run(
         auth.stop_handle(),
         tenant.stop_handle(),
         billing.stop_handle(),
+        orchestration.stop_handle(),
         sync.stop_handle(),
         gateway.stop_handle(),
     ] {
@@ -166,6 +175,7 @@ pub async fn run(
         auth.task,
         tenant.task,
         billing.task,
+        orchestration.task,
         sync.task,
         gateway.task
     );

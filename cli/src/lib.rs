@@ -17,11 +17,13 @@
 //! - [`call`]: where and how the call goes (endpoint, token, idempotency key) and the call.
 //! - [`output`]: the response as a table, JSON or YAML ([`yaml`]: a small YAML emitter).
 //! - [`run`]: one RPC command from parsed arguments to printed output, and its exit code.
+//! - [`events`]: `tenantry events --tenant <id>`, following the orchestration feed.
 
 pub mod call;
 pub mod catalog;
 pub mod codec;
 pub mod commands;
+pub mod events;
 pub mod fields;
 pub mod output;
 pub mod request;

@@ -17,6 +17,7 @@ use tenantry_billing::BillingConfig;
 use tenantry_cli::{Catalog, commands};
 use tenantry_gateway::GatewayConfig;
 use tenantry_kit::config::CommonConfig;
+use tenantry_orchestration::OrchestrationConfig;
 use tenantry_sync::SyncConfig;
 use tenantry_tenant::TenantConfig;
 
@@ -52,10 +53,15 @@ enum Command {
         #[command(flatten)]
         gateway: GatewayConfig,
         #[command(flatten)]
+        orchestration: OrchestrationConfig,
+        #[command(flatten)]
         sync: SyncConfig,
     },
     /// Log in with e-mail and password; prints the access token.
     Login(login::LoginArgs),
+    /// Follow a tenant's orchestration events (pods, health, updates, autoscaling) as they
+    /// happen.
+    Events(tenantry_cli::events::EventsArgs),
 }
 
 /// The whole command line: the hand-made commands and one per service of `catalog`.
@@ -92,9 +98,13 @@ async fn main() -> ExitCode {
             tenant,
             billing,
             gateway,
+            orchestration,
             sync,
-        } => dev::run(common, auth, tenant, billing, gateway, sync).await,
+        } => dev::run(common, auth, tenant, billing, gateway, orchestration, sync).await,
         Command::Login(args) => login::run(args).await,
+        Command::Events(args) => tenantry_cli::events::follow(&args, &mut std::io::stdout())
+            .await
+            .map_err(anyhow::Error::from),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,5 @@
-//! The built `tenantry` binary against the tenant, auth, billing, sync and gateway services
-//! started in-process on the real NATS, Postgres and Redis.
+//! The built `tenantry` binary against the tenant, auth, billing, orchestration, sync and
+//! gateway services started in-process on the real NATS, Postgres and Redis.
 //!
 //! Every RPC of every service in the descriptor set is called through the CLI, so a new
 //! service or RPC is covered the day it is added (a service this test does not start fails
@@ -16,6 +16,7 @@ use tenantry_billing::{BillingConfig, BillingService};
 use tenantry_cli::Catalog;
 use tenantry_gateway::{GatewayConfig, GatewayService};
 use tenantry_kit::service::Service;
+use tenantry_orchestration::{OrchestrationConfig, OrchestrationService};
 use tenantry_sync::{SyncConfig, SyncService};
 use tenantry_tenant::{TenantConfig, TenantService};
 use tenantry_testkit::TestEnv;
@@ -99,6 +100,16 @@ async fn start() -> World {
     let billing = env
         .start_with(&common, BillingService::new(BillingConfig::ephemeral()))
         .await;
+    // Its state directory is under the world's own, deleted with it.
+    let orchestration = env
+        .start_with(
+            &common,
+            OrchestrationService::new(OrchestrationConfig::ephemeral(
+                std::env::temp_dir().join(&env.id).join("orchestration"),
+                vec![],
+            )),
+        )
+        .await;
     let sync_key = dir.join("sync-master.key");
     std::fs::write(&sync_key, "c3luYy1tYXN0ZXIta2V5LWZvci10aGUtY2xpLXRlc3Q=").unwrap();
     let sync = env
@@ -106,8 +117,8 @@ async fn start() -> World {
         .await;
     let mut gateway = GatewayConfig::ephemeral();
     gateway.services = format!(
-        "tenant={},auth={},billing={},sync={}",
-        tenant.addr, auth.addr, billing.addr, sync.addr
+        "tenant={},auth={},billing={},orchestration={},sync={}",
+        tenant.addr, auth.addr, billing.addr, orchestration.addr, sync.addr
     );
     let gateway = env.start_with(&common, GatewayService::new(gateway)).await;
     let mut world = World {
@@ -115,6 +126,7 @@ async fn start() -> World {
             ("auth", auth.addr),
             ("tenant", tenant.addr),
             ("billing", billing.addr),
+            ("orchestration", orchestration.addr),
             ("sync", sync.addr),
             ("gateway", gateway.addr),
         ]),

@@ -193,7 +193,7 @@ pub struct GatewayConfig {
         id = "gateway-services",
         long = "gateway-services",
         env = "TENANTRY_GATEWAY_SERVICES",
-        default_value = "auth=127.0.0.1:7002,tenant=127.0.0.1:7001,billing=127.0.0.1:7003,sync=127.0.0.1:7005"
+        default_value = "auth=127.0.0.1:7002,tenant=127.0.0.1:7001,billing=127.0.0.1:7003,orchestration=127.0.0.1:7004,sync=127.0.0.1:7005"
     )]
     pub services: String,
 

@@ -16,6 +16,8 @@
 //!   (auth service).
 //! - [`gateway`]: the `route` aggregate (gateway).
 //! - [`billing`]: the `subscription` aggregate: plan limits and quota states (billing).
+//! - [`orchestration`]: the `deployment` aggregate: dedicated instances and what their
+//!   runtime observed (orchestration).
 //! - [`sync`]: the `integration` aggregate (sync), and the meters sync reports to `USAGE`.
 //! - [`usage`]: the `USAGE` stream's reports and meters (gateways report, billing rolls up).
 
@@ -24,6 +26,7 @@
 pub mod auth;
 pub mod billing;
 pub mod gateway;
+pub mod orchestration;
 pub mod sync;
 pub mod tenant;
 pub mod usage;
@@ -53,6 +56,7 @@ mod tests {
             of::<auth::IdentityProviderEvent>(),
             of::<gateway::RouteEvent>(),
             of::<billing::SubscriptionEvent>(),
+            of::<orchestration::DeploymentEvent>(),
             of::<sync::IntegrationEvent>(),
         ]
     }

@@ -11,6 +11,9 @@ pub use tenantry_proto::events::v1::UsageReport;
 /// Requests and request/response body bytes through the gateway.
 pub const HTTP: &str = "http";
 
+/// Dedicated instances' running time (orchestration), in whole hours in `quantity`.
+pub const INSTANCE_HOURS: &str = "instance_hours";
+
 /// The subject of `tenant`'s reports for `meter` under the stream's subject root.
 pub fn subject(root: &str, tenant_id: &str, meter: &str) -> Result<String, InvalidToken> {
     validate_token("tenant_id", tenant_id)?;

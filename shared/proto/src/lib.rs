@@ -5,6 +5,7 @@
 //! - [`auth::v1`]: the auth service API.
 //! - [`billing::v1`]: the billing service API.
 //! - [`gateway::v1`]: the gateway's configuration API.
+//! - [`orchestration::v1`]: the orchestration service API (dedicated instances).
 //! - [`sync::v1`]: the sync service API.
 //! - [`tenant::v1`]: the tenant service API.
 //! - [`FILE_DESCRIPTOR_SET`]: all of the above, for gRPC reflection.
@@ -36,6 +37,12 @@ pub mod billing {
 pub mod gateway {
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/tenantry.gateway.v1.rs"));
+    }
+}
+
+pub mod orchestration {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/tenantry.orchestration.v1.rs"));
     }
 }
 

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use futures::StreamExt;
 use prost::Message;
+use tenantry_kit::service::Service;
 use tenantry_kit::{Access, Role, RpcPolicy};
 use tenantry_proto::auth::v1 as auth;
 use tenantry_testkit::TestEnv;
@@ -140,6 +141,18 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
     common_config.jwks = format!("http://{}/.well-known/jwks.json", auth_svc.addr);
     let (_tenant_svc, tenant_channel) = common::start_tenant(&env, &common_config).await;
     let (_billing_svc, billing_channel) = common::start_billing(&env, &common_config).await;
+    let orchestration_svc = env
+        .start_with(
+            &common_config,
+            tenantry_orchestration::OrchestrationService::new(
+                tenantry_orchestration::OrchestrationConfig::ephemeral(
+                    std::env::temp_dir().join(&env.id).join("orchestration"),
+                    vec![],
+                ),
+            ),
+        )
+        .await;
+    let orchestration_channel = tenantry_testkit::channel(orchestration_svc.addr).await;
     let (_gateway, gateway_channel) = common::start_gateway(
         &env,
         &common_config,
@@ -166,6 +179,11 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
             "billing",
             billing_channel,
             tenantry_billing::api::policy::policy(),
+        ),
+        (
+            "orchestration",
+            orchestration_channel,
+            tenantry_orchestration::api::policy::policy(),
         ),
     ];
 

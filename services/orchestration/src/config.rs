@@ -1,0 +1,132 @@
+//! The orchestration service's own settings (the shared ones are in `tenantry_kit::config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrchestrationConfig {
+    /// Address of the orchestration service's gRPC and HTTP port.
+    #[arg(
+        id = "orchestration-listen",
+        long = "orchestration-listen",
+        env = "TENANTRY_ORCHESTRATION_LISTEN",
+        default_value = "127.0.0.1:7004"
+    )]
+    pub listen: SocketAddr,
+
+    /// Where the process runtime keeps a record of each instance it runs (to adopt them after
+    /// a restart) and their output. Default: `$XDG_DATA_HOME/tenantry/orchestration` or
+    /// `~/.local/share/tenantry/orchestration`.
+    #[arg(
+        id = "orchestration-state-dir",
+        long = "orchestration-state-dir",
+        env = "TENANTRY_ORCHESTRATION_STATE_DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+
+    /// The programs the process runtime may run, as `name=program arg…` (`{port}` in an
+    /// argument is the instance's port); a spec's `image` names one. Separate entries with `;`.
+    /// Empty: nothing can be provisioned on the process runtime.
+    #[arg(
+        id = "orchestration-process-image",
+        long = "orchestration-process-image",
+        env = "TENANTRY_ORCHESTRATION_PROCESS_IMAGES",
+        value_delimiter = ';'
+    )]
+    pub process_images: Vec<String>,
+
+    /// How often the reconciler compares the log with what runs.
+    #[arg(
+        id = "orchestration-reconcile-interval-ms",
+        long = "orchestration-reconcile-interval-ms",
+        env = "TENANTRY_ORCHESTRATION_RECONCILE_INTERVAL_MS",
+        default_value_t = 500
+    )]
+    pub reconcile_interval_ms: u64,
+
+    /// How long an instance may take to finish after SIGTERM before it is killed.
+    #[arg(
+        id = "orchestration-drain-grace-ms",
+        long = "orchestration-drain-grace-ms",
+        env = "TENANTRY_ORCHESTRATION_DRAIN_GRACE_MS",
+        default_value_t = 10_000
+    )]
+    pub drain_grace_ms: u64,
+
+    /// How often the autoscaler measures its deployments' instances' CPU.
+    #[arg(
+        id = "orchestration-autoscale-sample-ms",
+        long = "orchestration-autoscale-sample-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_SAMPLE_MS",
+        default_value_t = 2_000
+    )]
+    pub autoscale_sample_ms: u64,
+
+    /// How long the average CPU must stay above the target before one instance is added.
+    #[arg(
+        id = "orchestration-autoscale-up-window-ms",
+        long = "orchestration-autoscale-up-window-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_UP_WINDOW_MS",
+        default_value_t = 30_000
+    )]
+    pub autoscale_up_window_ms: u64,
+
+    /// How long the average CPU must stay below the target before instances are removed
+    /// (Kubernetes' HPA waits 5 minutes too, so a short lull does not flap).
+    #[arg(
+        id = "orchestration-autoscale-down-window-ms",
+        long = "orchestration-autoscale-down-window-ms",
+        env = "TENANTRY_ORCHESTRATION_AUTOSCALE_DOWN_WINDOW_MS",
+        default_value_t = 300_000
+    )]
+    pub autoscale_down_window_ms: u64,
+
+    /// How often tenants' instance time is reported to the `USAGE` stream.
+    #[arg(
+        id = "orchestration-usage-interval-ms",
+        long = "orchestration-usage-interval-ms",
+        env = "TENANTRY_ORCHESTRATION_USAGE_INTERVAL_MS",
+        default_value_t = 60_000
+    )]
+    pub usage_interval_ms: u64,
+
+    /// Instance time per unit of the `instance_hours` meter: 3600 (an hour, billing's unit);
+    /// a tenant's time below a unit is carried to its next report. Tests use 1 (seconds).
+    #[arg(
+        id = "orchestration-usage-unit-seconds",
+        long = "orchestration-usage-unit-seconds",
+        env = "TENANTRY_ORCHESTRATION_USAGE_UNIT_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub usage_unit_seconds: u64,
+}
+
+impl OrchestrationConfig {
+    /// The defaults on an ephemeral loopback port, with records in `state_dir` and the
+    /// process catalog `images` (tests).
+    pub fn ephemeral(state_dir: PathBuf, images: Vec<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: Some(state_dir),
+            process_images: images,
+            reconcile_interval_ms: 100,
+            drain_grace_ms: 2_000,
+            autoscale_sample_ms: 200,
+            autoscale_up_window_ms: 1_000,
+            autoscale_down_window_ms: 1_500,
+            usage_interval_ms: 200,
+            usage_unit_seconds: 1,
+        }
+    }
+
+    /// The state directory, or the default one.
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        self.state_dir.clone().or_else(|| {
+            let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+                Some(dir) => PathBuf::from(dir),
+                None => PathBuf::from(std::env::var_os("HOME")?).join(".local/share"),
+            };
+            Some(data.join("tenantry").join("orchestration"))
+        })
+    }
+}

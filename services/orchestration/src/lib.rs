@@ -1,0 +1,164 @@
+//! The orchestration service: tenants' dedicated instances (deployments), the runtime that
+//! runs them and the reconciler that keeps them as the log says.
+//!
+//! # Layout
+//! - [`domain`]: the `deployment` aggregate (pure `decide`/`evolve`) and spec validation.
+//! - [`directory`]: every deployment as the log says, in memory (desired state, queries).
+//! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
+//! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
+//! - [`autoscaler`]: measured CPU against the deployments' targets; `autoscaling.triggered`.
+//! - [`usage`]: tenants' instance time, reported as `instance_hours` to the `USAGE` stream.
+//! - [`api`]: the gRPC handlers and their access policy.
+//! - [`feed`]: the WebSocket feed of a tenant's deployment events (replay, then live).
+//! - [`config`] and [`OrchestrationService`]: its settings and its parts for the kit's template.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod autoscaler;
+pub mod config;
+pub mod directory;
+pub mod domain;
+pub mod feed;
+pub mod reconciler;
+pub mod runtime;
+pub mod usage;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenantry_kit::Clock;
+use tenantry_kit::plans::PlanDirectory;
+use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
+use tenantry_proto::orchestration::v1::orchestration_service_server::OrchestrationServiceServer;
+use uuid::Uuid;
+
+use api::OrchestrationApi;
+pub use config::OrchestrationConfig;
+use directory::Directory;
+use runtime::Runtime;
+use runtime::process::{ProcessRuntime, Program};
+
+/// The orchestration service: its settings, and what a test may replace.
+pub struct OrchestrationService {
+    pub config: OrchestrationConfig,
+    pub clock: Arc<dyn Clock>,
+    /// The WebSocket feed's bounds (tests make them small).
+    pub feed: feed::FeedConfig,
+}
+
+/// What a started orchestration service hands back.
+pub struct Handle {
+    /// Every deployment as the log says (tests wait on its position).
+    pub directory: Arc<Directory>,
+    /// Each tenant's plan limits (tests wait for a plan they appended).
+    pub plans: Arc<PlanDirectory>,
+    /// The process runtime (tests read instances' pids from it).
+    pub runtime: Arc<ProcessRuntime>,
+    pub api: OrchestrationApi,
+}
+
+impl Service for OrchestrationService {
+    type Config = OrchestrationConfig;
+    type Handle = Handle;
+    const NAME: &'static str = "orchestration";
+
+    fn new(config: OrchestrationConfig) -> Self {
+        Self {
+            config,
+            clock: Arc::new(tenantry_kit::SystemClock),
+            feed: feed::FeedConfig::default(),
+        }
+    }
+
+    fn listen(&self) -> SocketAddr {
+        self.config.listen
+    }
+
+    fn database(&self) -> Option<Database> {
+        None
+    }
+
+    async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let mut catalog = HashMap::new();
+        for entry in self
+            .config
+            .process_images
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+        {
+            let (name, program) = Program::parse_entry(entry)
+                .map_err(|e| StartError::Other(format!("orchestration-process-image: {e}")))?;
+            catalog.insert(name, program);
+        }
+        let state_dir = self.config.state_dir().ok_or_else(|| {
+            StartError::Other("orchestration-state-dir: not set and no HOME".into())
+        })?;
+        let process = Arc::new(
+            ProcessRuntime::open(catalog, state_dir.clone())
+                .map_err(|e| StartError::Other(format!("process runtime: {e}")))?,
+        );
+        // Billing's plan limits: the dedicated instances a tenant's plan allows.
+        let plans = PlanDirectory::follow(&ctx.store).await?;
+        let directory = Directory::follow(&ctx.store).await?;
+        let deployments = ctx.repository(10_000);
+        let runtime: Arc<dyn Runtime> = process.clone();
+        let api = OrchestrationApi {
+            deployments: deployments.clone(),
+            directory: directory.clone(),
+            plans: plans.clone(),
+            runtimes: vec![runtime.clone()],
+            clock: self.clock,
+            read_wait: Duration::from_secs(5),
+        };
+        let autoscaler = autoscaler::Autoscaler::new(
+            directory.clone(),
+            runtime.clone(),
+            deployments.clone(),
+            autoscaler::Windows {
+                sample: Duration::from_millis(self.config.autoscale_sample_ms.max(10)),
+                up: Duration::from_millis(self.config.autoscale_up_window_ms),
+                down: Duration::from_millis(self.config.autoscale_down_window_ms),
+            },
+        );
+        let meter = usage::Meter::new(
+            ctx.store.names().usage_root.clone(),
+            Uuid::now_v7().simple().to_string(),
+            Duration::from_secs(self.config.usage_unit_seconds.max(1)),
+        )
+        .stored_in(
+            // Its own folder: the process runtime reads every `.json` of the state directory
+            // as an instance's record.
+            state_dir.join("usage").join("carry.json"),
+            chrono::Utc::now().timestamp(),
+        );
+        let (usage_js, metered) = (ctx.store.jetstream().clone(), runtime.clone());
+        let usage_every = Duration::from_millis(self.config.usage_interval_ms.max(10));
+        let reconciler = reconciler::Reconciler::new(
+            directory.clone(),
+            runtime,
+            deployments,
+            Duration::from_millis(self.config.drain_grace_ms),
+            Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
+        );
+        let handle = Handle {
+            directory: directory.clone(),
+            plans: plans.clone(),
+            runtime: process,
+            api: api.clone(),
+        };
+        let feed = feed::router(ctx.store.clone(), ctx.addr, self.feed);
+        Ok(Parts::new(handle, api::policy::policy())
+            .grpc(OrchestrationServiceServer::new(api))
+            .http(feed)
+            .follower(plans.follower().clone())
+            .follower(directory.follower().clone())
+            .job("reconciler", move |stop| reconciler.run(stop.wait()))
+            .job("autoscaler", move |stop| autoscaler.run(stop.wait()))
+            .job("usage", move |stop| {
+                usage::run(usage_js, meter, metered, usage_every, stop.wait())
+            }))
+    }
+}

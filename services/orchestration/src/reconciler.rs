@@ -1,0 +1,339 @@
+//! The reconciler: desired state from the log (the [`Directory`]), observed state from the
+//! runtime; each pass starts and stops instances to bring one toward the other, and appends
+//! what it observed to the deployment's events.
+//!
+//! - **Idempotent.** A pass decides from what it sees, not from what it did before; the
+//!   observations it appends are deduplicated by the aggregate (a pod already created, a
+//!   health already recorded decides nothing), so passes may repeat, and a restarted
+//!   reconciler appends nothing it appended before.
+//! - **Adopts.** After a restart the runtime reports the instances still running as adopted;
+//!   they count like any other, so no duplicate is started and a healthy one is not restarted.
+//! - **Rolling update** (Kubernetes' max surge 1, max unavailable 0): one instance of the new
+//!   revision is started; an old one is stopped only once the healthy instances exceed the
+//!   desired count; and so on until only the new revision runs.
+//! - **Restart with backoff.** An instance that exits on its own is replaced; after each such
+//!   exit in a row the next start of that deployment waits longer (200 ms doubling, at most
+//!   30 s); an instance turning healthy resets it.
+//! - **Liveness.** An instance that was healthy and fails its probes is stopped and replaced.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tenantry_eventstore::{CommandMeta, Repository};
+use tenantry_proto::events::v1 as pb;
+use uuid::Uuid;
+
+use crate::directory::Directory;
+use crate::domain::{Deployment, DeploymentCommand, deployment};
+use crate::runtime::{Health, Observed, Runtime, Target};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Backoff {
+    crashes: u32,
+    not_before: Option<Instant>,
+}
+
+/// What a pass did, for tests and logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub started: usize,
+    pub stopping: usize,
+    pub observed: usize,
+}
+
+pub struct Reconciler {
+    pub directory: Arc<Directory>,
+    pub runtime: Arc<dyn Runtime>,
+    pub deployments: Repository<Deployment>,
+    /// How long an instance may take to stop after SIGTERM.
+    pub grace: Duration,
+    pub every: Duration,
+    backoff: HashMap<(Uuid, Uuid), Backoff>,
+    /// Instances whose creation and health this reconciler has put on the log already.
+    reported: HashMap<Uuid, Option<bool>>,
+    /// Instances it asked to stop (their end is "stopped", not "exited").
+    stopped: HashSet<Uuid>,
+}
+
+fn meta(command_id: String) -> CommandMeta {
+    CommandMeta {
+        correlation_id: command_id.clone(),
+        command_id,
+        actor: "system:orchestration".into(),
+        occurred_at: chrono::Utc::now(),
+        traceparent: None,
+        fingerprint: None,
+    }
+}
+
+impl Reconciler {
+    pub fn new(
+        directory: Arc<Directory>,
+        runtime: Arc<dyn Runtime>,
+        deployments: Repository<Deployment>,
+        grace: Duration,
+        every: Duration,
+    ) -> Self {
+        Self {
+            directory,
+            runtime,
+            deployments,
+            grace,
+            every,
+            backoff: HashMap::new(),
+            reported: HashMap::new(),
+            stopped: HashSet::new(),
+        }
+    }
+
+    /// Passes every `every` until `stop` resolves.
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "reconcile pass failed; next pass retries");
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(self.every) => {}
+            }
+        }
+    }
+
+    async fn observe(
+        &self,
+        instance: &Observed,
+        command: DeploymentCommand,
+        command_id: String,
+    ) -> Result<(), String> {
+        let address = deployment::address(instance.tenant_id, instance.deployment_id)
+            .map_err(|e| e.to_string())?;
+        self.deployments
+            .execute(&address, &command, &meta(command_id))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// One pass: report what the runtime shows, then start and stop toward the log.
+    pub async fn pass(&mut self) -> Result<Pass, String> {
+        let mut pass = Pass::default();
+        let observed = self.runtime.instances();
+        let mut by_deployment: HashMap<(Uuid, Uuid), Vec<Observed>> = HashMap::new();
+        for instance in observed {
+            self.report(&instance, &mut pass).await?;
+            if matches!(instance.health, Health::Exited(_)) {
+                continue;
+            }
+            by_deployment
+                .entry((instance.tenant_id, instance.deployment_id))
+                .or_default()
+                .push(instance);
+        }
+        // Only this runtime's deployments: another runtime's are another reconciler's.
+        let name = self.runtime.name();
+        let desired: HashMap<(Uuid, Uuid), Deployment> = self
+            .directory
+            .all()
+            .into_iter()
+            .filter(|(_, d)| d.spec.runtime == name)
+            .collect();
+        // Instances of a deployment the log does not have (any more) are stopped.
+        for (key, instances) in &by_deployment {
+            if !desired.contains_key(key) {
+                for i in instances.iter().filter(|i| !i.stopping) {
+                    self.stop(i.instance_id);
+                    pass.stopping += 1;
+                }
+            }
+        }
+        for (key, wanted) in desired {
+            let instances = by_deployment.remove(&key).unwrap_or_default();
+            self.converge(key, &wanted, &instances, &mut pass).await;
+        }
+        Ok(pass)
+    }
+
+    /// Puts an instance's creation, health and end on the log (each once).
+    async fn report(&mut self, instance: &Observed, pass: &mut Pass) -> Result<(), String> {
+        let id = instance.instance_id;
+        if !self.reported.contains_key(&id) {
+            let created = pb::PodCreated {
+                instance_id: id.to_string(),
+                generation: instance.generation,
+                version: instance.version.clone(),
+                address: instance.address.clone(),
+                runtime: self.runtime.name().into(),
+            };
+            self.observe(
+                instance,
+                DeploymentCommand::ObservePodCreated(created),
+                format!("pod-created-{id}"),
+            )
+            .await?;
+            self.reported.insert(id, None);
+            pass.observed += 1;
+        }
+        let healthy = match &instance.health {
+            Health::Healthy => Some((true, String::new())),
+            Health::Unhealthy(why) => Some((false, why.clone())),
+            Health::Starting | Health::Exited(_) => None,
+        };
+        if let Some((healthy, detail)) = healthy
+            && self.reported.get(&id) != Some(&Some(healthy))
+        {
+            let command = DeploymentCommand::ObserveHealth(pb::HealthChanged {
+                instance_id: id.to_string(),
+                healthy,
+                detail,
+            });
+            self.observe(instance, command, Uuid::now_v7().to_string())
+                .await?;
+            self.reported.insert(id, Some(healthy));
+            pass.observed += 1;
+            if healthy {
+                self.backoff
+                    .remove(&(instance.tenant_id, instance.deployment_id));
+            }
+        }
+        if let Health::Exited(how) = &instance.health {
+            let ours = self.stopped.contains(&id) || instance.stopping;
+            let deleted = pb::PodDeleted {
+                instance_id: id.to_string(),
+                reason: if ours { "stopped" } else { "exited" }.into(),
+                detail: how.clone(),
+            };
+            self.observe(
+                instance,
+                DeploymentCommand::ObservePodDeleted(deleted),
+                format!("pod-deleted-{id}"),
+            )
+            .await?;
+            if !ours {
+                tracing::warn!(instance = %id, how = %how, "an instance exited; it will be replaced");
+                let b = self
+                    .backoff
+                    .entry((instance.tenant_id, instance.deployment_id))
+                    .or_default();
+                let delay = FIRST_BACKOFF
+                    .saturating_mul(1 << b.crashes.min(10))
+                    .min(MAX_BACKOFF);
+                b.crashes += 1;
+                b.not_before = Some(Instant::now() + delay);
+            }
+            self.runtime.forget(id);
+            self.reported.remove(&id);
+            self.stopped.remove(&id);
+            pass.observed += 1;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, instance: Uuid) {
+        if !self.stopped.insert(instance) {
+            return;
+        }
+        let runtime = self.runtime.clone();
+        let grace = self.grace;
+        // In its own task: a draining instance must not hold up every other deployment.
+        tokio::spawn(async move {
+            if let Err(e) = runtime.stop(instance, grace).await {
+                tracing::warn!(%instance, error = %e, "stopping an instance failed");
+            }
+        });
+    }
+
+    async fn converge(
+        &mut self,
+        key: (Uuid, Uuid),
+        wanted: &Deployment,
+        instances: &[Observed],
+        pass: &mut Pass,
+    ) {
+        let target = wanted.desired_replicas();
+        let live: Vec<&Observed> = instances
+            .iter()
+            .filter(|i| !i.stopping && !self.stopped.contains(&i.instance_id))
+            .collect();
+        // Liveness: an instance that was healthy and stopped answering is replaced.
+        for i in &live {
+            if matches!(i.health, Health::Unhealthy(_)) {
+                self.stop(i.instance_id);
+                pass.stopping += 1;
+            }
+        }
+        let live: Vec<&Observed> = live
+            .into_iter()
+            .filter(|i| !matches!(i.health, Health::Unhealthy(_)))
+            .collect();
+        let (current, old): (Vec<&Observed>, Vec<&Observed>) =
+            live.iter().partition(|i| i.generation == wanted.generation);
+        let healthy =
+            |set: &[&Observed]| set.iter().filter(|i| i.health == Health::Healthy).count();
+        let ready = healthy(&current) + healthy(&old);
+
+        // Too many of the current revision: stop the surplus, the least ready first.
+        if current.len() > target {
+            let mut surplus: Vec<&&Observed> = current.iter().collect();
+            surplus.sort_by_key(|i| (i.health == Health::Healthy, i.instance_id));
+            for i in surplus.into_iter().take(current.len() - target) {
+                self.stop(i.instance_id);
+                pass.stopping += 1;
+            }
+        }
+        // Old revisions go once the ready instances exceed the target (never below it),
+        // and all at once when nothing should run.
+        let mut spare = ready.saturating_sub(target);
+        let mut old_sorted = old.clone();
+        old_sorted.sort_by_key(|i| (i.health == Health::Healthy, i.instance_id));
+        for i in old_sorted {
+            let counts = i.health == Health::Healthy;
+            if target == 0 || !counts || spare > 0 {
+                if counts {
+                    spare = spare.saturating_sub(1);
+                }
+                self.stop(i.instance_id);
+                pass.stopping += 1;
+            }
+        }
+        // Start the current revision up to the target, one over it at most while old ones run.
+        let surge_room = (target + 1).saturating_sub(live.len());
+        let missing = target.saturating_sub(current.len()).min(surge_room);
+        if missing == 0 {
+            return;
+        }
+        if let Some(not_before) = self.backoff.get(&key).and_then(|b| b.not_before)
+            && Instant::now() < not_before
+        {
+            return;
+        }
+        let target = Target {
+            tenant_id: key.0,
+            deployment_id: key.1,
+            generation: wanted.generation,
+            spec: wanted.spec.clone(),
+        };
+        for _ in 0..missing {
+            match self.runtime.start(&target).await {
+                Ok(started) => {
+                    pass.started += 1;
+                    // Reported at once: the log hears of it before its first probe.
+                    if let Err(e) = self.report(&started, pass).await {
+                        tracing::warn!(error = %e, "reporting a new instance failed; next pass retries");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tenant_id = %key.0, deployment = %key.1, error = %e, "starting an instance failed");
+                    let b = self.backoff.entry(key).or_default();
+                    b.crashes += 1;
+                    b.not_before = Some(Instant::now() + MAX_BACKOFF.min(FIRST_BACKOFF * 8));
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Where instances run. A [`Runtime`] starts and stops single instances of a deployment's
+//! revision and reports what it runs; the reconciler decides how many of which revision.
+//!
+//! - [`process`]: child processes on this machine (the embedded default).
+//!
+//! A runtime keeps running what it started when the service stops, and finds it again when
+//! it starts (`adopted`), as Kubernetes keeps pods through a controller's restart: a restarted
+//! orchestration service must not start duplicates or restart healthy instances.
+
+pub mod probe;
+pub mod process;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tenantry_proto::events::v1 as pb;
+use uuid::Uuid;
+
+/// A boxed future, so the trait can be used as `dyn Runtime`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One instance to start: a deployment's revision.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub tenant_id: Uuid,
+    pub deployment_id: Uuid,
+    pub generation: u64,
+    pub spec: pb::DeploymentSpec,
+}
+
+/// What an instance is doing, as its runtime last saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Started (or adopted) and not answered its probe yet.
+    Starting,
+    Healthy,
+    /// Was healthy, then failed its probe `failure_threshold` times in a row.
+    Unhealthy(String),
+    /// It is gone: how it ended ("exit code 1", "signal 9", "stopped").
+    Exited(String),
+}
+
+/// An instance as its runtime reports it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub instance_id: Uuid,
+    pub tenant_id: Uuid,
+    pub deployment_id: Uuid,
+    pub generation: u64,
+    pub version: String,
+    /// Where it listens ("127.0.0.1:43121").
+    pub address: String,
+    pub health: Health,
+    /// Being stopped on our request (drain, scale down, rolling update).
+    pub stopping: bool,
+    /// Found running at start, not started by this process.
+    pub adopted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The spec names an image this runtime cannot run.
+    #[error("image {0:?} is not in this installation's catalog")]
+    UnknownImage(String),
+    #[error("no such instance {0}")]
+    NoSuchInstance(Uuid),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Runs instances. Implementations are cheap to share (`Arc<dyn Runtime>`).
+pub trait Runtime: Send + Sync + 'static {
+    /// Its name in specs (`spec.runtime`).
+    fn name(&self) -> &'static str;
+
+    /// Whether it can run `spec`'s image (checked when a deployment is provisioned or
+    /// updated, so a tenant hears about it at once rather than from a crash loop).
+    fn accepts(&self, spec: &pb::DeploymentSpec) -> Result<(), RuntimeError>;
+
+    /// Every instance it knows: running, being stopped, or exited and not forgotten yet.
+    fn instances(&self) -> Vec<Observed>;
+
+    /// Starts one instance of `target`.
+    fn start<'a>(&'a self, target: &'a Target) -> BoxFuture<'a, Result<Observed, RuntimeError>>;
+
+    /// Stops an instance: asks it to end (SIGTERM), waits up to `grace`, then ends it.
+    fn stop(&self, instance: Uuid, grace: Duration) -> BoxFuture<'_, Result<(), RuntimeError>>;
+
+    /// Drops an exited instance from [`Runtime::instances`] (its end is on the log).
+    fn forget(&self, instance: Uuid);
+
+    /// The CPU time an instance has used since it started, if this runtime can measure it
+    /// (the autoscaler samples it; a runtime with its own autoscaler returns `None`).
+    fn cpu_time(&self, instance: Uuid) -> Option<Duration> {
+        let _ = instance;
+        None
+    }
+}
