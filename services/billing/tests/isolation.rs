@@ -197,7 +197,7 @@ async fn every_table_of_tenant_data_has_forced_row_level_security() {
     .fetch_all(&admin)
     .await
     .unwrap();
-    assert!(tables.len() >= 10, "{tables:?}");
+    assert!(tables.len() >= 9, "{tables:?}");
     for (table, enabled, forced) in &tables {
         assert!(
             *enabled && *forced,
@@ -213,7 +213,6 @@ async fn every_table_of_tenant_data_has_forced_row_level_security() {
         "subscriptions",
         "usage_hourly",
         "usage_periods",
-        "usage_marks",
     ] {
         let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = $1"

@@ -4,16 +4,17 @@
 //!
 //! Exactly once: the runner commits each batch with its checkpoint (a redelivered batch is
 //! skipped), JetStream drops a re-published report within its deduplication window, and a
-//! report at or below the last sequence counted for its reporter, tenant and meter (a
-//! duplicate published later than that) is dropped here.
+//! report at or below the last sequence counted for its reporter, tenant, meter and window (a
+//! duplicate published later than that) is dropped here. That mark is kept in the window's
+//! total row itself (`usage_periods.marks`), so it costs no row of its own.
 //!
-//! A batch costs at most five statements whatever its size: the marks of reporters not seen
-//! before (the ones seen are kept in memory), then the hourly and window totals and the marks
-//! written with `UNNEST`, and the thresholds crossed found and recorded in the same statement
-//! that adds to the window totals. Reports are added up in memory first, so a batch writes one
-//! row per tenant and meter however many of the tenant's reports it holds.
+//! A batch costs at most three statements whatever its size: the marks of windows not seen
+//! before (the ones seen are kept in memory), then the hourly totals, and the window totals
+//! with their marks and the thresholds crossed, found and recorded in the same statement that
+//! adds to the window totals. Reports are added up in memory first, so a batch writes one
+//! row per tenant, meter and window however many of the tenant's reports it holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,9 +51,11 @@ pub struct UsageRollup {
     staged: Mutex<HashMap<MarkKey, u64>>,
 }
 
-/// A reporter (gateway replica, sync worker, …), the tenant it counted for, and the meter as
-/// reported: a reporter's sequence runs per tenant and meter.
-type MarkKey = (Uuid, String, &'static str);
+/// A window's total row (tenant, meter, window start) and a reporter in it (`<meter as
+/// reported>/<reporter>`, the key in the row's `marks`): a reporter's sequence runs per tenant
+/// and meter, and a report's mark lives in the row of its first meter's window.
+type MarkKey = (Row, String);
+type Row = (Uuid, &'static str, DateTime<Utc>);
 
 /// Marks kept in memory at most (about 100 bytes each); past it they are read again.
 const MARKS_KEPT: usize = 1_000_000;
@@ -76,12 +79,12 @@ impl UsageRollup {
         reports: &[&Report],
     ) -> Result<HashMap<MarkKey, u64>, sqlx::Error> {
         let mut marks = HashMap::new();
-        let (mut t, mut i, mut m) = (Vec::new(), Vec::new(), Vec::new());
+        let mut unknown: HashSet<Row> = HashSet::new();
         {
             let staged = self.staged.lock().await;
             let known = self.known.lock().await;
             for r in reports.iter().filter(|r| r.sequence > 0) {
-                let key = (r.tenant, r.instance.clone(), r.reported);
+                let key = (r.mark_row, r.mark.clone());
                 if marks.contains_key(&key) {
                     continue;
                 }
@@ -90,30 +93,36 @@ impl UsageRollup {
                         marks.insert(key, *last);
                     }
                     None => {
-                        t.push(r.tenant);
-                        i.push(r.instance.clone());
-                        m.push(r.reported);
+                        unknown.insert(r.mark_row);
                         marks.insert(key, 0);
                     }
                 }
             }
         }
-        if t.is_empty() {
+        if unknown.is_empty() {
             return Ok(marks);
         }
-        let rows: Vec<(Uuid, String, String, i64)> = sqlx::query_as(
-            "SELECT m.tenant_id, m.instance_id, m.meter, m.sequence FROM usage_marks m
-             JOIN UNNEST($1::uuid[], $2::text[], $3::text[]) AS k(tenant_id, instance_id, meter)
-               USING (tenant_id, instance_id, meter)",
+        let (mut t, mut m, mut p) = (Vec::new(), Vec::new(), Vec::new());
+        for (tenant, meter, period) in &unknown {
+            t.push(*tenant);
+            m.push(*meter);
+            p.push(*period);
+        }
+        let rows: Vec<(Uuid, String, DateTime<Utc>, String, String)> = sqlx::query_as(
+            "SELECT u.tenant_id, u.meter, u.period_start, m.key, m.value
+             FROM usage_periods u
+             JOIN UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) AS k(tenant_id, meter, period_start)
+               USING (tenant_id, meter, period_start)
+             CROSS JOIN jsonb_each_text(u.marks) AS m(key, value)",
         )
         .bind(&t)
-        .bind(&i)
         .bind(&m)
+        .bind(&p)
         .fetch_all(&mut *tx)
         .await?;
-        for (t, i, m, s) in rows {
-            if let Some(m) = known_meter(&m) {
-                marks.insert((t, i, m), u64::try_from(s).unwrap_or(0));
+        for (tenant, meter, period, key, value) in rows {
+            if let Some(meter) = known_meter(&meter) {
+                marks.insert(((tenant, meter, period), key), value.parse().unwrap_or(0));
             }
         }
         Ok(marks)
@@ -130,13 +139,14 @@ pub struct UsageMessage {
 
 struct Report {
     tenant: Uuid,
-    instance: String,
-    /// The meter as reported (`http`, `records`, …): a reporter's sequence runs per meter.
-    reported: &'static str,
     /// 0: a reporter without sequences (counted, never deduplicated here).
     sequence: u64,
-    window_start: i64,
-    counts: Vec<(&'static str, u64)>,
+    /// Where the report's mark lives, and its key there.
+    mark_row: Row,
+    mark: String,
+    hour: DateTime<Utc>,
+    /// Each meter's quantity and the start of its quota window.
+    counts: Vec<(&'static str, u64, DateTime<Utc>)>,
 }
 
 impl StreamMessage for UsageMessage {
@@ -173,14 +183,26 @@ impl StreamMessage for UsageMessage {
                 report: None,
             });
         };
+        let at = Utc
+            .timestamp_opt(report.window_start, 0)
+            .single()
+            .ok_or_else(|| corrupt("bad window start"))?;
+        let counts: Vec<_> = counts
+            .into_iter()
+            .map(|(meter, quantity)| (meter, quantity, Window::of(meter).start(at)))
+            .collect();
+        let (first, _, window) = counts[0];
         Ok(Self {
             position,
             report: Some(Report {
                 tenant,
-                instance: report.instance_id,
-                reported,
                 sequence: report.sequence,
-                window_start: report.window_start,
+                mark_row: (tenant, first, window),
+                mark: format!("{reported}/{}", report.instance_id),
+                hour: Utc
+                    .timestamp_opt(report.window_start.div_euclid(3600) * 3600, 0)
+                    .single()
+                    .unwrap_or(at),
                 counts,
             }),
         })
@@ -223,42 +245,35 @@ impl Projection for UsageRollup {
         let reports: Vec<&Report> = messages.iter().filter_map(|m| m.report.as_ref()).collect();
 
         let mut marks = self.marks(tx, &reports).await?;
-        let mut hourly: HashMap<(Uuid, &'static str, i64), u64> = HashMap::new();
-        let mut periods: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
+        let mut hourly: HashMap<(Uuid, &'static str, DateTime<Utc>), u64> = HashMap::new();
+        let mut periods: HashMap<Row, u64> = HashMap::new();
         let mut advanced: HashMap<MarkKey, u64> = HashMap::new();
         for r in &reports {
             if r.sequence > 0 {
-                let key = (r.tenant, r.instance.clone(), r.reported);
+                let key = (r.mark_row, r.mark.clone());
                 let last = marks.get(&key).copied().unwrap_or(0);
                 if r.sequence <= last {
                     continue; // counted before
                 }
                 marks.insert(key.clone(), r.sequence);
                 advanced.insert(key, r.sequence);
+                // The mark is written with its row, even when the report adds nothing to it.
+                periods.entry(r.mark_row).or_default();
             }
-            let hour = r.window_start.div_euclid(3600) * 3600;
-            let at = Utc
-                .timestamp_opt(r.window_start, 0)
-                .single()
-                .unwrap_or_default();
-            for (meter, quantity) in r.counts.iter().filter(|(_, q)| *q > 0) {
-                let window = Window::of(meter);
+            for (meter, quantity, window) in r.counts.iter().filter(|(_, q, _)| *q > 0) {
                 // API calls are the requests again, counted per day: not a line of their own
                 // in the hourly report.
-                if window == Window::Month {
-                    *hourly.entry((r.tenant, meter, hour)).or_default() += quantity;
+                if Window::of(meter) == Window::Month {
+                    *hourly.entry((r.tenant, meter, r.hour)).or_default() += quantity;
                 }
-                *periods
-                    .entry((r.tenant, meter, window.start(at)))
-                    .or_default() += quantity;
+                *periods.entry((r.tenant, meter, *window)).or_default() += quantity;
             }
         }
         write_hourly(tx, &hourly).await?;
-        write_marks(tx, &advanced).await?;
-        self.staged.lock().await.extend(advanced);
-        if write_periods(tx, &periods).await? {
+        if write_periods(tx, &periods, &advanced).await? {
             self.pending.store(true, Ordering::Relaxed);
         }
+        self.staged.lock().await.extend(advanced);
         Ok(())
     }
 
@@ -289,7 +304,7 @@ fn int(v: u64) -> i64 {
 
 async fn write_hourly(
     tx: &mut PgConnection,
-    hourly: &HashMap<(Uuid, &'static str, i64), u64>,
+    hourly: &HashMap<(Uuid, &'static str, DateTime<Utc>), u64>,
 ) -> Result<(), sqlx::Error> {
     if hourly.is_empty() {
         return Ok(());
@@ -301,7 +316,7 @@ async fn write_hourly(
     for ((tenant, meter, hour), quantity) in hourly {
         t.push(*tenant);
         m.push(*meter);
-        h.push(Utc.timestamp_opt(*hour, 0).single().unwrap_or_default());
+        h.push(*hour);
         q.push(int(*quantity));
     }
     sqlx::query(
@@ -319,66 +334,52 @@ async fn write_hourly(
     Ok(())
 }
 
-async fn write_marks(
-    tx: &mut PgConnection,
-    marks: &HashMap<MarkKey, u64>,
-) -> Result<(), sqlx::Error> {
-    if marks.is_empty() {
-        return Ok(());
-    }
-    let mut t = Vec::with_capacity(marks.len());
-    let mut i = Vec::with_capacity(marks.len());
-    let mut m = Vec::with_capacity(marks.len());
-    let mut s = Vec::with_capacity(marks.len());
-    for ((tenant, instance, meter), sequence) in marks {
-        t.push(*tenant);
-        i.push(instance.as_str());
-        m.push(*meter);
-        s.push(int(*sequence));
-    }
-    sqlx::query(
-        "INSERT INTO usage_marks (tenant_id, instance_id, meter, sequence)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::bigint[])
-         ON CONFLICT (tenant_id, instance_id, meter)
-         DO UPDATE SET sequence = GREATEST(usage_marks.sequence, EXCLUDED.sequence)",
-    )
-    .bind(&t)
-    .bind(&i)
-    .bind(&m)
-    .bind(&s)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// Adds to the window totals (monthly; daily for API calls) and records, in the same
-/// statement, every threshold the new totals reach (once per tenant, meter, window, percent
-/// and quota). Returns whether any
-/// new crossing was recorded.
+/// Adds to the window totals (monthly; daily for API calls) and their rows' marks, and
+/// records, in the same statement, every threshold the new totals reach (once per tenant,
+/// meter, window, percent and quota). Returns whether any new crossing was recorded.
 async fn write_periods(
     tx: &mut PgConnection,
-    periods: &HashMap<(Uuid, &'static str, DateTime<Utc>), u64>,
+    periods: &HashMap<Row, u64>,
+    advanced: &HashMap<MarkKey, u64>,
 ) -> Result<bool, sqlx::Error> {
     if periods.is_empty() {
         return Ok(false);
+    }
+    let mut marks: HashMap<Row, serde_json::Map<String, serde_json::Value>> = HashMap::new();
+    for ((row, key), sequence) in advanced {
+        marks
+            .entry(*row)
+            .or_default()
+            .insert(key.clone(), (*sequence).into());
     }
     let mut t = Vec::with_capacity(periods.len());
     let mut m = Vec::with_capacity(periods.len());
     let mut p = Vec::with_capacity(periods.len());
     let mut q = Vec::with_capacity(periods.len());
-    for ((tenant, meter, period), quantity) in periods {
-        t.push(*tenant);
-        m.push(*meter);
-        p.push(*period);
+    let mut j: Vec<Option<String>> = Vec::with_capacity(periods.len());
+    for (row, quantity) in periods {
+        let (tenant, meter, period) = *row;
+        t.push(tenant);
+        m.push(meter);
+        p.push(period);
         q.push(int(*quantity));
+        j.push(
+            marks
+                .remove(row)
+                .map(|m| serde_json::Value::Object(m).to_string()),
+        );
     }
     let thresholds: Vec<i32> = THRESHOLDS.iter().map(|p| *p as i32).collect();
     let crossed: Option<(i64,)> = sqlx::query_as(
         "WITH totals AS (
-             INSERT INTO usage_periods (tenant_id, meter, period_start, quantity)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[])
+             INSERT INTO usage_periods (tenant_id, meter, period_start, quantity, marks)
+             SELECT t, m, p, q, coalesce(j::jsonb, '{}')
+             FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::bigint[], $6::text[])
+                  AS u(t, m, p, q, j)
              ON CONFLICT (tenant_id, meter, period_start)
-             DO UPDATE SET quantity = usage_periods.quantity + EXCLUDED.quantity
+             DO UPDATE SET quantity = usage_periods.quantity + EXCLUDED.quantity,
+                           marks = CASE WHEN EXCLUDED.marks = '{}' THEN usage_periods.marks
+                                        ELSE usage_periods.marks || EXCLUDED.marks END
              RETURNING tenant_id, meter, period_start, quantity
          ), crossed AS (
              INSERT INTO quota_outbox (tenant_id, meter, period_start, percent, used, quota)
@@ -397,6 +398,7 @@ async fn write_periods(
     .bind(&p)
     .bind(&q)
     .bind(&thresholds)
+    .bind(&j)
     .fetch_optional(tx)
     .await?;
     Ok(crossed.is_some_and(|(n,)| n > 0))
