@@ -142,11 +142,12 @@ impl<P: Projection> ProjectionRunner<P> {
             Ok(m) => m,
             Err(e) => return e,
         };
-        // The next batch is fetched and decoded while this one is applied: the two overlap
-        // (NATS and this process on one side, Postgres on the other).
+        // The next batch is fetched and decoded on a task of its own while this one is
+        // applied: the two overlap (NATS and that task on one side, this task and Postgres on
+        // the other).
         let (ready, mut batches) = tokio::sync::mpsc::channel(1);
         let batch_size = self.config.batch_size;
-        let fetch = async move {
+        let fetch = tokio::spawn(async move {
             let mut messages = pin!(messages);
             loop {
                 let next = fetch_batch::<P::Message, _>(&mut messages, batch_size)
@@ -157,9 +158,9 @@ impl<P: Projection> ProjectionRunner<P> {
                     break;
                 }
             }
-            // Ends only through the applying side, which reports why.
-            std::future::pending::<()>().await;
-        };
+        });
+        // Ends with this term, however it ends (shutdown drops this future).
+        let _fetch = AbortOnDrop(fetch);
         let apply = async {
             while let Some(batch) = batches.recv().await {
                 let Batch { entries, last } = match batch {
@@ -184,10 +185,7 @@ impl<P: Projection> ProjectionRunner<P> {
             }
             ProjectionError::Other("consumer stream ended".into())
         };
-        tokio::select! {
-            e = apply => e,
-            () = fetch => ProjectionError::Other("consumer stream ended".into()),
-        }
+        apply.await
     }
 
     /// Applies one batch and its checkpoint in one transaction; returns the new checkpoint.
@@ -420,6 +418,14 @@ where
         }
     }
     Some(Ok(batch))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A message as fetched: where it is, its subject, and its decoded form or why it has none.
