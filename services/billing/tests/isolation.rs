@@ -209,11 +209,7 @@ async fn every_table_of_tenant_data_has_forced_row_level_security() {
     let mut tx = tenantry_kit::db::scoped_tx(&pool, tenantry_kit::db::Scope::Tenant(b))
         .await
         .unwrap();
-    for table in [
-        "subscriptions",
-        "usage_hourly",
-        "usage_periods",
-    ] {
+    for table in ["subscriptions", "usage_hourly", "usage_periods"] {
         let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = $1"
         )))
