@@ -209,8 +209,7 @@ impl Runner {
         let source = self.vtex(config, credentials);
         // One window for the whole run: orders created while it pages wait for the next.
         let until = self.clock.now();
-        let mut best = since.clone();
-        let mut total = Written::default();
+        let mut progress = Progress::new(self, job, vtex::STREAM, since.clone());
         for page in 1..=self.pacing.max_pages {
             let fetched = source
                 .page(page, vtex::PER_PAGE, since.as_deref(), until)
@@ -218,28 +217,14 @@ impl Runner {
             if fetched.records.is_empty() {
                 break;
             }
-            total += records::upsert(
-                &self.pool,
-                job.tenant_id,
-                job.integration_id,
-                vtex::STREAM,
-                fetched.records,
-                self.clock.now(),
-            )
-            .await?;
-            if let Some(c) = fetched.cursor
-                && best.as_deref().is_none_or(|b| c.as_str() > b)
-            {
-                best = Some(c);
-            }
+            progress
+                .store(fetched.records, fetched.cursor, later_text)
+                .await?;
             if page >= fetched.pages {
                 break;
             }
         }
-        let cursors = best
-            .map(|b| BTreeMap::from([(vtex::STREAM.to_owned(), b)]))
-            .unwrap_or_default();
-        Ok((total, cursors))
+        Ok(progress.done())
     }
 
     /// The Google Ads client for a customer, with its credentials.
@@ -291,23 +276,11 @@ impl Runner {
             }
             other => other?,
         };
-        let written = records::upsert(
-            &self.pool,
-            job.tenant_id,
-            job.integration_id,
-            google_ads::STREAM,
-            rows.records,
-            self.clock.now(),
-        )
-        .await?;
-        let best = match (rows.cursor, since) {
-            (Some(c), Some(s)) => Some(if c > s { c } else { s }),
-            (c, s) => c.or(s),
-        };
-        let cursors = best
-            .map(|b| BTreeMap::from([(google_ads::STREAM.to_owned(), b)]))
-            .unwrap_or_default();
-        Ok((written, cursors))
+        let mut progress = Progress::new(self, job, google_ads::STREAM, since);
+        progress
+            .store(rows.records, rows.cursor, later_text)
+            .await?;
+        Ok(progress.done())
     }
 
     /// The Facebook Ads client for an ad account.
@@ -338,8 +311,7 @@ impl Runner {
         };
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.facebook_ads(config, access_token);
-        let mut best = since;
-        let mut total = Written::default();
+        let mut progress = Progress::new(self, job, facebook_ads::STREAM, since);
         let mut after: Option<String> = None;
         for _ in 0..self.pacing.max_pages {
             let fetched = source
@@ -348,29 +320,15 @@ impl Runner {
             if fetched.records.is_empty() {
                 break;
             }
-            total += records::upsert(
-                &self.pool,
-                job.tenant_id,
-                job.integration_id,
-                facebook_ads::STREAM,
-                fetched.records,
-                self.clock.now(),
-            )
-            .await?;
-            if let Some(c) = fetched.cursor
-                && best.as_deref().is_none_or(|b| c.as_str() > b)
-            {
-                best = Some(c);
-            }
+            progress
+                .store(fetched.records, fetched.cursor, later_text)
+                .await?;
             match fetched.after {
                 Some(next) => after = Some(next),
                 None => break,
             }
         }
-        let cursors = best
-            .map(|b| BTreeMap::from([(facebook_ads::STREAM.to_owned(), b)]))
-            .unwrap_or_default();
-        Ok((total, cursors))
+        Ok(progress.done())
     }
 
     /// The MercadoLibre client for a seller.
@@ -402,8 +360,7 @@ impl Runner {
             Mode::Full => None,
         };
         let source = self.mercadolibre(config);
-        let mut best = since.clone();
-        let mut total = Written::default();
+        let mut progress = Progress::new(self, job, mercadolibre::STREAM, since.clone());
         let mut offset = 0u64;
         let mut refreshed = false;
         for _ in 0..self.pacing.max_pages {
@@ -430,28 +387,14 @@ impl Runner {
                 break;
             }
             offset += fetched.records.len() as u64;
-            total += records::upsert(
-                &self.pool,
-                job.tenant_id,
-                job.integration_id,
-                mercadolibre::STREAM,
-                fetched.records,
-                self.clock.now(),
-            )
-            .await?;
-            if let Some(c) = fetched.cursor
-                && best.as_deref().is_none_or(|b| c.as_str() > b)
-            {
-                best = Some(c);
-            }
+            progress
+                .store(fetched.records, fetched.cursor, later_text)
+                .await?;
             if offset >= fetched.total {
                 break;
             }
         }
-        let cursors = best
-            .map(|b| BTreeMap::from([(mercadolibre::STREAM.to_owned(), b)]))
-            .unwrap_or_default();
-        Ok((total, cursors))
+        Ok(progress.done())
     }
 
     /// Seals `tokens` as the integration's credentials and records them
@@ -516,34 +459,78 @@ impl Runner {
             config,
             auth_value,
         };
-        let mut best = cursor.clone();
-        let mut total = Written::default();
+        let mut progress = Progress::new(self, job, &config.stream, cursor.clone());
         for page in 1..=self.pacing.max_pages {
             let fetched = source.page(page, cursor.as_deref()).await?;
             if fetched.records.is_empty() {
                 break;
             }
-            total += records::upsert(
-                &self.pool,
-                job.tenant_id,
-                job.integration_id,
-                &config.stream,
-                fetched.records,
-                self.clock.now(),
-            )
-            .await?;
-            if let Some(c) = fetched.cursor
-                && best.as_deref().is_none_or(|b| later(&c, b))
-            {
-                best = Some(c);
-            }
+            progress
+                .store(fetched.records, fetched.cursor, later)
+                .await?;
             if config.page_param.is_empty() {
                 break;
             }
         }
-        let cursors = best
-            .map(|b| BTreeMap::from([(config.stream.clone(), b)]))
-            .unwrap_or_default();
-        Ok((total, cursors))
+        Ok(progress.done())
     }
+}
+
+/// What a run has written to its stream so far, and the furthest cursor seen (from the one
+/// it resumed after): the stream's cursor once the run ends.
+struct Progress<'a> {
+    runner: &'a Runner,
+    job: &'a Job,
+    stream: &'a str,
+    written: Written,
+    furthest: Option<String>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(runner: &'a Runner, job: &'a Job, stream: &'a str, since: Option<String>) -> Self {
+        Self {
+            runner,
+            job,
+            stream,
+            written: Written::default(),
+            furthest: since,
+        }
+    }
+
+    /// Upserts a page's records, and keeps its cursor if `later` says it is further.
+    async fn store(
+        &mut self,
+        records: Vec<records::Record>,
+        cursor: Option<String>,
+        later: fn(&str, &str) -> bool,
+    ) -> Result<(), ConnectorError> {
+        self.written += records::upsert(
+            &self.runner.pool,
+            self.job.tenant_id,
+            self.job.integration_id,
+            self.stream,
+            records,
+            self.runner.clock.now(),
+        )
+        .await?;
+        if let Some(c) = cursor
+            && self.furthest.as_deref().is_none_or(|f| later(&c, f))
+        {
+            self.furthest = Some(c);
+        }
+        Ok(())
+    }
+
+    fn done(self) -> (Written, BTreeMap<String, String>) {
+        let cursors = self
+            .furthest
+            .map(|f| BTreeMap::from([(self.stream.to_owned(), f)]))
+            .unwrap_or_default();
+        (self.written, cursors)
+    }
+}
+
+/// Providers' cursors (dates and times in one format) order as text.
+fn later_text(a: &str, b: &str) -> bool {
+    a > b
 }
