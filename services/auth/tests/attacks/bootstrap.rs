@@ -48,7 +48,10 @@ async fn attack_stranger_signs_up_with_the_admin_email_and_is_made_platform_admi
     );
 
     // The account is promoted once the configured password is the account's own.
-    let own = std::env::temp_dir().join(format!("{}-own.password", h.env.id));
+    // In the world's directory, deleted with it.
+    let dir = std::env::temp_dir().join(&h.env.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let own = dir.join("own.password");
     std::fs::write(&own, STRANGERS_PASSWORD).unwrap();
     h.start_replica(|c| {
         c.bootstrap_admin_email = Some(ADMIN_EMAIL.into());

@@ -52,10 +52,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 "#;
 
-/// The burn program's script, one file shared by every test (each writes the same text and
-/// renames it into place, so a concurrent test never reads half of it).
-fn burn_script() -> PathBuf {
-    let path = std::env::temp_dir().join("tenantry-orchestration-burn.py");
+/// The burn program's script, in the test world's directory (deleted with it). Written whole
+/// and renamed into place, so an instance started meanwhile never reads half of it.
+fn burn_script(dir: &std::path::Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("burn.py");
     let tmp = path.with_extension(format!(
         "{}.{}.tmp",
         std::process::id(),
@@ -86,6 +87,7 @@ fn python() -> String {
 
 pub fn config(state_dir: PathBuf) -> OrchestrationConfig {
     let serve = std::env::temp_dir();
+    let burn = burn_script(state_dir.parent().unwrap_or(&state_dir));
     OrchestrationConfig::ephemeral(
         state_dir,
         vec![
@@ -94,7 +96,7 @@ pub fn config(state_dir: PathBuf) -> OrchestrationConfig {
                 python(),
                 serve.display()
             ),
-            format!("{BURN}={} {} {{port}}", python(), burn_script().display()),
+            format!("{BURN}={} {} {{port}}", python(), burn.display()),
         ],
     )
 }
