@@ -3,7 +3,10 @@
 //! rate-limited per tenant (the tenant's plan, as on the data plane), and forwarded over
 //! HTTP/2 to the owning service, which still applies its own access policy. The service is told
 //! the caller's address in `X-Forwarded-For` (after a trusted proxy's list; anyone else's
-//! forwarding headers are dropped, as on the data plane).
+//! forwarding headers are dropped, as on the data plane). Upgrades (the orchestration feed's
+//! WebSocket) go over HTTP/1.1 and are spliced: see `edge/upgrade.rs`.
+
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -160,6 +163,16 @@ async fn forward(
         .map(|c| c.0.ip());
     let trusted = peer.is_some_and(|ip| edge.trusted.contains(ip));
     crate::proxy::forward::forward_for(&mut parts.headers, peer, trusted);
+    // A WebSocket (the orchestration feed) is HTTP/1.1: see `upgrade`.
+    if matches!(errors, Errors::Json) && crate::proxy::forward::is_upgrade(&parts.headers) {
+        return match upgrade::forward(Request::from_parts(parts, body), &target).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(error = %e, "edge: upgrade not forwarded");
+                errors.render(tenantry_kit::ApiError::Unavailable(e.to_string()))
+            }
+        };
+    }
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(target);
