@@ -202,10 +202,7 @@ impl Runner {
         config: &VtexConfig,
         credentials: &Credentials,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(vtex::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, vtex::STREAM);
         let source = self.vtex(config, credentials);
         // One window for the whole run: orders created while it pages wait for the next.
         let until = self.clock.now();
@@ -260,10 +257,7 @@ impl Runner {
         config: &GoogleAdsConfig,
         credentials: &Credentials,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(google_ads::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, google_ads::STREAM);
         // The same days as Facebook's insights: from the cursor's day, or 90 days back.
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.google_ads(config, credentials);
@@ -305,10 +299,7 @@ impl Runner {
         config: &FacebookAdsConfig,
         access_token: &str,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(facebook_ads::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, facebook_ads::STREAM);
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.facebook_ads(config, access_token);
         let mut progress = Progress::new(self, job, facebook_ads::STREAM, since);
@@ -355,10 +346,7 @@ impl Runner {
             refresh_token: get("refresh_token"),
             access_token: get("access_token"),
         };
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(mercadolibre::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, mercadolibre::STREAM);
         let source = self.mercadolibre(config);
         let mut progress = Progress::new(self, job, mercadolibre::STREAM, since.clone());
         let mut offset = 0u64;
@@ -449,10 +437,7 @@ impl Runner {
         config: &HttpJsonConfig,
         auth_value: Option<&str>,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let cursor = match job.mode {
-            Mode::Incremental => state.cursors.get(&config.stream).cloned(),
-            Mode::Full => None,
-        };
+        let cursor = resume_from(job, state, &config.stream);
         let source = HttpJson {
             http: &self.http,
             pacing: self.pacing,
@@ -527,6 +512,14 @@ impl<'a> Progress<'a> {
             .map(|f| BTreeMap::from([(self.stream.to_owned(), f)]))
             .unwrap_or_default();
         (self.written, cursors)
+    }
+}
+
+/// Where an incremental run of `stream` resumes (its saved cursor); a full run starts over.
+fn resume_from(job: &Job, state: &Integration, stream: &str) -> Option<String> {
+    match job.mode {
+        Mode::Incremental => state.cursors.get(stream).cloned(),
+        Mode::Full => None,
     }
 }
 
