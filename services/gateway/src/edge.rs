@@ -93,9 +93,18 @@ pub fn router(
         // The service's HTTP shapes (the seed's `/api/tenants/{id}/billing/...`).
         let path = format!("/api/tenants/{{id}}/{name}/{{*rest}}");
         router = route(router, &path, &edge, target, Errors::Json);
+        // Sync's seed shapes live outside that tree (`/api/v2/tenant-integrations/...`).
+        if name == "sync" {
+            for path in [SYNC_API, format!("{SYNC_API}/{{*rest}}").as_str()] {
+                router = route(router, path, &edge, target, Errors::Json);
+            }
+        }
     }
     router
 }
+
+/// The seed's integration endpoints, served by the sync service.
+const SYNC_API: &str = "/api/v2/tenant-integrations";
 
 /// How the edge's own refusals are written: as gRPC statuses, or as the HTTP API's JSON.
 #[derive(Clone, Copy)]
