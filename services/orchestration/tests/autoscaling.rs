@@ -40,26 +40,27 @@ async fn a_cpu_burn_adds_an_instance_and_the_load_gone_brings_it_back_to_the_min
         "an idle deployment was autoscaled"
     );
 
-    // One core busy for 4 s: 200% of a 500m request, above the 50% target.
+    // One core busy for 8 s: 200% of a 500m request, above the 50% target. The burn runs
+    // while the test waits for the second instance: on a loaded machine that instance may
+    // take seconds to turn healthy, and once the burn ends the deployment scales back down.
     let address = &first.instances[0].address;
-    let answer = tokio::task::spawn_blocking({
+    let burn = tokio::task::spawn_blocking({
         let address = address.clone();
         move || {
             use std::io::{Read, Write};
             let mut c = std::net::TcpStream::connect(&address).unwrap();
-            c.write_all(b"GET /burn?seconds=4 HTTP/1.0\r\n\r\n")
+            c.write_all(b"GET /burn?seconds=8 HTTP/1.0\r\n\r\n")
                 .unwrap();
             let mut out = String::new();
             c.read_to_string(&mut out).unwrap();
             out
         }
-    })
-    .await
-    .unwrap();
-    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    });
 
     h.deployment_where(tenant, &id, "two healthy instances", |d| healthy(d, 2))
         .await;
+    let answer = burn.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     let events = h.events(tenant, &id).await;
     let up = events
         .iter()

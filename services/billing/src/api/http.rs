@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tenantry_kit::ApiError;
+use tenantry_kit::http_shape::grpc_request;
 use tenantry_proto::billing::v1::{self as api, billing_service_client::BillingServiceClient};
 use tonic::transport::Channel;
 
@@ -25,10 +26,7 @@ use tonic::transport::Channel;
 struct Own(BillingServiceClient<Channel>);
 
 pub fn router(addr: std::net::SocketAddr) -> Router {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map(|e| e.connect_lazy())
-        .ok();
-    let Some(channel) = channel else {
+    let Some(channel) = tenantry_kit::http_shape::own_channel(addr) else {
         return Router::new();
     };
     Router::new()
@@ -36,25 +34,6 @@ pub fn router(addr: std::net::SocketAddr) -> Router {
         .route("/api/tenants/{id}/billing/invoices", get(invoices))
         .route("/api/tenants/{id}/billing/usage/report", get(report))
         .with_state(Own(BillingServiceClient::new(channel)))
-}
-
-/// `message` as a gRPC request carrying the caller's credential.
-fn forward<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, ApiError> {
-    let mut request = tonic::Request::new(message);
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ApiError::Unauthenticated("malformed Authorization header".into()))?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok())
-        && let Ok(value) = value.parse()
-    {
-        request.metadata_mut().insert("x-api-key", value);
-    }
-    Ok(request)
 }
 
 #[derive(Deserialize)]
@@ -88,7 +67,7 @@ async fn checkout(
         payer_name: body.payer_name,
         payer_tax_id: body.payer_tax_id,
     };
-    let result = match forward(&headers, message) {
+    let result = match grpc_request(&headers, message) {
         Ok(request) => client.checkout(request).await,
         Err(e) => return e.into_response(),
     };
@@ -119,7 +98,7 @@ async fn invoices(
         tenant_id: id,
         min_position: 0,
     };
-    let result = match forward(&headers, message) {
+    let result = match grpc_request(&headers, message) {
         Ok(request) => client.list_invoices(request).await,
         Err(e) => return e.into_response(),
     };
@@ -187,7 +166,7 @@ async fn report(
         period: q.period.unwrap_or_default(),
         format: format as i32,
     };
-    let result = match forward(&headers, message) {
+    let result = match grpc_request(&headers, message) {
         Ok(request) => client.usage_report(request).await,
         Err(e) => return e.into_response(),
     };
