@@ -1,0 +1,307 @@
+//! Watches of the tenants' pods, Deployments and HorizontalPodAutoscalers (every namespace,
+//! selected by the `tenantry.dev/tenant` label), turned into what the reconciler reads:
+//!
+//! - **Pods** are the instances ([`Observed`]): the pod's uid is the instance id; `Starting`
+//!   until its `Ready` condition is true, `Healthy` while it is, `Unhealthy` once it stops
+//!   being ready, `Exited` when it failed, succeeded or was deleted (kept until the reconciler
+//!   has put its end on the log and forgets it). A pod being deleted is `stopping`.
+//! - **HPAs** are the autoscaling decisions ([`Scaled`]): the count an HPA wants
+//!   (`status.desiredReplicas`) and the CPU it measured.
+//! - **Deployments**: one deleted behind our back is forgotten from what was applied, so the
+//!   next pass applies it again.
+//!
+//! kube's watcher lists, then watches from the list's `resourceVersion`, and lists again when
+//! the watch ends or its version expired (410); a pod missing from a new list went away while
+//! unwatched and is reported exited.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use super::apply::Applied;
+use super::manifests::{
+    DEFAULT_PORT, DEPLOYMENT_LABEL, GENERATION_LABEL, TENANT_LABEL, VERSION_ANNOTATION,
+    namespace_name,
+};
+use crate::runtime::{Health, Observed, Scaled};
+
+/// A pod as last seen.
+#[derive(Debug, Clone)]
+pub struct PodSeen {
+    pub observed: Observed,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the watches have seen.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub pods: HashMap<Uuid, PodSeen>,
+    /// Pods the reconciler forgot after their end: a late event of theirs is ignored rather
+    /// than reported as a new instance.
+    forgotten: HashSet<Uuid>,
+    pub scaled: HashMap<(Uuid, Uuid), Scaled>,
+    /// Pods listed since the watch's last restart (the others went away meanwhile).
+    relisted: Option<HashSet<Uuid>>,
+}
+
+impl Seen {
+    pub fn forget(&mut self, instance: Uuid) {
+        if self.pods.remove(&instance).is_some() {
+            self.forgotten.insert(instance);
+        }
+    }
+}
+
+pub type Shared = Arc<RwLock<Seen>>;
+
+/// The tenant and deployment an object belongs to: its labels, believed only in the
+/// tenant's own namespace (an object elsewhere claiming a tenant is not that tenant's).
+fn ids(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(Uuid, Uuid)> {
+    let labels = meta.labels.as_ref()?;
+    let tenant = Uuid::try_parse(labels.get(TENANT_LABEL)?).ok()?;
+    let deployment = Uuid::try_parse(labels.get(DEPLOYMENT_LABEL)?).ok()?;
+    (meta.namespace.as_deref() == Some(namespace_name(tenant).as_str()))
+        .then_some((tenant, deployment))
+}
+
+/// A pod as an instance; `was` is how it was last seen (for `Unhealthy`).
+pub fn observed(pod: &Pod, was: Option<&Health>) -> Option<PodSeen> {
+    let meta = &pod.metadata;
+    let (tenant_id, deployment_id) = ids(meta)?;
+    let instance_id = Uuid::try_parse(meta.uid.as_deref()?).ok()?;
+    let labels = meta.labels.as_ref()?;
+    let generation = labels.get(GENERATION_LABEL)?.parse().ok()?;
+    let version = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(VERSION_ANNOTATION))
+        .cloned()
+        .unwrap_or_default();
+    let spec = pod.spec.as_ref();
+    let port = spec
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.ports.as_ref())
+        .and_then(|p| p.first())
+        .map_or(i64::from(DEFAULT_PORT), |p| i64::from(p.container_port));
+    let status = pod.status.as_ref();
+    let address = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .map(|ip| format!("{ip}:{port}"))
+        .unwrap_or_default();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let health = match phase {
+        "Failed" | "Succeeded" => Health::Exited(format!("pod {}", phase.to_lowercase())),
+        _ if ready => Health::Healthy,
+        _ => match was {
+            Some(Health::Healthy | Health::Unhealthy(_)) => {
+                Health::Unhealthy("the pod is not ready".into())
+            }
+            _ => Health::Starting,
+        },
+    };
+    Some(PodSeen {
+        observed: Observed {
+            instance_id,
+            tenant_id,
+            deployment_id,
+            generation,
+            version,
+            address,
+            health,
+            stopping: meta.deletion_timestamp.is_some(),
+            adopted: false,
+        },
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    })
+}
+
+fn apply_pod(seen: &mut Seen, pod: &Pod) {
+    let Some(uid) = pod
+        .metadata
+        .uid
+        .as_deref()
+        .and_then(|u| Uuid::try_parse(u).ok())
+    else {
+        return;
+    };
+    if seen.forgotten.contains(&uid) {
+        return;
+    }
+    let was = seen.pods.get(&uid).map(|p| p.observed.health.clone());
+    // An exited instance stays exited until forgotten.
+    if matches!(was, Some(Health::Exited(_))) {
+        return;
+    }
+    if let Some(entry) = observed(pod, was.as_ref()) {
+        seen.pods.insert(uid, entry);
+    }
+}
+
+fn ended(seen: &mut Seen, uid: Uuid, how: &str) {
+    if let Some(p) = seen.pods.get_mut(&uid) {
+        if !matches!(p.observed.health, Health::Exited(_)) {
+            p.observed.health = Health::Exited(how.into());
+        }
+    }
+    // Deletion is final: no later event names this uid.
+    seen.forgotten.remove(&uid);
+}
+
+fn pod_event(seen: &Shared, event: Event<Pod>) {
+    let mut seen = seen.write().unwrap_or_else(|p| p.into_inner());
+    match event {
+        Event::Apply(pod) => apply_pod(&mut seen, &pod),
+        Event::Delete(pod) => {
+            if let Some(uid) = pod
+                .metadata
+                .uid
+                .as_deref()
+                .and_then(|u| Uuid::try_parse(u).ok())
+            {
+                ended(&mut seen, uid, "pod deleted");
+            }
+        }
+        Event::Init => seen.relisted = Some(HashSet::new()),
+        Event::InitApply(pod) => {
+            if let Some(uid) = pod
+                .metadata
+                .uid
+                .as_deref()
+                .and_then(|u| Uuid::try_parse(u).ok())
+            {
+                if let Some(listed) = seen.relisted.as_mut() {
+                    listed.insert(uid);
+                }
+            }
+            apply_pod(&mut seen, &pod);
+        }
+        Event::InitDone => {
+            let listed = seen.relisted.take().unwrap_or_default();
+            let gone: Vec<Uuid> = seen
+                .pods
+                .keys()
+                .filter(|uid| !listed.contains(uid))
+                .copied()
+                .collect();
+            for uid in gone {
+                ended(&mut seen, uid, "pod gone while unwatched");
+            }
+        }
+    }
+}
+
+fn hpa_event(seen: &Shared, event: Event<HorizontalPodAutoscaler>) {
+    let (hpa, deleted) = match event {
+        Event::Apply(h) | Event::InitApply(h) => (h, false),
+        Event::Delete(h) => (h, true),
+        Event::Init | Event::InitDone => return,
+    };
+    let Some(key) = ids(&hpa.metadata) else {
+        return;
+    };
+    let mut seen = seen.write().unwrap_or_else(|p| p.into_inner());
+    if deleted {
+        seen.scaled.remove(&key);
+        return;
+    }
+    let Some(status) = hpa.status.as_ref() else {
+        return;
+    };
+    // Not decided yet: an HPA that has not measured reports 0.
+    if status.desired_replicas < 1 {
+        return;
+    }
+    let cpu_percent = status
+        .current_metrics
+        .iter()
+        .flatten()
+        .filter_map(|m| m.resource.as_ref())
+        .filter(|r| r.name == "cpu")
+        .find_map(|r| r.current.average_utilization)
+        .and_then(|u| u32::try_from(u).ok())
+        .unwrap_or(0);
+    seen.scaled.insert(
+        key,
+        Scaled {
+            tenant_id: key.0,
+            deployment_id: key.1,
+            replicas: status.desired_replicas,
+            cpu_percent,
+        },
+    );
+}
+
+/// Runs the three watches until the task is aborted.
+pub async fn run(client: Client, seen: Shared, applied: Arc<Mutex<Applied>>) {
+    let config = watcher::Config::default().labels(TENANT_LABEL);
+    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), config.clone());
+    let hpas = watcher::watcher(
+        Api::<HorizontalPodAutoscaler>::all(client.clone()),
+        config.clone(),
+    );
+    let deployments = watcher::watcher(Api::<Deployment>::all(client), config);
+    let pods = {
+        let seen = seen.clone();
+        async move {
+            futures::pin_mut!(pods);
+            while let Some(event) = pods.next().await {
+                match event {
+                    Ok(event) => pod_event(&seen, event),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pod watch failed; it restarts");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    };
+    let hpas = {
+        let seen = seen.clone();
+        async move {
+            futures::pin_mut!(hpas);
+            while let Some(event) = hpas.next().await {
+                match event {
+                    Ok(event) => hpa_event(&seen, event),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "autoscaler watch failed; it restarts");
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    };
+    let deployments = async move {
+        futures::pin_mut!(deployments);
+        while let Some(event) = deployments.next().await {
+            match event {
+                Ok(Event::Delete(d)) => {
+                    let meta = &d.metadata;
+                    applied.lock().await.forget_named(
+                        "Deployment",
+                        meta.namespace.as_deref().unwrap_or(""),
+                        meta.name.as_deref().unwrap_or(""),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "deployment watch failed; it restarts");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+        }
+    };
+    tokio::join!(pods, hpas, deployments);
+}

@@ -1,0 +1,755 @@
+//! A stand-in for the Kubernetes API server (no cluster can run here), speaking its REST and
+//! watch wire format for exactly the resources the `kubernetes` runtime uses: namespaces,
+//! pods, services, resource quotas, limit ranges (core `v1`), deployments (`apps/v1`),
+//! horizontal pod autoscalers (`autoscaling/v2`) and network policies
+//! (`networking.k8s.io/v1`). No discovery is needed: the runtime uses typed objects.
+//!
+//! - **Server-side apply**: `PATCH` with `Content-Type: application/apply-patch+yaml` and the
+//!   `fieldManager` (required) and `force` query parameters. The applied object replaces the
+//!   object's fields except `status` and the server's metadata (uid, creationTimestamp,
+//!   resourceVersion, generation, managedFields); when nothing changes, nothing is written and
+//!   the `resourceVersion` stays (as a real server does for an unchanged apply). This does
+//!   not merge several managers' fields: our runtime is the only manager of these objects.
+//! - `GET` of an object or a collection (all namespaces or one; `labelSelector` with `k`,
+//!   `!k`, `k=v`, `k==v`, `k!=v`), `DELETE` of an object (answers the object as it was).
+//! - **Watch**: `GET <collection>?watch=1` streams newline-delimited JSON
+//!   `{"type":"ADDED|MODIFIED|DELETED|BOOKMARK","object":…}` of the changes after the given
+//!   `resourceVersion` (all objects as `ADDED` first when it is absent or "0"), a `BOOKMARK`
+//!   first when `allowWatchBookmarks` is set, and ends after `timeoutSeconds`.
+//! - Errors are `Status` objects with the HTTP code (404 `NotFound`, 415, 422 …).
+//!
+//! The test plays the controllers: it creates pods for a Deployment, marks them ready,
+//! deletes them and sets an HPA's status, each a watch event like the real ones.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, broadcast};
+use uuid::Uuid;
+
+/// A resource of the table: its kind, apiVersion and whether it lives in a namespace.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    kind: &'static str,
+    api_version: &'static str,
+    namespaced: bool,
+}
+
+fn kind_of(group_version: &str, resource: &str) -> Option<Kind> {
+    let (kind, namespaced) = match (group_version, resource) {
+        ("v1", "namespaces") => ("Namespace", false),
+        ("v1", "pods") => ("Pod", true),
+        ("v1", "services") => ("Service", true),
+        ("v1", "resourcequotas") => ("ResourceQuota", true),
+        ("v1", "limitranges") => ("LimitRange", true),
+        ("apps/v1", "deployments") => ("Deployment", true),
+        ("autoscaling/v2", "horizontalpodautoscalers") => ("HorizontalPodAutoscaler", true),
+        ("networking.k8s.io/v1", "networkpolicies") => ("NetworkPolicy", true),
+        _ => return None,
+    };
+    let api_version = match group_version {
+        "v1" => "v1",
+        "apps/v1" => "apps/v1",
+        "autoscaling/v2" => "autoscaling/v2",
+        _ => "networking.k8s.io/v1",
+    };
+    Some(Kind {
+        kind,
+        api_version,
+        namespaced,
+    })
+}
+
+/// `(resource, namespace, name)`; a cluster-scoped object has namespace "".
+type Key = (String, String, String);
+
+#[derive(Debug, Clone)]
+struct Change {
+    rv: u64,
+    resource: String,
+    namespace: String,
+    kind: &'static str,
+    object: Value,
+}
+
+/// One server-side apply request as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyRequest {
+    pub path: String,
+    pub content_type: String,
+    pub field_manager: String,
+    pub force: bool,
+}
+
+#[derive(Default)]
+struct Store {
+    rv: u64,
+    objects: BTreeMap<Key, Value>,
+    changes: Vec<Change>,
+    applies: Vec<ApplyRequest>,
+}
+
+struct Shared {
+    store: Mutex<Store>,
+    live: broadcast::Sender<Change>,
+}
+
+pub struct KubeApi {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": message.into(), "reason": reason,
+        "code": code.as_u16(),
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+fn query(uri: &Uri) -> HashMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => out.push(b),
+                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
+                }
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `labels` satisfy a label selector.
+fn selects(selector: &str, labels: Option<&Value>) -> bool {
+    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    selector
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .all(|req| {
+            if let Some((k, v)) = req.split_once("!=") {
+                get(k.trim()) != Some(v.trim())
+            } else if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
+                get(k.trim()) == Some(v.trim())
+            } else if let Some(k) = req.strip_prefix('!') {
+                get(k.trim()).is_none()
+            } else {
+                get(req).is_some()
+            }
+        })
+}
+
+/// What a path names: a collection (in one namespace or all) or one object.
+struct Target {
+    resource: String,
+    kind: Kind,
+    namespace: Option<String>,
+    name: Option<String>,
+}
+
+fn parse_path(path: &str) -> Option<Target> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (gv, rest) = match segs.as_slice() {
+        ["api", "v1", rest @ ..] => ("v1".to_owned(), rest),
+        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
+        _ => return None,
+    };
+    let (resource, namespace, name) = match rest {
+        [res] => (*res, None, None),
+        ["namespaces", name] => ("namespaces", None, Some(*name)),
+        ["namespaces", ns, res] => (*res, Some(*ns), None),
+        ["namespaces", ns, res, name] => (*res, Some(*ns), Some(*name)),
+        _ => return None,
+    };
+    let kind = kind_of(&gv, resource)?;
+    // A namespaced object is named in its namespace; a cluster-scoped one never is.
+    let fits = match (kind.namespaced, namespace.is_some(), name.is_some()) {
+        (true, false, true) | (false, true, _) => false,
+        _ => true,
+    };
+    if !fits {
+        return None;
+    }
+    Some(Target {
+        resource: resource.to_owned(),
+        kind,
+        namespace: namespace.map(str::to_owned),
+        name: name.map(str::to_owned),
+    })
+}
+
+/// An object without what the server owns, to compare what was applied.
+fn applied_part(object: &Value) -> Value {
+    let mut o = object.clone();
+    if let Some(map) = o.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "resourceVersion",
+            "generation",
+            "managedFields",
+        ] {
+            meta.remove(k);
+        }
+    }
+    o
+}
+
+impl Store {
+    fn record(
+        &mut self,
+        live: &broadcast::Sender<Change>,
+        key: &Key,
+        kind: &'static str,
+        object: Value,
+    ) {
+        let change = Change {
+            rv: self.rv,
+            resource: key.0.clone(),
+            namespace: key.1.clone(),
+            kind,
+            object,
+        };
+        self.changes.push(change.clone());
+        let _ = live.send(change);
+    }
+
+    /// Writes `object` at `key` as a new version (creating it when absent); keeps the
+    /// server's metadata of the old one.
+    fn write(&mut self, live: &broadcast::Sender<Change>, key: Key, mut object: Value) -> Value {
+        self.rv += 1;
+        let old = self.objects.get(&key).cloned();
+        let meta = object["metadata"].as_object_mut().map(|m| {
+            m.insert("resourceVersion".into(), json!(self.rv.to_string()));
+            m
+        });
+        if let Some(meta) = meta {
+            match &old {
+                Some(old) => {
+                    for k in ["uid", "creationTimestamp"] {
+                        meta.insert(k.into(), old["metadata"][k].clone());
+                    }
+                    let spec_changed = old.get("spec") != object.get("spec");
+                    let generation = old["metadata"]["generation"].as_u64().unwrap_or(1)
+                        + u64::from(spec_changed);
+                    object["metadata"]["generation"] = json!(generation);
+                }
+                None => {
+                    if meta.get("uid").is_none() {
+                        meta.insert("uid".into(), json!(Uuid::new_v4().to_string()));
+                    }
+                    meta.insert("creationTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+                    object["metadata"]["generation"] = json!(1);
+                }
+            }
+        }
+        let kind = if old.is_some() { "MODIFIED" } else { "ADDED" };
+        self.objects.insert(key.clone(), object.clone());
+        self.record(live, &key, kind, object.clone());
+        object
+    }
+
+    fn delete(&mut self, live: &broadcast::Sender<Change>, key: &Key) -> Option<Value> {
+        let mut object = self.objects.remove(key)?;
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        self.record(live, key, "DELETED", object.clone());
+        Some(object)
+    }
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(target) = parse_path(uri.path()) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no such path {}", uri.path()),
+        );
+    };
+    let q = query(&uri);
+    match (&method, &target.name) {
+        (&Method::GET, None)
+            if matches!(q.get("watch").map(String::as_str), Some("1" | "true")) =>
+        {
+            watch(shared, target, q).await
+        }
+        (&Method::GET, None) => list(&shared, &target, &q).await,
+        (&Method::GET, Some(name)) => {
+            let key = (
+                target.resource.clone(),
+                target.namespace.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            match shared.store.lock().await.objects.get(&key) {
+                Some(o) => axum::Json(o.clone()).into_response(),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("{} {name:?} not found", target.resource),
+                ),
+            }
+        }
+        (&Method::PATCH, Some(name)) => {
+            apply(&shared, &target, name, &q, &headers, &uri, &body).await
+        }
+        (&Method::DELETE, Some(name)) => {
+            let key = (
+                target.resource.clone(),
+                target.namespace.clone().unwrap_or_default(),
+                name.clone(),
+            );
+            let mut store = shared.store.lock().await;
+            match store.delete(&shared.live, &key) {
+                Some(o) => axum::Json(o).into_response(),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("{} {name:?} not found", target.resource),
+                ),
+            }
+        }
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} {}", uri.path()),
+        ),
+    }
+}
+
+async fn list(shared: &Shared, target: &Target, q: &HashMap<String, String>) -> Response {
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let store = shared.store.lock().await;
+    let items: Vec<Value> = store
+        .objects
+        .iter()
+        .filter(|((res, ns, _), o)| {
+            *res == target.resource
+                && target.namespace.as_ref().is_none_or(|want| want == ns)
+                && selects(&selector, o["metadata"].get("labels"))
+        })
+        .map(|(_, o)| o.clone())
+        .collect();
+    axum::Json(json!({
+        "kind": format!("{}List", target.kind.kind),
+        "apiVersion": target.kind.api_version,
+        "metadata": { "resourceVersion": store.rv.to_string() },
+        "items": items,
+    }))
+    .into_response()
+}
+
+fn line(kind: &str, object: &Value) -> String {
+    let mut s = json!({ "type": kind, "object": object }).to_string();
+    s.push('\n');
+    s
+}
+
+async fn watch(shared: Arc<Shared>, target: Target, q: HashMap<String, String>) -> Response {
+    let selector = q.get("labelSelector").cloned().unwrap_or_default();
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(300u64);
+    let bookmarks = matches!(
+        q.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
+    let from: Option<u64> = q
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && v.as_str() != "0")
+        .and_then(|v| v.parse().ok());
+    // Subscribed before reading the store: no change falls between the two.
+    let mut live = shared.live.subscribe();
+    let matches = {
+        let target_resource = target.resource.clone();
+        let target_ns = target.namespace.clone();
+        move |c: &Change| {
+            c.resource == target_resource
+                && target_ns.as_ref().is_none_or(|ns| *ns == c.namespace)
+                && selects(&selector, c.object["metadata"].get("labels"))
+        }
+    };
+    let mut first = Vec::new();
+    let mut last = {
+        let store = shared.store.lock().await;
+        if bookmarks {
+            first.push(line(
+                "BOOKMARK",
+                &json!({
+                    "kind": target.kind.kind, "apiVersion": target.kind.api_version,
+                    "metadata": { "resourceVersion": store.rv.to_string() },
+                }),
+            ));
+        }
+        match from {
+            Some(from) => {
+                for c in store.changes.iter().filter(|c| c.rv > from && matches(c)) {
+                    first.push(line(c.kind, &c.object));
+                }
+            }
+            None => {
+                for ((res, ns, _), o) in &store.objects {
+                    let c = Change {
+                        rv: 0,
+                        resource: res.clone(),
+                        namespace: ns.clone(),
+                        kind: "ADDED",
+                        object: o.clone(),
+                    };
+                    if matches(&c) {
+                        first.push(line("ADDED", o));
+                    }
+                }
+            }
+        }
+        store.rv
+    };
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<String, std::io::Error>>(64);
+    tokio::spawn(async move {
+        let mut tx = tx;
+        use futures::SinkExt;
+        for l in first {
+            if tx.send(Ok(l)).await.is_err() {
+                return;
+            }
+        }
+        let end = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(end);
+        loop {
+            tokio::select! {
+                () = &mut end => return,
+                change = live.recv() => match change {
+                    Ok(c) if c.rv > last && matches(&c) => {
+                        last = c.rv;
+                        if tx.send(Ok(line(c.kind, &c.object))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow: the client lists again, as after a real 410.
+                        let expired = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                            "reason": "Expired", "code": 410, "message": "too old resource version" });
+                        let _ = tx.send(Ok(line("ERROR", &expired))).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(rx))
+        .unwrap_or_else(|_| {
+            status(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "response",
+            )
+        })
+}
+
+async fn apply(
+    shared: &Shared,
+    target: &Target,
+    name: &str,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if content_type != "application/apply-patch+yaml" {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("the stand-in takes server-side apply only, not {content_type:?}"),
+        );
+    }
+    let Some(manager) = q.get("fieldManager").filter(|m| !m.is_empty()) else {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            "fieldManager is required for apply requests",
+        );
+    };
+    // YAML is a superset of JSON; the client sends JSON, and this stand-in reads only that.
+    let Ok(mut object) = serde_json::from_slice::<Value>(body) else {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the stand-in reads JSON apply bodies only",
+        );
+    };
+    let ns = target.namespace.clone().unwrap_or_default();
+    let fits = object["kind"] == target.kind.kind
+        && object["apiVersion"] == target.kind.api_version
+        && object["metadata"]["name"] == name
+        && (ns.is_empty()
+            || object["metadata"]["namespace"]
+                .as_str()
+                .is_none_or(|n| n == ns));
+    if !fits {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "kind, apiVersion, name or namespace do not match the path",
+        );
+    }
+    if target.kind.namespaced {
+        object["metadata"]["namespace"] = json!(ns);
+    }
+    let mut store = shared.store.lock().await;
+    store.applies.push(ApplyRequest {
+        path: uri.path().to_owned(),
+        content_type,
+        field_manager: manager.clone(),
+        force: q.get("force").map(String::as_str) == Some("true"),
+    });
+    if target.kind.namespaced
+        && !store
+            .objects
+            .contains_key(&("namespaces".to_owned(), String::new(), ns.clone()))
+    {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("namespaces {ns:?} not found"),
+        );
+    }
+    let key = (target.resource.clone(), ns, name.to_owned());
+    if let Some(old) = store.objects.get(&key) {
+        if applied_part(old) == applied_part(&object) {
+            return axum::Json(old.clone()).into_response();
+        }
+        if let Some(s) = old.get("status") {
+            object["status"] = s.clone();
+        }
+    }
+    object["metadata"]["managedFields"] = json!([{
+        "manager": manager, "operation": "Apply", "apiVersion": target.kind.api_version,
+    }]);
+    let written = store.write(&shared.live, key, object);
+    axum::Json(written).into_response()
+}
+
+impl KubeApi {
+    pub async fn start() -> Self {
+        let (live, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::default()),
+            live,
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// A kubeconfig pointing at the stand-in (plain HTTP on loopback, no credentials).
+    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("kubeconfig.yaml");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{}\ncontexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: nobody\n    namespace: default\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: stand-in\n",
+            self.addr
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub async fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());
+        self.shared.store.lock().await.objects.get(&key).cloned()
+    }
+
+    /// Every object of a resource, all namespaces: `(namespace, object)`.
+    pub async fn all(&self, resource: &str) -> Vec<(String, Value)> {
+        self.shared
+            .store
+            .lock()
+            .await
+            .objects
+            .iter()
+            .filter(|((r, _, _), _)| r == resource)
+            .map(|((_, ns, _), o)| (ns.clone(), o.clone()))
+            .collect()
+    }
+
+    /// Every object: `(resource, namespace, name)` → its `resourceVersion`.
+    pub async fn versions(&self) -> BTreeMap<Key, String> {
+        self.shared
+            .store
+            .lock()
+            .await
+            .objects
+            .iter()
+            .map(|(k, o)| {
+                let rv = o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                (k.clone(), rv)
+            })
+            .collect()
+    }
+
+    pub async fn applies(&self) -> Vec<ApplyRequest> {
+        self.shared.store.lock().await.applies.clone()
+    }
+
+    /// The Deployment controller's part: a pod of Deployment `name`, from its template, with
+    /// an IP and not ready yet. Returns the pod's name and uid.
+    pub async fn run_pod(&self, namespace: &str, deployment: &str, ip: &str) -> (String, String) {
+        let mut store = self.shared.store.lock().await;
+        let key = (
+            "deployments".to_owned(),
+            namespace.to_owned(),
+            deployment.to_owned(),
+        );
+        let d = store
+            .objects
+            .get(&key)
+            .cloned()
+            .expect("the deployment exists");
+        let template = &d["spec"]["template"];
+        let uid = Uuid::new_v4().to_string();
+        let name = format!("{deployment}-{}", &uid[..8]);
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": name, "namespace": namespace, "uid": uid,
+                "labels": template["metadata"]["labels"],
+                "annotations": template["metadata"]["annotations"],
+            },
+            "spec": template["spec"],
+            "status": {
+                "phase": "Running", "podIP": ip,
+                "conditions": [{ "type": "Ready", "status": "False" }],
+            },
+        });
+        let key = ("pods".to_owned(), namespace.to_owned(), name.clone());
+        store.write(&self.shared.live, key, pod);
+        (name, uid)
+    }
+
+    /// A pod written as given (a controller, or anyone with access to the namespace).
+    pub async fn put_pod(&self, pod: Value) {
+        let key = (
+            "pods".to_owned(),
+            pod["metadata"]["namespace"].as_str().unwrap().to_owned(),
+            pod["metadata"]["name"].as_str().unwrap().to_owned(),
+        );
+        self.shared
+            .store
+            .lock()
+            .await
+            .write(&self.shared.live, key, pod);
+    }
+
+    /// The kubelet's part: the pod's `Ready` condition.
+    pub async fn set_ready(&self, namespace: &str, pod: &str, ready: bool) {
+        self.set_status(
+            "pods",
+            namespace,
+            pod,
+            |s| {
+                s["conditions"] =
+                    json!([{ "type": "Ready", "status": if ready { "True" } else { "False" } }])
+            },
+        )
+        .await;
+    }
+
+    /// A controller's write of an object's status.
+    pub async fn set_status(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Value),
+    ) {
+        let mut store = self.shared.store.lock().await;
+        let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());
+        let mut object = store.objects.get(&key).cloned().expect("the object exists");
+        if object.get("status").is_none() {
+            object["status"] = json!({});
+        }
+        change(&mut object["status"]);
+        store.write(&self.shared.live, key, object);
+    }
+
+    /// A deletion (a pod's eviction, an operator's `kubectl delete`).
+    pub async fn delete(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());
+        self.shared
+            .store
+            .lock()
+            .await
+            .delete(&self.shared.live, &key)
+    }
+}
