@@ -210,10 +210,10 @@ fn parse_path(path: &str) -> Option<Target> {
     };
     let kind = kind_of(&gv, resource)?;
     // A namespaced object is named in its namespace; a cluster-scoped one never is.
-    let fits = match (kind.namespaced, namespace.is_some(), name.is_some()) {
-        (true, false, true) | (false, true, _) => false,
-        _ => true,
-    };
+    let fits = !matches!(
+        (kind.namespaced, namespace.is_some(), name.is_some()),
+        (true, false, true) | (false, true, _)
+    );
     if !fits {
         return None;
     }
@@ -269,11 +269,9 @@ impl Store {
     fn write(&mut self, live: &broadcast::Sender<Change>, key: Key, mut object: Value) -> Value {
         self.rv += 1;
         let old = self.objects.get(&key).cloned();
-        let meta = object["metadata"].as_object_mut().map(|m| {
-            m.insert("resourceVersion".into(), json!(self.rv.to_string()));
-            m
-        });
-        if let Some(meta) = meta {
+        let rv = json!(self.rv.to_string());
+        if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.insert("resourceVersion".into(), rv);
             match &old {
                 Some(old) => {
                     for k in ["uid", "creationTimestamp"] {

@@ -39,6 +39,8 @@ pub struct PodSeen {
     pub observed: Observed,
     pub namespace: String,
     pub name: String,
+    /// Deleted (or missing from a new list): no event of it will follow.
+    pub gone: bool,
 }
 
 /// What the watches have seen.
@@ -55,7 +57,8 @@ pub struct Seen {
 
 impl Seen {
     pub fn forget(&mut self, instance: Uuid) {
-        if self.pods.remove(&instance).is_some() {
+        // A pod that ended without being deleted (failed) may still send events.
+        if self.pods.remove(&instance).is_some_and(|p| !p.gone) {
             self.forgotten.insert(instance);
         }
     }
@@ -125,16 +128,12 @@ pub fn observed(pod: &Pod, was: Option<&Health>) -> Option<PodSeen> {
         },
         namespace: meta.namespace.clone().unwrap_or_default(),
         name: meta.name.clone().unwrap_or_default(),
+        gone: false,
     })
 }
 
 fn apply_pod(seen: &mut Seen, pod: &Pod) {
-    let Some(uid) = pod
-        .metadata
-        .uid
-        .as_deref()
-        .and_then(|u| Uuid::try_parse(u).ok())
-    else {
+    let Some(uid) = uid_of(pod) else {
         return;
     };
     if seen.forgotten.contains(&uid) {
@@ -150,13 +149,22 @@ fn apply_pod(seen: &mut Seen, pod: &Pod) {
     }
 }
 
+fn uid_of(pod: &Pod) -> Option<Uuid> {
+    pod.metadata
+        .uid
+        .as_deref()
+        .and_then(|u| Uuid::try_parse(u).ok())
+}
+
+/// The pod is gone for good (deleted, or missing from a new list).
 fn ended(seen: &mut Seen, uid: Uuid, how: &str) {
     if let Some(p) = seen.pods.get_mut(&uid) {
+        p.gone = true;
         if !matches!(p.observed.health, Health::Exited(_)) {
             p.observed.health = Health::Exited(how.into());
         }
     }
-    // Deletion is final: no later event names this uid.
+    // No later event names this uid.
     seen.forgotten.remove(&uid);
 }
 
@@ -165,26 +173,14 @@ fn pod_event(seen: &Shared, event: Event<Pod>) {
     match event {
         Event::Apply(pod) => apply_pod(&mut seen, &pod),
         Event::Delete(pod) => {
-            if let Some(uid) = pod
-                .metadata
-                .uid
-                .as_deref()
-                .and_then(|u| Uuid::try_parse(u).ok())
-            {
+            if let Some(uid) = uid_of(&pod) {
                 ended(&mut seen, uid, "pod deleted");
             }
         }
         Event::Init => seen.relisted = Some(HashSet::new()),
         Event::InitApply(pod) => {
-            if let Some(uid) = pod
-                .metadata
-                .uid
-                .as_deref()
-                .and_then(|u| Uuid::try_parse(u).ok())
-            {
-                if let Some(listed) = seen.relisted.as_mut() {
-                    listed.insert(uid);
-                }
+            if let (Some(uid), Some(listed)) = (uid_of(&pod), seen.relisted.as_mut()) {
+                listed.insert(uid);
             }
             apply_pod(&mut seen, &pod);
         }
