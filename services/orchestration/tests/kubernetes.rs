@@ -152,10 +152,30 @@ fn a_tenants_manifests_are_the_golden_ones() {
 /// A world with the stand-in as its cluster.
 async fn with_stand_in() -> (KubeApi, Harness) {
     let api = KubeApi::start().await;
-    let dir = std::env::temp_dir().join(format!("tenantry-kube-{}", Uuid::now_v7().simple()));
-    let kubeconfig = api.kubeconfig(&dir);
-    let h = start_with(Some(kubeconfig)).await;
+    let h = start_with(Some(api.kubeconfig())).await;
     (api, h)
+}
+
+#[tokio::test]
+async fn without_a_cluster_configured_a_kubernetes_spec_is_invalid_and_nothing_is_appended() {
+    let h = common::start().await;
+    let tenant = h.tenant(1).await;
+    let id = Uuid::now_v7().to_string();
+    let e = h
+        .client()
+        .provision(with_token(
+            api::ProvisionRequest {
+                tenant_id: tenant.to_string(),
+                spec: Some(kube_spec(1)),
+                deployment_id: id.clone(),
+            },
+            &h.token(tenant, Role::Owner),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("spec.runtime: "), "{e:?}");
+    assert!(h.events(tenant, &id).await.is_empty());
 }
 
 fn names(tenant: Uuid, id: &str) -> (String, String) {

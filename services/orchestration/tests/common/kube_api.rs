@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,11 +109,14 @@ pub struct KubeApi {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
+    /// Holds its kubeconfig; deleted with it.
+    dir: PathBuf,
 }
 
 impl Drop for KubeApi {
     fn drop(&mut self) {
         self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -605,13 +608,20 @@ impl KubeApi {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, shared, task }
+        let dir =
+            std::env::temp_dir().join(format!("tenantry-kube-api-{}", Uuid::now_v7().simple()));
+        Self {
+            addr,
+            shared,
+            task,
+            dir,
+        }
     }
 
     /// A kubeconfig pointing at the stand-in (plain HTTP on loopback, no credentials).
-    pub fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        std::fs::create_dir_all(dir).unwrap();
-        let path = dir.join("kubeconfig.yaml");
+    pub fn kubeconfig(&self) -> PathBuf {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let path = self.dir.join("kubeconfig.yaml");
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{}\ncontexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: nobody\n    namespace: default\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: stand-in\n",
             self.addr

@@ -301,3 +301,95 @@ pub async fn run(client: Client, seen: Shared, applied: Arc<Mutex<Applied>>) {
     };
     tokio::join!(pods, hpas, deployments);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const TENANT: &str = "0190a000-0000-7000-8000-000000000001";
+    const DEPLOYMENT: &str = "0190a000-0000-7000-8000-0000000000a1";
+    const UID: &str = "5d0c3f6e-9f5c-4c39-9a53-0e1f2b3c4d5e";
+
+    fn pod(namespace: &str, phase: &str, ready: bool) -> Pod {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "dep-x-1", "namespace": namespace, "uid": UID,
+                "labels": { TENANT_LABEL: TENANT, DEPLOYMENT_LABEL: DEPLOYMENT, GENERATION_LABEL: "3" },
+                "annotations": { VERSION_ANNOTATION: "2.0" },
+            },
+            "spec": { "containers": [{ "name": "app", "ports": [{ "containerPort": 3000 }] }] },
+            "status": { "phase": phase, "podIP": "10.0.0.9",
+                "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }] },
+        }))
+        .unwrap()
+    }
+
+    fn ns() -> String {
+        format!("tenant-{TENANT}")
+    }
+
+    fn health(seen: &Shared) -> Option<Health> {
+        let uid = Uuid::parse_str(UID).unwrap();
+        let seen = seen.read().unwrap();
+        seen.pods.get(&uid).map(|p| p.observed.health.clone())
+    }
+
+    #[test]
+    fn a_pod_is_starting_then_healthy_then_unhealthy_then_exited_when_deleted() {
+        let seen = Shared::default();
+        pod_event(&seen, Event::Apply(pod(&ns(), "Pending", false)));
+        assert_eq!(health(&seen), Some(Health::Starting));
+        {
+            let s = seen.read().unwrap();
+            let o = &s.pods.values().next().unwrap().observed;
+            assert_eq!((o.generation, o.version.as_str()), (3, "2.0"));
+            assert_eq!(o.address, "10.0.0.9:3000");
+        }
+        pod_event(&seen, Event::Apply(pod(&ns(), "Running", true)));
+        assert_eq!(health(&seen), Some(Health::Healthy));
+        pod_event(&seen, Event::Apply(pod(&ns(), "Running", false)));
+        assert!(matches!(health(&seen), Some(Health::Unhealthy(_))));
+        pod_event(&seen, Event::Delete(pod(&ns(), "Running", false)));
+        assert_eq!(health(&seen), Some(Health::Exited("pod deleted".into())));
+        // Forgotten after its end is on the log: nothing is kept of a deleted pod.
+        seen.write().unwrap().forget(Uuid::parse_str(UID).unwrap());
+        assert!(seen.read().unwrap().forgotten.is_empty());
+    }
+
+    #[test]
+    fn a_failed_pod_forgotten_is_not_reported_again_by_a_late_event() {
+        let seen = Shared::default();
+        pod_event(&seen, Event::Apply(pod(&ns(), "Failed", false)));
+        assert_eq!(health(&seen), Some(Health::Exited("pod failed".into())));
+        seen.write().unwrap().forget(Uuid::parse_str(UID).unwrap());
+        pod_event(&seen, Event::Apply(pod(&ns(), "Failed", false)));
+        assert_eq!(health(&seen), None);
+        // Its deletion ends the watch on it.
+        pod_event(&seen, Event::Delete(pod(&ns(), "Failed", false)));
+        assert!(seen.read().unwrap().forgotten.is_empty());
+    }
+
+    #[test]
+    fn a_pod_missing_from_a_new_list_went_away_while_unwatched() {
+        let seen = Shared::default();
+        pod_event(&seen, Event::Apply(pod(&ns(), "Running", true)));
+        pod_event(&seen, Event::Init);
+        pod_event(&seen, Event::InitDone);
+        assert_eq!(
+            health(&seen),
+            Some(Health::Exited("pod gone while unwatched".into()))
+        );
+    }
+
+    #[test]
+    fn a_pod_outside_its_tenants_namespace_is_nobodys() {
+        let seen = Shared::default();
+        pod_event(
+            &seen,
+            Event::Apply(pod("tenant-someone-else", "Running", true)),
+        );
+        assert_eq!(health(&seen), None);
+    }
+}
