@@ -15,6 +15,10 @@
 //!   exit in a row the next start of that deployment waits longer (200 ms doubling, at most
 //!   30 s); an instance turning healthy resets it.
 //! - **Liveness.** An instance that was healthy and fails its probes is stopped and replaced.
+//! - **Declarative runtimes** (Kubernetes, [`Runtime::declare`]) get the desired state of all
+//!   their deployments each pass instead of starts and stops (their platform keeps replicas,
+//!   rolls out and restarts); their instances are reported the same way, and their own
+//!   autoscaler's decisions ([`Runtime::scaled`]) go on the log as `autoscaling.triggered`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

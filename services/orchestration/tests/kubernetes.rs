@@ -273,6 +273,14 @@ async fn server_side_apply_is_idempotent_even_after_a_restart_and_decommission_d
         "the same resourceVersions"
     );
 
+    // A Deployment deleted behind the service's back is applied again.
+    api.delete("deployments", &ns, &name).await.unwrap();
+    eventually("the Deployment applied again", WAIT, || async {
+        api.get("deployments", &ns, &name).await
+    })
+    .await;
+    let before = versions_in(&api, &ns).await;
+
     // A scale is applied (the Deployment changes, nothing else does).
     let owner = h.token(tenant, Role::Owner);
     h.client()
@@ -518,7 +526,7 @@ async fn against_a_real_cluster_when_kubeconfig_is_set() {
         .filter(|p| !p.as_os_str().is_empty())
     else {
         eprintln!(
-            "skipped: KUBECONFIG is not set (services/orchestration/README.md says how to run it)"
+            "skipped: KUBECONFIG is not set (README.md, \"Dedicated instances\", says how to run it)"
         );
         return;
     };
@@ -562,4 +570,56 @@ async fn against_a_real_cluster_when_kubeconfig_is_set() {
     let _ = namespaces
         .delete(&format!("tenant-{tenant}"), &Default::default())
         .await;
+}
+
+/// The issue's figure "reconcile after restart: 1,000 tenants' manifests against the
+/// stand-in": one runtime applies 1,000 tenants' objects (a deployment each, 7 objects), then a
+/// new runtime (a restarted service, nothing remembered) applies them all again, which the
+/// server keeps unchanged. Prints both times; asserts only that nothing changed.
+#[tokio::test]
+#[ignore = "a measurement: cargo test -p tenantry-orchestration --test kubernetes figure -- --ignored --nocapture"]
+async fn figure_reconcile_1000_tenants_after_a_restart() {
+    use std::time::Instant;
+    use tenantry_orchestration::runtime::kubernetes::{Cluster, KubernetesRuntime};
+    use tenantry_orchestration::runtime::{Declared, Runtime};
+
+    let api = KubeApi::start().await;
+    let env = tenantry_testkit::TestEnv::new().await;
+    let plans = tenantry_kit::plans::PlanDirectory::follow(&env.event_store().await)
+        .await
+        .unwrap();
+    let client = Cluster::Kubeconfig(api.kubeconfig())
+        .client()
+        .await
+        .unwrap();
+    let tenants = 1_000;
+    let declared: Vec<Declared> = (0..tenants)
+        .map(|_| Declared {
+            target: Target {
+                tenant_id: Uuid::now_v7(),
+                deployment_id: Uuid::now_v7(),
+                generation: 1,
+                spec: autoscaled(kube_spec(2), 1, 4),
+            },
+            replicas: 2,
+            removed: false,
+        })
+        .collect();
+    let first = KubernetesRuntime::new(client.clone(), Settings::default(), plans.clone());
+    let started = Instant::now();
+    first.declare(&declared).unwrap().await.unwrap();
+    let cold = started.elapsed();
+    drop(first);
+    let versions = api.versions().await;
+    assert_eq!(versions.len(), tenants * 7);
+    let restarted = KubernetesRuntime::new(client, Settings::default(), plans);
+    let started = Instant::now();
+    restarted.declare(&declared).unwrap().await.unwrap();
+    let again = started.elapsed();
+    assert_eq!(api.versions().await, versions, "nothing changed");
+    println!(
+        "{tenants} tenants, {} objects: first apply {cold:?}, after a restart {again:?} ({} apply requests in all)",
+        versions.len(),
+        api.applies().await.len()
+    );
 }

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 
+use tokio::sync::Mutex;
+
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -28,21 +30,9 @@ pub struct Applied {
 }
 
 impl Applied {
-    pub fn forget(&mut self, key: &str) {
-        self.objects.remove(key);
-    }
-
-    /// Forgets everything of `namespace` named `name` (a deleted Deployment or HPA).
+    /// Forgets the `kind` object `namespace/name` (one deleted behind our back).
     pub fn forget_named(&mut self, kind: &str, namespace: &str, name: &str) {
         self.objects.remove(&format!("{kind}/{namespace}/{name}"));
-    }
-
-    pub fn len(&self) -> usize {
-        self.objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 
@@ -63,7 +53,7 @@ fn params() -> PatchParams {
 /// Applies a namespaced object unless it is what was applied last.
 async fn namespaced<K>(
     client: &Client,
-    applied: &mut Applied,
+    applied: &Mutex<Applied>,
     object: &K,
 ) -> Result<bool, kube::Error>
 where
@@ -75,7 +65,7 @@ where
 {
     let key = key(object);
     let body = serde_json::to_string(object).map_err(kube::Error::SerdeError)?;
-    if applied.objects.get(&key) == Some(&body) {
+    if applied.lock().await.objects.get(&key) == Some(&body) {
         return Ok(false);
     }
     let meta = object.meta();
@@ -86,7 +76,7 @@ where
         &Patch::Apply(object),
     )
     .await?;
-    applied.objects.insert(key, body);
+    applied.lock().await.objects.insert(key, body);
     Ok(true)
 }
 
@@ -109,18 +99,18 @@ where
 /// Applies a tenant's namespace and its namespace-wide objects; how many were sent.
 pub async fn tenant(
     client: &Client,
-    applied: &mut Applied,
+    applied: &Mutex<Applied>,
     objects: &TenantObjects,
 ) -> Result<usize, kube::Error> {
     let mut sent = 0;
     let key = key(&objects.namespace);
     let body = serde_json::to_string(&objects.namespace).map_err(kube::Error::SerdeError)?;
-    if applied.objects.get(&key) != Some(&body) {
+    if applied.lock().await.objects.get(&key) != Some(&body) {
         let api: Api<Namespace> = Api::all(client.clone());
         let name = objects.namespace.metadata.name.as_deref().unwrap_or("");
         api.patch(name, &params(), &Patch::Apply(&objects.namespace))
             .await?;
-        applied.objects.insert(key, body);
+        applied.lock().await.objects.insert(key, body);
         sent += 1;
     }
     sent += usize::from(namespaced(client, applied, &objects.quota).await?);
@@ -133,7 +123,7 @@ pub async fn tenant(
 /// an autoscaler no longer wanted is deleted. How many were sent.
 pub async fn deployment(
     client: &Client,
-    applied: &mut Applied,
+    applied: &Mutex<Applied>,
     objects: &DeploymentObjects,
 ) -> Result<usize, kube::Error> {
     let mut sent = usize::from(namespaced(client, applied, &objects.service).await?);
@@ -148,9 +138,16 @@ pub async fn deployment(
             );
             let hpa_key = format!("HorizontalPodAutoscaler/{ns}/{name}");
             // Deleted once: the marker says the autoscaler is known to be absent.
-            if applied.objects.get(&hpa_key).map(String::as_str) != Some("") {
+            let known_absent = applied
+                .lock()
+                .await
+                .objects
+                .get(&hpa_key)
+                .map(String::as_str)
+                == Some("");
+            if !known_absent {
                 delete::<HorizontalPodAutoscaler>(client, ns, name).await?;
-                applied.objects.insert(hpa_key, String::new());
+                applied.lock().await.objects.insert(hpa_key, String::new());
                 sent += 1;
             }
         }
@@ -161,18 +158,19 @@ pub async fn deployment(
 /// Deletes a decommissioned deployment's objects (its pods go with its Deployment).
 pub async fn remove(
     client: &Client,
-    applied: &mut Applied,
+    applied: &Mutex<Applied>,
     namespace: &str,
     name: &str,
 ) -> Result<usize, kube::Error> {
     let marker = format!("removed/{namespace}/{name}");
-    if applied.objects.contains_key(&marker) {
+    if applied.lock().await.objects.contains_key(&marker) {
         return Ok(0);
     }
     let mut sent = 0;
     sent += usize::from(delete::<HorizontalPodAutoscaler>(client, namespace, name).await?);
     sent += usize::from(delete::<Deployment>(client, namespace, name).await?);
     sent += usize::from(delete::<Service>(client, namespace, name).await?);
+    let mut applied = applied.lock().await;
     for kind in ["HorizontalPodAutoscaler", "Deployment", "Service"] {
         applied.forget_named(kind, namespace, name);
     }

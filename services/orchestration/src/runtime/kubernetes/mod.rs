@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -39,6 +40,9 @@ use uuid::Uuid;
 use super::{BoxFuture, Declared, Observed, Runtime, RuntimeError, Scaled, Target};
 use apply::Applied;
 pub use manifests::Settings;
+
+/// Tenants applied at once.
+const CONCURRENT_TENANTS: usize = 16;
 
 /// Where the cluster is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,57 +114,75 @@ impl KubernetesRuntime {
         self.seen.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies every deployment of `declared`, each tenant's namespace-wide objects first.
+    /// Applies every deployment of `declared`, each tenant's namespace-wide objects first;
+    /// [`CONCURRENT_TENANTS`] tenants at a time (a restarted service sends every object once,
+    /// and an API server's round trip is what takes the time). The first failure is
+    /// returned once every tenant has been tried.
     async fn apply_all(&self, declared: &[Declared]) -> Result<(), RuntimeError> {
-        let mut tenants: BTreeMap<Uuid, Vec<&Declared>> = BTreeMap::new();
+        // Owned: the futures below must not borrow the slice (a `Send` bound on a stream of
+        // borrowing futures does not hold for every lifetime).
+        let mut tenants: BTreeMap<Uuid, Vec<Declared>> = BTreeMap::new();
         for d in declared {
-            tenants.entry(d.target.tenant_id).or_default().push(d);
+            tenants
+                .entry(d.target.tenant_id)
+                .or_default()
+                .push(d.clone());
         }
-        let mut applied = self.applied.lock().await;
+        let results: Vec<Result<usize, RuntimeError>> = futures::stream::iter(tenants)
+            .map(|(tenant, deployments)| self.apply_tenant(tenant, deployments))
+            .buffer_unordered(CONCURRENT_TENANTS)
+            .collect()
+            .await;
         let mut sent = 0;
-        for (tenant, deployments) in tenants {
-            if deployments.iter().all(|d| d.removed) {
-                // Nothing of it runs any more: its deployments' objects go, its namespace
-                // (quota and policies) stays for the next one.
-                for d in deployments {
-                    sent += self.remove(&mut applied, d).await?;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
-                continue;
-            }
-            let dedicated = self
-                .plans
-                .limits(tenant)
-                .map_or(0, |p| p.dedicated_instances);
-            let objects = manifests::tenant(tenant, dedicated, &self.settings);
-            sent += apply::tenant(&self.client, &mut applied, &objects)
-                .await
-                .map_err(api_error)?;
-            for d in deployments {
-                if d.removed {
-                    sent += self.remove(&mut applied, d).await?;
-                    continue;
-                }
-                let objects = manifests::deployment(&d.target, d.replicas, &self.settings);
-                sent += apply::deployment(&self.client, &mut applied, &objects)
-                    .await
-                    .map_err(api_error)?;
             }
         }
         if sent > 0 {
             tracing::debug!(objects = sent, "applied kubernetes objects");
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
-    async fn remove(&self, applied: &mut Applied, d: &Declared) -> Result<usize, RuntimeError> {
-        apply::remove(
-            &self.client,
-            applied,
-            &manifests::namespace_name(d.target.tenant_id),
-            &manifests::deployment_name(d.target.deployment_id),
-        )
-        .await
-        .map_err(api_error)
+    async fn apply_tenant(
+        &self,
+        tenant: Uuid,
+        deployments: Vec<Declared>,
+    ) -> Result<usize, RuntimeError> {
+        let mut sent = 0;
+        // Nothing of it runs any more: its deployments' objects go, its namespace (quota
+        // and policies) stays for the next one.
+        if !deployments.iter().all(|d| d.removed) {
+            let dedicated = self
+                .plans
+                .limits(tenant)
+                .map_or(0, |p| p.dedicated_instances);
+            let objects = manifests::tenant(tenant, dedicated, &self.settings);
+            sent += apply::tenant(&self.client, &self.applied, &objects)
+                .await
+                .map_err(api_error)?;
+        }
+        for d in deployments {
+            sent += if d.removed {
+                apply::remove(
+                    &self.client,
+                    &self.applied,
+                    &manifests::namespace_name(d.target.tenant_id),
+                    &manifests::deployment_name(d.target.deployment_id),
+                )
+                .await
+            } else {
+                let objects = manifests::deployment(&d.target, d.replicas, &self.settings);
+                apply::deployment(&self.client, &self.applied, &objects).await
+            }
+            .map_err(api_error)?;
+        }
+        Ok(sent)
     }
 
     async fn delete_pod(&self, instance: Uuid) -> Result<(), RuntimeError> {

@@ -7,8 +7,8 @@
 //!   has put its end on the log and forgets it). A pod being deleted is `stopping`.
 //! - **HPAs** are the autoscaling decisions ([`Scaled`]): the count an HPA wants
 //!   (`status.desiredReplicas`) and the CPU it measured.
-//! - **Deployments**: one deleted behind our back is forgotten from what was applied, so the
-//!   next pass applies it again.
+//! - **Deployments** (and HPAs): one deleted behind our back is forgotten from what was
+//!   applied, so the next pass applies it again.
 //!
 //! kube's watcher lists, then watches from the list's `resourceVersion`, and lists again when
 //! the watch ends or its version expired (410); a pod missing from a new list went away while
@@ -21,6 +21,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tokio::sync::Mutex;
@@ -68,7 +69,7 @@ pub type Shared = Arc<RwLock<Seen>>;
 
 /// The tenant and deployment an object belongs to: its labels, believed only in the
 /// tenant's own namespace (an object elsewhere claiming a tenant is not that tenant's).
-fn ids(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<(Uuid, Uuid)> {
+fn ids(meta: &ObjectMeta) -> Option<(Uuid, Uuid)> {
     let labels = meta.labels.as_ref()?;
     let tenant = Uuid::try_parse(labels.get(TENANT_LABEL)?).ok()?;
     let deployment = Uuid::try_parse(labels.get(DEPLOYMENT_LABEL)?).ok()?;
@@ -240,6 +241,15 @@ fn hpa_event(seen: &Shared, event: Event<HorizontalPodAutoscaler>) {
     );
 }
 
+/// An object of ours deleted behind our back is applied again at the next pass.
+async fn forget(applied: &Mutex<Applied>, kind: &str, meta: &ObjectMeta) {
+    applied.lock().await.forget_named(
+        kind,
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or(""),
+    );
+}
+
 /// Runs the three watches until the task is aborted.
 pub async fn run(client: Client, seen: Shared, applied: Arc<Mutex<Applied>>) {
     let config = watcher::Config::default().labels(TENANT_LABEL);
@@ -265,12 +275,17 @@ pub async fn run(client: Client, seen: Shared, applied: Arc<Mutex<Applied>>) {
         }
     };
     let hpas = {
-        let seen = seen.clone();
+        let (seen, applied) = (seen.clone(), applied.clone());
         async move {
             futures::pin_mut!(hpas);
             while let Some(event) = hpas.next().await {
                 match event {
-                    Ok(event) => hpa_event(&seen, event),
+                    Ok(event) => {
+                        if let Event::Delete(h) = &event {
+                            forget(&applied, "HorizontalPodAutoscaler", &h.metadata).await;
+                        }
+                        hpa_event(&seen, event);
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "autoscaler watch failed; it restarts");
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -283,14 +298,7 @@ pub async fn run(client: Client, seen: Shared, applied: Arc<Mutex<Applied>>) {
         futures::pin_mut!(deployments);
         while let Some(event) = deployments.next().await {
             match event {
-                Ok(Event::Delete(d)) => {
-                    let meta = &d.metadata;
-                    applied.lock().await.forget_named(
-                        "Deployment",
-                        meta.namespace.as_deref().unwrap_or(""),
-                        meta.name.as_deref().unwrap_or(""),
-                    );
-                }
+                Ok(Event::Delete(d)) => forget(&applied, "Deployment", &d.metadata).await,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "deployment watch failed; it restarts");
