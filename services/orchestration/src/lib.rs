@@ -131,6 +131,8 @@ impl Service for OrchestrationService {
         if let Some(k) = &kubernetes {
             runtimes.push(k.clone() as Arc<dyn Runtime>);
         }
+        // Every runtime's instances are metered.
+        let metered = runtimes.clone();
         let api = OrchestrationApi {
             deployments: deployments.clone(),
             directory: directory.clone(),
@@ -160,7 +162,7 @@ impl Service for OrchestrationService {
             state_dir.join("usage").join("carry.json"),
             chrono::Utc::now().timestamp(),
         );
-        let (usage_js, metered) = (ctx.store.jetstream().clone(), runtime.clone());
+        let usage_js = ctx.store.jetstream().clone();
         let usage_every = Duration::from_millis(self.config.usage_interval_ms.max(10));
         // The Kubernetes runtime's deployments have their own reconciler (each reconciler
         // handles its runtime's deployments only).

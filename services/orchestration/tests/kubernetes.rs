@@ -195,6 +195,40 @@ async fn events_where(
     .await
 }
 
+/// The instance-seconds reported to `USAGE` for `tenant` so far (tests' unit is a second).
+async fn instance_seconds(h: &Harness, tenant: Uuid) -> u64 {
+    use futures::StreamExt;
+    use prost::Message;
+    let store = h.env.event_store().await;
+    let names = store.names().clone();
+    let stream = store
+        .jetstream()
+        .get_stream(&names.usage_stream)
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: format!(
+                "{}.{tenant}.{}",
+                names.usage_root,
+                tenantry_contracts::usage::INSTANCE_HOURS
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut total = 0;
+    while let Ok(Some(Ok(m))) =
+        tokio::time::timeout(Duration::from_millis(300), messages.next()).await
+    {
+        total += pb::UsageReport::decode(m.payload.as_ref())
+            .unwrap()
+            .quantity;
+    }
+    total
+}
+
 /// The objects of namespace `ns` (and the namespace itself) with their versions.
 async fn versions_in(api: &KubeApi, ns: &str) -> Vec<(String, String, String)> {
     api.versions()
@@ -405,6 +439,13 @@ async fn pods_and_autoscalers_seen_by_the_watches_become_events_on_the_log() {
     eventually("the Deployment at the HPA's 2", WAIT, || async {
         let d = api.get("deployments", &ns, &name).await?;
         (d["spec"]["replicas"] == 2).then_some(())
+    })
+    .await;
+
+    // Its pod's time is the tenant's instance time, reported to USAGE.
+    eventually("the pod's instance time in USAGE", WAIT, || async {
+        let seconds = instance_seconds(&h, tenant).await;
+        (seconds > 0).then_some(seconds)
     })
     .await;
 
