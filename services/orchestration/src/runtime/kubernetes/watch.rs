@@ -1,9 +1,9 @@
 //! Watches of the tenants' pods, Deployments and HorizontalPodAutoscalers (every namespace,
 //! selected by the `tenantry.dev/tenant` label), turned into what the reconciler reads:
 //!
-//! - **Pods** are the instances ([`Observed`]): the pod's uid is the instance id; `Starting`
-//!   until its `Ready` condition is true, `Healthy` while it is, `Unhealthy` once it stops
-//!   being ready, `Exited` when it failed, succeeded or was deleted (kept until the reconciler
+//! - **Pods** are the instances ([`Observed`]) once they have an address: the pod's uid is
+//!   the instance id; `Starting` until its `Ready` condition is true, `Healthy` while it is,
+//!   `Unhealthy` once it stops being ready, `Exited` when it failed, succeeded or was deleted (kept until the reconciler
 //!   has put its end on the log and forgets it). A pod being deleted is `stopping`.
 //! - **HPAs** are the autoscaling decisions ([`Scaled`]): the count an HPA wants
 //!   (`status.desiredReplicas`) and the CPU it measured.
@@ -140,14 +140,23 @@ fn apply_pod(seen: &mut Seen, pod: &Pod) {
     if seen.forgotten.contains(&uid) {
         return;
     }
-    let was = seen.pods.get(&uid).map(|p| p.observed.health.clone());
+    let was = seen.pods.get(&uid).map(|p| p.observed.clone());
+    let health = was.as_ref().map(|w| w.health.clone());
     // An exited instance stays exited until forgotten.
-    if matches!(was, Some(Health::Exited(_))) {
+    if matches!(health, Some(Health::Exited(_))) {
         return;
     }
-    if let Some(entry) = observed(pod, was.as_ref()) {
-        seen.pods.insert(uid, entry);
+    let Some(mut entry) = observed(pod, health.as_ref()) else {
+        return;
+    };
+    match was {
+        // An instance is what can be reached: a pod is one once it has an address (the
+        // gateway routes to what `pod.created` says), and keeps the one it had.
+        None if entry.observed.address.is_empty() => return,
+        Some(was) if entry.observed.address.is_empty() => entry.observed.address = was.address,
+        _ => {}
     }
+    seen.pods.insert(uid, entry);
 }
 
 fn uid_of(pod: &Pod) -> Option<Uuid> {
@@ -377,6 +386,24 @@ mod tests {
         // Its deletion ends the watch on it.
         pod_event(&seen, Event::Delete(pod(&ns(), "Failed", false)));
         assert!(seen.read().unwrap().forgotten.is_empty());
+    }
+
+    #[test]
+    fn a_pod_is_an_instance_once_it_has_an_address_and_keeps_it() {
+        let seen = Shared::default();
+        let mut unscheduled = pod(&ns(), "Pending", false);
+        unscheduled.status.as_mut().unwrap().pod_ip = None;
+        pod_event(&seen, Event::Apply(unscheduled.clone()));
+        assert_eq!(health(&seen), None);
+        pod_event(&seen, Event::Apply(pod(&ns(), "Running", true)));
+        assert_eq!(health(&seen), Some(Health::Healthy));
+        let mut failed = unscheduled;
+        failed.status.as_mut().unwrap().phase = Some("Failed".into());
+        pod_event(&seen, Event::Apply(failed));
+        let s = seen.read().unwrap();
+        let o = &s.pods.values().next().unwrap().observed;
+        assert_eq!(o.address, "10.0.0.9:3000");
+        assert!(matches!(o.health, Health::Exited(_)));
     }
 
     #[test]
