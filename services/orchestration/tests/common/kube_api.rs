@@ -27,10 +27,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -38,38 +37,10 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast};
 use uuid::Uuid;
 
-/// A resource of the table: its kind, apiVersion and whether it lives in a namespace.
-#[derive(Debug, Clone, Copy)]
-struct Kind {
-    kind: &'static str,
-    api_version: &'static str,
-    namespaced: bool,
-}
+mod request;
+mod watch;
 
-fn kind_of(group_version: &str, resource: &str) -> Option<Kind> {
-    let (kind, namespaced) = match (group_version, resource) {
-        ("v1", "namespaces") => ("Namespace", false),
-        ("v1", "pods") => ("Pod", true),
-        ("v1", "services") => ("Service", true),
-        ("v1", "resourcequotas") => ("ResourceQuota", true),
-        ("v1", "limitranges") => ("LimitRange", true),
-        ("apps/v1", "deployments") => ("Deployment", true),
-        ("autoscaling/v2", "horizontalpodautoscalers") => ("HorizontalPodAutoscaler", true),
-        ("networking.k8s.io/v1", "networkpolicies") => ("NetworkPolicy", true),
-        _ => return None,
-    };
-    let api_version = match group_version {
-        "v1" => "v1",
-        "apps/v1" => "apps/v1",
-        "autoscaling/v2" => "autoscaling/v2",
-        _ => "networking.k8s.io/v1",
-    };
-    Some(Kind {
-        kind,
-        api_version,
-        namespaced,
-    })
-}
+use request::{Target, parse_path, query, selects};
 
 /// `(resource, namespace, name)`; a cluster-scoped object has namespace "".
 type Key = (String, String, String);
@@ -127,105 +98,6 @@ fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Respons
         "code": code.as_u16(),
     });
     (code, axum::Json(body)).into_response()
-}
-
-fn query(uri: &Uri) -> HashMap<String, String> {
-    uri.query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Percent-decoding of a query component (`+` is a space).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => out.push(b),
-                    Err(_) => out.extend_from_slice(&bytes[i..i + 3]),
-                }
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Whether `labels` satisfy a label selector.
-fn selects(selector: &str, labels: Option<&Value>) -> bool {
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    selector
-        .split(',')
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .all(|req| {
-            if let Some((k, v)) = req.split_once("!=") {
-                get(k.trim()) != Some(v.trim())
-            } else if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
-                get(k.trim()) == Some(v.trim())
-            } else if let Some(k) = req.strip_prefix('!') {
-                get(k.trim()).is_none()
-            } else {
-                get(req).is_some()
-            }
-        })
-}
-
-/// What a path names: a collection (in one namespace or all) or one object.
-struct Target {
-    resource: String,
-    kind: Kind,
-    namespace: Option<String>,
-    name: Option<String>,
-}
-
-fn parse_path(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (gv, rest) = match segs.as_slice() {
-        ["api", "v1", rest @ ..] => ("v1".to_owned(), rest),
-        ["apis", group, version, rest @ ..] => (format!("{group}/{version}"), rest),
-        _ => return None,
-    };
-    let (resource, namespace, name) = match rest {
-        [res] => (*res, None, None),
-        ["namespaces", name] => ("namespaces", None, Some(*name)),
-        ["namespaces", ns, res] => (*res, Some(*ns), None),
-        ["namespaces", ns, res, name] => (*res, Some(*ns), Some(*name)),
-        _ => return None,
-    };
-    let kind = kind_of(&gv, resource)?;
-    // A namespaced object is named in its namespace; a cluster-scoped one never is.
-    let fits = !matches!(
-        (kind.namespaced, namespace.is_some(), name.is_some()),
-        (true, false, true) | (false, true, _)
-    );
-    if !fits {
-        return None;
-    }
-    Some(Target {
-        resource: resource.to_owned(),
-        kind,
-        namespace: namespace.map(str::to_owned),
-        name: name.map(str::to_owned),
-    })
 }
 
 /// An object without what the server owns, to compare what was applied.
@@ -328,7 +200,7 @@ async fn handle(
         (&Method::GET, None)
             if matches!(q.get("watch").map(String::as_str), Some("1" | "true")) =>
         {
-            watch(shared, target, q).await
+            watch::watch(shared, target, q).await
         }
         (&Method::GET, None) => list(&shared, &target, &q).await,
         (&Method::GET, Some(name)) => {
@@ -393,118 +265,6 @@ async fn list(shared: &Shared, target: &Target, q: &HashMap<String, String>) -> 
         "items": items,
     }))
     .into_response()
-}
-
-fn line(kind: &str, object: &Value) -> String {
-    let mut s = json!({ "type": kind, "object": object }).to_string();
-    s.push('\n');
-    s
-}
-
-async fn watch(shared: Arc<Shared>, target: Target, q: HashMap<String, String>) -> Response {
-    let selector = q.get("labelSelector").cloned().unwrap_or_default();
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(300u64);
-    let bookmarks = matches!(
-        q.get("allowWatchBookmarks").map(String::as_str),
-        Some("true" | "1")
-    );
-    let from: Option<u64> = q
-        .get("resourceVersion")
-        .filter(|v| !v.is_empty() && v.as_str() != "0")
-        .and_then(|v| v.parse().ok());
-    // Subscribed before reading the store: no change falls between the two.
-    let mut live = shared.live.subscribe();
-    let matches = {
-        let target_resource = target.resource.clone();
-        let target_ns = target.namespace.clone();
-        move |c: &Change| {
-            c.resource == target_resource
-                && target_ns.as_ref().is_none_or(|ns| *ns == c.namespace)
-                && selects(&selector, c.object["metadata"].get("labels"))
-        }
-    };
-    let mut first = Vec::new();
-    let mut last = {
-        let store = shared.store.lock().await;
-        if bookmarks {
-            first.push(line(
-                "BOOKMARK",
-                &json!({
-                    "kind": target.kind.kind, "apiVersion": target.kind.api_version,
-                    "metadata": { "resourceVersion": store.rv.to_string() },
-                }),
-            ));
-        }
-        match from {
-            Some(from) => {
-                for c in store.changes.iter().filter(|c| c.rv > from && matches(c)) {
-                    first.push(line(c.kind, &c.object));
-                }
-            }
-            None => {
-                for ((res, ns, _), o) in &store.objects {
-                    let c = Change {
-                        rv: 0,
-                        resource: res.clone(),
-                        namespace: ns.clone(),
-                        kind: "ADDED",
-                        object: o.clone(),
-                    };
-                    if matches(&c) {
-                        first.push(line("ADDED", o));
-                    }
-                }
-            }
-        }
-        store.rv
-    };
-    let (tx, rx) = futures::channel::mpsc::channel::<Result<String, std::io::Error>>(64);
-    tokio::spawn(async move {
-        let mut tx = tx;
-        use futures::SinkExt;
-        for l in first {
-            if tx.send(Ok(l)).await.is_err() {
-                return;
-            }
-        }
-        let end = tokio::time::sleep(Duration::from_secs(timeout));
-        tokio::pin!(end);
-        loop {
-            tokio::select! {
-                () = &mut end => return,
-                change = live.recv() => match change {
-                    Ok(c) if c.rv > last && matches(&c) => {
-                        last = c.rv;
-                        if tx.send(Ok(line(c.kind, &c.object))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Too slow: the client lists again, as after a real 410.
-                        let expired = json!({ "kind": "Status", "apiVersion": "v1", "status": "Failure",
-                            "reason": "Expired", "code": 410, "message": "too old resource version" });
-                        let _ = tx.send(Ok(line("ERROR", &expired))).await;
-                        return;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(rx))
-        .unwrap_or_else(|_| {
-            status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "response",
-            )
-        })
 }
 
 async fn apply(
