@@ -131,9 +131,7 @@ pub async fn run(
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  billing          {billing_credential}");
-    eprintln!(
-        "  not built yet    orchestration's kubernetes runtime; sync's API budgets and alerts"
-    );
+    eprintln!("  not built yet    orchestration's kubernetes runtime");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",

@@ -217,6 +217,17 @@ pub struct EfiConfig {
     )]
     pub boleto_due_days: u32,
 
+    /// Billing's `/webhooks/efi/charges` as Efí reaches it (https, public): boletos carry it
+    /// as their `notification_url`, so a paid boleto moves the subscription. Empty: boletos
+    /// are issued without one, and their payments must be settled by hand.
+    #[arg(
+        id = "efi-notification-url",
+        long = "efi-notification-url",
+        env = "TENANTRY_EFI_NOTIFICATION_URL",
+        default_value = ""
+    )]
+    pub notification_url: String,
+
     /// Where the Pix webhook listener (mutual TLS) listens.
     #[arg(
         id = "efi-webhook-listen",
@@ -280,6 +291,7 @@ impl BillingConfig {
                 pix_key: String::new(),
                 pix_expiry_secs: 3600,
                 boleto_due_days: 3,
+                notification_url: String::new(),
                 webhook_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 webhook_certificate: None,
                 webhook_private_key: None,

@@ -89,6 +89,9 @@ impl Service for BillingService {
             subscriptions: ctx.repository(1_000),
         })?;
         let subscriptions_repo = ctx.repository(100_000);
+        let efi = payments::efi::EfiClient::from_config(&self.config.efi, self.clock.clone())
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .map(Arc::new);
         let payments = Arc::new(payments::service::Payments {
             pool: ctx.pool()?,
             subscriptions: subscriptions_repo.clone(),
@@ -98,9 +101,7 @@ impl Service for BillingService {
                 Err(payments::PaymentError::NotConfigured(_)) => None,
                 Err(e) => return Err(StartError::Other(e.to_string())),
             },
-            efi: payments::efi::EfiClient::from_config(&self.config.efi, self.clock.clone())
-                .map_err(|e| StartError::Other(e.to_string()))?
-                .map(|c| Arc::new(c) as Arc<dyn payments::PaymentProvider>),
+            efi: efi.clone().map(|c| c as Arc<dyn payments::PaymentProvider>),
         });
         let efi_webhook = match payments::efi::webhook_acceptor(&self.config.efi)
             .map_err(|e| StartError::Other(e.to_string()))?
@@ -130,7 +131,8 @@ impl Service for BillingService {
         api.seed_catalog()
             .await
             .map_err(|e| StartError::Other(format!("seeding the plan catalog: {e}")))?;
-        let webhooks = api::webhooks::router(payments.clone(), &self.config.stripe.webhook_secret);
+        let webhooks =
+            api::webhooks::router(payments.clone(), &self.config.stripe.webhook_secret, efi);
         let tenants = match &self.config.credential_file {
             Some(path) => {
                 let credential = std::fs::read_to_string(path)

@@ -3,7 +3,10 @@
 //! rate-limited per tenant (the tenant's plan, as on the data plane), and forwarded over
 //! HTTP/2 to the owning service, which still applies its own access policy. The service is told
 //! the caller's address in `X-Forwarded-For` (after a trusted proxy's list; anyone else's
-//! forwarding headers are dropped, as on the data plane).
+//! forwarding headers are dropped, as on the data plane). Upgrades (the orchestration feed's
+//! WebSocket) go over HTTP/1.1 and are spliced: see `edge/upgrade.rs`.
+
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,9 +93,18 @@ pub fn router(
         // The service's HTTP shapes (the seed's `/api/tenants/{id}/billing/...`).
         let path = format!("/api/tenants/{{id}}/{name}/{{*rest}}");
         router = route(router, &path, &edge, target, Errors::Json);
+        // Sync's seed shapes live outside that tree (`/api/v2/tenant-integrations/...`).
+        if name == "sync" {
+            for path in [SYNC_API, format!("{SYNC_API}/{{*rest}}").as_str()] {
+                router = route(router, path, &edge, target, Errors::Json);
+            }
+        }
     }
     router
 }
+
+/// The seed's integration endpoints, served by the sync service.
+const SYNC_API: &str = "/api/v2/tenant-integrations";
 
 /// How the edge's own refusals are written: as gRPC statuses, or as the HTTP API's JSON.
 #[derive(Clone, Copy)]
@@ -160,6 +172,16 @@ async fn forward(
         .map(|c| c.0.ip());
     let trusted = peer.is_some_and(|ip| edge.trusted.contains(ip));
     crate::proxy::forward::forward_for(&mut parts.headers, peer, trusted);
+    // A WebSocket (the orchestration feed) is HTTP/1.1: see `upgrade`.
+    if matches!(errors, Errors::Json) && crate::proxy::forward::is_upgrade(&parts.headers) {
+        return match upgrade::forward(Request::from_parts(parts, body), &target).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::warn!(error = %e, "edge: upgrade not forwarded");
+                errors.render(tenantry_kit::ApiError::Unavailable(e.to_string()))
+            }
+        };
+    }
     let mut uri = std::mem::take(&mut parts.uri).into_parts();
     uri.scheme = Some(Scheme::HTTP);
     uri.authority = Some(target);

@@ -81,6 +81,17 @@ pub struct OrchestrationConfig {
     )]
     pub drain_grace_ms: u64,
 
+    /// Between an instance's `pod.draining` on the log (gateways take it out of their
+    /// rotation) and its SIGTERM: long enough for every gateway to apply the event and for the
+    /// requests it sent before to finish.
+    #[arg(
+        id = "orchestration-deregister-delay-ms",
+        long = "orchestration-deregister-delay-ms",
+        env = "TENANTRY_ORCHESTRATION_DEREGISTER_DELAY_MS",
+        default_value_t = 3_000
+    )]
+    pub deregister_delay_ms: u64,
+
     /// How often the autoscaler measures its deployments' instances' CPU.
     #[arg(
         id = "orchestration-autoscale-sample-ms",
@@ -139,6 +150,7 @@ impl OrchestrationConfig {
             process_images: images,
             reconcile_interval_ms: 100,
             drain_grace_ms: 2_000,
+            deregister_delay_ms: 500,
             autoscale_sample_ms: 200,
             autoscale_up_window_ms: 1_000,
             autoscale_down_window_ms: 1_500,

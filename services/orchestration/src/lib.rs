@@ -181,7 +181,8 @@ impl Service for OrchestrationService {
             deployments,
             Duration::from_millis(self.config.drain_grace_ms),
             Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
-        );
+        )
+        .with_deregister_delay(Duration::from_millis(self.config.deregister_delay_ms));
         let handle = Handle {
             directory: directory.clone(),
             plans: plans.clone(),

@@ -15,6 +15,12 @@
 //!   exit in a row the next start of that deployment waits longer (200 ms doubling, at most
 //!   30 s); an instance turning healthy resets it.
 //! - **Liveness.** An instance that was healthy and fails its probes is stopped and replaced.
+//! - **Out of rotation, then stopped.** Before an instance is stopped, `pod.draining` goes on
+//!   the log, and gateways take it out of their routes' rotation; a healthy instance (one that
+//!   may be in a rotation) is signalled only after the deregistration delay, so the requests
+//!   gateways sent it before they heard finish (the program gets SIGTERM then, and the grace
+//!   to finish what it still holds). If the log cannot be written, the instance is not stopped
+//!   (the next pass tries again): stopping it unannounced would fail requests.
 //! - **Declarative runtimes** (Kubernetes, [`Runtime::declare`]) get the desired state of all
 //!   their deployments each pass instead of starts and stops (their platform keeps replicas,
 //!   rolls out and restarts); their instances are reported the same way, and their own
@@ -56,6 +62,8 @@ pub struct Reconciler {
     /// How long an instance may take to stop after SIGTERM.
     pub grace: Duration,
     pub every: Duration,
+    /// Between `pod.draining` on the log and SIGTERM: time for every gateway to apply it.
+    pub deregister_delay: Duration,
     backoff: HashMap<(Uuid, Uuid), Backoff>,
     /// Instances whose creation and health this reconciler has put on the log already.
     reported: HashMap<Uuid, Option<bool>>,
@@ -88,10 +96,17 @@ impl Reconciler {
             deployments,
             grace,
             every,
+            deregister_delay: Duration::ZERO,
             backoff: HashMap::new(),
             reported: HashMap::new(),
             stopped: HashSet::new(),
         }
+    }
+
+    /// Waits `delay` between an instance's `pod.draining` and its SIGTERM.
+    pub fn with_deregister_delay(mut self, delay: Duration) -> Self {
+        self.deregister_delay = delay;
+        self
     }
 
     /// Passes every `every` until `stop` resolves.
@@ -162,6 +177,18 @@ impl Reconciler {
             })
             .collect();
         if let Some(applied) = self.runtime.declare(&declared) {
+            // A terminating pod (its platform signals it) leaves the gateways' rotation.
+            for i in by_deployment.values().flatten() {
+                if i.stopping && !self.stopped.contains(&i.instance_id) {
+                    let draining = DeploymentCommand::ObservePodDraining(pb::PodDraining {
+                        instance_id: i.instance_id.to_string(),
+                        reason: "terminating".into(),
+                    });
+                    self.observe(i, draining, format!("pod-draining-{}", i.instance_id))
+                        .await?;
+                    self.stopped.insert(i.instance_id);
+                }
+            }
             applied.await.map_err(|e| e.to_string())?;
             self.autoscaled(&desired).await?;
             return Ok(pass);
@@ -170,8 +197,9 @@ impl Reconciler {
         for (key, instances) in &by_deployment {
             if !desired.contains_key(key) {
                 for i in instances.iter().filter(|i| !i.stopping) {
-                    self.stop(i.instance_id);
-                    pass.stopping += 1;
+                    if self.stop(i, "deployment gone").await {
+                        pass.stopping += 1;
+                    }
                 }
             }
         }
@@ -293,18 +321,42 @@ impl Reconciler {
         Ok(())
     }
 
-    fn stop(&mut self, instance: Uuid) {
-        if !self.stopped.insert(instance) {
-            return;
+    /// Takes an instance out of the gateways' rotation (`pod.draining` on the log), then,
+    /// after the deregistration delay if it was in one, stops it on a task of its own (a
+    /// draining instance must not hold up every other deployment). False when the log could
+    /// not be written: the next pass tries again.
+    async fn stop(&mut self, instance: &Observed, reason: &str) -> bool {
+        let id = instance.instance_id;
+        if self.stopped.contains(&id) {
+            return false;
         }
+        let draining = DeploymentCommand::ObservePodDraining(pb::PodDraining {
+            instance_id: id.to_string(),
+            reason: reason.into(),
+        });
+        if let Err(e) = self
+            .observe(instance, draining, format!("pod-draining-{id}"))
+            .await
+        {
+            tracing::warn!(instance = %id, error = %e, "could not announce a drain; not stopping yet");
+            return false;
+        }
+        self.stopped.insert(id);
         let runtime = self.runtime.clone();
         let grace = self.grace;
-        // In its own task: a draining instance must not hold up every other deployment.
+        // Only a healthy instance may be in a gateway's rotation.
+        let delay = if instance.health == Health::Healthy {
+            self.deregister_delay
+        } else {
+            Duration::ZERO
+        };
         tokio::spawn(async move {
-            if let Err(e) = runtime.stop(instance, grace).await {
-                tracing::warn!(%instance, error = %e, "stopping an instance failed");
+            tokio::time::sleep(delay).await;
+            if let Err(e) = runtime.stop(id, grace).await {
+                tracing::warn!(instance = %id, error = %e, "stopping an instance failed");
             }
         });
+        true
     }
 
     async fn converge(
@@ -315,14 +367,24 @@ impl Reconciler {
         pass: &mut Pass,
     ) {
         let target = wanted.desired_replicas();
+        // Announced on the log as draining (by this reconciler before a restart): on its way
+        // out of the gateways' rotation, so it goes.
+        for i in instances {
+            let announced = wanted
+                .pods
+                .get(&i.instance_id.to_string())
+                .is_some_and(|p| p.draining);
+            if announced && !i.stopping && self.stop(i, "draining").await {
+                pass.stopping += 1;
+            }
+        }
         let live: Vec<&Observed> = instances
             .iter()
             .filter(|i| !i.stopping && !self.stopped.contains(&i.instance_id))
             .collect();
         // Liveness: an instance that was healthy and stopped answering is replaced.
         for i in &live {
-            if matches!(i.health, Health::Unhealthy(_)) {
-                self.stop(i.instance_id);
+            if matches!(i.health, Health::Unhealthy(_)) && self.stop(i, "failed its probes").await {
                 pass.stopping += 1;
             }
         }
@@ -336,13 +398,19 @@ impl Reconciler {
             |set: &[&Observed]| set.iter().filter(|i| i.health == Health::Healthy).count();
         let ready = healthy(&current) + healthy(&old);
 
+        let why = match wanted.status {
+            crate::domain::Status::Drained => "drained",
+            crate::domain::Status::Decommissioned => "decommissioned",
+            _ => "scaled down",
+        };
         // Too many of the current revision: stop the surplus, the least ready first.
         if current.len() > target {
-            let mut surplus: Vec<&&Observed> = current.iter().collect();
+            let mut surplus: Vec<&Observed> = current.clone();
             surplus.sort_by_key(|i| (i.health == Health::Healthy, i.instance_id));
             for i in surplus.into_iter().take(current.len() - target) {
-                self.stop(i.instance_id);
-                pass.stopping += 1;
+                if self.stop(i, why).await {
+                    pass.stopping += 1;
+                }
             }
         }
         // Old revisions go once the ready instances exceed the target (never below it),
@@ -350,13 +418,17 @@ impl Reconciler {
         let mut spare = ready.saturating_sub(target);
         let mut old_sorted = old.clone();
         old_sorted.sort_by_key(|i| (i.health == Health::Healthy, i.instance_id));
+        let reason = if target == 0 {
+            why
+        } else {
+            "replaced by a new revision"
+        };
         for i in old_sorted {
             let counts = i.health == Health::Healthy;
-            if target == 0 || !counts || spare > 0 {
+            if (target == 0 || !counts || spare > 0) && self.stop(i, reason).await {
                 if counts {
                     spare = spare.saturating_sub(1);
                 }
-                self.stop(i.instance_id);
                 pass.stopping += 1;
             }
         }

@@ -449,7 +449,7 @@ async fn pods_and_autoscalers_seen_by_the_watches_become_events_on_the_log() {
     })
     .await;
 
-    // Not ready any more, then deleted: health.changed (unhealthy), pod.deleted.
+    // Not ready any more: health.changed (unhealthy).
     api.set_ready(&ns, &pod, false).await;
     events_where(
         &h,
@@ -457,6 +457,16 @@ async fn pods_and_autoscalers_seen_by_the_watches_become_events_on_the_log() {
         &id,
         "health.changed (unhealthy)",
         |e| matches!(e, DeploymentEvent::HealthChanged(c) if c.instance_id == uid && !c.healthy),
+    )
+    .await;
+    // Terminating: out of the gateways' rotation first (pod.draining), then gone.
+    api.terminate(&ns, &pod).await;
+    events_where(
+        &h,
+        tenant,
+        &id,
+        "pod.draining",
+        |e| matches!(e, DeploymentEvent::PodDraining(d) if d.instance_id == uid),
     )
     .await;
     api.delete("pods", &ns, &pod).await.unwrap();

@@ -3,7 +3,8 @@
 //! and the records they bring in.
 //!
 //! # Layout
-//! - [`api`]: the gRPC `SyncService`, its access policy, and the webhook route.
+//! - [`api`]: the gRPC `SyncService`, its access policy, the webhook route and the seed's
+//!   HTTP shapes (`/api/v2/tenant-integrations/...`).
 //! - [`domain`]: the `integration` aggregate (pure), its source types and schedules.
 //! - [`seal`]: envelope encryption of credentials (a data key per tenant under the master key).
 //! - [`projection`]: the integrations' read model.
@@ -11,11 +12,15 @@
 //! - [`records`]: synced records, upserted under RLS, with the usage they add.
 //! - [`runs`]: runs as jobs on the `JOBS` work queue, the worker and the runner.
 //! - [`usage`]: the usage outbox published to `USAGE` (`records`, `storage`).
+//! - [`budget`]: each tenant's daily API budget from its plan, spent by every provider call.
+//! - [`alerts`]: alerts raised on integrations (API budget at 90%, storage at 80%, late syncs).
 //! - [`config`] and [`SyncService`]: its settings and its parts for the kit's template.
 
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
+pub mod budget;
 pub mod config;
 pub mod connectors;
 pub mod domain;
@@ -33,6 +38,7 @@ use std::time::Duration;
 use tenantry_eventstore::{Positions, Repository};
 use tenantry_kit::Clock;
 use tenantry_kit::egress::{Egress, EgressPolicy, HttpLimits, OutboundHttp};
+use tenantry_kit::plans::PlanDirectory;
 use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::sync::v1::sync_service_server::SyncServiceServer;
 
@@ -80,6 +86,8 @@ pub struct Handle {
     pub usage: usage::UsagePublisher,
     pub scheduler: runs::scheduler::Scheduler,
     pub api: api::SyncApi,
+    /// Billing's plan limits as this service follows them (tests wait for a plan with it).
+    pub plans: Arc<PlanDirectory>,
 }
 
 /// Bounds of a call to a source.
@@ -146,6 +154,12 @@ impl Service for SyncService {
         let policy = EgressPolicy::from_config(&ctx.common).with_own(Some(ctx.addr));
         let http = OutboundHttp::new(Arc::new(Egress::system(policy)), source_limits())
             .map_err(|e| StartError::Other(format!("http client: {e}")))?;
+        // Billing's plan limits: each tenant's API calls per day and storage.
+        let plans = PlanDirectory::follow(&ctx.store).await?;
+        let budget = budget::Budget {
+            pool: pool.clone(),
+            plans: plans.clone(),
+        };
         let usage_wake = Arc::new(tokio::sync::Notify::new());
         let runner = Arc::new(runs::Runner {
             pool: pool.clone(),
@@ -163,6 +177,7 @@ impl Service for SyncService {
             facebook_graph: config.facebook_graph_url.clone(),
             google_ads_api: config.google_ads_api_url.clone(),
             google_token_url: config.google_token_url.clone(),
+            budget: budget.clone(),
         });
         let worker = runs::worker::Worker {
             runner: runner.clone(),
@@ -170,6 +185,7 @@ impl Service for SyncService {
             concurrency: config.worker_concurrency.max(1),
             per_tenant: config.tenant_concurrency.max(1),
             ack_wait: Duration::from_secs(config.job_ack_wait_secs.max(1)),
+            plans: plans.clone(),
         };
         let publisher = usage::UsagePublisher {
             pool: pool.clone(),
@@ -192,6 +208,7 @@ impl Service for SyncService {
             store: ctx.store.clone(),
             clock: clock.clone(),
             every: Duration::from_millis(config.schedule_tick_ms.max(10)),
+            integrations: integrations.clone(),
         };
         let handle = Handle {
             scheduler: scheduler.clone(),
@@ -202,6 +219,7 @@ impl Service for SyncService {
             integrations,
             runner,
             usage: publisher.clone(),
+            plans: plans.clone(),
         };
         let webhooks = api::webhooks::router(api::webhooks::Webhooks {
             pool: api.pool.clone(),
@@ -213,7 +231,9 @@ impl Service for SyncService {
         Ok(Parts::new(handle, api::policy::policy())
             .grpc(SyncServiceServer::new(api))
             .http(webhooks)
+            .http(api::http::router(ctx.addr))
             .projection(projection)
+            .follower(plans.follower().clone())
             .job("sync_worker", move |stop| worker.run(stop.wait()))
             .job("usage_outbox", move |stop| publisher.run(stop.wait()))
             .job("sync_scheduler", move |stop| scheduler.run(stop.wait())))

@@ -120,3 +120,16 @@ pub async fn count(
     tx.commit().await?;
     Ok(n)
 }
+
+/// Bytes of all the tenant's records (what its plan's storage is measured against).
+pub async fn stored_bytes(pool: &PgPool, tenant: Uuid) -> Result<u64, sqlx::Error> {
+    let mut tx = scoped_tx(pool, Scope::Tenant(tenant)).await?;
+    let bytes: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(SUM(bytes), 0)::bigint FROM records WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(u64::try_from(bytes).unwrap_or(0))
+}

@@ -117,6 +117,7 @@ async fn bad_input_is_invalid_argument_naming_the_field_and_nothing_is_appended(
                     integration_id: created.integration_id.clone(),
                     mode: mode.into(),
                     priority,
+                    ..Default::default()
                 },
                 &token,
             ))
@@ -214,6 +215,7 @@ async fn tenant_b_cannot_list_get_trigger_change_or_read_the_status_of_a_s_integ
                 integration_id: a_id.clone(),
                 mode: String::new(),
                 priority: 0,
+                ..Default::default()
             },
             &b_member,
         ))
@@ -262,6 +264,7 @@ async fn tenant_b_cannot_list_get_trigger_change_or_read_the_status_of_a_s_integ
                 integration_id: a_id.clone(),
                 mode: String::new(),
                 priority: 0,
+                ..Default::default()
             },
             &b_member,
         ))
@@ -339,6 +342,7 @@ async fn a_triggered_run_goes_through_the_job_queue_and_shows_in_the_status() {
                 integration_id: created.integration_id.clone(),
                 mode: "full".into(),
                 priority: 7,
+                ..Default::default()
             },
             &member,
         ))
@@ -393,6 +397,7 @@ async fn a_triggered_run_goes_through_the_job_queue_and_shows_in_the_status() {
                 integration_id: created.integration_id.clone(),
                 mode: String::new(),
                 priority: 0,
+                ..Default::default()
             },
             &member,
         ))

@@ -145,6 +145,7 @@ async fn a_credential_is_in_no_answer_event_stream_table_or_log() {
                     integration_id: id.clone(),
                     mode: "full".into(),
                     priority: 0,
+                    ..Default::default()
                 },
                 &member,
             ))

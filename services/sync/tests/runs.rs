@@ -198,7 +198,16 @@ async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() 
     let mut tx = tenantry_kit::db::scoped_tx(&h.svc.pool, tenantry_kit::db::Scope::Tenant(b))
         .await
         .unwrap();
-    for table in ["records", "integrations", "data_keys", "usage_outbox"] {
+    // A's run counted its calls in `api_budget`.
+    for table in [
+        "records",
+        "integrations",
+        "data_keys",
+        "usage_outbox",
+        "api_budget",
+        "alerts",
+        "alert_marks",
+    ] {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = $1"
         )))
@@ -220,7 +229,7 @@ async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() 
     .fetch_all(&admin)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert_eq!(tables.len(), 8, "{tables:?}");
     for (table, enabled, forced) in tables {
         assert!(
             enabled && forced,

@@ -19,6 +19,7 @@ pub enum DeploymentEvent {
     Decommissioned(pb::DeploymentDecommissioned),
     PodCreated(pb::PodCreated),
     PodDeleted(pb::PodDeleted),
+    PodDraining(pb::PodDraining),
     HealthChanged(pb::HealthChanged),
     AutoscalingTriggered(pb::AutoscalingTriggered),
 }
@@ -33,6 +34,7 @@ event_table!(DeploymentEvent in "deployment" {
     Decommissioned => "deployment.decommissioned.v1": pb::DeploymentDecommissioned,
     PodCreated => "deployment.pod_created.v1": pb::PodCreated,
     PodDeleted => "deployment.pod_deleted.v1": pb::PodDeleted,
+    PodDraining => "deployment.pod_draining.v1": pb::PodDraining,
     HealthChanged => "deployment.health_changed.v1": pb::HealthChanged,
     AutoscalingTriggered => "deployment.autoscaling_triggered.v1": pb::AutoscalingTriggered,
 });
@@ -40,7 +42,8 @@ event_table!(DeploymentEvent in "deployment" {
 impl DeploymentEvent {
     /// The event's name on the orchestration feed: the seed's names (`pod.created`,
     /// `pod.deleted`, `health.changed`, `deployment.updated`, `autoscaling.triggered`), and
-    /// `deployment.<what>` for the rest of the lifecycle.
+    /// `deployment.<what>` for the rest of the lifecycle (and `pod.draining`: an instance about to
+    /// stop, out of the gateways' rotation).
     pub fn feed_type(&self) -> &'static str {
         match self {
             Self::Provisioned(_) => "deployment.provisioned",
@@ -52,6 +55,7 @@ impl DeploymentEvent {
             Self::Decommissioned(_) => "deployment.decommissioned",
             Self::PodCreated(_) => "pod.created",
             Self::PodDeleted(_) => "pod.deleted",
+            Self::PodDraining(_) => "pod.draining",
             Self::HealthChanged(_) => "health.changed",
             Self::AutoscalingTriggered(_) => "autoscaling.triggered",
         }

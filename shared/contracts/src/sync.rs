@@ -22,6 +22,7 @@ pub enum IntegrationEvent {
     RunSucceeded(pb::RunSucceeded),
     RunFailed(pb::RunFailed),
     Failing(pb::IntegrationFailing),
+    AlertRaised(pb::AlertRaised),
 }
 
 event_table!(IntegrationEvent in "integration" {
@@ -33,4 +34,5 @@ event_table!(IntegrationEvent in "integration" {
     RunSucceeded => "integration.run_succeeded.v1": pb::RunSucceeded,
     RunFailed => "integration.run_failed.v1": pb::RunFailed,
     Failing => "integration.failing.v1": pb::IntegrationFailing,
+    AlertRaised => "integration.alert_raised.v1": pb::AlertRaised,
 });

@@ -19,6 +19,7 @@
 //! - [`service`]: the service template: the [`service::Service`] trait, [`service::run`]
 //!   and a binary's [`service::main`].
 //! - [`server`]: serving gRPC, health, reflection and HTTP endpoints on one port.
+//! - [`http_shape`]: a service's JSON endpoints as thin adapters over its own gRPC API.
 //! - [`egress`]: the outbound policy, and the one HTTP client for calls made on a tenant's
 //!   word.
 //! - [`connections`]: every listening port's connection caps and deadlines (the services' and
@@ -36,6 +37,7 @@ pub mod db;
 pub mod egress;
 pub mod error;
 pub mod gwt;
+pub mod http_shape;
 pub mod metrics;
 pub mod nats;
 pub mod net;

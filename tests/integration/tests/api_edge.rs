@@ -194,3 +194,100 @@ async fn billing_http_shapes_are_forwarded_through_the_edge() {
         404
     );
 }
+
+/// Sync's seed shapes (`/api/v2/tenant-integrations/...`) go through the edge to sync:
+/// authenticated at the edge, tenant-checked and validated by sync, JSON errors.
+#[tokio::test]
+async fn sync_http_shapes_are_forwarded_through_the_edge() {
+    let env = TestEnv::new().await;
+    let (sync_svc, _) = common::start_sync(&env, &env.common()).await;
+    let mut config = tenantry_gateway::GatewayConfig::ephemeral();
+    config.services = format!("sync={}", sync_svc.addr);
+    let (gateway, _) = common::start_gateway(&env, &env.common(), config).await;
+    let tenant = Uuid::now_v7();
+    let base = format!("http://{}/api/v2/tenant-integrations", gateway.addr);
+    let http = reqwest::Client::new();
+    let member = env.token(Some(tenant), Role::Member);
+    let body = serde_json::json!({
+        "tenant_id": tenant.to_string(),
+        "integration_type": "vtex",
+        "account_name": "chelseaio",
+        "environment": "vtexcommercestable",
+        "app_key": "vtexappkey-chelseaio-X",
+        "app_token": "edge-token",
+        "auto_sync": true,
+        "sync_frequency": "daily",
+    });
+    let r = http
+        .post(&base)
+        .bearer_auth(&member)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(created["integration_type"], "vtex");
+
+    let status_url = format!("{base}/{tenant}/sync-status");
+    let viewer = env.token(Some(tenant), Role::Viewer);
+    let status: serde_json::Value = tenantry_testkit::eventually(
+        "the status through the edge",
+        Duration::from_secs(10),
+        || async {
+            let r = http
+                .get(&status_url)
+                .bearer_auth(&viewer)
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(())?;
+            let body: serde_json::Value = r.json().await.ok()?;
+            (body["integrations"].as_array()?.len() == 1).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(status["integrations"][0]["id"], created["id"]);
+    assert_eq!(status["integrations"][0]["type"], "vtex");
+    assert_eq!(status["overall_status"], "healthy");
+
+    // Refused at the edge: no valid token.
+    let r = http
+        .get(&status_url)
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["error"], "unauthenticated");
+    // Another tenant: not found, by sync.
+    let other = env.token(Some(Uuid::now_v7()), Role::Owner);
+    let r = http
+        .post(format!("{base}/{tenant}/sync"))
+        .bearer_auth(&other)
+        .json(&serde_json::json!({"sync_type": "full"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Bad input: the body's field named.
+    let mut bad = body.clone();
+    bad["sync_frequency"] = serde_json::json!("often");
+    let r = http
+        .post(&base)
+        .bearer_auth(&member)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sync_frequency: "),
+        "{answer}"
+    );
+}

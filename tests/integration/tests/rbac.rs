@@ -127,6 +127,8 @@ fn is_write(method: &str) -> bool {
         "Undrain",
         "Define",
         "Cancel",
+        "Trigger",
+        "Validate",
     ]
     .iter()
     .any(|verb| method.starts_with(verb))
@@ -153,6 +155,7 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
         )
         .await;
     let orchestration_channel = tenantry_testkit::channel(orchestration_svc.addr).await;
+    let (_sync_svc, sync_channel) = common::start_sync(&env, &common_config).await;
     let (_gateway, gateway_channel) = common::start_gateway(
         &env,
         &common_config,
@@ -185,6 +188,7 @@ async fn every_rpc_of_every_service_allows_exactly_its_declared_roles() {
             orchestration_channel,
             tenantry_orchestration::api::policy::policy(),
         ),
+        ("sync", sync_channel, tenantry_sync::api::policy::policy()),
     ];
 
     // Real tokens for one tenant, one per role.

@@ -42,6 +42,14 @@ enum Figure {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Logs only when asked (`RUST_LOG=tenantry_eventstore=debug` shows each batch applied).
+    let _telemetry = match std::env::var_os("RUST_LOG") {
+        Some(_) => Some(tenantry_kit::telemetry::init(
+            "bench",
+            tenantry_kit::config::LogFormat::Text,
+        )?),
+        None => None,
+    };
     // Interrupted (Ctrl-C, `timeout`): the figure's future is dropped, and with it its test
     // world, whose `Drop` deletes the streams and schemas it made.
     tokio::select! {

@@ -1,16 +1,25 @@
-//! `POST /webhooks/stripe`: Stripe's events, verified on the raw body (`Stripe-Signature`,
-//! HMAC-SHA256 with the endpoint's secret, 300 s tolerance) before anything is read from
-//! them. A forgery, a stale or unsigned delivery gets 400 and changes nothing; a delivery
-//! billing could not act on gets 500, so Stripe retries it.
+//! The payment providers' webhooks on the service's port:
+//! - `POST /webhooks/stripe`: Stripe's events, verified on the raw body (`Stripe-Signature`,
+//!   HMAC-SHA256 with the endpoint's secret, 300 s tolerance) before anything is read from
+//!   them. A forgery, a stale or unsigned delivery gets 400 and changes nothing.
+//! - `POST /webhooks/efi/charges`: Efí's boleto notifications (`notification=<token>`),
+//!   whose meaning billing asks of Efí itself (`payments::efi::notification`); a token Efí
+//!   does not know gets 400 and changes nothing.
+//!
+//! A delivery billing could not act on gets 500, so the provider retries it. (Efí's Pix
+//! webhook has a listener of its own: it requires Efí's client certificate.)
 
 use std::sync::Arc;
 
+use axum::Form;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
+use crate::payments::efi::EfiClient;
+use crate::payments::efi::notification::well_formed;
 use crate::payments::service::Payments;
 use crate::payments::stripe::{
     DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER, parse_event, verify_signature,
@@ -25,18 +34,28 @@ struct Stripe {
     secret: Arc<str>,
 }
 
-/// The webhook routes; none when no signing secret is configured (nothing could verify).
-pub fn router(payments: Arc<Payments>, secret: &str) -> Router {
-    if secret.is_empty() {
-        return Router::new();
+/// The webhook routes of the providers configured: Stripe's when it has a signing secret
+/// (nothing could verify without), Efí's charges notifications when Efí is set up.
+pub fn router(payments: Arc<Payments>, secret: &str, efi: Option<Arc<EfiClient>>) -> Router {
+    let mut router = Router::new();
+    if !secret.is_empty() {
+        router = router.merge(
+            Router::new()
+                .route("/webhooks/stripe", post(stripe))
+                .with_state(Stripe {
+                    payments: payments.clone(),
+                    secret: secret.into(),
+                }),
+        );
     }
-    Router::new()
-        .route("/webhooks/stripe", post(stripe))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Stripe {
-            payments,
-            secret: secret.into(),
-        })
+    if let Some(efi) = efi {
+        router = router.merge(
+            Router::new()
+                .route("/webhooks/efi/charges", post(efi_charges))
+                .with_state(Efi { payments, efi }),
+        );
+    }
+    router.layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
 async fn stripe(
@@ -66,4 +85,43 @@ async fn stripe(
             (StatusCode::INTERNAL_SERVER_ERROR, "retry later")
         }
     }
+}
+
+#[derive(Clone)]
+struct Efi {
+    payments: Arc<Payments>,
+    efi: Arc<EfiClient>,
+}
+
+/// Efí's notification body: the token alone.
+#[derive(serde::Deserialize)]
+struct Notification {
+    notification: String,
+}
+
+async fn efi_charges(
+    State(s): State<Efi>,
+    Form(notice): Form<Notification>,
+) -> (StatusCode, &'static str) {
+    if !well_formed(&notice.notification) {
+        return (StatusCode::BAD_REQUEST, "not a notification token");
+    }
+    let deliveries = match s.efi.boleto_notification(&notice.notification).await {
+        Ok(Some(deliveries)) => deliveries,
+        Ok(None) => {
+            tracing::warn!("a boleto notification with a token Efí does not know");
+            return (StatusCode::BAD_REQUEST, "unknown notification");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading a boleto notification failed; Efí will retry");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "retry later");
+        }
+    };
+    for delivery in deliveries {
+        if let Err(e) = s.payments.deliver(delivery).await {
+            tracing::error!(error = %e, "acting on a boleto payment failed; Efí will retry");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "retry later");
+        }
+    }
+    (StatusCode::OK, "ok")
 }

@@ -125,8 +125,16 @@ impl GatewayConfigService for GatewayApi {
                 }
             }
         }
+        let deployment = if route.deployment_id.is_empty() {
+            None
+        } else {
+            let id = validate::uuid("route.deployment_id", &route.deployment_id)?;
+            route.deployment_id = id.to_string();
+            Some(id)
+        };
         let config = pb::RouteUpserted {
             route_id: route.route_id.clone(),
+            deployment_id: route.deployment_id.clone(),
             hosts: route.hosts.clone(),
             path_prefix: route.path_prefix.clone(),
             algorithm: route.algorithm,
@@ -137,6 +145,13 @@ impl GatewayConfigService for GatewayApi {
         };
         // The cheap checks first, then the plan's bounds, then (resolving names) the policy.
         crate::domain::route::validate(&config).map_err(ApiError::from)?;
+        // A deployment must be one of the caller's tenant's (another tenant's, or none, is
+        // answered alike); the data plane looks instances up under the route's tenant anyway.
+        if let Some(id) = deployment
+            && !self.snapshot.load().deployments.contains(&(tenant, id))
+        {
+            return Err(ApiError::NotFound(format!("deployment {id}")).into());
+        }
         self.limits.check_backends(
             self.snapshot.load().tenants.get(&tenant).map(|t| &**t),
             config.backends.len(),
@@ -202,9 +217,11 @@ impl GatewayConfigService for GatewayApi {
                             .as_ref()
                             .map(|h| h.to_string())
                             .unwrap_or_default(),
+                        // As configured: a deployment's instances are not the route's to set.
                         backends: r
                             .backends
                             .iter()
+                            .filter(|_| r.deployment_id.is_none())
                             .map(|b| pb::Backend {
                                 address: b.state.address.clone(),
                                 weight: b.weight,
@@ -216,6 +233,7 @@ impl GatewayConfigService for GatewayApi {
                         } else {
                             pb::UpstreamProtocol::Unspecified as i32
                         },
+                        deployment_id: r.deployment_id.map(|d| d.to_string()).unwrap_or_default(),
                         drained: r
                             .backends
                             .iter()

@@ -83,10 +83,24 @@ pub fn validate(route: &pb::RouteUpserted) -> Result<(), DomainError> {
             "a header name is required for header_hash",
         ));
     }
-    if route.backends.is_empty() || route.backends.len() > MAX_BACKENDS {
+    if !route.deployment_id.is_empty() {
+        // A deployment's instances are the backends: orchestration says where they listen.
+        if uuid::Uuid::try_parse(&route.deployment_id).is_err() {
+            return Err(DomainError::invalid(
+                "route.deployment_id",
+                "must be a deployment id",
+            ));
+        }
+        if !route.backends.is_empty() {
+            return Err(DomainError::invalid(
+                "route.backends",
+                "must be empty when route.deployment_id is set",
+            ));
+        }
+    } else if route.backends.is_empty() || route.backends.len() > MAX_BACKENDS {
         return Err(DomainError::invalid(
             "route.backends",
-            format!("must list 1 to {MAX_BACKENDS} backends"),
+            format!("must list 1 to {MAX_BACKENDS} backends (or set route.deployment_id)"),
         ));
     }
     if pb::UpstreamProtocol::try_from(route.upstream_protocol).is_err() {

@@ -80,7 +80,7 @@ pub struct Upstream {
 }
 
 /// `Connection: upgrade` with an `Upgrade` header.
-fn is_upgrade(headers: &http::HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &http::HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers
             .get_all(header::CONNECTION)

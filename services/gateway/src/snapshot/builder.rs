@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use tenantry_contracts::auth::ServiceAccountEvent;
+use tenantry_contracts::orchestration::DeploymentEvent;
 use tenantry_contracts::tenant::TenantEvent;
 use tenantry_eventstore::{DecodeError, EventPayload, StoredMessage};
 use tenantry_proto::events::v1 as pb;
@@ -15,6 +16,7 @@ use uuid::Uuid;
 
 use tenantry_kit::egress::{Egress, EgressPolicy};
 
+use super::deployments::{Deployments, instance_egress};
 use super::model::{
     Backend, BackendState, Backends, Check, ConfigBounds, HostKey, HostSlot, KeyLimits, Limits,
     RouteEntry, Snapshot, TenantEntry, TenantStatus,
@@ -53,6 +55,8 @@ pub struct Builder {
     published_hosts: HashMap<Uuid, Vec<String>>,
     /// Active health checks by tenant.
     checks: HashMap<Uuid, Vec<Check>>,
+    /// Tenants' dedicated instances, for routes whose backend is a deployment.
+    deployments: Deployments,
     current: Arc<Snapshot>,
     position: u64,
 }
@@ -71,6 +75,7 @@ impl Builder {
             dirty: HashSet::new(),
             published_hosts: HashMap::new(),
             checks: HashMap::new(),
+            deployments: Deployments::default(),
             current: Arc::new(Snapshot::default()),
             position: 0,
         }
@@ -101,6 +106,8 @@ impl Builder {
                 event.map(|e| self.apply_subscription(tenant, e))
             } else if let Some(event) = ServiceAccountEvent::from_envelope(env) {
                 event.map(|e| self.apply_api_key(tenant, e))
+            } else if let Some(event) = DeploymentEvent::from_envelope(env) {
+                event.map(|e| self.deployments.apply(tenant, &env.aggregate_id, e))
             } else {
                 Ok(false)
             };
@@ -263,6 +270,7 @@ impl Builder {
             hosts,
             tenants,
             checks,
+            deployments: self.deployments.known(),
             position: self.position,
         });
         self.current.clone()
@@ -322,21 +330,40 @@ impl Builder {
         });
         let mut routes: Vec<Arc<RouteEntry>> = Vec::with_capacity(state.routes.len());
         for (route_id, (config, drained)) in &state.routes {
+            // A deployment's ready instances (of this tenant), or the route's own backends.
+            let deployment = Uuid::try_parse(&config.deployment_id).ok();
+            let targets: Vec<(&str, u32)> = match deployment {
+                Some(id) => self
+                    .deployments
+                    .ready(tenant, id)
+                    .into_iter()
+                    .map(|a| (a, 1))
+                    .collect(),
+                None => config
+                    .backends
+                    .iter()
+                    .map(|b| (b.address.as_str(), b.weight.max(1)))
+                    .collect(),
+            };
             let states = self.backends.entry((tenant, route_id.clone())).or_default();
             // Backends the route no longer lists are forgotten (their counters with them).
-            states.retain(|address, _| config.backends.iter().any(|b| b.address == *address));
-            let backends: Backends = config
-                .backends
+            states.retain(|address, _| targets.iter().any(|(a, _)| a == address));
+            let backends: Backends = targets
                 .iter()
-                .map(|b| Backend {
+                .map(|(address, weight)| Backend {
                     state: states
-                        .entry(b.address.clone())
+                        .entry((*address).to_owned())
                         .or_insert_with(|| {
-                            Arc::new(BackendState::new(b.address.clone(), self.egress.clone()))
+                            let egress = if deployment.is_some() {
+                                instance_egress(&self.egress, address)
+                            } else {
+                                self.egress.clone()
+                            };
+                            Arc::new(BackendState::new((*address).to_owned(), egress))
                         })
                         .clone(),
-                    weight: b.weight.max(1),
-                    drained: drained.contains(&b.address),
+                    weight: *weight,
+                    drained: drained.contains(*address),
                 })
                 .collect();
             if let Some(check) = config.health_check.as_ref().filter(|c| !c.path.is_empty()) {
@@ -377,6 +404,7 @@ impl Builder {
                     )
                 }),
                 config.upstream_protocol == pb::UpstreamProtocol::H2c as i32,
+                deployment,
                 self.route_metrics
                     .entry((tenant, route_id.clone()))
                     .or_default()

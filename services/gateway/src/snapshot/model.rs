@@ -166,6 +166,8 @@ pub struct RouteEntry {
     pub wheel: Box<[usize]>,
     pub tenant_id: Uuid,
     pub route_id: Box<str>,
+    /// The deployment whose ready instances are the backends, if the route names one.
+    pub deployment_id: Option<Uuid>,
     /// Registered on the route's first request (idle routes cost no metric series); shared
     /// by every snapshot while the route exists, so its counts survive rebuilds.
     metrics: Arc<std::sync::OnceLock<RouteMetrics>>,
@@ -184,9 +186,11 @@ impl RouteEntry {
         wheel: Vec<usize>,
         limiter: Option<Arc<Gcra>>,
         upstream_h2c: bool,
+        deployment_id: Option<Uuid>,
         metrics: Arc<std::sync::OnceLock<RouteMetrics>>,
     ) -> Self {
         Self {
+            deployment_id,
             tenant_id,
             metrics,
             route_id: route_id.into_boxed_str(),
@@ -460,6 +464,8 @@ pub struct Snapshot {
     pub tenants: HashMap<Uuid, Arc<TenantEntry>>,
     /// Every backend with an active health check.
     pub checks: Arc<Vec<Check>>,
+    /// Every (tenant, deployment) provisioned and not decommissioned: what a route may name.
+    pub deployments: Arc<std::collections::HashSet<(Uuid, Uuid)>>,
     /// Stream position of the last event folded in.
     pub position: u64,
 }

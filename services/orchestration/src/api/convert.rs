@@ -31,6 +31,7 @@ pub fn deployment(tenant: Uuid, id: Uuid, d: &Deployment) -> api::Deployment {
                 version: pod.version.clone(),
                 address: pod.address.clone(),
                 healthy: pod.healthy,
+                draining: pod.draining,
                 created_at: Some(time::to_proto(pod.created_at)),
             })
             .collect(),

@@ -36,6 +36,8 @@ pub struct Pod {
     pub version: String,
     pub address: String,
     pub healthy: bool,
+    /// Taken out of the gateways' rotation: it is being stopped.
+    pub draining: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -83,6 +85,9 @@ pub enum DeploymentCommand {
     /// Observations of the reconciler.
     ObservePodCreated(pb::PodCreated),
     ObservePodDeleted(pb::PodDeleted),
+    /// The reconciler is about to stop an instance: gateways take it out of their rotation
+    /// first.
+    ObservePodDraining(pb::PodDraining),
     ObserveHealth(pb::HealthChanged),
 }
 
@@ -262,6 +267,14 @@ impl Deployment {
                     vec![]
                 }
             }
+            DeploymentCommand::ObservePodDraining(draining) => {
+                match self.pods.get(&draining.instance_id) {
+                    Some(pod) if !pod.draining => {
+                        vec![DeploymentEvent::PodDraining(draining.clone())]
+                    }
+                    _ => vec![],
+                }
+            }
             DeploymentCommand::ObserveHealth(health) => match self.pods.get(&health.instance_id) {
                 Some(pod) if pod.healthy != health.healthy => {
                     vec![DeploymentEvent::HealthChanged(health.clone())]
@@ -318,6 +331,7 @@ impl Aggregate for Deployment {
             DeploymentCommand::Autoscale(t) => Ok(self.autoscale(t)),
             DeploymentCommand::ObservePodCreated(_)
             | DeploymentCommand::ObservePodDeleted(_)
+            | DeploymentCommand::ObservePodDraining(_)
             | DeploymentCommand::ObserveHealth(_) => Ok(self.observe(command)),
         }
     }
@@ -349,12 +363,18 @@ impl Aggregate for Deployment {
                         version: c.version.clone(),
                         address: c.address.clone(),
                         healthy: false,
+                        draining: false,
                         created_at: meta.occurred_at,
                     },
                 );
             }
             DeploymentEvent::PodDeleted(d) => {
                 self.pods.remove(&d.instance_id);
+            }
+            DeploymentEvent::PodDraining(d) => {
+                if let Some(pod) = self.pods.get_mut(&d.instance_id) {
+                    pod.draining = true;
+                }
             }
             DeploymentEvent::HealthChanged(h) => {
                 if let Some(pod) = self.pods.get_mut(&h.instance_id) {

@@ -60,6 +60,10 @@ pub fn data(event: &DeploymentEvent) -> Value {
             "reason": d.reason,
             "detail": d.detail,
         }),
+        DeploymentEvent::PodDraining(d) => json!({
+            "instance_id": d.instance_id,
+            "reason": d.reason,
+        }),
         DeploymentEvent::HealthChanged(h) => json!({
             "instance_id": h.instance_id,
             "healthy": h.healthy,

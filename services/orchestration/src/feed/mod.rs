@@ -10,7 +10,8 @@
 //! - **Messages**: `{"type":"subscribed","tenant_id","position"}` first, then one per event:
 //!   `{type, tenant_id, deployment_id, position, at, data}`, `type` being the seed's names
 //!   (`pod.created`, `pod.deleted`, `health.changed`, `deployment.updated`,
-//!   `autoscaling.triggered`, and `deployment.<what>` for the rest).
+//!   `autoscaling.triggered`; `pod.draining` for an instance taken out of the gateways'
+//!   rotation before it stops; and `deployment.<what>` for the rest).
 //! - **Resume**: `?after=<position>` replays the tenant's deployment events after it, then
 //!   continues live: one ordered consumer from that position, so nothing is missed or
 //!   repeated between the replay and the live part. Without `after`, the feed starts at the

@@ -511,6 +511,15 @@ impl KubeApi {
         store.write(&self.shared.live, key, object);
     }
 
+    /// A graceful deletion begun: the pod has its `deletionTimestamp` and is terminating.
+    pub async fn terminate(&self, namespace: &str, pod: &str) {
+        let mut store = self.shared.store.lock().await;
+        let key = ("pods".to_owned(), namespace.to_owned(), pod.to_owned());
+        let mut object = store.objects.get(&key).cloned().expect("the pod exists");
+        object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:10Z");
+        store.write(&self.shared.live, key, object);
+    }
+
     /// A deletion (a pod's eviction, an operator's `kubectl delete`).
     pub async fn delete(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
         let key = (resource.to_owned(), namespace.to_owned(), name.to_owned());

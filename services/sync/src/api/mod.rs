@@ -6,6 +6,7 @@
 //! read. Credentials are sealed on arrival and never answered.
 
 pub mod convert;
+pub mod http;
 pub mod policy;
 pub mod webhooks;
 
@@ -236,7 +237,12 @@ impl SyncService for SyncApi {
         request: Request<api::ValidateCredentialsRequest>,
     ) -> Result<Response<api::ValidateCredentialsResponse>, Status> {
         let req = request.get_ref();
-        self.tenant(&request, &req.tenant_id)?;
+        if req.tenant_id.is_empty() {
+            // The caller's own tenant: nothing is stored, so only its role matters.
+            TenantContext::from_request(&request)?.tenant()?;
+        } else {
+            self.tenant(&request, &req.tenant_id)?;
+        }
         let checked = check(&req.r#type, req.config.as_ref(), &req.credentials)?;
         let problem = match &checked.config.source {
             Some(Source::HttpJson(config)) => {
@@ -316,7 +322,6 @@ impl SyncService for SyncApi {
     ) -> Result<Response<api::TriggerSyncResponse>, Status> {
         let req = request.get_ref();
         let tenant = self.tenant(&request, &req.tenant_id)?;
-        let id = validate::uuid("integration_id", &req.integration_id)?;
         let mode = Mode::parse(&req.mode)
             .ok_or_else(|| ApiError::invalid("mode", "must be incremental or full"))?;
         let priority = match req.priority {
@@ -324,22 +329,68 @@ impl SyncService for SyncApi {
             p @ 1..=9 => u8::try_from(p).unwrap_or(5),
             _ => return Err(ApiError::invalid("priority", "must be 1 to 9 (0: 5)").into()),
         };
-        let state = self.load(tenant, id).await?;
-        if !state.enabled {
-            return Err(ApiError::FailedPrecondition("the integration is disabled".into()).into());
-        }
-        let job = Job {
-            tenant_id: tenant,
-            integration_id: id,
-            run_id: Uuid::now_v7(),
-            mode,
-            priority,
+        let targets: Vec<(Uuid, SourceKind)> = if req.integration_id.is_empty() {
+            let mut types = Vec::with_capacity(req.integration_types.len());
+            for t in &req.integration_types {
+                types.push(SourceKind::parse("integration_types", t).map_err(ApiError::from)?);
+            }
+            let rows = queries::integrations(&self.pool, tenant)
+                .await
+                .map_err(ApiError::from)?;
+            let targets: Vec<_> = rows
+                .iter()
+                .filter(|s| s.enabled)
+                .filter_map(|s| Some((s.id?, s.kind?)))
+                .filter(|(_, kind)| types.is_empty() || types.contains(kind))
+                .collect();
+            if targets.is_empty() {
+                return Err(
+                    ApiError::NotFound("an enabled integration of these types".into()).into(),
+                );
+            }
+            targets
+        } else {
+            if !req.integration_types.is_empty() {
+                return Err(ApiError::invalid(
+                    "integration_types",
+                    "only without an integration_id",
+                )
+                .into());
+            }
+            let id = validate::uuid("integration_id", &req.integration_id)?;
+            let state = self.load(tenant, id).await?;
+            if !state.enabled {
+                return Err(
+                    ApiError::FailedPrecondition("the integration is disabled".into()).into(),
+                );
+            }
+            vec![(id, state.kind.unwrap_or(SourceKind::HttpJson))]
         };
-        job.enqueue(&self.store)
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("the job queue: {e}")))?;
+        let mut runs = Vec::with_capacity(targets.len());
+        for (id, kind) in targets {
+            let job = Job {
+                tenant_id: tenant,
+                integration_id: id,
+                run_id: Uuid::now_v7(),
+                mode,
+                priority,
+            };
+            job.enqueue(&self.store)
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the job queue: {e}")))?;
+            runs.push(api::TriggeredRun {
+                integration_id: id.to_string(),
+                r#type: kind.as_str().into(),
+                run_id: job.run_id.to_string(),
+            });
+        }
         Ok(Response::new(api::TriggerSyncResponse {
-            run_id: job.run_id.to_string(),
+            run_id: if req.integration_id.is_empty() {
+                String::new()
+            } else {
+                runs.first().map(|r| r.run_id.clone()).unwrap_or_default()
+            },
+            runs,
         }))
     }
 
@@ -355,9 +406,41 @@ impl SyncService for SyncApi {
             .map_err(ApiError::from)?;
         let now = self.clock.now();
         let integrations: Vec<_> = rows.iter().map(|s| convert::status(s, now)).collect();
+        let day = now.date_naive();
+        let budget = &self.runner.budget;
+        let used = budget.used(tenant, day).await.map_err(ApiError::from)?;
         Ok(Response::new(api::GetSyncStatusResponse {
             overall_status: convert::overall(&integrations),
             integrations,
+            api_budget: Some(api::ApiBudget {
+                day: day.to_string(),
+                used,
+                limit: budget.limit(tenant),
+            }),
+        }))
+    }
+
+    async fn list_alerts(
+        &self,
+        request: Request<api::ListAlertsRequest>,
+    ) -> Result<Response<api::ListAlertsResponse>, Status> {
+        let req = request.get_ref();
+        let tenant = self.tenant(&request, &req.tenant_id)?;
+        self.wait(req.min_position).await?;
+        let rows = queries::alerts(&self.pool, tenant, 500)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(api::ListAlertsResponse {
+            alerts: rows
+                .into_iter()
+                .map(|a| api::Alert {
+                    alert_id: a.alert_id,
+                    integration_id: a.integration_id.to_string(),
+                    kind: a.kind,
+                    message: a.message,
+                    raised_at: Some(tenantry_eventstore::time::to_proto(a.raised_at)),
+                })
+                .collect(),
         }))
     }
 }

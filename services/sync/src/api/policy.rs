@@ -13,7 +13,8 @@ pub fn policy() -> RpcPolicy {
         .declare(SERVICE, "ValidateCredentials", role(Role::Member))
         .declare(SERVICE, "SetIntegrationEnabled", role(Role::Member))
         .declare(SERVICE, "TriggerSync", role(Role::Member))
-        .declare(SERVICE, "GetSyncStatus", role(Role::Viewer));
+        .declare(SERVICE, "GetSyncStatus", role(Role::Viewer))
+        .declare(SERVICE, "ListAlerts", role(Role::Viewer));
     p
 }
 
@@ -22,6 +23,6 @@ mod tests {
     /// Every RPC of the service, as reflection lists them, declares a role.
     #[test]
     fn every_rpc_declares_its_role() {
-        assert_eq!(super::policy().check_covers("tenantry.sync.v1"), Ok(7));
+        assert_eq!(super::policy().check_covers("tenantry.sync.v1"), Ok(8));
     }
 }

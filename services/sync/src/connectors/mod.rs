@@ -40,6 +40,11 @@ pub enum ConnectorError {
     Credentials,
     #[error("the source refused to refresh the access token (authorize the integration again)")]
     Refresh,
+    /// The tenant's daily API budget (its plan's calls per day) is spent.
+    #[error(
+        "the tenant's daily API budget ({0} calls) is spent; runs resume on the next day (UTC)"
+    )]
+    BudgetExhausted(u64),
     #[error("the {0} connector is not built yet")]
     NotBuilt(&'static str),
     #[error("storing records failed")]
@@ -80,7 +85,8 @@ impl Default for Pacing {
     }
 }
 
-/// Sends the request `build` makes, again after each 429 (waiting out `Retry-After`, capped;
+/// Sends the request `build` makes (each call spent from the run's API budget, see
+/// [`crate::budget`]), again after each 429 (waiting out `Retry-After`, capped;
 /// an exponential wait without one), and answers the JSON body of the first other answer.
 /// A non-2xx answer is [`ConnectorError::Status`]; its body is never read into the error.
 pub async fn fetch_json(
@@ -90,7 +96,9 @@ pub async fn fetch_json(
 ) -> Result<serde_json::Value, ConnectorError> {
     let mut limited = 0;
     let fetched = loop {
-        let fetched = http.send(build()?).await?;
+        let request = build()?;
+        crate::budget::spend().await?;
+        let fetched = http.send(request).await?;
         if fetched.status != http::StatusCode::TOO_MANY_REQUESTS {
             break fetched;
         }

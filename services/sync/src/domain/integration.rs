@@ -50,6 +50,9 @@ pub enum RunOutcome {
     },
     /// In our words: never the source's body, never a credential.
     Failed { error: String },
+    /// Stopped before or while reading: the tenant's daily API budget is spent. Not the
+    /// source's failure: the failure streak stays as it was.
+    BudgetExhausted { error: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +73,13 @@ pub enum IntegrationCommand {
         mode: String,
         started_at: DateTime<Utc>,
         outcome: RunOutcome,
+    },
+    /// An alert (`kind`) about `key` (a day, a due time, a plan's storage): raised once per
+    /// key of its kind.
+    RaiseAlert {
+        kind: String,
+        message: String,
+        key: String,
     },
 }
 
@@ -103,6 +113,8 @@ pub struct Integration {
     pub disabled_reason: String,
     /// The last run whose outcome was recorded (a retried report is recognised by it).
     pub last_run_id: String,
+    /// Alert kind → the key it was last raised for (one alert per condition).
+    pub alerted: BTreeMap<String, String>,
 }
 
 impl Integration {
@@ -231,6 +243,16 @@ impl Aggregate for Integration {
                         bytes: *bytes,
                         cursors: cursors.clone().into_iter().collect(),
                     })]),
+                    RunOutcome::BudgetExhausted { error } => {
+                        Ok(vec![E::RunFailed(pb::RunFailed {
+                            run_id: run_id.clone(),
+                            mode: mode.clone(),
+                            started_at: Some(to_proto(*started_at)),
+                            error: error.clone(),
+                            failure_streak: self.failure_streak,
+                            budget_exhausted: true,
+                        })])
+                    }
                     RunOutcome::Failed { error } => {
                         let streak = self.failure_streak.saturating_add(1);
                         let mut events = vec![E::RunFailed(pb::RunFailed {
@@ -239,6 +261,7 @@ impl Aggregate for Integration {
                             started_at: Some(to_proto(*started_at)),
                             error: error.clone(),
                             failure_streak: streak,
+                            budget_exhausted: false,
                         })];
                         if streak == WARN_AFTER {
                             events.push(E::Failing(pb::IntegrationFailing {
@@ -254,6 +277,17 @@ impl Aggregate for Integration {
                         Ok(events)
                     }
                 }
+            }
+            C::RaiseAlert { kind, message, key } => {
+                self.require()?;
+                if self.alerted.get(kind) == Some(key) {
+                    return Ok(vec![]); // raised for this before
+                }
+                Ok(vec![E::AlertRaised(pb::AlertRaised {
+                    kind: kind.clone(),
+                    message: message.clone(),
+                    key: key.clone(),
+                })])
             }
         }
     }
@@ -311,6 +345,9 @@ impl Aggregate for Integration {
                 self.last_error = e.error.clone();
             }
             E::Failing(_) => {}
+            E::AlertRaised(e) => {
+                self.alerted.insert(e.kind.clone(), e.key.clone());
+            }
         }
     }
 }
@@ -457,6 +494,33 @@ mod tests {
         let g = g.when(IntegrationCommand::Enable).then_state();
         assert_eq!(g.state().failure_streak, 0);
         assert!(g.state().enabled);
+    }
+
+    #[test]
+    fn a_budget_stop_keeps_the_streak_and_an_alert_is_raised_once_per_key() {
+        let stopped = IntegrationCommand::RecordRun {
+            run_id: "run-budget".into(),
+            mode: "incremental".into(),
+            started_at: chrono::DateTime::UNIX_EPOCH,
+            outcome: RunOutcome::BudgetExhausted {
+                error: "spent".into(),
+            },
+        };
+        let g = given::<Integration>([created()])
+            .when(failed(1))
+            .then_state()
+            .when(stopped)
+            .then_state();
+        assert_eq!(g.state().failure_streak, 1);
+        let alert = |key: &str| IntegrationCommand::RaiseAlert {
+            kind: "api_budget_90".into(),
+            message: "90%".into(),
+            key: key.into(),
+        };
+        let g = g.when(alert("2026-12-07")).then_state();
+        assert_eq!(g.state().alerted["api_budget_90"], "2026-12-07");
+        let g = g.when(alert("2026-12-07")).then_nothing();
+        assert_eq!(g.when(alert("2026-12-08")).then_events().len(), 1);
     }
 
     #[test]

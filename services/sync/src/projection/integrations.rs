@@ -1,9 +1,11 @@
 //! The `integrations` table: one row per integration, the aggregate's state folded by its own
-//! `evolve` (credentials left out), and when its schedule next wants a run.
+//! `evolve` (credentials left out), and when its schedule next wants a run; and the `alerts`
+//! its events raise (in the same transaction: one checkpoint for both).
 
 use std::collections::HashMap;
 
 use sqlx::PgConnection;
+use tenantry_contracts::sync::IntegrationEvent;
 use tenantry_eventstore::{
     Aggregate, Projection, ProjectionError, StoreError, StoredMessage, aggregate::fold, subject,
 };
@@ -79,6 +81,30 @@ impl Projection for IntegrationsProjection {
             let entry = states.entry(key_of(message)?).or_default();
             fold(&mut entry.0, message)?;
             entry.1 = message.position;
+            for stored in message.events::<IntegrationEvent>()? {
+                let Some((kind, text)) = alert_of(&stored.event) else {
+                    continue;
+                };
+                let (Ok(tenant), Ok(integration)) = (
+                    Uuid::try_parse(&stored.meta.tenant_id),
+                    Uuid::try_parse(&stored.meta.aggregate_id),
+                ) else {
+                    continue;
+                };
+                sqlx::query(
+                    "INSERT INTO alerts
+                         (tenant_id, alert_id, integration_id, kind, message, raised_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(&stored.meta.event_id)
+                .bind(integration)
+                .bind(kind)
+                .bind(text)
+                .bind(stored.meta.occurred_at)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         for key in touched {
             let Some((s, version)) = states.get(&key) else {
@@ -109,5 +135,20 @@ impl Projection for IntegrationsProjection {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The alert an event raises, if any: (kind, message).
+fn alert_of(event: &IntegrationEvent) -> Option<(String, String)> {
+    match event {
+        IntegrationEvent::AlertRaised(a) => Some((a.kind.clone(), a.message.clone())),
+        IntegrationEvent::Failing(f) => Some((
+            "failure_streak".into(),
+            format!("failed {} times in a row", f.failure_streak),
+        )),
+        IntegrationEvent::Disabled(d) if d.automatic => {
+            Some(("disabled".into(), format!("disabled itself: {}", d.reason)))
+        }
+        _ => None,
     }
 }

@@ -36,3 +36,28 @@ pub async fn integration(
     tx.commit().await?;
     Ok(row.map(|r| r.0.0))
 }
+
+/// One alert as the API lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AlertRow {
+    pub alert_id: String,
+    pub integration_id: Uuid,
+    pub kind: String,
+    pub message: String,
+    pub raised_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tenant's alerts, newest first (at most `limit`).
+pub async fn alerts(pool: &PgPool, tenant: Uuid, limit: i64) -> Result<Vec<AlertRow>, sqlx::Error> {
+    let mut tx = scoped_tx(pool, Scope::Tenant(tenant)).await?;
+    let rows = sqlx::query_as(
+        "SELECT alert_id, integration_id, kind, message, raised_at FROM alerts
+         WHERE tenant_id = $1 ORDER BY raised_at DESC, alert_id DESC LIMIT $2",
+    )
+    .bind(tenant)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}

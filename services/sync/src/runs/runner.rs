@@ -20,6 +20,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::job::{Job, Mode};
+use crate::alerts;
+use crate::budget::{self, Budget, Meter};
 use crate::connectors::facebook_ads::{self, FacebookAds};
 use crate::connectors::google_ads::{self, GoogleAds};
 use crate::connectors::http_json::{HttpJson, later};
@@ -49,6 +51,8 @@ pub struct Runner {
     /// The Google Ads API with its version, and Google's OAuth token endpoint.
     pub google_ads_api: String,
     pub google_token_url: String,
+    /// The tenants' daily API budgets (and their plans, for the storage alert).
+    pub budget: Budget,
 }
 
 /// Ours, not the source's: the job is retried.
@@ -79,7 +83,15 @@ impl Runner {
             return Ok(None);
         }
         let started_at = self.clock.now();
-        let outcome = match self.read(job, &state).await {
+        let meter = Meter {
+            budget: self.budget.clone(),
+            integrations: self.integrations.clone(),
+            clock: self.clock.clone(),
+            tenant: job.tenant_id,
+            integration: job.integration_id,
+        };
+        let read = budget::METER.scope(meter, self.read(job, &state)).await;
+        let outcome = match read {
             Ok((written, cursors)) => RunOutcome::Succeeded {
                 records: written.records,
                 bytes: written.bytes,
@@ -88,6 +100,16 @@ impl Runner {
             Err(ConnectorError::Store(e)) => return Err(RunError(format!("storing records: {e}"))),
             Err(ConnectorError::Unrecorded(e)) => {
                 return Err(RunError(format!("recording new credentials: {e}")));
+            }
+            // Recorded as the run's end, so the job is not retried: the budget is the day's.
+            Err(e @ ConnectorError::BudgetExhausted(_)) => {
+                tracing::info!(
+                    tenant_id = %job.tenant_id, integration_id = %job.integration_id,
+                    run_id = %run_id, "sync run stopped: the API budget is spent"
+                );
+                RunOutcome::BudgetExhausted {
+                    error: e.to_string(),
+                }
             }
             Err(e) => {
                 tracing::info!(
@@ -114,6 +136,12 @@ impl Runner {
             started_at,
             outcome: outcome.clone(),
         };
+        if let RunOutcome::Succeeded { bytes, .. } = &outcome
+            && *bytes > 0
+            && let Err(e) = self.check_storage(job).await
+        {
+            tracing::warn!(tenant_id = %job.tenant_id, error = %e, "the storage alert is not checked");
+        }
         match self.integrations.execute(&address, &command, &meta).await {
             Ok(_) => Ok(Some(outcome)),
             // Gone meanwhile: nothing to record it on.
@@ -123,6 +151,36 @@ impl Runner {
             }
             Err(e) => Err(RunError(format!("recording the outcome: {e}"))),
         }
+    }
+
+    /// Alerts when the tenant's records reached 80% of its plan's storage (once per plan
+    /// storage size).
+    async fn check_storage(&self, job: &Job) -> Result<(), String> {
+        let limit = self
+            .budget
+            .plans
+            .limits(job.tenant_id)
+            .map_or(0, |l| l.storage_bytes);
+        if limit == 0 {
+            return Ok(());
+        }
+        let used = records::stored_bytes(&self.pool, job.tenant_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if u128::from(used) * 10 < u128::from(limit) * 8 {
+            return Ok(());
+        }
+        alerts::raise_once_for_tenant(
+            &self.pool,
+            &self.integrations,
+            &self.clock,
+            job.tenant_id,
+            job.integration_id,
+            alerts::STORAGE_80,
+            format!("the records take {used} of the plan's {limit} bytes of storage"),
+            &limit.to_string(),
+        )
+        .await
     }
 
     /// Opens the integration's credentials.
@@ -202,10 +260,7 @@ impl Runner {
         config: &VtexConfig,
         credentials: &Credentials,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(vtex::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, vtex::STREAM);
         let source = self.vtex(config, credentials);
         // One window for the whole run: orders created while it pages wait for the next.
         let until = self.clock.now();
@@ -260,10 +315,7 @@ impl Runner {
         config: &GoogleAdsConfig,
         credentials: &Credentials,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(google_ads::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, google_ads::STREAM);
         // The same days as Facebook's insights: from the cursor's day, or 90 days back.
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.google_ads(config, credentials);
@@ -305,10 +357,7 @@ impl Runner {
         config: &FacebookAdsConfig,
         access_token: &str,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(facebook_ads::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, facebook_ads::STREAM);
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.facebook_ads(config, access_token);
         let mut progress = Progress::new(self, job, facebook_ads::STREAM, since);
@@ -355,10 +404,7 @@ impl Runner {
             refresh_token: get("refresh_token"),
             access_token: get("access_token"),
         };
-        let since = match job.mode {
-            Mode::Incremental => state.cursors.get(mercadolibre::STREAM).cloned(),
-            Mode::Full => None,
-        };
+        let since = resume_from(job, state, mercadolibre::STREAM);
         let source = self.mercadolibre(config);
         let mut progress = Progress::new(self, job, mercadolibre::STREAM, since.clone());
         let mut offset = 0u64;
@@ -449,10 +495,7 @@ impl Runner {
         config: &HttpJsonConfig,
         auth_value: Option<&str>,
     ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let cursor = match job.mode {
-            Mode::Incremental => state.cursors.get(&config.stream).cloned(),
-            Mode::Full => None,
-        };
+        let cursor = resume_from(job, state, &config.stream);
         let source = HttpJson {
             http: &self.http,
             pacing: self.pacing,
@@ -527,6 +570,14 @@ impl<'a> Progress<'a> {
             .map(|f| BTreeMap::from([(self.stream.to_owned(), f)]))
             .unwrap_or_default();
         (self.written, cursors)
+    }
+}
+
+/// Where an incremental run of `stream` resumes (its saved cursor); a full run starts over.
+fn resume_from(job: &Job, state: &Integration, stream: &str) -> Option<String> {
+    match job.mode {
+        Mode::Incremental => state.cursors.get(stream).cloned(),
+        Mode::Full => None,
     }
 }
 

@@ -5,18 +5,23 @@
 //! the scheduler takes the due rows (`FOR UPDATE SKIP LOCKED`, so replicas share the work
 //! without queuing twice), queues each job with the due time in its message id (a retry after
 //! a crash is deduplicated by JetStream) and records the due time as queued.
+//!
+//! On the same tick it alerts on integrations whose next sync passed [`LATE_AFTER`] ago
+//! without a run recorded (`sync_late`, once per due time).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use tenantry_eventstore::EventStore;
+use tenantry_eventstore::{EventStore, Repository};
 use tenantry_kit::Clock;
 use tenantry_kit::db::{Scope, scoped_tx};
 use uuid::Uuid;
 
 use super::job::{Job, Mode};
+use crate::alerts::{self, LATE_AFTER};
+use crate::domain::Integration;
 
 /// Scheduled runs go after webhook (8) and manual (5) ones.
 pub const PRIORITY: u8 = 3;
@@ -27,6 +32,8 @@ pub struct Scheduler {
     pub store: EventStore,
     pub clock: Arc<dyn Clock>,
     pub every: Duration,
+    /// Where late syncs' alerts are raised.
+    pub integrations: Repository<Integration>,
 }
 
 impl Scheduler {
@@ -35,6 +42,9 @@ impl Scheduler {
         loop {
             if let Err(e) = self.queue_due().await {
                 tracing::warn!(error = %e, "scheduling sync runs failed; retrying");
+            }
+            if let Err(e) = self.alert_late().await {
+                tracing::warn!(error = %e, "alerting on late syncs failed; retrying");
             }
             tokio::select! {
                 () = &mut stop => return,
@@ -82,5 +92,45 @@ impl Scheduler {
         }
         tx.commit().await.map_err(|e| e.to_string())?;
         Ok(due.len())
+    }
+
+    /// Alerts on every enabled integration whose next sync is [`LATE_AFTER`] past and not
+    /// alerted for that due time yet; answers how many were alerted.
+    pub async fn alert_late(&self) -> Result<usize, String> {
+        let now = self.clock.now();
+        let mut tx = scoped_tx(&self.pool, Scope::Platform)
+            .await
+            .map_err(|e| e.to_string())?;
+        // The key of a due time is its Unix time; the alerted ones are skipped by the state's
+        // `alerted` map (the aggregate also refuses a second alert for the same key).
+        let late: Vec<(Uuid, Uuid, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT tenant_id, integration_id, next_run_at FROM integrations
+             WHERE enabled AND next_run_at <= $1
+               AND COALESCE(state->'alerted'->>'sync_late', '')
+                   <> extract(epoch FROM next_run_at)::bigint::text
+             ORDER BY next_run_at LIMIT 500",
+        )
+        .bind(now - LATE_AFTER)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        for (tenant, id, due) in &late {
+            let hours = (now - *due).num_hours();
+            alerts::raise(
+                &self.integrations,
+                &self.clock,
+                *tenant,
+                *id,
+                alerts::SYNC_LATE,
+                format!(
+                    "the sync due at {} has not run for {hours} h",
+                    due.to_rfc3339()
+                ),
+                &due.timestamp().to_string(),
+            )
+            .await?;
+        }
+        Ok(late.len())
     }
 }

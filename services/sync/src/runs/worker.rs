@@ -5,7 +5,8 @@
 //! JetStream it is still at it (`+WPI`), so only a worker that died loses it, and it is
 //! delivered again after `ack_wait`. A run that failed on our side is retried later (`-NAK`
 //! with a delay), up to `max_deliver` times. At most `per_tenant` runs of one tenant go at
-//! once in a replica.
+//! once in a replica; a free slot goes to the best ranked job waiting (its tenant's plan's
+//! processing priority, then its own priority: see [`super::slots`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,11 +16,13 @@ use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use futures::StreamExt;
 use tenantry_eventstore::{EventStore, StreamKind};
+use tenantry_kit::plans::PlanDirectory;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::job::{Job, KIND};
 use super::runner::Runner;
+use super::slots::{RankedSlots, plan_rank};
 
 pub const CONSUMER: &str = "sync_runs";
 
@@ -33,6 +36,8 @@ pub struct Worker {
     pub per_tenant: usize,
     /// How long a job may go without word from its worker before it is delivered again.
     pub ack_wait: Duration,
+    /// The tenants' plans: their processing priority ranks their jobs.
+    pub plans: Arc<PlanDirectory>,
 }
 
 impl Worker {
@@ -83,7 +88,8 @@ impl Worker {
             .await
             .map_err(|e| format!("consume: {e}"))?;
         let slots = Slots {
-            all: Arc::new(Semaphore::new(self.concurrency.max(1))),
+            all: RankedSlots::new(self.concurrency.max(1)),
+            plans: self.plans.clone(),
             tenants: Arc::default(),
             per_tenant: self.per_tenant.max(1),
         };
@@ -105,7 +111,8 @@ impl Worker {
 /// The replica's run slots: all of them, and each tenant's.
 #[derive(Clone)]
 struct Slots {
-    all: Arc<Semaphore>,
+    all: RankedSlots,
+    plans: Arc<PlanDirectory>,
     tenants: Arc<tokio::sync::Mutex<HashMap<Uuid, Arc<Semaphore>>>>,
     per_tenant: usize,
 }
@@ -161,7 +168,17 @@ async fn handle(
     let Ok(_tenant_turn) = wait_for(&message, every, tenant.acquire_owned()).await else {
         return;
     };
-    let Ok(_slot) = wait_for(&message, every, slots.all.clone().acquire_owned()).await else {
+    let plan = slots
+        .plans
+        .limits(job.tenant_id)
+        .map_or(0, |l| l.processing_priority);
+    let Some(_slot) = wait_for(
+        &message,
+        every,
+        slots.all.acquire(plan_rank(plan), job.priority),
+    )
+    .await
+    else {
         return;
     };
     let run = runner.run(&job);

@@ -195,6 +195,7 @@ impl<P: Projection> ProjectionRunner<P> {
         entries: Vec<Entry<P::Message>>,
     ) -> Result<u64, ProjectionError> {
         let name = self.projection.name();
+        let started = std::time::Instant::now();
         let mut tx = conn.begin().await?;
         let checkpoint = lock_checkpoint(&mut tx, name).await?;
         let mut messages = Vec::with_capacity(entries.len());
@@ -268,6 +269,11 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         metrics::counter!("tenantry_projection_applied_total", "projection" => name.to_owned())
             .increment(messages.len() as u64);
+        debug!(
+            messages = messages.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "applied a batch"
+        );
         Ok(last)
     }
 
@@ -380,6 +386,10 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 }
 
+/// How long a batch waits for its next message while the server reports more pending: a
+/// pause in delivery (both cores busy applying the batch before) does not end it short.
+const PENDING_WAIT: Duration = Duration::from_secs(1);
+
 /// The next batch: whatever is ready, and — while the server reports more messages pending
 /// for the consumer — up to `max`. Live, a batch is applied as soon as it arrives (low
 /// read-your-writes latency); catching up, batches fill (high throughput).
@@ -401,7 +411,7 @@ where
     let mut batch = vec![first];
     while batch.len() < max {
         let next = if more {
-            tokio::time::timeout(Duration::from_millis(100), messages.next())
+            tokio::time::timeout(PENDING_WAIT, messages.next())
                 .await
                 .ok()
                 .flatten()

@@ -109,6 +109,14 @@ impl EgressPolicy {
         self.with_own(own)
     }
 
+    /// Also allows `network` past the built-in denied ranges (the platform's own sockets and
+    /// the operator's denied networks stay refused). Only for addresses the platform itself
+    /// allocated, such as a tenant's dedicated instances, never for one a tenant names.
+    pub fn allowing(mut self, network: Cidr) -> Self {
+        self.allow.push(network);
+        self
+    }
+
     /// Whether the operator allowed loopback (as `tenantry dev` does).
     pub fn allows_loopback(&self) -> bool {
         self.check_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)).is_ok()
@@ -314,6 +322,27 @@ mod tests {
             assert_eq!(p.check(a.parse().unwrap()), Err(Denied::Platform), "{a}");
         }
         assert_eq!(p.check("127.0.0.1:9000".parse().unwrap()), Ok(()));
+    }
+
+    #[test]
+    fn a_network_allowed_for_the_platforms_instances_keeps_own_sockets_and_operator_denials_refused()
+     {
+        let p = EgressPolicy::new(vec![], vec!["127.0.0.2".parse().unwrap()])
+            .with_own(["127.0.0.1:7000".parse().unwrap()])
+            .allowing("127.0.0.0/8".parse().unwrap());
+        assert_eq!(p.check("127.0.0.1:43121".parse().unwrap()), Ok(()));
+        assert_eq!(
+            p.check("127.0.0.1:7000".parse().unwrap()),
+            Err(Denied::Platform)
+        );
+        assert_eq!(
+            p.check("127.0.0.2:43121".parse().unwrap()),
+            Err(Denied::Operator)
+        );
+        assert!(
+            p.check("10.0.0.1:80".parse().unwrap()).is_err(),
+            "only that network"
+        );
     }
 
     #[test]

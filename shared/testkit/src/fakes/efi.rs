@@ -5,10 +5,13 @@
 //! of the right API on every other call, and records what it was asked to charge. A test
 //! "pays" a charge with [`FakeEfi::pay`]: the fake posts the Pix webhook to the registered
 //! URL (with `/pix` appended, as Efí does) presenting its own client certificate, the way Efí
-//! presents its published one.
+//! presents its published one. A boleto is paid with [`FakeEfi::pay_boleto`], and its
+//! notification (`notification=<token>`, a form) posted with [`FakeEfi::post_notification`];
+//! what the token stands for is then read at `GET /v1/notification/{token}`.
 //!
 //! Endpoints: `POST /oauth/token`, `PUT|GET /v2/cob/{txid}`, `GET /v2/loc/{id}/qrcode`
-//! (Pix API); `POST /v1/authorize`, `POST /v1/charge/one-step` (charges API).
+//! (Pix API); `POST /v1/authorize`, `POST /v1/charge/one-step`,
+//! `GET /v1/notification/{token}` (charges API).
 
 mod api;
 
@@ -219,6 +222,37 @@ impl FakeEfi {
         let body = serde_json::to_vec(&notification).map_err(|e| e.to_string())?;
         let status = self.post_webhook(body).await?;
         Ok((end_to_end_id, status))
+    }
+
+    /// Pays the boleto `charge_id`: its history gains `paid`. Returns its notification token
+    /// and the charge's `metadata.notification_url`, for the test to post (with
+    /// [`Self::post_notification`]) where that URL leads.
+    pub async fn pay_boleto(&self, charge_id: u64) -> Result<(String, String), String> {
+        let mut boletos = self.state.boletos.lock().await;
+        let boleto = boletos
+            .iter_mut()
+            .find(|b| b.charge_id == charge_id)
+            .ok_or_else(|| format!("no boleto {charge_id}"))?;
+        boleto.history.push("paid");
+        let url = boleto
+            .request
+            .pointer("/metadata/notification_url")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("the boleto has no notification_url")?
+            .to_owned();
+        Ok((boleto.token.clone(), url))
+    }
+
+    /// Posts `notification=<token>` to `url` as Efí's charges API does; returns the status.
+    pub async fn post_notification(&self, url: &str, token: &str) -> Result<u16, String> {
+        let response = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("notification={token}"))
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(response.status().as_u16())
     }
 
     /// Posts `body` to the webhook as Efí would (`{url}/pix`, Efí's certificate); returns the

@@ -119,3 +119,23 @@ pub async fn owner_of(
         .into_inner()
         .access_token
 }
+
+/// The sync service with `common` settings, in `env` (its master key in the test world's
+/// directory), and a channel to it.
+pub async fn start_sync(
+    env: &TestEnv,
+    common: &CommonConfig,
+) -> (Running<tenantry_sync::Handle>, Channel) {
+    let dir = std::env::temp_dir().join(&env.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("sync-master.key");
+    std::fs::write(&key, "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
+    let svc = env
+        .start_with(
+            common,
+            tenantry_sync::SyncService::new(tenantry_sync::SyncConfig::ephemeral(key)),
+        )
+        .await;
+    let channel = tenantry_testkit::channel(svc.addr).await;
+    (svc, channel)
+}

@@ -38,6 +38,9 @@ struct Item {
 #[derive(Serialize)]
 struct Metadata {
     custom_id: String,
+    /// Where Efí posts the charge's status changes (see `notification`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification_url: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -110,6 +113,7 @@ fn end_of(date: NaiveDate) -> DateTime<Utc> {
 pub async fn checkout(
     http: &Http,
     due_days: u32,
+    notification_url: &str,
     request: &CheckoutRequest,
     now: DateTime<Utc>,
 ) -> Result<Checkout, PaymentError> {
@@ -153,6 +157,9 @@ pub async fn checkout(
         }],
         metadata: Metadata {
             custom_id: request.tenant_id.to_string(),
+            notification_url: Some(notification_url)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
         },
         payment: Payment {
             banking_billet: BankingBillet {

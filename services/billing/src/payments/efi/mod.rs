@@ -11,6 +11,8 @@
 //! - `boleto`: boletos through the charges API (`/v1/charge/one-step`).
 //! - `payer`: the payer's CPF or CNPJ, which a boleto cannot be issued without.
 //! - [`webhook`]: what Efí posts when a Pix charge is paid, turned into [`Delivery`]s.
+//! - [`notification`]: what a boleto's notification token stands for (Efí's charges API),
+//!   turned into [`Delivery`]s.
 //! - [`listener`]: the webhook's TLS listener, which refuses any client without Efí's
 //!   certificate during the handshake.
 //! - [`tls`]: the rustls configurations of both directions.
@@ -20,6 +22,7 @@
 mod boleto;
 mod client;
 pub mod listener;
+pub mod notification;
 mod payer;
 mod pix;
 pub mod tls;
@@ -61,6 +64,9 @@ pub struct EfiClient {
     pix_key: String,
     pix_expiry_secs: u32,
     boleto_due_days: u32,
+    /// Where Efí posts a boleto's status changes (billing's `/webhooks/efi/charges`, as the
+    /// Internet reaches it); empty: boletos are issued without, and only Pix settles.
+    notification_url: String,
     /// Pix txids are derived per time window, boleto due dates per day.
     clock: Arc<dyn Clock>,
 }
@@ -92,8 +98,20 @@ impl EfiClient {
             pix_key: config.pix_key.clone(),
             pix_expiry_secs: config.pix_expiry_secs.max(1),
             boleto_due_days: config.boleto_due_days,
+            notification_url: config.notification_url.clone(),
             clock,
         }))
+    }
+}
+
+impl EfiClient {
+    /// The payments a boleto notification's `token` reports, asked of Efí (`None`: Efí
+    /// knows no such token).
+    pub async fn boleto_notification(
+        &self,
+        token: &str,
+    ) -> Result<Option<Vec<crate::payments::Delivery>>, PaymentError> {
+        notification::deliveries(&self.http, token).await
     }
 }
 
@@ -138,7 +156,14 @@ impl PaymentProvider for EfiClient {
                 .await
             }
             PaymentMethod::Boleto => {
-                boleto::checkout(&self.http, self.boleto_due_days, request, now).await
+                boleto::checkout(
+                    &self.http,
+                    self.boleto_due_days,
+                    &self.notification_url,
+                    request,
+                    now,
+                )
+                .await
             }
             PaymentMethod::CreditCard => Err(failed("cards are not taken through Efí")),
         }

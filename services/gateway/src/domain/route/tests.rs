@@ -73,6 +73,17 @@ fn given_no_route_when_created_then_upserted() {
 }
 
 #[test]
+fn given_no_route_when_created_on_a_deployment_then_upserted_without_backends() {
+    let on_deployment = with(|c| {
+        c.backends.clear();
+        c.deployment_id = Uuid::now_v7().to_string();
+    });
+    given([])
+        .when(RouteCommand::Create(on_deployment.clone()))
+        .then([upserted(on_deployment)]);
+}
+
+#[test]
 fn given_a_route_when_created_again_then_a_retry_is_a_no_op_and_a_change_a_conflict() {
     let state = given([upserted(config())]);
     state.when(RouteCommand::Create(config())).then_nothing();
@@ -255,7 +266,7 @@ fn refusals() -> Vec<(&'static str, pb::RouteUpserted, DomainError)> {
             with(|c| c.backends.clear()),
             invalid(
                 "route.backends",
-                &format!("must list 1 to {MAX_BACKENDS} backends"),
+                &format!("must list 1 to {MAX_BACKENDS} backends (or set route.deployment_id)"),
             ),
         ),
         (
@@ -267,7 +278,23 @@ fn refusals() -> Vec<(&'static str, pb::RouteUpserted, DomainError)> {
             }),
             invalid(
                 "route.backends",
-                &format!("must list 1 to {MAX_BACKENDS} backends"),
+                &format!("must list 1 to {MAX_BACKENDS} backends (or set route.deployment_id)"),
+            ),
+        ),
+        (
+            "a deployment id that is not one",
+            with(|c| {
+                c.backends.clear();
+                c.deployment_id = "web".into();
+            }),
+            invalid("route.deployment_id", "must be a deployment id"),
+        ),
+        (
+            "a deployment and backends",
+            with(|c| c.deployment_id = Uuid::now_v7().to_string()),
+            invalid(
+                "route.backends",
+                "must be empty when route.deployment_id is set",
             ),
         ),
         (

@@ -346,6 +346,21 @@ fn given_observations_when_reported_again_then_each_fact_is_appended_once() {
     // Health of an instance the log does not know is not a fact about this deployment.
     g.when(DeploymentCommand::ObserveHealth(health("i9", false)))
         .then_nothing();
+    let draining = pb::PodDraining {
+        instance_id: "i1".into(),
+        reason: "scaled down".into(),
+    };
+    let g = g
+        .when(DeploymentCommand::ObservePodDraining(draining.clone()))
+        .then([DeploymentEvent::PodDraining(draining.clone())]);
+    assert!(g.state().pods["i1"].draining);
+    g.when(DeploymentCommand::ObservePodDraining(draining))
+        .then_nothing();
+    g.when(DeploymentCommand::ObservePodDraining(pb::PodDraining {
+        instance_id: "i9".into(),
+        reason: "unknown".into(),
+    }))
+    .then_nothing();
     let g = g
         .when(DeploymentCommand::ObservePodDeleted(deleted("i1")))
         .then([DeploymentEvent::PodDeleted(deleted("i1"))]);

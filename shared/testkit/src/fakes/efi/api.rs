@@ -45,6 +45,10 @@ pub struct Boleto {
     pub charge_id: u64,
     /// The body of the `POST /v1/charge/one-step` that created it.
     pub request: Value,
+    /// The charge's notification token: the same for its whole life, as Efí's.
+    pub token: String,
+    /// Its status changes, oldest first (`new`, `waiting`, then `paid`).
+    pub history: Vec<&'static str>,
 }
 
 pub(super) struct State {
@@ -67,6 +71,7 @@ pub(super) fn router(state: Arc<State>) -> Router {
         .route("/v2/cob/{txid}", put(create_cob).get(read_cob))
         .route("/v2/loc/{id}/qrcode", get(qrcode))
         .route("/v1/charge/one-step", post(one_step))
+        .route("/v1/notification/{token}", get(notification))
         .with_state(state)
 }
 
@@ -471,10 +476,67 @@ async fn one_step(
             "payment": "banking_billet",
         }
     });
-    state
-        .boletos
-        .lock()
-        .await
-        .push(Boleto { charge_id, request });
+    state.boletos.lock().await.push(Boleto {
+        charge_id,
+        request,
+        token: uuid::Uuid::new_v4().to_string(),
+        history: vec!["new", "waiting"],
+    });
     axum::Json(reply).into_response()
+}
+
+/// `GET /v1/notification/{token}`: the charge's status changes, as Efí lists them (the paid
+/// one with its value in cents).
+async fn notification(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    if !state.bearer_ok(&headers, Api::Charges).await {
+        return charges_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "/",
+            "invalid or expired token",
+        );
+    }
+    let boletos = state.boletos.lock().await;
+    let Some(boleto) = boletos.iter().find(|b| b.token == token) else {
+        return charges_error(
+            StatusCode::NOT_FOUND,
+            "notification_not_found",
+            "/token",
+            "notification not found",
+        );
+    };
+    let total: u64 = boleto.request["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| i["value"].as_u64().unwrap_or(0) * i["amount"].as_u64().unwrap_or(1))
+        .sum();
+    let custom_id = boleto.request.pointer("/metadata/custom_id").cloned();
+    let data: Vec<Value> = boleto
+        .history
+        .iter()
+        .enumerate()
+        .map(|(i, current)| {
+            let mut change = json!({
+                "id": i + 1,
+                "type": "charge",
+                "custom_id": custom_id,
+                "status": {
+                    "current": current,
+                    "previous": i.checked_sub(1).map(|p| boleto.history[p]),
+                },
+                "identifiers": { "charge_id": boleto.charge_id },
+                "created_at": chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string(),
+            });
+            if *current == "paid" {
+                change["value"] = json!(total);
+            }
+            change
+        })
+        .collect();
+    axum::Json(json!({ "code": 200, "data": data })).into_response()
 }
