@@ -240,7 +240,7 @@ async fn versions_in(api: &KubeApi, ns: &str) -> Vec<(String, String, String)> {
 }
 
 #[tokio::test]
-async fn server_side_apply_is_idempotent_even_after_a_restart_and_decommission_deletes() {
+async fn server_side_apply_is_idempotent_even_after_a_restart_and_updates_and_decommission_apply() {
     let (api, mut h) = with_stand_in().await;
     let tenant = h.tenant(2).await;
     let id = h
@@ -341,6 +341,36 @@ async fn server_side_apply_is_idempotent_even_after_a_restart_and_decommission_d
         .map(|(b, _)| b.0.as_str())
         .collect();
     assert_eq!(changed, ["deployments"]);
+
+    // An update (deployment.updated) is a new revision of the pod template: the new image,
+    // the next generation; the Deployment controller rolls it out.
+    let mut next = autoscaled(kube_spec(3), 1, 4);
+    next.version = "1.5.0".into();
+    h.client()
+        .update(with_token(
+            api::UpdateRequest {
+                tenant_id: tenant.to_string(),
+                deployment_id: id.clone(),
+                spec: Some(next),
+            },
+            &owner,
+        ))
+        .await
+        .unwrap();
+    let template = eventually("the new revision applied", WAIT, || async {
+        let d = api.get("deployments", &ns, &name).await?;
+        let t = d["spec"]["template"].clone();
+        (t["metadata"]["labels"]["tenantry.dev/generation"] == "2").then_some(t)
+    })
+    .await;
+    assert_eq!(
+        template["spec"]["containers"][0]["image"],
+        "registry.example/shop:1.5.0"
+    );
+    assert_eq!(
+        template["metadata"]["annotations"]["tenantry.dev/version"],
+        "1.5.0"
+    );
 
     // Decommissioned: its objects go, the namespace (quota, policies) stays.
     h.client()
