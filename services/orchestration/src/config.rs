@@ -194,3 +194,42 @@ impl OrchestrationConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        orchestration: OrchestrationConfig,
+    }
+
+    #[test]
+    fn the_kubernetes_runtime_is_off_by_default_and_its_gateway_labels_parse() {
+        Cli::command().debug_assert();
+        let off = Cli::parse_from(["tenantry"]).orchestration;
+        assert_eq!(off.kubernetes, None);
+        assert_eq!(off.kubernetes_settings().unwrap(), Default::default());
+        let on = Cli::parse_from([
+            "tenantry",
+            "--orchestration-kubernetes",
+            "in-cluster",
+            "--orchestration-kubernetes-gateway-pods",
+            "app=gw,tier=edge",
+        ])
+        .orchestration;
+        assert_eq!(on.kubernetes.as_deref(), Some("in-cluster"));
+        let labels = on.kubernetes_settings().unwrap().gateway_pod_labels;
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels["tier"], "edge");
+        let bad = Cli::parse_from([
+            "tenantry",
+            "--orchestration-kubernetes-gateway-pods",
+            "no-equals",
+        ]);
+        assert!(bad.orchestration.kubernetes_settings().is_err());
+    }
+}
