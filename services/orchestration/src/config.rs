@@ -35,6 +35,34 @@ pub struct OrchestrationConfig {
     )]
     pub process_images: Vec<String>,
 
+    /// Enables the `kubernetes` runtime: `in-cluster` (the pod's service account) or the path
+    /// of a kubeconfig (its current context). Unset: a spec naming `kubernetes` is refused.
+    #[arg(
+        id = "orchestration-kubernetes",
+        long = "orchestration-kubernetes",
+        env = "TENANTRY_ORCHESTRATION_KUBERNETES"
+    )]
+    pub kubernetes: Option<String>,
+
+    /// The gateway's namespace in the cluster: tenants' NetworkPolicies admit only it.
+    #[arg(
+        id = "orchestration-kubernetes-gateway-namespace",
+        long = "orchestration-kubernetes-gateway-namespace",
+        env = "TENANTRY_ORCHESTRATION_KUBERNETES_GATEWAY_NAMESPACE",
+        default_value = "tenantry"
+    )]
+    pub kubernetes_gateway_namespace: String,
+
+    /// The gateway pods' labels, as `key=value` (separate several with `,`).
+    #[arg(
+        id = "orchestration-kubernetes-gateway-pods",
+        long = "orchestration-kubernetes-gateway-pods",
+        env = "TENANTRY_ORCHESTRATION_KUBERNETES_GATEWAY_PODS",
+        value_delimiter = ',',
+        default_value = "app.kubernetes.io/name=tenantry-gateway"
+    )]
+    pub kubernetes_gateway_pods: Vec<String>,
+
     /// How often the reconciler compares the log with what runs.
     #[arg(
         id = "orchestration-reconcile-interval-ms",
@@ -128,7 +156,31 @@ impl OrchestrationConfig {
             autoscale_down_window_ms: 1_500,
             usage_interval_ms: 200,
             usage_unit_seconds: 1,
+            kubernetes: None,
+            kubernetes_gateway_namespace: "tenantry".into(),
+            kubernetes_gateway_pods: vec!["app.kubernetes.io/name=tenantry-gateway".into()],
         }
+    }
+
+    /// The Kubernetes runtime's settings (the gateway's labels parsed).
+    pub fn kubernetes_settings(&self) -> Result<crate::runtime::kubernetes::Settings, String> {
+        let mut labels = std::collections::BTreeMap::new();
+        for pair in self
+            .kubernetes_gateway_pods
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                format!("orchestration-kubernetes-gateway-pods: {pair:?} is not key=value")
+            })?;
+            labels.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        Ok(crate::runtime::kubernetes::Settings {
+            gateway_namespace: self.kubernetes_gateway_namespace.clone(),
+            gateway_pod_labels: labels,
+            termination_grace_seconds: i64::try_from(self.drain_grace_ms.div_ceil(1000))
+                .unwrap_or(i64::MAX),
+        })
     }
 
     /// The state directory, or the default one.
@@ -140,5 +192,44 @@ impl OrchestrationConfig {
             };
             Some(data.join("tenantry").join("orchestration"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        orchestration: OrchestrationConfig,
+    }
+
+    #[test]
+    fn the_kubernetes_runtime_is_off_by_default_and_its_gateway_labels_parse() {
+        Cli::command().debug_assert();
+        let off = Cli::parse_from(["tenantry"]).orchestration;
+        assert_eq!(off.kubernetes, None);
+        assert_eq!(off.kubernetes_settings().unwrap(), Default::default());
+        let on = Cli::parse_from([
+            "tenantry",
+            "--orchestration-kubernetes",
+            "in-cluster",
+            "--orchestration-kubernetes-gateway-pods",
+            "app=gw,tier=edge",
+        ])
+        .orchestration;
+        assert_eq!(on.kubernetes.as_deref(), Some("in-cluster"));
+        let labels = on.kubernetes_settings().unwrap().gateway_pod_labels;
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels["tier"], "edge");
+        let bad = Cli::parse_from([
+            "tenantry",
+            "--orchestration-kubernetes-gateway-pods",
+            "no-equals",
+        ]);
+        assert!(bad.orchestration.kubernetes_settings().is_err());
     }
 }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`domain`]: the `deployment` aggregate (pure `decide`/`evolve`) and spec validation.
 //! - [`directory`]: every deployment as the log says, in memory (desired state, queries).
-//! - [`runtime`]: the `Runtime` trait and the `process` runtime (child processes).
+//! - [`runtime`]: the `Runtime` trait, the `process` runtime (child processes) and the
+//!   `kubernetes` runtime (server-side apply and watches; enabled by configuration).
 //! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
 //! - [`autoscaler`]: measured CPU against the deployments' targets; `autoscaling.triggered`.
 //! - [`usage`]: tenants' instance time, reported as `instance_hours` to the `USAGE` stream.
@@ -39,6 +40,7 @@ use api::OrchestrationApi;
 pub use config::OrchestrationConfig;
 use directory::Directory;
 use runtime::Runtime;
+use runtime::kubernetes::{Cluster, KubernetesRuntime};
 use runtime::process::{ProcessRuntime, Program};
 
 /// The orchestration service: its settings, and what a test may replace.
@@ -57,6 +59,8 @@ pub struct Handle {
     pub plans: Arc<PlanDirectory>,
     /// The process runtime (tests read instances' pids from it).
     pub runtime: Arc<ProcessRuntime>,
+    /// The Kubernetes runtime, when configured.
+    pub kubernetes: Option<Arc<KubernetesRuntime>>,
     pub api: OrchestrationApi,
 }
 
@@ -105,11 +109,35 @@ impl Service for OrchestrationService {
         let directory = Directory::follow(&ctx.store).await?;
         let deployments = ctx.repository(10_000);
         let runtime: Arc<dyn Runtime> = process.clone();
+        let kubernetes = match &self.config.kubernetes {
+            Some(cluster) => {
+                let settings = self
+                    .config
+                    .kubernetes_settings()
+                    .map_err(StartError::Other)?;
+                let client = Cluster::parse(cluster)
+                    .client()
+                    .await
+                    .map_err(|e| StartError::Other(format!("orchestration-kubernetes: {e}")))?;
+                Some(Arc::new(KubernetesRuntime::new(
+                    client,
+                    settings,
+                    plans.clone(),
+                )))
+            }
+            None => None,
+        };
+        let mut runtimes = vec![runtime.clone()];
+        if let Some(k) = &kubernetes {
+            runtimes.push(k.clone() as Arc<dyn Runtime>);
+        }
+        // Every runtime's instances are metered.
+        let metered = runtimes.clone();
         let api = OrchestrationApi {
             deployments: deployments.clone(),
             directory: directory.clone(),
             plans: plans.clone(),
-            runtimes: vec![runtime.clone()],
+            runtimes,
             clock: self.clock,
             read_wait: Duration::from_secs(5),
         };
@@ -134,8 +162,19 @@ impl Service for OrchestrationService {
             state_dir.join("usage").join("carry.json"),
             chrono::Utc::now().timestamp(),
         );
-        let (usage_js, metered) = (ctx.store.jetstream().clone(), runtime.clone());
+        let usage_js = ctx.store.jetstream().clone();
         let usage_every = Duration::from_millis(self.config.usage_interval_ms.max(10));
+        // The Kubernetes runtime's deployments have their own reconciler (each reconciler
+        // handles its runtime's deployments only).
+        let kube_reconciler = kubernetes.clone().map(|k| {
+            reconciler::Reconciler::new(
+                directory.clone(),
+                k,
+                deployments.clone(),
+                Duration::from_millis(self.config.drain_grace_ms),
+                Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
+            )
+        });
         let reconciler = reconciler::Reconciler::new(
             directory.clone(),
             runtime,
@@ -148,10 +187,11 @@ impl Service for OrchestrationService {
             directory: directory.clone(),
             plans: plans.clone(),
             runtime: process,
+            kubernetes,
             api: api.clone(),
         };
         let feed = feed::router(ctx.store.clone(), ctx.addr, self.feed);
-        Ok(Parts::new(handle, api::policy::policy())
+        let mut parts = Parts::new(handle, api::policy::policy())
             .grpc(OrchestrationServiceServer::new(api))
             .http(feed)
             .follower(plans.follower().clone())
@@ -160,6 +200,10 @@ impl Service for OrchestrationService {
             .job("autoscaler", move |stop| autoscaler.run(stop.wait()))
             .job("usage", move |stop| {
                 usage::run(usage_js, meter, metered, usage_every, stop.wait())
-            }))
+            });
+        if let Some(k) = kube_reconciler {
+            parts = parts.job("kubernetes-reconciler", move |stop| k.run(stop.wait()));
+        }
+        Ok(parts)
     }
 }

@@ -21,6 +21,10 @@
 //!   gateways sent it before they heard finish (the program gets SIGTERM then, and the grace
 //!   to finish what it still holds). If the log cannot be written, the instance is not stopped
 //!   (the next pass tries again): stopping it unannounced would fail requests.
+//! - **Declarative runtimes** (Kubernetes, [`Runtime::declare`]) get the desired state of all
+//!   their deployments each pass instead of starts and stops (their platform keeps replicas,
+//!   rolls out and restarts); their instances are reported the same way, and their own
+//!   autoscaler's decisions ([`Runtime::scaled`]) go on the log as `autoscaling.triggered`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,8 +35,8 @@ use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use crate::directory::Directory;
-use crate::domain::{Deployment, DeploymentCommand, deployment};
-use crate::runtime::{Health, Observed, Runtime, Target};
+use crate::domain::{Deployment, DeploymentCommand, Status, deployment};
+use crate::runtime::{Declared, Health, Observed, Runtime, Target};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -157,6 +161,38 @@ impl Reconciler {
             .into_iter()
             .filter(|(_, d)| d.spec.runtime == name)
             .collect();
+        // A declarative runtime (Kubernetes) keeps the replicas itself: it is handed the
+        // desired state whole, and its own autoscaler's decisions go on the log.
+        let declared: Vec<Declared> = desired
+            .iter()
+            .map(|(key, d)| Declared {
+                target: Target {
+                    tenant_id: key.0,
+                    deployment_id: key.1,
+                    generation: d.generation,
+                    spec: d.spec.clone(),
+                },
+                replicas: d.desired_replicas(),
+                removed: d.status == Status::Decommissioned,
+            })
+            .collect();
+        if let Some(applied) = self.runtime.declare(&declared) {
+            // A terminating pod (its platform signals it) leaves the gateways' rotation.
+            for i in by_deployment.values().flatten() {
+                if i.stopping && !self.stopped.contains(&i.instance_id) {
+                    let draining = DeploymentCommand::ObservePodDraining(pb::PodDraining {
+                        instance_id: i.instance_id.to_string(),
+                        reason: "terminating".into(),
+                    });
+                    self.observe(i, draining, format!("pod-draining-{}", i.instance_id))
+                        .await?;
+                    self.stopped.insert(i.instance_id);
+                }
+            }
+            applied.await.map_err(|e| e.to_string())?;
+            self.autoscaled(&desired).await?;
+            return Ok(pass);
+        }
         // Instances of a deployment the log does not have (any more) are stopped.
         for (key, instances) in &by_deployment {
             if !desired.contains_key(key) {
@@ -245,6 +281,42 @@ impl Reconciler {
             self.reported.remove(&id);
             self.stopped.remove(&id);
             pass.observed += 1;
+        }
+        Ok(())
+    }
+
+    /// Puts the counts a declarative runtime's autoscaler chose on the log, for deployments
+    /// running with autoscaling on; the aggregate drops a decision that no longer applies.
+    async fn autoscaled(&self, desired: &HashMap<(Uuid, Uuid), Deployment>) -> Result<(), String> {
+        for scaled in self.runtime.scaled() {
+            let Some(d) = desired.get(&(scaled.tenant_id, scaled.deployment_id)) else {
+                continue;
+            };
+            let autoscaling = d.spec.autoscaling.as_ref().is_some_and(|a| a.enabled);
+            if !autoscaling || d.status != Status::Running || d.spec.replicas == scaled.replicas {
+                continue;
+            }
+            let triggered = pb::AutoscalingTriggered {
+                from_replicas: d.spec.replicas,
+                to_replicas: scaled.replicas,
+                cpu_percent: scaled.cpu_percent,
+            };
+            let address = deployment::address(scaled.tenant_id, scaled.deployment_id)
+                .map_err(|e| e.to_string())?;
+            // Named after the state it was decided on, so a retry appends it once.
+            let command_id = format!(
+                "autoscaled-{}-{}-{}",
+                scaled.deployment_id, d.position, scaled.replicas
+            );
+            self.deployments
+                .execute(
+                    &address,
+                    &DeploymentCommand::Autoscale(triggered),
+                    &meta(command_id),
+                )
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            tracing::info!(tenant_id = %scaled.tenant_id, deployment = %scaled.deployment_id, from = d.spec.replicas, to = scaled.replicas, "autoscaling triggered by the runtime");
         }
         Ok(())
     }

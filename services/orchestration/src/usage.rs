@@ -219,12 +219,12 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Meters `runtime`'s instances every `every` and publishes the reports until `stop`
-/// resolves (and once more then).
+/// Meters the instances of every runtime of `runtimes` every `every` and publishes the
+/// reports until `stop` resolves (and once more then).
 pub async fn run(
     js: jetstream::Context,
     mut meter: Meter,
-    runtime: Arc<dyn Runtime>,
+    runtimes: Vec<Arc<dyn Runtime>>,
     every: Duration,
     stop: impl Future<Output = ()>,
 ) {
@@ -237,7 +237,8 @@ pub async fn run(
             _ = tick.tick() => false,
         };
         let unix = unix_now();
-        meter.observe(&runtime.instances(), Instant::now(), unix);
+        let instances: Vec<Observed> = runtimes.iter().flat_map(|r| r.instances()).collect();
+        meter.observe(&instances, Instant::now(), unix);
         meter.cut(unix);
         if js.client().connection_state() == async_nats::connection::State::Connected {
             publish(&js, &mut meter).await;

@@ -79,10 +79,10 @@ impl OrchestrationApi {
             .iter()
             .find(|r| r.name() == spec.runtime)
             .ok_or_else(|| {
-                ApiError::FailedPrecondition(format!(
-                    "spec.runtime: {} is not enabled on this installation",
-                    spec.runtime
-                ))
+                ApiError::invalid(
+                    "spec.runtime",
+                    format!("{} is not enabled on this installation", spec.runtime),
+                )
             })?;
         runtime.accepts(&spec).map_err(|e| match e {
             RuntimeError::UnknownImage(_) => ApiError::invalid("spec.image", e.to_string()),

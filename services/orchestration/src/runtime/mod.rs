@@ -2,11 +2,14 @@
 //! revision and reports what it runs; the reconciler decides how many of which revision.
 //!
 //! - [`process`]: child processes on this machine (the embedded default).
+//! - [`kubernetes`]: a namespace per tenant and a Deployment per deployment, by server-side
+//!   apply; a declarative runtime ([`Runtime::declare`]).
 //!
 //! A runtime keeps running what it started when the service stops, and finds it again when
 //! it starts (`adopted`), as Kubernetes keeps pods through a controller's restart: a restarted
 //! orchestration service must not start duplicates or restart healthy instances.
 
+pub mod kubernetes;
 pub mod probe;
 pub mod process;
 
@@ -58,6 +61,26 @@ pub struct Observed {
     pub adopted: bool,
 }
 
+/// A deployment as a declarative runtime is told to run it (every pass, all of its own).
+#[derive(Debug, Clone)]
+pub struct Declared {
+    pub target: Target,
+    /// Instances the log wants now (0 while drained).
+    pub replicas: usize,
+    /// Decommissioned: everything of it goes.
+    pub removed: bool,
+}
+
+/// A replica count a runtime's own autoscaler chose (Kubernetes' HPA), and the CPU use it
+/// chose it on, in percent of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scaled {
+    pub tenant_id: Uuid,
+    pub deployment_id: Uuid,
+    pub replicas: i32,
+    pub cpu_percent: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The spec names an image this runtime cannot run.
@@ -95,5 +118,21 @@ pub trait Runtime: Send + Sync + 'static {
     fn cpu_time(&self, instance: Uuid) -> Option<Duration> {
         let _ = instance;
         None
+    }
+
+    /// A runtime whose platform keeps deployments' replicas and rolls them out itself
+    /// (Kubernetes) is handed the desired state of all its deployments each pass instead
+    /// of being asked to start and stop single instances; `None`: it is not such a runtime.
+    fn declare<'a>(
+        &'a self,
+        deployments: &'a [Declared],
+    ) -> Option<BoxFuture<'a, Result<(), RuntimeError>>> {
+        let _ = deployments;
+        None
+    }
+
+    /// The counts its own autoscaler last chose, per deployment (none by default).
+    fn scaled(&self) -> Vec<Scaled> {
+        vec![]
     }
 }

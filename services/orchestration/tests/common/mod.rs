@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod kube_api;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,8 @@ pub struct Harness {
     pub state_dir: PathBuf,
     stops: Vec<StopHandle>,
     pub env: TestEnv,
+    /// The kubeconfig the `kubernetes` runtime uses, when enabled.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// The Python interpreter's own path: the instance's environment is cleared, and a version
@@ -102,10 +106,16 @@ pub fn config(state_dir: PathBuf) -> OrchestrationConfig {
 }
 
 pub async fn start() -> Harness {
+    start_with(None).await
+}
+
+/// A service with the `kubernetes` runtime on the cluster `kubeconfig` names (the stand-in's
+/// or a real one).
+pub async fn start_with(kubeconfig: Option<PathBuf>) -> Harness {
     let env = TestEnv::new().await;
     // Under the world's own directory, which the world deletes when it ends.
     let state_dir = std::env::temp_dir().join(&env.id).join("orchestration");
-    let svc = start_on(&env, &state_dir).await;
+    let svc = start_on(&env, &state_dir, kubeconfig.as_deref()).await;
     let channel = tenantry_testkit::channel(svc.addr).await;
     Harness {
         stops: vec![svc.stop_handle()],
@@ -113,12 +123,19 @@ pub async fn start() -> Harness {
         channel,
         state_dir,
         env,
+        kubeconfig,
     }
 }
 
-pub async fn start_on(env: &TestEnv, state_dir: &std::path::Path) -> Running<Handle> {
+pub async fn start_on(
+    env: &TestEnv,
+    state_dir: &std::path::Path,
+    kubeconfig: Option<&std::path::Path>,
+) -> Running<Handle> {
+    let mut config = config(state_dir.to_path_buf());
+    config.kubernetes = kubeconfig.map(|p| p.display().to_string());
     env.start(OrchestrationService {
-        config: config(state_dir.to_path_buf()),
+        config,
         clock: Arc::new(tenantry_kit::SystemClock),
         feed: FeedConfig {
             buffer: 8,
@@ -261,7 +278,10 @@ impl Harness {
     /// A second service on the same world and state directory (the first one stopped).
     pub async fn restart(&mut self) {
         self.svc.stop();
-        let stopped = std::mem::replace(&mut self.svc, start_on(&self.env, &self.state_dir).await);
+        let stopped = std::mem::replace(
+            &mut self.svc,
+            start_on(&self.env, &self.state_dir, self.kubeconfig.as_deref()).await,
+        );
         let _ = stopped.task.await;
         self.stops.push(self.svc.stop_handle());
         self.channel = tenantry_testkit::channel(self.svc.addr).await;
