@@ -35,9 +35,10 @@ pub const NAME: &str = "billing_usage";
 
 /// Reports applied in one transaction while catching up (live, a batch is what has arrived).
 /// A batch adds up a tenant's reports before writing, so the more windows of each tenant one
-/// holds, the fewer rows a report costs. Two batches are in memory at a time (one applied, the
-/// next decoded), about 250 bytes a report.
-pub const BATCH: usize = 100_000;
+/// holds, the fewer rows a report costs: what a batch costs Postgres grows with the tenants
+/// in it, not with its reports. Up to three batches are in memory while catching up (one
+/// applied, one waiting, one being decoded), about 250 bytes a report: 150 MB at most.
+pub const BATCH: usize = 200_000;
 
 pub struct UsageRollup {
     /// Woken when a batch recorded crossings, so they reach the log at once.

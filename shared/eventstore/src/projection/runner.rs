@@ -390,46 +390,6 @@ impl<P: Projection> ProjectionRunner<P> {
 /// pause in delivery (both cores busy applying the batch before) does not end it short.
 const PENDING_WAIT: Duration = Duration::from_secs(1);
 
-/// The next batch: whatever is ready, and — while the server reports more messages pending
-/// for the consumer — up to `max`. Live, a batch is applied as soon as it arrives (low
-/// read-your-writes latency); catching up, batches fill (high throughput).
-async fn next_batch<S>(
-    messages: &mut S,
-    max: usize,
-) -> Option<Result<Vec<async_nats::jetstream::Message>, ProjectionError>>
-where
-    S: Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + Unpin,
-{
-    let failed =
-        |e: consumer::pull::MessagesError| ProjectionError::Other(format!("consumer: {e}"));
-    let pending = |m: &async_nats::jetstream::Message| m.info().map(|i| i.pending).unwrap_or(0);
-    let first = match messages.next().await? {
-        Ok(m) => m,
-        Err(e) => return Some(Err(failed(e))),
-    };
-    let mut more = pending(&first) > 0;
-    let mut batch = vec![first];
-    while batch.len() < max {
-        let next = if more {
-            tokio::time::timeout(PENDING_WAIT, messages.next())
-                .await
-                .ok()
-                .flatten()
-        } else {
-            messages.next().now_or_never().flatten()
-        };
-        match next {
-            Some(Ok(m)) => {
-                more = pending(&m) > 0;
-                batch.push(m);
-            }
-            Some(Err(e)) => return Some(Err(failed(e))),
-            None => break,
-        }
-    }
-    Some(Ok(batch))
-}
-
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -441,7 +401,8 @@ impl Drop for AbortOnDrop {
 /// A message as fetched: where it is, its subject, and its decoded form or why it has none.
 struct Entry<M> {
     position: u64,
-    subject: String,
+    /// Shares the received message's buffer: kept for a quarantine record only.
+    subject: async_nats::Subject,
     decoded: Result<M, String>,
 }
 
@@ -452,7 +413,10 @@ struct Batch<M> {
     last: async_nats::jetstream::Message,
 }
 
-/// The next batch ([`next_batch`]), each message decoded as it arrived.
+/// The next batch: whatever is ready, and — while the server reports more messages pending
+/// for the consumer — up to `max`. Live, a batch is applied as soon as it arrives (low
+/// read-your-writes latency); catching up, batches fill (high throughput). Each message is
+/// decoded as it arrives and only the last is kept as received (to acknowledge the batch).
 async fn fetch_batch<M: StreamMessage, S>(
     messages: &mut S,
     max: usize,
@@ -460,31 +424,67 @@ async fn fetch_batch<M: StreamMessage, S>(
 where
     S: Stream<Item = Result<async_nats::jetstream::Message, consumer::pull::MessagesError>> + Unpin,
 {
-    let mut chunk = match next_batch(messages, max).await? {
-        Ok(chunk) => chunk,
+    let failed =
+        |e: consumer::pull::MessagesError| ProjectionError::Other(format!("consumer: {e}"));
+    let mut last = match messages.next().await? {
+        Ok(m) => m,
+        Err(e) => return Some(Err(failed(e))),
+    };
+    let mut entries = Vec::new();
+    let mut more = match decode_into(&last, &mut entries) {
+        Ok(pending) => pending > 0,
         Err(e) => return Some(Err(e)),
     };
-    let mut entries = Vec::with_capacity(chunk.len());
-    for msg in &chunk {
-        let info = match msg.info() {
-            Ok(info) => info,
-            Err(e) => return Some(Err(ProjectionError::Other(format!("message info: {e}")))),
+    while entries.len() < max {
+        let next = if more {
+            tokio::time::timeout(PENDING_WAIT, messages.next())
+                .await
+                .ok()
+                .flatten()
+        } else {
+            messages.next().now_or_never().flatten()
         };
-        let traceparent = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("traceparent"))
-            .map(|v| v.to_string());
-        let subject = msg.subject.as_str();
-        entries.push(Entry {
-            position: info.stream_sequence,
-            subject: subject.to_owned(),
-            decoded: M::decode(info.stream_sequence, subject, &msg.payload, traceparent)
-                .map_err(|e| e.to_string()),
-        });
+        match next {
+            Some(Ok(m)) => {
+                more = match decode_into(&m, &mut entries) {
+                    Ok(pending) => pending > 0,
+                    Err(e) => return Some(Err(e)),
+                };
+                last = m;
+            }
+            Some(Err(e)) => return Some(Err(failed(e))),
+            None => break,
+        }
     }
-    let last = chunk.pop()?;
     Some(Ok(Batch { entries, last }))
+}
+
+/// Decodes `msg` onto `entries`; returns how many messages the server said were pending
+/// after it.
+fn decode_into<M: StreamMessage>(
+    msg: &async_nats::jetstream::Message,
+    entries: &mut Vec<Entry<M>>,
+) -> Result<u64, ProjectionError> {
+    let info = msg
+        .info()
+        .map_err(|e| ProjectionError::Other(format!("message info: {e}")))?;
+    let traceparent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.to_string());
+    entries.push(Entry {
+        position: info.stream_sequence,
+        subject: msg.subject.clone(),
+        decoded: M::decode(
+            info.stream_sequence,
+            msg.subject.as_str(),
+            &msg.payload,
+            traceparent,
+        )
+        .map_err(|e| e.to_string()),
+    });
+    Ok(info.pending)
 }
 
 /// Takes the projection's advisory lock on this session if it is free.
