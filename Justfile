@@ -34,6 +34,7 @@ bench: infra-up
     cargo run --release -p tenantry-bench --bin gateway_snapshot
     cargo run --release -p tenantry-bench --bin gateway_quota_latency
     cargo run --release -p tenantry-bench --bin billing
+    cargo run --release -p tenantry-bench --bin sync
 
 fmt:
     cargo fmt --all

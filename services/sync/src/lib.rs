@@ -209,6 +209,7 @@ impl Service for SyncService {
             clock: clock.clone(),
             every: Duration::from_millis(config.schedule_tick_ms.max(10)),
             integrations: integrations.clone(),
+            batch: runs::scheduler::BATCH,
         };
         let handle = Handle {
             scheduler: scheduler.clone(),

@@ -114,3 +114,50 @@ async fn a_failing_scheduled_run_is_not_requeued_until_its_next_due_time() {
     h.integration_where(tenant, &id, |i| i.failure_streak == 2)
         .await;
 }
+
+#[tokio::test]
+async fn every_integration_due_is_queued_in_one_look_even_past_a_batch() {
+    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 10, 2, 0).unwrap());
+    // The service's own scheduler looks once at start (nothing due) and then not for an hour:
+    // the test's look is the only one.
+    let h = common::start_clocked(
+        |c| c.schedule_tick_ms = 3_600_000,
+        |common| common.egress_allow = "127.0.0.0/8".parse().unwrap(),
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await;
+    let source = Source::default();
+    source.add(1, "2026-01-01", "one");
+    let (_, url) = source.serve().await;
+    let tenant = Uuid::now_v7();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let created = h
+            .client()
+            .create_integration(with_token(
+                every_five_minutes(create_request(tenant, &url, TOKEN)),
+                &h.token(tenant, Role::Member),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        h.integration_where(tenant, &created.integration_id, |_| true)
+            .await;
+        ids.push(created.integration_id);
+    }
+    let scheduler = tenantry_sync::runs::scheduler::Scheduler {
+        batch: 2,
+        ..h.svc.scheduler.clone()
+    };
+    clock.advance(chrono::Duration::minutes(4));
+    assert_eq!(
+        scheduler.queue_due().await.unwrap(),
+        5,
+        "three batches, one look"
+    );
+    assert_eq!(scheduler.queue_due().await.unwrap(), 0, "each queued once");
+    for id in &ids {
+        h.integration_where(tenant, id, |i| i.records_synced == 1)
+            .await;
+    }
+}

@@ -19,12 +19,14 @@ use tenantry_kit::Clock;
 use tenantry_kit::db::{Scope, scoped_tx};
 use uuid::Uuid;
 
-use super::job::{Job, Mode};
+use super::job::{Job, Mode, enqueue_all};
 use crate::alerts::{self, LATE_AFTER};
 use crate::domain::Integration;
 
 /// Scheduled runs go after webhook (8) and manual (5) ones.
 pub const PRIORITY: u8 = 3;
+/// Integrations queued per transaction by default.
+pub const BATCH: usize = 500;
 
 #[derive(Clone)]
 pub struct Scheduler {
@@ -34,6 +36,8 @@ pub struct Scheduler {
     pub every: Duration,
     /// Where late syncs' alerts are raised.
     pub integrations: Repository<Integration>,
+    /// Integrations queued per transaction ([`BATCH`]).
+    pub batch: usize,
 }
 
 impl Scheduler {
@@ -53,9 +57,23 @@ impl Scheduler {
         }
     }
 
-    /// Queues a run for every integration due now; answers how many.
+    /// Queues a run for every integration due now, a batch at a time until none is left;
+    /// answers how many.
     pub async fn queue_due(&self) -> Result<usize, String> {
         let now = self.clock.now();
+        let mut queued = 0;
+        loop {
+            let batch = self.queue_due_batch(now).await?;
+            queued += batch;
+            // A full batch may have left more due now: at once, not a tick later.
+            if batch < self.batch.max(1) {
+                return Ok(queued);
+            }
+        }
+    }
+
+    /// Queues runs for up to `batch` integrations due at `now`, in one transaction.
+    async fn queue_due_batch(&self, now: DateTime<Utc>) -> Result<usize, String> {
         let mut tx = scoped_tx(&self.pool, Scope::Platform)
             .await
             .map_err(|e| e.to_string())?;
@@ -63,35 +81,54 @@ impl Scheduler {
             "SELECT tenant_id, integration_id, next_run_at FROM integrations
              WHERE enabled AND next_run_at <= $1
                AND (scheduled_for IS NULL OR scheduled_for < next_run_at)
-             ORDER BY next_run_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+             ORDER BY next_run_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         )
         .bind(now)
+        .bind(i64::try_from(self.batch.max(1)).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
         .map_err(|e| e.to_string())?;
-        for (tenant, id, at) in &due {
-            let job = Job {
-                tenant_id: *tenant,
-                integration_id: *id,
-                run_id: Uuid::now_v7(),
-                mode: Mode::Incremental,
-                priority: PRIORITY,
-            };
-            job.enqueue_once(&self.store, &format!("schedule-{id}-{}", at.timestamp()))
-                .await?;
-            sqlx::query(
-                "UPDATE integrations SET scheduled_for = $3
-                 WHERE tenant_id = $1 AND integration_id = $2",
-            )
-            .bind(tenant)
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
+        if due.is_empty() {
+            return Ok(0);
         }
+        let jobs: Vec<(Job, String)> = due
+            .iter()
+            .map(|(tenant, id, at)| {
+                let job = Job {
+                    tenant_id: *tenant,
+                    integration_id: *id,
+                    run_id: Uuid::now_v7(),
+                    mode: Mode::Incremental,
+                    priority: PRIORITY,
+                };
+                (job, format!("schedule-{id}-{}", at.timestamp()))
+            })
+            .collect();
+        // Queued before the rows are marked: a crash in between queues them again on the next
+        // tick, under the same message ids, which JetStream drops as duplicates.
+        enqueue_all(&self.store, &jobs).await?;
+        let (tenants, ids, ats): (Vec<Uuid>, Vec<Uuid>, Vec<DateTime<Utc>>) = due.into_iter().fold(
+            (vec![], vec![], vec![]),
+            |(mut t, mut i, mut a), (tenant, id, at)| {
+                t.push(tenant);
+                i.push(id);
+                a.push(at);
+                (t, i, a)
+            },
+        );
+        sqlx::query(
+            "UPDATE integrations AS i SET scheduled_for = d.at
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[]) AS d(tenant_id, integration_id, at)
+             WHERE i.tenant_id = d.tenant_id AND i.integration_id = d.integration_id",
+        )
+        .bind(&tenants)
+        .bind(&ids)
+        .bind(&ats)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
         tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(due.len())
+        Ok(ids.len())
     }
 
     /// Alerts on every enabled integration whose next sync is [`LATE_AFTER`] past and not
