@@ -22,6 +22,9 @@ use uuid::Uuid;
 
 use crate::world::{self, WEB, World};
 
+/// The service's default `--orchestration-reconcile-interval-ms`.
+const DEFAULT_RECONCILE_MS: u64 = 500;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Deployments provisioned, one after another (one tenant each).
@@ -66,8 +69,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 async fn measure(world: &World, args: &Args, program: &[String]) -> anyhow::Result<()> {
     println!(
-        "provision → healthy: {} deployments of `{WEB}` (python3 -m http.server), one at a time; load average {}",
+        "provision → healthy: {} deployments of `{WEB}` (python3 -m http.server), one at a time, reconciler every {} ms; load average {}",
         args.provisions,
+        args.reconcile_interval_ms.unwrap_or(DEFAULT_RECONCILE_MS),
         world::load_average()
     );
     let tenants = world.tenants(args.provisions).await?;
@@ -79,12 +83,17 @@ async fn measure(world: &World, args: &Args, program: &[String]) -> anyhow::Resu
     let mut created = Vec::new();
     let mut healthy = Vec::new();
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+    // The previous deployment turned healthy at one of the reconciler's passes: a pause of
+    // up to a whole cycle lands the next call at any point of it, not just after a pass.
+    let cycle = args
+        .reconcile_interval_ms
+        .unwrap_or(DEFAULT_RECONCILE_MS)
+        .max(1);
     for (i, tenant) in tenants.iter().enumerate() {
-        // Calls land at any point of the reconciler's cycle.
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        tokio::time::sleep(Duration::from_millis(rng % 200)).await;
+        tokio::time::sleep(Duration::from_millis(rng % cycle)).await;
         let (started, id) = provision(&mut client, world, *tenant, args).await?;
         returned.push(started.elapsed());
         let (mut at_created, mut at_healthy) = (None, None);
