@@ -23,7 +23,7 @@ infra-up:
 
 # Measure the figures the issues ask for, each beside its baseline (see bench/README.md).
 bench: infra-up
-    cargo build --release -p tenantry-tenant -p tenantry-auth -p tenantry-bench
+    cargo build --release -p tenantry-tenant -p tenantry-auth -p tenantry-orchestration -p tenantry-bench
     cargo run --release -p tenantry-bench --bin eventstore
     cargo run --release -p tenantry-bench --bin tenant_api -- --rate 2000
     cargo run --release -p tenantry-bench --bin tenant_api
@@ -35,6 +35,7 @@ bench: infra-up
     cargo run --release -p tenantry-bench --bin gateway_quota_latency
     cargo run --release -p tenantry-bench --bin billing
     cargo run --release -p tenantry-bench --bin sync
+    cargo run --release -p tenantry-bench --bin orchestration
 
 fmt:
     cargo fmt --all

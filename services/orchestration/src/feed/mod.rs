@@ -110,6 +110,10 @@ struct AuthMessage {
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// What the WebSocket may hold unsent beyond the buffer of messages.
 const MAX_WRITE_BUFFER: usize = 1 << 20;
+/// The socket's read buffer. A client sends at most its auth message and control frames (a
+/// larger frame still reads, the buffer growing for it); tungstenite's default, 128 KiB,
+/// is zeroed and resident for every socket, most of an idle subscriber's memory.
+const READ_BUFFER: usize = 4 * 1024;
 
 async fn upgrade(
     ws: WebSocketUpgrade,
@@ -126,6 +130,7 @@ async fn upgrade(
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::to_owned);
     ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
         .max_write_buffer_size(MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| session(socket, feed, tenant, after.after, credential))
 }

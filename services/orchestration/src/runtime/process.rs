@@ -15,7 +15,8 @@
 //!   reported exited, so its end reaches the log.
 //! - **Health.** A supervisor task per instance probes it over HTTP every `interval_ms`:
 //!   `Starting` until the first success, then `Healthy`, `Unhealthy` after
-//!   `failure_threshold` failures in a row. It notices the exit of a child at once (and of an
+//!   `failure_threshold` failures in a row. Until its first success (for at most 10 s) a
+//!   starting instance is probed every 50 ms instead, as Kubernetes' startup probe does. It notices the exit of a child at once (and of an
 //!   adopted process at its next probe).
 //! - **Stop.** SIGTERM (the program drains and exits), then SIGKILL after the grace.
 //!   Signals are sent with `kill(1)`: the crate forbids `unsafe`, which `libc::kill` needs.
@@ -376,8 +377,9 @@ async fn supervise(
     let addr = SocketAddr::from(([127, 0, 0, 1], record.port));
     let interval = Duration::from_millis(u64::from(record.probe_interval_ms));
     let timeout = Duration::from_millis(u64::from(record.probe_timeout_ms));
-    // The first probe comes soon: a fresh instance is usually up within a few milliseconds.
-    let mut next = Duration::from_millis(50).min(interval);
+    let started = tokio::time::Instant::now();
+    let mut next = next_probe(false, Duration::ZERO, interval);
+    let mut healthy_once = false;
     let mut failures = 0u32;
     loop {
         let exited = match child.as_mut() {
@@ -397,8 +399,9 @@ async fn supervise(
             health.send_replace(Health::Exited(how));
             return;
         }
-        next = interval;
         let outcome = probe::http(addr, &record.probe_path, timeout).await;
+        healthy_once |= outcome.is_ok();
+        next = next_probe(healthy_once, started.elapsed(), interval);
         let current = health.borrow().clone();
         match outcome {
             Ok(()) => {
@@ -414,6 +417,23 @@ async fn supervise(
                 }
             }
         }
+    }
+}
+
+/// Probes of a starting instance: every 50 ms until it first answers, for at most this long.
+const STARTUP_PROBE: Duration = Duration::from_millis(50);
+const STARTUP_WINDOW: Duration = Duration::from_secs(10);
+
+/// The wait before the next probe. A program is usually up within a few hundred
+/// milliseconds of its start; probed only every `interval` (1 s by default), it would wait up
+/// to that long after it could serve before it is healthy (and in the gateways' rotation).
+/// So until its first success it is probed every 50 ms, like Kubernetes' startup probe; one
+/// that never answers goes back to `interval` after 10 s, so it costs no more than that.
+fn next_probe(healthy_once: bool, since_start: Duration, interval: Duration) -> Duration {
+    if !healthy_once && since_start < STARTUP_WINDOW {
+        STARTUP_PROBE.min(interval)
+    } else {
+        interval
     }
 }
 
@@ -526,6 +546,23 @@ mod tests {
             after >= before + Duration::from_millis(50),
             "{before:?} -> {after:?}"
         );
+    }
+
+    #[test]
+    fn a_starting_instance_is_probed_every_50_ms_until_it_answers_or_10_s_pass() {
+        let second = Duration::from_secs(1);
+        assert_eq!(next_probe(false, Duration::ZERO, second), STARTUP_PROBE);
+        assert_eq!(
+            next_probe(false, Duration::from_millis(9_900), second),
+            STARTUP_PROBE
+        );
+        // Healthy once: the spec's interval from then on, also while it fails its probes.
+        assert_eq!(next_probe(true, Duration::from_millis(300), second), second);
+        // Never answered: back to the interval after the startup window.
+        assert_eq!(next_probe(false, STARTUP_WINDOW, second), second);
+        // An interval shorter than the startup cadence is kept.
+        let short = Duration::from_millis(20);
+        assert_eq!(next_probe(false, Duration::ZERO, short), short);
     }
 
     #[test]
