@@ -131,7 +131,7 @@ pub async fn run(
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  billing          {billing_credential}");
-    eprintln!("  not built yet    orchestration's kubernetes runtime");
+    eprintln!("  not built yet    sealed secrets in a deployment's environment");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",
