@@ -18,10 +18,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/app/target \
     cargo build --release --locked -p tenantry-auth -p tenantry-tenant -p tenantry-gateway \
-       -p tenantry-billing -p tenantry-cli \
+       -p tenantry-billing -p tenantry-orchestration -p tenantry-sync -p tenantry-cli \
     && mkdir -p /out \
     && cp target/release/tenantry-auth target/release/tenantry-tenant \
-       target/release/tenantry-gateway target/release/tenantry-billing target/release/tenantry \
+       target/release/tenantry-gateway target/release/tenantry-billing \
+       target/release/tenantry-orchestration target/release/tenantry-sync target/release/tenantry \
        /out/
 
 # ---- runtime --------------------------------------------------------------
@@ -33,8 +34,9 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid tenantry --home-dir /nonexistent --no-create-home \
        --shell /usr/sbin/nologin tenantry
 COPY --from=build /out/tenantry-auth /out/tenantry-tenant /out/tenantry-gateway \
-     /out/tenantry-billing /out/tenantry /usr/local/bin/
+     /out/tenantry-billing /out/tenantry-orchestration /out/tenantry-sync /out/tenantry \
+     /usr/local/bin/
 # Numeric, so Kubernetes' runAsNonRoot can verify it without looking the name up.
 USER 10001:10001
-EXPOSE 7000 7001 7002 7003 8080
+EXPOSE 7000 7001 7002 7003 7004 7005 8080
 CMD ["tenantry-tenant"]

@@ -56,7 +56,7 @@ pub async fn run(
     mut tenant: TenantConfig,
     mut billing: BillingConfig,
     gateway: GatewayConfig,
-    orchestration: OrchestrationConfig,
+    mut orchestration: OrchestrationConfig,
     mut sync: SyncConfig,
 ) -> anyhow::Result<()> {
     let _telemetry = tenantry_kit::telemetry::init("tenantry-dev", common.log_format)?;
@@ -83,9 +83,14 @@ pub async fn run(
     if auth.master_key_file.is_none() {
         auth.master_key_file = Some(tenantry_auth::dev_master_key()?);
     }
-    // Sync's own master key (it wraps the tenants' data keys), likewise made up only here.
+    // Sync's and orchestration's own master keys (they wrap the tenants' data keys), likewise
+    // made up only here.
     if sync.master_key_file.is_none() {
-        sync.master_key_file = Some(tenantry_sync::dev_master_key()?);
+        sync.master_key_file = Some(tenantry_kit::seal::master::dev_master_key("sync")?);
+    }
+    if orchestration.master_key_file.is_none() {
+        orchestration.master_key_file =
+            Some(tenantry_kit::seal::master::dev_master_key("orchestration")?);
     }
     let (admin_email, admin_password) = (
         auth.bootstrap_admin_email.clone(),

@@ -14,6 +14,50 @@ pub struct OrchestrationConfig {
     )]
     pub listen: SocketAddr,
 
+    #[arg(
+        id = "orchestration-db-schema",
+        long = "orchestration-db-schema",
+        env = "TENANTRY_ORCHESTRATION_DB_SCHEMA",
+        default_value = "orchestration"
+    )]
+    pub db_schema: String,
+
+    #[arg(
+        id = "orchestration-db-role",
+        long = "orchestration-db-role",
+        env = "TENANTRY_ORCHESTRATION_DB_ROLE",
+        default_value = "tenantry_orchestration"
+    )]
+    pub db_role: String,
+
+    #[arg(
+        id = "orchestration-db-max-connections",
+        long = "orchestration-db-max-connections",
+        env = "TENANTRY_ORCHESTRATION_DB_MAX_CONNECTIONS",
+        default_value_t = 8
+    )]
+    pub db_max_connections: u32,
+
+    /// File holding the 32-byte master key (base64) that wraps each tenant's data key (the
+    /// data keys seal deployments' secret environment variables). Required: only
+    /// `tenantry dev` generates one when unset (`.tenantry/dev/orchestration-master.key`).
+    #[arg(
+        id = "orchestration-master-key-file",
+        long = "orchestration-master-key-file",
+        env = "TENANTRY_ORCHESTRATION_MASTER_KEY_FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Files holding earlier master keys, comma-separated: data keys still wrapped by one of
+    /// them open, and are re-wrapped under the current master key at start (rotation).
+    #[arg(
+        id = "orchestration-previous-master-key-files",
+        long = "orchestration-previous-master-key-files",
+        env = "TENANTRY_ORCHESTRATION_PREVIOUS_MASTER_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub previous_master_key_files: Vec<PathBuf>,
+
     /// Where the process runtime keeps a record of each instance it runs (to adopt them after
     /// a restart) and their output. Default: `$XDG_DATA_HOME/tenantry/orchestration` or
     /// `~/.local/share/tenantry/orchestration`.
@@ -142,10 +186,22 @@ pub struct OrchestrationConfig {
 
 impl OrchestrationConfig {
     /// The defaults on an ephemeral loopback port, with records in `state_dir` and the
-    /// process catalog `images` (tests).
+    /// process catalog `images` (tests). A master key is generated beside `state_dir`
+    /// (`orchestration-master.key`) if there is none; panics if it cannot be written.
     pub fn ephemeral(state_dir: PathBuf, images: Vec<String>) -> Self {
+        let master_key_file = state_dir
+            .parent()
+            .unwrap_or(&state_dir)
+            .join("orchestration-master.key");
+        tenantry_kit::seal::master::create_if_missing(&master_key_file)
+            .expect("a test master key beside the state directory");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_schema: "orchestration".into(),
+            db_role: "tenantry_orchestration".into(),
+            db_max_connections: 8,
+            master_key_file: Some(master_key_file),
+            previous_master_key_files: Vec::new(),
             state_dir: Some(state_dir),
             process_images: images,
             reconcile_interval_ms: 100,

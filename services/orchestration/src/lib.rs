@@ -7,6 +7,7 @@
 //! - [`runtime`]: the `Runtime` trait, the `process` runtime (child processes) and the
 //!   `kubernetes` runtime (server-side apply and watches; enabled by configuration).
 //! - [`reconciler`]: desired from the log, observed from the runtime; observations appended.
+//! - [`secrets`]: deployments' secret environment variables, sealed with the kit's keystore.
 //! - [`autoscaler`]: measured CPU against the deployments' targets; `autoscaling.triggered`.
 //! - [`usage`]: tenants' instance time, reported as `instance_hours` to the `USAGE` stream.
 //! - [`api`]: the gRPC handlers and their access policy.
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod feed;
 pub mod reconciler;
 pub mod runtime;
+pub mod secrets;
 pub mod usage;
 
 use std::collections::HashMap;
@@ -42,6 +44,10 @@ use directory::Directory;
 use runtime::Runtime;
 use runtime::kubernetes::{Cluster, KubernetesRuntime};
 use runtime::process::{ProcessRuntime, Program};
+use tenantry_kit::seal::{Keystore, MasterKeys};
+
+/// Migrations of the `orchestration` schema (the keystore), applied at start.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The orchestration service: its settings, and what a test may replace.
 pub struct OrchestrationService {
@@ -61,6 +67,8 @@ pub struct Handle {
     pub runtime: Arc<ProcessRuntime>,
     /// The Kubernetes runtime, when configured.
     pub kubernetes: Option<Arc<KubernetesRuntime>>,
+    /// The keystore of secret variables (tests seal, open and shred with it).
+    pub keystore: Keystore,
     pub api: OrchestrationApi,
 }
 
@@ -82,10 +90,35 @@ impl Service for OrchestrationService {
     }
 
     fn database(&self) -> Option<Database> {
-        None
+        Some(Database {
+            schema: self.config.db_schema.clone(),
+            role: self.config.db_role.clone(),
+            max_connections: self.config.db_max_connections,
+            migrator: &MIGRATOR,
+        })
     }
 
     async fn build(self, ctx: Context) -> Result<Parts<Handle>, StartError> {
+        let Some(master_key_file) = &self.config.master_key_file else {
+            return Err(StartError::Other(
+                "orchestration-master-key-file: required (TENANTRY_ORCHESTRATION_MASTER_KEY_FILE): \
+                 the file holding the master key; only `tenantry dev` generates one"
+                    .into(),
+            ));
+        };
+        let master = Arc::new(MasterKeys::from_files(
+            master_key_file,
+            &self.config.previous_master_key_files,
+        )?);
+        let keystore = Keystore::new(ctx.pool()?, master, secrets::PURPOSE);
+        // A new master key: every data key still under an old one is re-wrapped now.
+        let rewrapped = keystore.rewrap().await?;
+        if rewrapped > 0 {
+            tracing::info!(
+                keys = rewrapped,
+                "re-wrapped data keys under the current master key"
+            );
+        }
         let mut catalog = HashMap::new();
         for entry in self
             .config
@@ -139,7 +172,9 @@ impl Service for OrchestrationService {
             plans: plans.clone(),
             runtimes,
             clock: self.clock,
+            keystore: keystore.clone(),
             read_wait: Duration::from_secs(5),
+            provisioning: Arc::default(),
         };
         let autoscaler = autoscaler::Autoscaler::new(
             directory.clone(),
@@ -171,6 +206,7 @@ impl Service for OrchestrationService {
                 directory.clone(),
                 k,
                 deployments.clone(),
+                keystore.clone(),
                 Duration::from_millis(self.config.drain_grace_ms),
                 Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
             )
@@ -179,6 +215,7 @@ impl Service for OrchestrationService {
             directory.clone(),
             runtime,
             deployments,
+            keystore.clone(),
             Duration::from_millis(self.config.drain_grace_ms),
             Duration::from_millis(self.config.reconcile_interval_ms.max(10)),
         )
@@ -188,6 +225,7 @@ impl Service for OrchestrationService {
             plans: plans.clone(),
             runtime: process,
             kubernetes,
+            keystore,
             api: api.clone(),
         };
         let feed = feed::router(ctx.store.clone(), ctx.addr, self.feed);

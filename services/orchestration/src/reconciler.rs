@@ -2,6 +2,9 @@
 //! runtime; each pass starts and stops instances to bring one toward the other, and appends
 //! what it observed to the deployment's events.
 //!
+//! - **Prompt.** A pass runs as soon as the log or the runtime changes (a deployment
+//!   provisioned, an instance healthy), not only every `every`: provisioning to healthy waits
+//!   for the program, not for the reconciler's clock.
 //! - **Idempotent.** A pass decides from what it sees, not from what it did before; the
 //!   observations it appends are deduplicated by the aggregate (a pod already created, a
 //!   health already recorded decides nothing), so passes may repeat, and a restarted
@@ -26,20 +29,33 @@
 //!   rolls out and restarts); their instances are reported the same way, and their own
 //!   autoscaler's decisions ([`Runtime::scaled`]) go on the log as `autoscaling.triggered`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenantry_eventstore::{CommandMeta, Repository};
+use tenantry_kit::seal::Keystore;
 use tenantry_proto::events::v1 as pb;
 use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::domain::{Deployment, DeploymentCommand, Status, deployment};
 use crate::runtime::{Declared, Health, Observed, Runtime, Target};
+use crate::secrets;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The least time between two passes' starts: a burst of changes is one pass, not many.
+const MIN_GAP: Duration = Duration::from_millis(10);
+
+/// Resolves when the runtime reports a change; never, for a runtime that reports none (or
+/// once its reports end).
+async fn changed(changes: Option<&mut tokio::sync::watch::Receiver<u64>>) -> Option<()> {
+    match changes {
+        Some(changes) => changes.changed().await.ok(),
+        None => std::future::pending().await,
+    }
+}
 
 #[derive(Debug, Default, Clone, Copy)]
 struct Backoff {
@@ -69,6 +85,13 @@ pub struct Reconciler {
     reported: HashMap<Uuid, Option<bool>>,
     /// Instances it asked to stop (their end is "stopped", not "exited").
     stopped: HashSet<Uuid>,
+    /// Opens deployments' secret environment variables.
+    keystore: Keystore,
+    /// Each wanted revision's secret variables, opened once: ((tenant, deployment),
+    /// generation) → name → value. Revisions no longer wanted are dropped after each pass.
+    opened: HashMap<((Uuid, Uuid), u64), BTreeMap<String, String>>,
+    /// Revisions whose secrets did not open, warned about once (retried every pass).
+    unopenable: HashSet<((Uuid, Uuid), u64)>,
 }
 
 fn meta(command_id: String) -> CommandMeta {
@@ -87,6 +110,7 @@ impl Reconciler {
         directory: Arc<Directory>,
         runtime: Arc<dyn Runtime>,
         deployments: Repository<Deployment>,
+        keystore: Keystore,
         grace: Duration,
         every: Duration,
     ) -> Self {
@@ -100,6 +124,39 @@ impl Reconciler {
             backoff: HashMap::new(),
             reported: HashMap::new(),
             stopped: HashSet::new(),
+            keystore,
+            opened: HashMap::new(),
+            unopenable: HashSet::new(),
+        }
+    }
+
+    /// The secret variables of `wanted`'s revision, opened (once per revision); `None` when
+    /// they do not open (the tenant's keys shredded, the store unreachable): the revision is
+    /// not started or applied, and the next pass tries again.
+    async fn secrets_of(
+        &mut self,
+        key: (Uuid, Uuid),
+        wanted: &Deployment,
+    ) -> Option<BTreeMap<String, String>> {
+        if wanted.spec.secret_env.is_empty() {
+            return Some(BTreeMap::new());
+        }
+        let revision = (key, wanted.generation);
+        if let Some(opened) = self.opened.get(&revision) {
+            return Some(opened.clone());
+        }
+        match secrets::open_all(&self.keystore, key.0, key.1, &wanted.spec).await {
+            Ok(opened) => {
+                self.unopenable.remove(&revision);
+                self.opened.insert(revision, opened.clone());
+                Some(opened)
+            }
+            Err(e) => {
+                if self.unopenable.insert(revision) {
+                    tracing::warn!(tenant_id = %key.0, deployment = %key.1, generation = wanted.generation, error = %e, "the deployment's secrets do not open; it is not started");
+                }
+                None
+            }
         }
     }
 
@@ -109,16 +166,28 @@ impl Reconciler {
         self
     }
 
-    /// Passes every `every` until `stop` resolves.
+    /// Passes until `stop` resolves: at once when the log or the runtime changes (a
+    /// provision, an instance turning healthy), and every `every` in any case (a backoff
+    /// running out, a change missed). Changes that come during a pass are coalesced into the
+    /// next one, and passes are at least [`MIN_GAP`] apart.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        let mut log = self.directory.follower().watch();
+        let mut runtime = self.runtime.changes();
         loop {
+            let began = Instant::now();
             if let Err(e) = self.pass().await {
                 tracing::warn!(error = %e, "reconcile pass failed; next pass retries");
             }
             tokio::select! {
                 () = &mut stop => return,
                 () = tokio::time::sleep(self.every) => {}
+                Ok(()) = log.changed() => {}
+                Some(()) = changed(runtime.as_mut()) => {}
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(MIN_GAP.saturating_sub(began.elapsed())) => {}
             }
         }
     }
@@ -163,19 +232,37 @@ impl Reconciler {
             .collect();
         // A declarative runtime (Kubernetes) keeps the replicas itself: it is handed the
         // desired state whole, and its own autoscaler's decisions go on the log.
-        let declared: Vec<Declared> = desired
-            .iter()
-            .map(|(key, d)| Declared {
-                target: Target {
-                    tenant_id: key.0,
-                    deployment_id: key.1,
-                    generation: d.generation,
-                    spec: d.spec.clone(),
-                },
-                replicas: d.desired_replicas(),
-                removed: d.status == Status::Decommissioned,
-            })
-            .collect();
+        let mut declared: Vec<Declared> = Vec::with_capacity(desired.len());
+        if self.runtime.declarative() {
+            for (key, d) in &desired {
+                let removed = d.status == Status::Decommissioned;
+                let secrets = if removed {
+                    BTreeMap::new()
+                } else {
+                    match self.secrets_of(*key, d).await {
+                        Some(s) => s,
+                        None => continue,
+                    }
+                };
+                declared.push(Declared {
+                    target: Target {
+                        tenant_id: key.0,
+                        deployment_id: key.1,
+                        generation: d.generation,
+                        spec: d.spec.clone(),
+                        secrets,
+                    },
+                    replicas: d.desired_replicas(),
+                    removed,
+                });
+            }
+        }
+        // Opened secrets of revisions no longer wanted are dropped.
+        self.opened.retain(|(key, generation), _| {
+            desired
+                .get(key)
+                .is_some_and(|d| d.generation == *generation)
+        });
         if let Some(applied) = self.runtime.declare(&declared) {
             // A terminating pod (its platform signals it) leaves the gateways' rotation.
             for i in by_deployment.values().flatten() {
@@ -443,11 +530,15 @@ impl Reconciler {
         {
             return;
         }
+        let Some(secrets) = self.secrets_of(key, wanted).await else {
+            return;
+        };
         let target = Target {
             tenant_id: key.0,
             deployment_id: key.1,
             generation: wanted.generation,
             spec: wanted.spec.clone(),
+            secrets,
         };
         for _ in 0..missing {
             match self.runtime.start(&target).await {

@@ -57,6 +57,7 @@ async fn bad_specs_are_invalid_argument_naming_the_field_and_nothing_is_appended
                     tenant_id: tenant.to_string(),
                     spec: Some(bad),
                     deployment_id: id.to_string(),
+                    secrets: Default::default(),
                 },
                 &owner,
             ))
@@ -84,6 +85,7 @@ async fn bad_specs_are_invalid_argument_naming_the_field_and_nothing_is_appended
                 tenant_id: tenant.to_string(),
                 deployment_id: id.clone(),
                 spec: Some(bad),
+                secrets: Default::default(),
             },
             &owner,
         ))
@@ -124,6 +126,7 @@ async fn only_a_plan_with_dedicated_instances_provisions_and_only_as_many_as_it_
                 tenant_id: enterprise.to_string(),
                 spec: Some(spec(0)),
                 deployment_id: first.deployment_id.clone(),
+                secrets: Default::default(),
             },
             &owner,
         ))
@@ -146,6 +149,18 @@ async fn only_a_plan_with_dedicated_instances_provisions_and_only_as_many_as_it_
         .await
         .unwrap();
     common::eventually_provisions(&h, enterprise).await;
+}
+
+#[tokio::test]
+async fn provisions_at_once_cannot_pass_the_plans_limit_together() {
+    let h = start().await;
+    let tenant = h.tenant(2).await;
+    let tries = futures::future::join_all((0..6).map(|_| h.provision(tenant, spec(0)))).await;
+    let accepted = tries.iter().filter(|t| t.is_ok()).count();
+    assert_eq!(accepted, 2, "{tries:?}");
+    for refused in tries.iter().filter_map(|t| t.as_ref().err()) {
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    }
 }
 
 #[tokio::test]
@@ -175,6 +190,7 @@ async fn roles_a_viewer_reads_a_member_operates_an_owner_provisions() {
                 tenant_id: tenant.to_string(),
                 spec: Some(spec(0)),
                 deployment_id: String::new(),
+                secrets: Default::default(),
             },
             &member,
         ))
@@ -216,6 +232,7 @@ async fn tenant_b_cannot_reach_tenant_a_deployment_through_any_rpc() {
                     tenant_id: a_id.clone(),
                     spec: Some(spec(0)),
                     deployment_id: String::new(),
+                    secrets: Default::default(),
                 },
                 t,
             ))
@@ -255,6 +272,7 @@ async fn tenant_b_cannot_reach_tenant_a_deployment_through_any_rpc() {
                     tenant_id: a_id.clone(),
                     deployment_id: id.clone(),
                     spec: Some(spec(1)),
+                    secrets: Default::default(),
                 },
                 t,
             ))

@@ -160,6 +160,7 @@ async fn a_rolling_update_replaces_every_instance_then_drain_and_decommission_st
                 tenant_id: tenant.to_string(),
                 deployment_id: id.clone(),
                 spec: Some(next),
+                secrets: Default::default(),
             },
             &member,
         ))

@@ -6,7 +6,6 @@
 //! - [`api`]: the gRPC `SyncService`, its access policy, the webhook route and the seed's
 //!   HTTP shapes (`/api/v2/tenant-integrations/...`).
 //! - [`domain`]: the `integration` aggregate (pure), its source types and schedules.
-//! - [`seal`]: envelope encryption of credentials (a data key per tenant under the master key).
 //! - [`projection`]: the integrations' read model.
 //! - [`connectors`]: how each source is read (through the kit's outbound policy).
 //! - [`records`]: synced records, upserted under RLS, with the usage they add.
@@ -27,11 +26,9 @@ pub mod domain;
 pub mod projection;
 pub mod records;
 pub mod runs;
-pub mod seal;
 pub mod usage;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,28 +40,13 @@ use tenantry_kit::service::{Context, Database, Parts, Service, StartError};
 use tenantry_proto::sync::v1::sync_service_server::SyncServiceServer;
 
 pub use config::SyncConfig;
-use seal::{Keystore, MasterKeys};
+use tenantry_kit::seal::{Keystore, MasterKeys};
 
 /// Migrations of the `sync` schema, applied at start.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Where `tenantry dev` keeps the sync master key it generates (see [`dev_master_key`]).
-pub const DEV_MASTER_KEY: &str = ".tenantry/dev/sync-master.key";
-
-/// The development master key for `tenantry dev`: [`DEV_MASTER_KEY`], created (owner-only) if
-/// missing. Only `tenantry dev` calls this; a service started on its own requires
-/// `sync-master-key-file`, so no replica ever seals under a key it made up.
-pub fn dev_master_key() -> Result<PathBuf, seal::SealError> {
-    let path = PathBuf::from(DEV_MASTER_KEY);
-    seal::master::create_if_missing(&path)?;
-    Ok(path)
-}
-
-impl From<seal::SealError> for StartError {
-    fn from(e: seal::SealError) -> Self {
-        Self::Other(e.to_string())
-    }
-}
+/// The purpose of sync's sealed secrets (first in their associated data).
+pub const CREDENTIALS: &str = "tenantry.sync.credential.v1";
 
 /// The sync service: its settings, and what a test may replace.
 pub struct SyncService {
@@ -139,7 +121,7 @@ impl Service for SyncService {
             &config.previous_master_key_files,
         )?);
         let pool = ctx.pool()?;
-        let keystore = Keystore::new(pool.clone(), master);
+        let keystore = Keystore::new(pool.clone(), master, CREDENTIALS);
         // A new master key: every data key still under an old one is re-wrapped now, so the
         // old key can be retired once this start succeeded.
         let rewrapped = keystore.rewrap().await?;

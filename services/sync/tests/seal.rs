@@ -4,8 +4,8 @@
 mod common;
 
 use tenantry_kit::db::{Scope, scoped_tx};
+use tenantry_kit::seal::{SealError, Sealed};
 use tenantry_kit::service::Service;
-use tenantry_sync::seal::{SealError, Sealed};
 use tenantry_sync::{SyncConfig, SyncService};
 use uuid::Uuid;
 

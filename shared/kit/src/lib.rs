@@ -24,6 +24,7 @@
 //!   word.
 //! - [`connections`]: every listening port's connection caps and deadlines (the services' and
 //!   the gateway's data plane).
+//! - [`seal`]: tenants' secrets sealed under per-tenant data keys wrapped by a master key.
 
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod nats;
 pub mod net;
 pub mod plans;
+pub mod seal;
 pub mod server;
 pub mod service;
 pub mod telemetry;

@@ -222,6 +222,7 @@ impl World {
                     tenant_id: tenant.id.to_string(),
                     spec: Some(spec("1.0.0", replicas)),
                     deployment_id: String::new(),
+                    secrets: Default::default(),
                 },
                 &owner,
             ))
@@ -431,6 +432,7 @@ async fn a_rolling_update_under_steady_load_through_the_gateway_fails_no_request
             tenant_id: t.id.to_string(),
             deployment_id: id.clone(),
             spec: Some(spec("1.1.0", 2)),
+            secrets: Default::default(),
         },
     );
     w.deployments.clone().update(update).await.unwrap();

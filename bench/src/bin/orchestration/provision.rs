@@ -172,6 +172,7 @@ async fn provision(
             tenant_id: tenant.to_string(),
             spec: Some(spec.clone()),
             deployment_id: String::new(),
+            secrets: Default::default(),
         };
         match client.provision(authed(request, &token)).await {
             Ok(r) => return Ok((started, r.into_inner().deployment_id.parse()?)),

@@ -26,6 +26,8 @@ pub struct World {
     pub addr: std::net::SocketAddr,
     pub service: tokio::process::Child,
     pub state_dir: PathBuf,
+    /// The service's environment, to start it again ([`World::restart`]).
+    envs: Vec<(&'static str, String)>,
 }
 
 /// The Python interpreter's own path: an instance's environment is cleared, and a version
@@ -57,11 +59,14 @@ pub fn web_program(www: &std::path::Path) -> anyhow::Result<Vec<String>> {
 impl World {
     /// A new world with the orchestration binary started in it, its settings at their
     /// defaults except `envs` (`TENANTRY_ORCHESTRATION_*`).
-    pub async fn start(envs: &[(&str, String)]) -> anyhow::Result<Self> {
+    pub async fn start(envs: &[(&'static str, String)]) -> anyhow::Result<Self> {
         let env = TestEnv::new().await;
         let store = env.event_store().await;
         let state_dir = std::env::temp_dir().join(&env.id).join("orchestration");
         let common = env.common();
+        // Under the world's directory, deleted with it.
+        let master_key = state_dir.with_file_name("orchestration-master.key");
+        tenantry_kit::seal::master::create_if_missing(&master_key)?;
         let mut all = vec![
             ("TENANTRY_NATS_URL", common.nats_url.clone()),
             // The service connects as its own NATS user, as in production.
@@ -80,18 +85,22 @@ impl World {
             ("TENANTRY_JWKS", common.jwks.clone()),
             ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
             ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
+            ("TENANTRY_DATABASE_URL", common.database_url.clone()),
+            (
+                "TENANTRY_ORCHESTRATION_DB_SCHEMA",
+                env.schema("orchestration"),
+            ),
             (
                 "TENANTRY_ORCHESTRATION_STATE_DIR",
                 state_dir.display().to_string(),
             ),
+            (
+                "TENANTRY_ORCHESTRATION_MASTER_KEY_FILE",
+                master_key.display().to_string(),
+            ),
         ];
         all.extend(envs.iter().cloned());
-        let started = spawn_binary(
-            "tenantry-orchestration",
-            "TENANTRY_ORCHESTRATION_LISTEN",
-            &all,
-        )
-        .await;
+        let started = spawn(&all).await;
         let (addr, service) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -105,7 +114,19 @@ impl World {
             addr,
             service,
             state_dir,
+            envs: all,
         })
+    }
+
+    /// Kills the service (its instances run on, as after a crash) and starts it again in the
+    /// same world with the same settings; answers when the new process was spawned.
+    pub async fn restart(&mut self) -> anyhow::Result<std::time::Instant> {
+        let _ = self.service.kill().await;
+        let spawned = std::time::Instant::now();
+        let (addr, service) = spawn(&self.envs).await?;
+        self.addr = addr;
+        self.service = service;
+        Ok(spawned)
     }
 
     /// `count` new tenants whose plan allows one dedicated instance each (billing's part).
@@ -173,6 +194,17 @@ impl Drop for World {
         let _ = self.service.start_kill();
         self.kill_instances();
     }
+}
+
+async fn spawn(
+    envs: &[(&str, String)],
+) -> anyhow::Result<(std::net::SocketAddr, tokio::process::Child)> {
+    spawn_binary(
+        "tenantry-orchestration",
+        "TENANTRY_ORCHESTRATION_LISTEN",
+        envs,
+    )
+    .await
 }
 
 /// `VmRSS` of `pid`, in bytes.

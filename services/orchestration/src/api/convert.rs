@@ -19,7 +19,7 @@ pub fn deployment(tenant: Uuid, id: Uuid, d: &Deployment) -> api::Deployment {
     api::Deployment {
         deployment_id: id.to_string(),
         tenant_id: tenant.to_string(),
-        spec: Some(d.spec.clone()),
+        spec: Some(crate::secrets::redacted(d.spec.clone())),
         status: status(d.status) as i32,
         generation: d.generation,
         instances: d

@@ -8,11 +8,13 @@
 pub mod convert;
 pub mod policy;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tenantry_eventstore::{Executed, Repository};
 use tenantry_kit::plans::PlanDirectory;
+use tenantry_kit::seal::Keystore;
 use tenantry_kit::{ApiError, Clock, TenantContext, command, validate};
 use tenantry_proto::events::v1 as pb;
 use tenantry_proto::orchestration::v1::{
@@ -24,6 +26,7 @@ use uuid::Uuid;
 use crate::directory::Directory;
 use crate::domain::{Deployment, DeploymentCommand, deployment, spec};
 use crate::runtime::{Runtime, RuntimeError};
+use crate::secrets;
 
 const MAX_REASON: usize = 500;
 
@@ -37,8 +40,13 @@ pub struct OrchestrationApi {
     /// The runtimes this installation has (a spec naming another is refused).
     pub(crate) runtimes: Vec<Arc<dyn Runtime>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Seals secret environment variables.
+    pub(crate) keystore: Keystore,
     /// Longest a query waits for `min_position`.
     pub(crate) read_wait: Duration,
+    /// Held from counting a tenant's deployments to the directory having applied the new
+    /// one, so two provisions at once in this replica cannot both pass the plan's limit.
+    pub(crate) provisioning: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn response<A>(executed: Executed<A>) -> Response<api::CommandResponse> {
@@ -132,9 +140,14 @@ impl OrchestrationService for OrchestrationApi {
             given => validate::uuid("deployment_id", given)?,
         };
         self.check_spec(req.spec.as_ref())?;
+        let mut spec = req.spec.clone().unwrap_or_default();
+        spec::secrets(&req.secrets, &spec, false).map_err(ApiError::from)?;
+        spec.secret_env =
+            secrets::apply(&self.keystore, tenant, id, &req.secrets, HashMap::new()).await?;
+        let counting = self.provisioning.lock().await;
         let command = DeploymentCommand::Provision {
             deployment_id: id,
-            spec: req.spec.clone().unwrap_or_default(),
+            spec,
             dedicated_instances: self
                 .plans
                 .limits(tenant)
@@ -142,6 +155,9 @@ impl OrchestrationService for OrchestrationApi {
             existing: self.directory.live_count(tenant),
         };
         let executed = self.run(&request, tenant, id, command).await?;
+        // Counted by the next provision only once the directory has it.
+        self.wait(executed.position).await?;
+        drop(counting);
         Ok(Response::new(api::ProvisionResponse {
             deployment_id: id.to_string(),
             position: executed.position,
@@ -178,11 +194,29 @@ impl OrchestrationService for OrchestrationApi {
         request: Request<api::UpdateRequest>,
     ) -> Result<Response<api::CommandResponse>, Status> {
         let req = request.get_ref();
-        self.tenant(&request, &req.tenant_id)?;
+        let tenant = self.tenant(&request, &req.tenant_id)?;
+        let id = validate::uuid("deployment_id", &req.deployment_id)?;
         self.check_spec(req.spec.as_ref())?;
-        let command = DeploymentCommand::Update(req.spec.clone().unwrap_or_default());
-        self.command(&request, &req.tenant_id, &req.deployment_id, command)
+        let mut spec = req.spec.clone().unwrap_or_default();
+        spec::secrets(&req.secrets, &spec, true).map_err(ApiError::from)?;
+        // The current revision's secrets are kept unless the request changes them: read from
+        // the log itself, not the directory, so an update right after another builds on it.
+        let address = deployment::address(tenant, id).map_err(ApiError::from)?;
+        let (current, _) = self
+            .deployments
+            .load(&address)
             .await
+            .map_err(ApiError::from)?;
+        spec.secret_env = secrets::apply(
+            &self.keystore,
+            tenant,
+            id,
+            &req.secrets,
+            current.spec.secret_env.clone(),
+        )
+        .await?;
+        let command = DeploymentCommand::Update(spec);
+        Ok(response(self.run(&request, tenant, id, command).await?))
     }
 
     async fn drain(

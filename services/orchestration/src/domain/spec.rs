@@ -142,31 +142,87 @@ fn env(vars: &HashMap<String, String>) -> Result<(), DomainError> {
         return Err(invalid("spec.env", format!("at most {MAX_ENV} variables")));
     }
     for (name, value) in vars {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            && !name.as_bytes()[0].is_ascii_digit();
-        if !ok {
-            return Err(invalid(
-                "spec.env",
-                format!("{name:?} must be [A-Z_][A-Z0-9_]*"),
-            ));
+        env_name("spec.env", name)?;
+        env_value("spec.env", name, value)?;
+    }
+    Ok(())
+}
+
+/// A variable's name a tenant may set: `[A-Z_][A-Z0-9_]*`, not the platform's.
+fn env_name(field: &'static str, name: &str) -> Result<(), DomainError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if !ok {
+        return Err(invalid(field, format!("{name:?} must be [A-Z_][A-Z0-9_]*")));
+    }
+    if RESERVED_ENV.contains(&name) || name.starts_with("TENANTRY_") || name.starts_with("LD_") {
+        return Err(invalid(field, format!("{name} is set by the platform")));
+    }
+    Ok(())
+}
+
+fn env_value(field: &'static str, name: &str, value: &str) -> Result<(), DomainError> {
+    if value.len() > MAX_ENV_VALUE || value.contains('\0') {
+        return Err(invalid(
+            field,
+            format!("{name}: at most {MAX_ENV_VALUE} bytes, no NUL"),
+        ));
+    }
+    Ok(())
+}
+
+/// Secret variables as a request gives them (in the clear, before sealing): named like
+/// `spec.env`'s and not among them, within the same count; `removable` allows "" (an
+/// update's "remove this one"), else a value is required.
+pub fn secrets(
+    secrets: &HashMap<String, String>,
+    spec: &pb::DeploymentSpec,
+    removable: bool,
+) -> Result<(), DomainError> {
+    if !spec.secret_env.is_empty() {
+        return Err(invalid(
+            "spec.secret_env",
+            "is sealed by the service: give the values in `secrets`",
+        ));
+    }
+    if spec.env.len() + secrets.len() > MAX_ENV {
+        return Err(invalid(
+            "secrets",
+            format!("at most {MAX_ENV} variables with spec.env"),
+        ));
+    }
+    for (name, value) in secrets {
+        env_name("secrets", name)?;
+        if spec.env.contains_key(name) {
+            return Err(invalid("secrets", format!("{name} is also in spec.env")));
         }
-        if RESERVED_ENV.contains(&name.as_str())
-            || name.starts_with("TENANTRY_")
-            || name.starts_with("LD_")
-        {
-            return Err(invalid(
-                "spec.env",
-                format!("{name} is set by the platform"),
-            ));
+        if value.is_empty() && !removable {
+            return Err(invalid("secrets", format!("{name}: a value is required")));
         }
-        if value.len() > MAX_ENV_VALUE || value.contains('\0') {
+        env_value("secrets", name, value)?;
+    }
+    Ok(())
+}
+
+/// The sealed variables a spec carries: names as [`secrets`] allows, distinct from
+/// `spec.env`, each with a ciphertext.
+fn secret_env(spec: &pb::DeploymentSpec) -> Result<(), DomainError> {
+    if spec.env.len() + spec.secret_env.len() > MAX_ENV {
+        return Err(invalid(
+            "spec.secret_env",
+            format!("at most {MAX_ENV} variables with spec.env"),
+        ));
+    }
+    for (name, sealed) in &spec.secret_env {
+        env_name("spec.secret_env", name)?;
+        if spec.env.contains_key(name) || sealed.ciphertext.is_empty() {
             return Err(invalid(
-                "spec.env",
-                format!("{name}: at most {MAX_ENV_VALUE} bytes, no NUL"),
+                "spec.secret_env",
+                format!("{name}: not a sealed value distinct from spec.env"),
             ));
         }
     }
@@ -235,6 +291,7 @@ pub fn validate(spec: &pb::DeploymentSpec) -> Result<(), DomainError> {
         resources(r)?;
     }
     env(&spec.env)?;
+    secret_env(spec)?;
     if spec.port > 65_535 {
         return Err(invalid("spec.port", "must be 0-65535"));
     }

@@ -17,6 +17,7 @@ fn spec(s: Option<&pb::DeploymentSpec>) -> Value {
         "replicas": s.replicas,
         // Names only: values stay out of browsers' memory and logs.
         "env": s.env.keys().collect::<Vec<_>>(),
+        "secret_env": s.secret_env.keys().collect::<Vec<_>>(),
         "autoscaling": s.autoscaling.as_ref().map(autoscaling),
     })
 }

@@ -13,6 +13,7 @@ pub mod kubernetes;
 pub mod probe;
 pub mod process;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -24,12 +25,27 @@ use uuid::Uuid;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One instance to start: a deployment's revision.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub tenant_id: Uuid,
     pub deployment_id: Uuid,
     pub generation: u64,
     pub spec: pb::DeploymentSpec,
+    /// The spec's secret environment variables, opened (name → value).
+    pub secrets: BTreeMap<String, String>,
+}
+
+// Never the secrets' values.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("tenant_id", &self.tenant_id)
+            .field("deployment_id", &self.deployment_id)
+            .field("generation", &self.generation)
+            .field("spec", &self.spec)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// What an instance is doing, as its runtime last saw.
@@ -120,6 +136,11 @@ pub trait Runtime: Send + Sync + 'static {
         None
     }
 
+    /// Whether it is a declarative runtime ([`Runtime::declare`]).
+    fn declarative(&self) -> bool {
+        false
+    }
+
     /// A runtime whose platform keeps deployments' replicas and rolls them out itself
     /// (Kubernetes) is handed the desired state of all its deployments each pass instead
     /// of being asked to start and stop single instances; `None`: it is not such a runtime.
@@ -128,6 +149,12 @@ pub trait Runtime: Send + Sync + 'static {
         deployments: &'a [Declared],
     ) -> Option<BoxFuture<'a, Result<(), RuntimeError>>> {
         let _ = deployments;
+        None
+    }
+
+    /// A receiver that changes whenever an instance's health or life changes, so the
+    /// reconciler acts at once rather than at its next pass; `None`: it tells of no change.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
 

@@ -93,6 +93,8 @@ pub struct ProcessRuntime {
     catalog: HashMap<String, Program>,
     state_dir: PathBuf,
     instances: Arc<RwLock<HashMap<Uuid, Entry>>>,
+    /// Bumped by the supervisors on every change of an instance's health.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl ProcessRuntime {
@@ -108,6 +110,7 @@ impl ProcessRuntime {
             catalog,
             state_dir,
             instances: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
         };
         runtime.adopt()?;
         Ok(runtime)
@@ -141,7 +144,7 @@ impl ProcessRuntime {
             let (tx, rx) = watch::channel(initial);
             let supervisor = if alive {
                 tracing::info!(instance = %record.instance_id, pid = record.pid, "adopted a running instance");
-                tokio::spawn(supervise(record.clone(), None, tx))
+                tokio::spawn(supervise(record.clone(), None, tx, self.changes.clone()))
             } else {
                 tokio::spawn(async {})
             };
@@ -226,6 +229,7 @@ impl ProcessRuntime {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(&target.spec.env)
+            .envs(&target.secrets)
             .env("PORT", &port_text)
             .env("TENANTRY_TENANT_ID", target.tenant_id.to_string())
             .env("TENANTRY_DEPLOYMENT_ID", target.deployment_id.to_string())
@@ -267,7 +271,12 @@ impl ProcessRuntime {
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| RuntimeError::Io(format!("{}: {e}", path.display())))?;
         let (tx, rx) = watch::channel(Health::Starting);
-        let supervisor = tokio::spawn(supervise(record.clone(), Some(child), tx));
+        let supervisor = tokio::spawn(supervise(
+            record.clone(),
+            Some(child),
+            tx,
+            self.changes.clone(),
+        ));
         let entry = Entry {
             record,
             health: rx,
@@ -338,6 +347,10 @@ impl Runtime for ProcessRuntime {
         Box::pin(self.stop_instance(instance, grace))
     }
 
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
+    }
+
     fn cpu_time(&self, instance: Uuid) -> Option<Duration> {
         let (pid, ticks) = self
             .read()
@@ -373,7 +386,12 @@ async fn supervise(
     record: Record,
     mut child: Option<tokio::process::Child>,
     health: watch::Sender<Health>,
+    changes: Arc<watch::Sender<u64>>,
 ) {
+    let set = |to: Health| {
+        health.send_replace(to);
+        changes.send_modify(|n| *n = n.wrapping_add(1));
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], record.port));
     let interval = Duration::from_millis(u64::from(record.probe_interval_ms));
     let timeout = Duration::from_millis(u64::from(record.probe_timeout_ms));
@@ -396,7 +414,7 @@ async fn supervise(
             }
         };
         if let Some(how) = exited {
-            health.send_replace(Health::Exited(how));
+            set(Health::Exited(how));
             return;
         }
         let outcome = probe::http(addr, &record.probe_path, timeout).await;
@@ -407,13 +425,13 @@ async fn supervise(
             Ok(()) => {
                 failures = 0;
                 if current != Health::Healthy {
-                    health.send_replace(Health::Healthy);
+                    set(Health::Healthy);
                 }
             }
             Err(why) => {
                 failures += 1;
                 if current == Health::Healthy && failures >= record.failure_threshold {
-                    health.send_replace(Health::Unhealthy(why));
+                    set(Health::Unhealthy(why));
                 }
             }
         }

@@ -7,8 +7,6 @@
 
 #![allow(dead_code)]
 
-pub mod kube_api;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,13 +29,22 @@ use uuid::Uuid;
 
 /// The catalog's image the tests run.
 pub const WEB: &str = "web";
-/// An image that answers `/` and, on `/burn?seconds=N`, keeps one core busy for N seconds.
+/// An image that answers `/` and, on `/burn?seconds=N`, keeps one core busy for N seconds;
+/// `/env/NAME` answers the value of its environment variable NAME (404 if unset).
 pub const BURN: &str = "burn";
 
 const BURN_PY: &str = r#"
-import http.server, sys, threading, time
+import http.server, os, sys, threading, time
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith("/env/"):
+            value = os.environ.get(self.path[5:])
+            body = (value or "").encode()
+            self.send_response(200 if value is not None else 404)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/burn"):
             seconds = float(self.path.split("=", 1)[1]) if "=" in self.path else 3.0
             def burn():
@@ -214,6 +221,7 @@ impl Harness {
                     tenant_id: tenant.to_string(),
                     spec: Some(spec),
                     deployment_id: String::new(),
+                    secrets: Default::default(),
                 },
                 &self.token(tenant, Role::Owner),
             ))

@@ -31,7 +31,7 @@ use crate::domain::source::{validate_config, validate_credentials};
 use crate::domain::{Integration, IntegrationCommand, Schedule, SourceKind};
 use crate::projection::queries;
 use crate::runs::{Job, Mode, Runner};
-use crate::seal::{Keystore, SealError};
+use tenantry_kit::seal::{Keystore, SealError};
 
 /// Everything the handlers need. Cheap to clone.
 #[derive(Clone)]
@@ -170,7 +170,7 @@ impl SyncService for SyncApi {
             .seal(tenant, id, &plain)
             .await
             .map_err(sealing)?;
-        let webhook_secret = URL_SAFE_NO_PAD.encode(crate::seal::aead::random::<32>());
+        let webhook_secret = URL_SAFE_NO_PAD.encode(tenantry_kit::seal::aead::random::<32>());
         let sealed_webhook = self
             .keystore
             .seal(tenant, id, webhook_secret.as_bytes())

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::domain::Integration;
 use crate::domain::integration;
 use crate::runs::{Job, Mode};
-use crate::seal::{Keystore, Sealed};
+use tenantry_kit::seal::{Keystore, Sealed};
 
 pub const SECRET_HEADER: &str = "x-tenantry-webhook-secret";
 /// Deliveries within this many seconds of each other start one run.

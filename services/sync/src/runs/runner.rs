@@ -30,7 +30,7 @@ use crate::connectors::vtex::{self, Vtex};
 use crate::connectors::{ConnectorError, Pacing};
 use crate::domain::integration::{self, Integration, IntegrationCommand, RunOutcome};
 use crate::records::{self, Written};
-use crate::seal::{Keystore, SealError, Sealed};
+use tenantry_kit::seal::{Keystore, SealError, Sealed};
 
 /// Everything a run needs. Cheap to share.
 pub struct Runner {

@@ -1,6 +1,9 @@
 //! The scheduler: integrations whose schedule is due get an incremental run on the `JOBS`
 //! queue, once per due time.
 //!
+//! The scheduler wakes at the next due time (or after its tick, whichever comes first), so a
+//! run is queued when it is due, not up to a tick later.
+//!
 //! The read model holds each integration's next due time (from its schedule and its last run);
 //! the scheduler takes the due rows (`FOR UPDATE SKIP LOCKED`, so replicas share the work
 //! without queuing twice), queues each job with the due time in its message id (a retry after
@@ -28,6 +31,23 @@ pub const PRIORITY: u8 = 3;
 /// Integrations queued per transaction by default.
 pub const BATCH: usize = 500;
 
+/// How long the scheduler sleeps after a look that began at `looked_at`: until the next due
+/// time if it comes within `every` (so a run due at 12:00:00 is queued at 12:00:00, not up to
+/// a tick later), else `every` (new and changed schedules are seen within it). A due time
+/// that was already due at the look was not queued by it (a failure): retried after `every`,
+/// not in a busy loop.
+fn until_next(
+    looked_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    every: Duration,
+) -> Duration {
+    match next {
+        Some(due) if due > looked_at => (due - now).to_std().unwrap_or_default().min(every),
+        _ => every,
+    }
+}
+
 #[derive(Clone)]
 pub struct Scheduler {
     pub pool: PgPool,
@@ -44,17 +64,41 @@ impl Scheduler {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
+            let looked_at = self.clock.now();
             if let Err(e) = self.queue_due().await {
                 tracing::warn!(error = %e, "scheduling sync runs failed; retrying");
             }
             if let Err(e) = self.alert_late().await {
                 tracing::warn!(error = %e, "alerting on late syncs failed; retrying");
             }
+            let wait = match self.next_due().await {
+                Ok(next) => until_next(looked_at, self.clock.now(), next, self.every),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the next due schedule failed; retrying");
+                    self.every
+                }
+            };
             tokio::select! {
                 () = &mut stop => return,
-                () = tokio::time::sleep(self.every) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// The earliest due time not queued yet, if any.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, String> {
+        let mut tx = scoped_tx(&self.pool, Scope::Platform)
+            .await
+            .map_err(|e| e.to_string())?;
+        let next: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT min(next_run_at) FROM integrations
+             WHERE enabled AND (scheduled_for IS NULL OR scheduled_for < next_run_at)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())?;
+        Ok(next)
     }
 
     /// Queues a run for every integration due now, a batch at a time until none is left;
@@ -169,5 +213,30 @@ impl Scheduler {
             .await?;
         }
         Ok(late.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_scheduler_wakes_at_the_next_due_time_within_its_tick() {
+        let at = |ms: i64| Utc.timestamp_millis_opt(1_800_000_000_000 + ms).unwrap();
+        let tick = Duration::from_secs(1);
+        // Due 300 ms after now: woken then.
+        assert_eq!(
+            until_next(at(0), at(10), Some(at(310)), tick),
+            Duration::from_millis(300)
+        );
+        // Due after the tick, or nothing due: the tick.
+        assert_eq!(until_next(at(0), at(10), Some(at(5_000)), tick), tick);
+        assert_eq!(until_next(at(0), at(10), None, tick), tick);
+        // Came due during the look (not queued by it): at once.
+        assert_eq!(until_next(at(0), at(10), Some(at(5)), tick), Duration::ZERO);
+        // Was due at the look and is still waiting (queuing failed): the tick, no busy loop.
+        assert_eq!(until_next(at(0), at(10), Some(at(0)), tick), tick);
     }
 }

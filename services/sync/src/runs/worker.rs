@@ -25,6 +25,8 @@ use super::runner::Runner;
 use super::slots::{RankedSlots, plan_rank};
 
 pub const CONSUMER: &str = "sync_runs";
+/// Jobs asked for at once from `JOBS` (at least the replica's slots).
+const PULL_BATCH: usize = 64;
 
 pub struct Worker {
     pub runner: Arc<Runner>,
@@ -83,7 +85,9 @@ impl Worker {
             .map_err(|e| format!("consumer: {e}"))?;
         let mut messages = consumer
             .stream()
-            .max_messages_per_batch(self.concurrency)
+            // Jobs wait for a slot here ([`RankedSlots`]), so pulling many at a time costs
+            // no fairness within the replica and saves a pull's round trip per few jobs.
+            .max_messages_per_batch(self.concurrency.max(PULL_BATCH))
             .messages()
             .await
             .map_err(|e| format!("consume: {e}"))?;

@@ -39,6 +39,12 @@ pub enum StartError {
     Other(String),
 }
 
+impl From<crate::seal::SealError> for StartError {
+    fn from(e: crate::seal::SealError) -> Self {
+        Self::Other(e.to_string())
+    }
+}
+
 impl From<crate::ApiError> for StartError {
     fn from(e: crate::ApiError) -> Self {
         Self::Other(e.to_string())

@@ -14,13 +14,13 @@ use tokio::sync::Mutex;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::manifests::{DeploymentObjects, MANAGER, TenantObjects};
+use super::manifests::{DeploymentObjects, MANAGER, TenantObjects, secret_name};
 
 /// What was last applied, per object (`kind/namespace/name` → its JSON), so an unchanged
 /// object is not sent again every pass. Forgotten for an object the watch saw deleted.
@@ -126,33 +126,47 @@ pub async fn deployment(
     applied: &Mutex<Applied>,
     objects: &DeploymentObjects,
 ) -> Result<usize, kube::Error> {
+    let meta = &objects.deployment.metadata;
+    let (ns, name) = (
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or(""),
+    );
     let mut sent = usize::from(namespaced(client, applied, &objects.service).await?);
+    // The Secret before the Deployment whose pods read it.
+    sent += match &objects.secret {
+        Some(secret) => usize::from(namespaced(client, applied, secret).await?),
+        None => usize::from(absent::<Secret>(client, applied, ns, &secret_name(name)).await?),
+    };
     sent += usize::from(namespaced(client, applied, &objects.deployment).await?);
-    match &objects.autoscaler {
-        Some(hpa) => sent += usize::from(namespaced(client, applied, hpa).await?),
-        None => {
-            let meta = &objects.deployment.metadata;
-            let (ns, name) = (
-                meta.namespace.as_deref().unwrap_or(""),
-                meta.name.as_deref().unwrap_or(""),
-            );
-            let hpa_key = format!("HorizontalPodAutoscaler/{ns}/{name}");
-            // Deleted once: the marker says the autoscaler is known to be absent.
-            let known_absent = applied
-                .lock()
-                .await
-                .objects
-                .get(&hpa_key)
-                .map(String::as_str)
-                == Some("");
-            if !known_absent {
-                delete::<HorizontalPodAutoscaler>(client, ns, name).await?;
-                applied.lock().await.objects.insert(hpa_key, String::new());
-                sent += 1;
-            }
-        }
-    }
+    sent += match &objects.autoscaler {
+        Some(hpa) => usize::from(namespaced(client, applied, hpa).await?),
+        None => usize::from(absent::<HorizontalPodAutoscaler>(client, applied, ns, name).await?),
+    };
     Ok(sent)
+}
+
+/// Deletes an object that should not exist, once: a marker remembers it is known to be
+/// absent, so later passes send nothing. Whether a request was sent.
+async fn absent<K>(
+    client: &Client,
+    applied: &Mutex<Applied>,
+    namespace: &str,
+    name: &str,
+) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let key = format!("{}/{namespace}/{name}", K::kind(&()));
+    let known_absent = applied.lock().await.objects.get(&key).map(String::as_str) == Some("");
+    if known_absent {
+        return Ok(false);
+    }
+    delete::<K>(client, namespace, name).await?;
+    applied.lock().await.objects.insert(key, String::new());
+    Ok(true)
 }
 
 /// Deletes a decommissioned deployment's objects (its pods go with its Deployment).
@@ -170,7 +184,10 @@ pub async fn remove(
     sent += usize::from(delete::<HorizontalPodAutoscaler>(client, namespace, name).await?);
     sent += usize::from(delete::<Deployment>(client, namespace, name).await?);
     sent += usize::from(delete::<Service>(client, namespace, name).await?);
+    let secret = secret_name(name);
+    sent += usize::from(delete::<Secret>(client, namespace, &secret).await?);
     let mut applied = applied.lock().await;
+    applied.forget_named("Secret", namespace, &secret);
     for kind in ["HorizontalPodAutoscaler", "Deployment", "Service"] {
         applied.forget_named(kind, namespace, name);
     }

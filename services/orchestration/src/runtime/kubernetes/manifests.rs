@@ -22,9 +22,11 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::{Value, json};
 use tenantry_proto::events::v1 as pb;
@@ -88,6 +90,12 @@ pub struct TenantObjects {
     pub network: NetworkPolicy,
 }
 
+/// The Secret holding the secret environment variables of the deployment named
+/// `deployment_name` ([`deployment_name`]).
+pub fn secret_name(deployment_name: &str) -> String {
+    format!("{deployment_name}-env")
+}
+
 /// The objects of one deployment; `autoscaler` is `None` when autoscaling is off (and then
 /// deleted if it exists).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +103,9 @@ pub struct DeploymentObjects {
     pub deployment: Deployment,
     pub service: Service,
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+    /// The secret environment variables, opened, for the pods to read by reference;
+    /// `None` when there are none (and then deleted if it exists).
+    pub secret: Option<Secret>,
 }
 
 /// Turns the `json!` below into typed objects. They are literals of this file with only
@@ -225,6 +236,15 @@ pub fn deployment(target: &Target, replicas: usize, settings: &Settings) -> Depl
         .into_iter()
         .map(|(k, v)| json!({ "name": k, "value": v }))
         .collect();
+    // Secret variables by reference: their values are in the Secret, not in the
+    // Deployment (whose spec every reader of deployments sees).
+    let secret = secret_name(&name);
+    for k in target.secrets.keys() {
+        env.push(json!({
+            "name": k,
+            "valueFrom": { "secretKeyRef": { "name": secret, "key": k } },
+        }));
+    }
     for (k, v) in [
         ("PORT", port.to_string()),
         ("TENANTRY_TENANT_ID", tenant.to_string()),
@@ -307,9 +327,28 @@ pub fn deployment(target: &Target, replicas: usize, settings: &Settings) -> Depl
             },
         }))
     });
+    let secret = (!target.secrets.is_empty()).then(|| {
+        let data: BTreeMap<&String, String> = target
+            .secrets
+            .iter()
+            .map(|(k, v)| (k, STANDARD.encode(v)))
+            .collect();
+        typed(json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {
+                "name": secret,
+                "namespace": ns,
+                "labels": deployment_labels(tenant, id),
+            },
+            "type": "Opaque",
+            "immutable": false,
+            "data": data,
+        }))
+    });
     DeploymentObjects {
         deployment,
         service,
         autoscaler,
+        secret,
     }
 }

@@ -251,6 +251,10 @@ impl Runtime for KubernetesRuntime {
             .forget(instance);
     }
 
+    fn declarative(&self) -> bool {
+        true
+    }
+
     fn declare<'a>(
         &'a self,
         deployments: &'a [Declared],

@@ -1,6 +1,6 @@
 //! A stand-in for the Kubernetes API server (no cluster can run here), speaking its REST and
 //! watch wire format for exactly the resources the `kubernetes` runtime uses: namespaces,
-//! pods, services, resource quotas, limit ranges (core `v1`), deployments (`apps/v1`),
+//! pods, services, secrets, resource quotas, limit ranges (core `v1`), deployments (`apps/v1`),
 //! horizontal pod autoscalers (`autoscaling/v2`) and network policies
 //! (`networking.k8s.io/v1`). No discovery is needed: the runtime uses typed objects.
 //!
@@ -20,8 +20,6 @@
 //!
 //! The test plays the controllers: it creates pods for a Deployment, marks them ready,
 //! deletes them and sets an HPA's status, each a watch event like the real ones.
-
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -363,8 +361,10 @@ impl KubeApi {
             live,
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -380,13 +380,13 @@ impl KubeApi {
 
     /// A kubeconfig pointing at the stand-in (plain HTTP on loopback, no credentials).
     pub fn kubeconfig(&self) -> PathBuf {
-        std::fs::create_dir_all(&self.dir).unwrap();
+        std::fs::create_dir_all(&self.dir).expect("the kubeconfig's directory");
         let path = self.dir.join("kubeconfig.yaml");
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: stand-in\n  cluster:\n    server: http://{}\ncontexts:\n- name: stand-in\n  context:\n    cluster: stand-in\n    user: nobody\n    namespace: default\nusers:\n- name: nobody\n  user: {{}}\ncurrent-context: stand-in\n",
             self.addr
         );
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text).expect("write the kubeconfig");
         path
     }
 
@@ -430,6 +430,24 @@ impl KubeApi {
         self.shared.store.lock().await.applies.clone()
     }
 
+    /// How many apply requests it has received.
+    pub async fn apply_count(&self) -> usize {
+        self.shared.store.lock().await.applies.len()
+    }
+
+    /// The object at an apply request's path, as a client would apply it again (without
+    /// `status` and the server's metadata); `None` if there is none.
+    pub async fn applied_at(&self, path: &str) -> Option<Value> {
+        let target = parse_path(path)?;
+        let key = (
+            target.resource,
+            target.namespace.unwrap_or_default(),
+            target.name?,
+        );
+        let store = self.shared.store.lock().await;
+        store.objects.get(&key).map(applied_part)
+    }
+
     /// The Deployment controller's part: a pod of Deployment `name`, from its template, with
     /// an IP and not ready yet. Returns the pod's name and uid.
     pub async fn run_pod(&self, namespace: &str, deployment: &str, ip: &str) -> (String, String) {
@@ -469,8 +487,14 @@ impl KubeApi {
     pub async fn put_pod(&self, pod: Value) {
         let key = (
             "pods".to_owned(),
-            pod["metadata"]["namespace"].as_str().unwrap().to_owned(),
-            pod["metadata"]["name"].as_str().unwrap().to_owned(),
+            pod["metadata"]["namespace"]
+                .as_str()
+                .expect("a pod's namespace")
+                .to_owned(),
+            pod["metadata"]["name"]
+                .as_str()
+                .expect("a pod's name")
+                .to_owned(),
         );
         self.shared
             .store

@@ -1,38 +1,39 @@
-//! The tenants' data keys, wrapped, in sync's Postgres (`data_keys`, under forced RLS), and
-//! sealing and opening credentials with them.
+//! The tenants' data keys, wrapped, in the service's own Postgres schema (`data_keys`, under
+//! forced RLS), and sealing and opening secrets with them.
 //!
 //! Unwrapped data keys live only for the duration of one call: nothing caches them, so a
 //! shredded key stops opening anything at once, in every replica.
 
 use std::sync::Arc;
 
+use crate::db::{Scope, scoped_tx};
 use sqlx::PgPool;
-use tenantry_kit::db::{Scope, scoped_tx};
 use uuid::Uuid;
 
 use super::aead::{Key, associated, random};
 use super::master::{MasterKeys, Wrapped};
 use super::{SealError, Sealed};
 
-const CREDENTIAL: &str = "tenantry.sync.credential.v1";
-
-/// Seals and opens credentials with each tenant's data key.
+/// Seals and opens one kind of secret (its purpose) with each tenant's data key.
 #[derive(Clone)]
 pub struct Keystore {
     pool: PgPool,
     master: Arc<MasterKeys>,
+    /// The label of what it seals, first in every secret's associated data (sync's
+    /// credentials: `tenantry.sync.credential.v1`), so a secret of one kind never opens as
+    /// another.
+    purpose: &'static str,
 }
 
-/// What a sealed credential is bound to.
-fn credential_aad(tenant: Uuid, integration: Uuid, version: u32) -> Vec<u8> {
-    associated(
-        CREDENTIAL,
-        &[
-            tenant.as_bytes(),
-            integration.as_bytes(),
-            &version.to_be_bytes(),
-        ],
-    )
+/// What a sealed secret is bound to: the purpose, the tenant, what it belongs to (an
+/// integration, a deployment and a variable's name…) and the key version.
+fn secret_aad(purpose: &str, tenant: Uuid, binding: &[&[u8]], version: u32) -> Vec<u8> {
+    let version = version.to_be_bytes();
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(binding.len() + 2);
+    parts.push(tenant.as_bytes());
+    parts.extend_from_slice(binding);
+    parts.push(&version);
+    associated(purpose, &parts)
 }
 
 fn version_of(v: i32) -> u32 {
@@ -40,30 +41,59 @@ fn version_of(v: i32) -> u32 {
 }
 
 impl Keystore {
-    pub fn new(pool: PgPool, master: Arc<MasterKeys>) -> Self {
-        Self { pool, master }
+    pub fn new(pool: PgPool, master: Arc<MasterKeys>, purpose: &'static str) -> Self {
+        Self {
+            pool,
+            master,
+            purpose,
+        }
     }
 
-    /// Seals `plaintext` for `tenant`'s `integration` under the tenant's newest data key
-    /// (made on first use).
+    /// Seals `plaintext` for `tenant`'s `owner` (an integration, a deployment) under the
+    /// tenant's newest data key (made on first use).
     pub async fn seal(
         &self,
         tenant: Uuid,
-        integration: Uuid,
+        owner: Uuid,
+        plaintext: &[u8],
+    ) -> Result<Sealed, SealError> {
+        self.seal_bound(tenant, &[owner.as_bytes()], plaintext)
+            .await
+    }
+
+    /// Opens what [`Keystore::seal`] sealed for the same tenant and owner.
+    pub async fn open(
+        &self,
+        tenant: Uuid,
+        owner: Uuid,
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, SealError> {
+        self.open_bound(tenant, &[owner.as_bytes()], sealed).await
+    }
+
+    /// Seals `plaintext` bound to `tenant` and every part of `binding`: it opens only
+    /// for the same tenant and the same parts, in order.
+    pub async fn seal_bound(
+        &self,
+        tenant: Uuid,
+        binding: &[&[u8]],
         plaintext: &[u8],
     ) -> Result<Sealed, SealError> {
         let (version, key) = self.current(tenant).await?;
         Ok(Sealed {
             key_version: version,
-            ciphertext: key.seal(&credential_aad(tenant, integration, version), plaintext),
+            ciphertext: key.seal(
+                &secret_aad(self.purpose, tenant, binding, version),
+                plaintext,
+            ),
         })
     }
 
-    /// Opens what [`Keystore::seal`] sealed for the same tenant and integration.
-    pub async fn open(
+    /// Opens what [`Keystore::seal_bound`] sealed with the same tenant and binding.
+    pub async fn open_bound(
         &self,
         tenant: Uuid,
-        integration: Uuid,
+        binding: &[&[u8]],
         sealed: &Sealed,
     ) -> Result<Vec<u8>, SealError> {
         let version = sealed.key_version;
@@ -79,7 +109,7 @@ impl Keystore {
         let (master_id, sealed_key) = row.ok_or(SealError::NoKey(version))?;
         let key = self.unwrap(tenant, version, master_id, sealed_key)?;
         key.open(
-            &credential_aad(tenant, integration, version),
+            &secret_aad(self.purpose, tenant, binding, version),
             &sealed.ciphertext,
         )
     }

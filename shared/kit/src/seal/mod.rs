@@ -1,12 +1,14 @@
-//! Sealed credentials: envelope encryption with AES-256-GCM.
+//! Sealed secrets: envelope encryption with AES-256-GCM, for every service that keeps a
+//! tenant's secrets (sync's credentials, orchestration's secret environment variables).
 //!
-//! Each tenant has a data key (random, 256 bits, versioned) that seals its integrations'
-//! credentials; the data key is stored only wrapped (sealed) by the service's master key, in
-//! sync's `data_keys` table. What a credential is bound to travels as associated data, so a
-//! sealed credential copied onto another tenant's or another integration's record, or
-//! presented under another key version, does not open:
+//! Each tenant has a data key (random, 256 bits, versioned) per service that seals its
+//! secrets; the data key is stored only wrapped (sealed) by the service's master key, in the
+//! service's `data_keys` table. What a secret is bound to travels as associated data, so a
+//! sealed secret copied onto another tenant's or another owner's record, or presented under
+//! another key version, does not open:
 //!
-//! - a credential: `tenantry.sync.credential.v1 | tenant | integration | key version`;
+//! - a secret: `purpose | tenant | binding… | key version` (sync's credentials:
+//!   `tenantry.sync.credential.v1 | tenant | integration | key version`);
 //! - a wrapped data key: `tenantry.sync.data_key.v1 | tenant | key version`.
 //!
 //! Rotation: [`Keystore::rotate`] gives a tenant a new data key version (new credentials are
@@ -27,7 +29,7 @@ pub mod master;
 pub use keystore::Keystore;
 pub use master::MasterKeys;
 
-/// A credential sealed under a tenant's data key: the key's version and
+/// A secret sealed under a tenant's data key: the key's version and
 /// `nonce ‖ ciphertext ‖ tag`. Carried as is in events and the read model.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Sealed {

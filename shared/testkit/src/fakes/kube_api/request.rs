@@ -19,6 +19,7 @@ pub(super) fn kind_of(group_version: &str, resource: &str) -> Option<Kind> {
         ("v1", "namespaces") => ("Namespace", false),
         ("v1", "pods") => ("Pod", true),
         ("v1", "services") => ("Service", true),
+        ("v1", "secrets") => ("Secret", true),
         ("v1", "resourcequotas") => ("ResourceQuota", true),
         ("v1", "limitranges") => ("LimitRange", true),
         ("apps/v1", "deployments") => ("Deployment", true),

@@ -14,6 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use super::SealError;
 use super::aead::{Key, associated, random};
 
+/// The label of a wrapped data key's associated data, in every service that seals (named
+/// for sync, which sealed first; kept so the keys it stored still open). Each service keeps
+/// its data keys in its own schema under its own master key.
 const DATA_KEY: &str = "tenantry.sync.data_key.v1";
 
 struct MasterKey {
@@ -117,6 +120,16 @@ fn read_key(path: &Path) -> Result<[u8; 32], SealError> {
         .map_err(|_| SealError::Key(format!("{}: must hold 32 bytes", path.display())))
 }
 
+/// The development master key of `service` for `tenantry dev`:
+/// `.tenantry/dev/<service>-master.key`, created (owner-only) if missing. Only `tenantry dev`
+/// calls this; a service started on its own requires its master key file, so no replica ever
+/// seals under a key it made up.
+pub fn dev_master_key(service: &str) -> Result<PathBuf, SealError> {
+    let path = PathBuf::from(format!(".tenantry/dev/{service}-master.key"));
+    create_if_missing(&path)?;
+    Ok(path)
+}
+
 /// Writes a new random master key to `path` if there is none (`tenantry dev` only: a service
 /// started on its own requires its key), owner-only from the start; `create_new` refuses to
 /// follow a symlink planted there.
@@ -140,7 +153,7 @@ pub fn create_if_missing(path: &Path) -> Result<(), SealError> {
     file.write_all(STANDARD.encode(random::<32>()).as_bytes())
         .map_err(fail)?;
     file.sync_all().map_err(fail)?;
-    tracing::warn!(path = %path.display(), "generated a new sync master key (development only)");
+    tracing::warn!(path = %path.display(), "generated a new master key (development only)");
     Ok(())
 }
 
