@@ -136,7 +136,6 @@ pub async fn run(
         gateway.data_addr, gateway.addr, gateway.metrics_addr
     );
     eprintln!("  billing          {billing_credential}");
-    eprintln!("  not built yet    sealed secrets in a deployment's environment");
     match &common.nats_credentials_dir {
         Some(dir) => eprintln!(
             "  nats             {} as each service's own user (passwords in {})",

@@ -57,12 +57,14 @@ pub struct SyncConfig {
     )]
     pub previous_master_key_files: Vec<PathBuf>,
 
-    /// Sync runs at once in this replica.
+    /// Sync runs at once in this replica. A run mostly waits for its provider and holds a
+    /// database connection only for its short transactions, so there are more runs than
+    /// connections.
     #[arg(
         id = "sync-worker-concurrency",
         long = "sync-worker-concurrency",
         env = "TENANTRY_SYNC_WORKER_CONCURRENCY",
-        default_value_t = 4
+        default_value_t = 32
     )]
     pub worker_concurrency: usize,
 

@@ -196,6 +196,7 @@ async fn floor(stand_in: &KubeApi, paths: &[String]) -> anyhow::Result<Duration>
             None => by_tenant.push((namespace, vec![(path.clone(), body)])),
         }
     }
+    tenantry_kit::install_crypto();
     let http = reqwest::Client::new();
     let base = format!("http://{}", stand_in.addr);
     let started = Instant::now();

@@ -34,9 +34,12 @@ pub struct Args {
     /// Whole minutes measured.
     #[arg(long, default_value_t = 3)]
     minutes: u64,
-    /// The worker's runs at once (`sync-worker-concurrency`).
-    #[arg(long, default_value_t = 4)]
+    /// The worker's runs at once (`sync-worker-concurrency`; the service's default).
+    #[arg(long, default_value_t = 32)]
     concurrency: usize,
+    /// The service's database connections (`sync-db-max-connections`; its default).
+    #[arg(long, default_value_t = 16)]
+    db_max_connections: u32,
     /// One tenant's runs at once (`sync-tenant-concurrency`).
     #[arg(long, default_value_t = 2)]
     tenant_concurrency: usize,
@@ -63,19 +66,19 @@ async fn measure(env: &TestEnv, args: &Args) -> anyhow::Result<()> {
         c.worker_concurrency = args.concurrency;
         c.tenant_concurrency = args.tenant_concurrency;
         c.schedule_tick_ms = args.tick_ms;
-        // Enough connections for the runs at once and the scheduler beside them.
-        c.db_max_connections = (args.concurrency as u32 + 8).max(16);
+        c.db_max_connections = args.db_max_connections;
     })
     .await;
     let admin = env.admin_pool().await;
     let (source, mut heard) = Source::new(0, 1, args.integrations);
     let addr = source.serve().await?;
     println!(
-        "one-minute schedules: {} integrations of {} tenants, worker concurrency {} ({} per tenant), scheduler tick {} ms (world {}, load {})",
+        "one-minute schedules: {} integrations of {} tenants, worker concurrency {} ({} per tenant), {} database connections, scheduler tick {} ms (world {}, load {})",
         args.integrations,
         args.tenants,
         args.concurrency,
         args.tenant_concurrency,
+        args.db_max_connections,
         args.tick_ms,
         env.id,
         world::load_average()

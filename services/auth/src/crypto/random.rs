@@ -2,20 +2,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::rand::{SecureRandom, SystemRandom};
-
 pub use tenantry_kit::auth::api_keys::digest;
-
-/// `N` random bytes.
-pub fn bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    // The OS generator failing is not something to continue from.
-    #[allow(clippy::expect_used)]
-    SystemRandom::new()
-        .fill(&mut out)
-        .expect("the operating system's random generator failed");
-    out
-}
+/// `N` random bytes from the operating system.
+pub use tenantry_kit::seal::aead::random as bytes;
 
 /// A 256-bit secret as 43 base64url characters.
 pub fn secret() -> String {

@@ -1,4 +1,4 @@
-//! AES-256-GCM sealing under the auth service's master key.
+//! AES-256-GCM sealing under the auth service's master key (the kit's AEAD key).
 //!
 //! Sealed form: a 12-byte random nonce, then the ciphertext and its tag. The purpose of the
 //! secret is bound as associated data, so a sealed client secret cannot be replayed as a
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use tenantry_kit::seal::aead::Key;
 
 use super::{random, secret_file};
 
@@ -22,16 +22,13 @@ pub enum SealError {
 
 /// The master key.
 pub struct Sealer {
-    key: LessSafeKey,
+    key: Key,
 }
 
 impl Sealer {
     pub fn new(key: [u8; 32]) -> Self {
-        // A 32-byte key is always valid for AES-256.
-        #[allow(clippy::expect_used)]
-        let unbound = UnboundKey::new(&AES_256_GCM, &key).expect("32-byte AES key");
         Self {
-            key: LessSafeKey::new(unbound),
+            key: Key::new(&key),
         }
     }
 
@@ -64,34 +61,13 @@ impl Sealer {
     }
 
     pub fn seal(&self, purpose: &str, plaintext: &[u8]) -> Vec<u8> {
-        let nonce_bytes = random::bytes::<NONCE_LEN>();
-        let mut out = nonce_bytes.to_vec();
-        let mut body = plaintext.to_vec();
-        // Sealing only fails for inputs over ~64 GiB.
-        #[allow(clippy::expect_used)]
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce_bytes),
-                Aad::from(purpose.as_bytes()),
-                &mut body,
-            )
-            .expect("AES-GCM seal");
-        out.extend_from_slice(&body);
-        out
+        self.key.seal(purpose.as_bytes(), plaintext)
     }
 
     pub fn open(&self, purpose: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(SealError::Open);
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
-        let mut body = body.to_vec();
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(purpose.as_bytes()), &mut body)
-            .map_err(|_| SealError::Open)?;
-        Ok(plain.to_vec())
+        self.key
+            .open(purpose.as_bytes(), sealed)
+            .map_err(|_| SealError::Open)
     }
 }
 
