@@ -156,8 +156,13 @@ impl Harness {
             .position
     }
 
+    /// Changes the tenant's plan and waits until billing's read model has it, so the quotas
+    /// the roll-up checks a report against are the new plan's from then on (a report rolled
+    /// up before would be checked against the old ones, and only the next report against the
+    /// new).
     pub async fn change_plan(&self, tenant: Uuid, plan: &str) -> Result<u64, tonic::Status> {
-        self.client()
+        let position = self
+            .client()
             .change_plan(with_token(
                 api::ChangePlanRequest {
                     tenant_id: tenant.to_string(),
@@ -165,8 +170,19 @@ impl Harness {
                 },
                 &self.owner(tenant),
             ))
-            .await
-            .map(|r| r.into_inner().position)
+            .await?
+            .into_inner()
+            .position;
+        self.client()
+            .get_subscription(with_token(
+                api::GetSubscriptionRequest {
+                    tenant_id: tenant.to_string(),
+                    min_position: position,
+                },
+                &self.owner(tenant),
+            ))
+            .await?;
+        Ok(position)
     }
 
     pub async fn usage(&self, tenant: Uuid) -> Vec<api::MeterUsage> {
