@@ -87,3 +87,54 @@ pub async fn append_billing(
     tenantry_testkit::append(store, tenant, tenant, event).await?;
     Ok(())
 }
+
+/// What every service binary started in a bench world is given: its NATS, its own NATS user's
+/// credentials (as in production), the world's stream prefix and the tokens' issuer and
+/// audience. Each caller adds its service's own settings.
+pub fn world_env(common: &tenantry_kit::config::CommonConfig) -> Vec<(&'static str, String)> {
+    vec![
+        ("TENANTRY_NATS_URL", common.nats_url.clone()),
+        (
+            "TENANTRY_NATS_CREDENTIALS_DIR",
+            common
+                .nats_credentials_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "TENANTRY_STREAM_PREFIX",
+            common.stream_prefix.clone().unwrap_or_default(),
+        ),
+        ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
+        ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
+    ]
+}
+
+/// Resolves on Ctrl-C or SIGTERM (`timeout`): a bench selects on it, so its figure's future,
+/// and with it the world it made, is dropped and cleaned up.
+pub async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Logs only when asked (`RUST_LOG`, e.g. `tenantry_eventstore=debug`); keep the guard.
+pub fn telemetry_if_asked() -> anyhow::Result<Option<tenantry_kit::telemetry::TelemetryGuard>> {
+    match std::env::var_os("RUST_LOG") {
+        Some(_) => Ok(Some(tenantry_kit::telemetry::init(
+            "bench",
+            tenantry_kit::config::LogFormat::Text,
+        )?)),
+        None => Ok(None),
+    }
+}

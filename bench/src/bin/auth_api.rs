@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{authed, ms, percentile, spawn_binary};
+use tenantry_bench::{authed, ms, percentile, spawn_binary, world_env};
 use tenantry_proto::auth::v1::{
     self as api, member_service_client::MemberServiceClient,
     session_service_client::SessionServiceClient,
@@ -130,37 +130,25 @@ async fn main() -> anyhow::Result<()> {
         "tenantry-auth",
         "TENANTRY_AUTH_LISTEN",
         &[
-            ("TENANTRY_NATS_URL", common.nats_url.clone()),
-            // The service connects as its own NATS user, as in production.
-            (
-                "TENANTRY_NATS_CREDENTIALS_DIR",
-                common
-                    .nats_credentials_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            ("TENANTRY_DATABASE_URL", common.database_url.clone()),
-            (
-                "TENANTRY_STREAM_PREFIX",
-                common.stream_prefix.clone().unwrap_or_default(),
-            ),
-            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
-            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
-            ("TENANTRY_AUTH_DB_SCHEMA", env.schema("auth")),
-            (
-                "TENANTRY_AUTH_MASTER_KEY_FILE",
-                dir.join("master.key").display().to_string(),
-            ),
-            ("TENANTRY_AUTH_BOOTSTRAP_ADMIN_EMAIL", ADMIN.into()),
-            (
-                "TENANTRY_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE",
-                dir.join("admin.password").display().to_string(),
-            ),
-            // The benchmark logs in a great deal from one address.
-            ("TENANTRY_AUTH_LOGIN_FAILURES_PER_ADDR", "1000000".into()),
-            ("TENANTRY_AUTH_SIGNUPS_PER_ADDR", "1000000".into()),
-        ],
+            world_env(&common),
+            vec![
+                ("TENANTRY_DATABASE_URL", common.database_url.clone()),
+                ("TENANTRY_AUTH_DB_SCHEMA", env.schema("auth")),
+                (
+                    "TENANTRY_AUTH_MASTER_KEY_FILE",
+                    dir.join("master.key").display().to_string(),
+                ),
+                ("TENANTRY_AUTH_BOOTSTRAP_ADMIN_EMAIL", ADMIN.into()),
+                (
+                    "TENANTRY_AUTH_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+                    dir.join("admin.password").display().to_string(),
+                ),
+                // The benchmark logs in a great deal from one address.
+                ("TENANTRY_AUTH_LOGIN_FAILURES_PER_ADDR", "1000000".into()),
+                ("TENANTRY_AUTH_SIGNUPS_PER_ADDR", "1000000".into()),
+            ],
+        ]
+        .concat(),
     )
     .await?;
     let channel = Channel::from_shared(format!("http://{addr}"))?

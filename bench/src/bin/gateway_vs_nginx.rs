@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
-use tenantry_bench::{append_billing, authed, spawn_binary};
+use tenantry_bench::{append_billing, authed, spawn_binary, world_env};
 use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_kit::Role;
 use tenantry_kit::service::Service;
@@ -272,27 +272,15 @@ async fn main() -> anyhow::Result<()> {
         "tenantry-gateway",
         "TENANTRY_GATEWAY_API_LISTEN",
         &[
-            ("TENANTRY_NATS_URL", common.nats_url.clone()),
-            // The service connects as its own NATS user, as in production.
-            (
-                "TENANTRY_NATS_CREDENTIALS_DIR",
-                common
-                    .nats_credentials_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "TENANTRY_STREAM_PREFIX",
-                common.stream_prefix.clone().unwrap_or_default(),
-            ),
-            ("TENANTRY_JWKS", common.jwks.clone()),
-            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
-            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
-            ("TENANTRY_GATEWAY_LISTEN", format!("127.0.0.1:{data_port}")),
-            // Not the default 9464: a `tenantry dev` may be running.
-            ("TENANTRY_GATEWAY_METRICS_LISTEN", "127.0.0.1:0".into()),
-        ],
+            world_env(&common),
+            vec![
+                ("TENANTRY_JWKS", common.jwks.clone()),
+                ("TENANTRY_GATEWAY_LISTEN", format!("127.0.0.1:{data_port}")),
+                // Not the default 9464: a `tenantry dev` may be running.
+                ("TENANTRY_GATEWAY_METRICS_LISTEN", "127.0.0.1:0".into()),
+            ],
+        ]
+        .concat(),
     )
     .await?;
     let member = env.token(Some(Uuid::parse_str(&tenant)?), Role::Member);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use tenantry_bench::{authed, http_get, ms, percentile, spawn_binary};
+use tenantry_bench::{authed, http_get, ms, percentile, spawn_binary, world_env};
 use tenantry_proto::events::v1::TenantType;
 use tenantry_proto::tenant::v1::{self as api, tenant_service_client::TenantServiceClient};
 use tenantry_testkit::TestEnv;
@@ -53,26 +53,14 @@ async fn spawn_service(
         "tenantry-tenant",
         "TENANTRY_TENANT_LISTEN",
         &[
-            ("TENANTRY_NATS_URL", common.nats_url.clone()),
-            // The service connects as its own NATS user, as in production.
-            (
-                "TENANTRY_NATS_CREDENTIALS_DIR",
-                common
-                    .nats_credentials_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            ("TENANTRY_DATABASE_URL", common.database_url.clone()),
-            (
-                "TENANTRY_STREAM_PREFIX",
-                common.stream_prefix.clone().unwrap_or_default(),
-            ),
-            ("TENANTRY_JWKS", common.jwks.clone()),
-            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
-            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
-            ("TENANTRY_TENANT_DB_SCHEMA", env.schema("tenant")),
-        ],
+            world_env(&common),
+            vec![
+                ("TENANTRY_DATABASE_URL", common.database_url.clone()),
+                ("TENANTRY_JWKS", common.jwks.clone()),
+                ("TENANTRY_TENANT_DB_SCHEMA", env.schema("tenant")),
+            ],
+        ]
+        .concat(),
     )
     .await
 }

@@ -46,22 +46,7 @@ async fn main() -> anyhow::Result<()> {
     // whose `Drop` kills the service and its instances and deletes the streams.
     tokio::select! {
         outcome = run(cli.figure) => outcome,
-        () = interrupted() => anyhow::bail!("interrupted; the bench's streams and instances are deleted"),
-    }
-}
-
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        () = tenantry_bench::interrupted() => anyhow::bail!("interrupted; the bench's streams and instances are deleted"),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tenantry_bench::spawn_binary;
+use tenantry_bench::{spawn_binary, world_env};
 use tenantry_contracts::billing::SubscriptionEvent;
 use tenantry_eventstore::EventStore;
 use tenantry_orchestration::runtime::process::ProcessRuntime;
@@ -67,24 +67,9 @@ impl World {
         // Under the world's directory, deleted with it.
         let master_key = state_dir.with_file_name("orchestration-master.key");
         tenantry_kit::seal::master::create_if_missing(&master_key)?;
-        let mut all = vec![
-            ("TENANTRY_NATS_URL", common.nats_url.clone()),
-            // The service connects as its own NATS user, as in production.
-            (
-                "TENANTRY_NATS_CREDENTIALS_DIR",
-                common
-                    .nats_credentials_dir
-                    .as_ref()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "TENANTRY_STREAM_PREFIX",
-                common.stream_prefix.clone().unwrap_or_default(),
-            ),
+        let mut all = world_env(&common);
+        all.extend([
             ("TENANTRY_JWKS", common.jwks.clone()),
-            ("TENANTRY_JWT_ISSUER", common.jwt_issuer.clone()),
-            ("TENANTRY_JWT_AUDIENCE", common.jwt_audience.clone()),
             ("TENANTRY_DATABASE_URL", common.database_url.clone()),
             (
                 "TENANTRY_ORCHESTRATION_DB_SCHEMA",
@@ -98,7 +83,7 @@ impl World {
                 "TENANTRY_ORCHESTRATION_MASTER_KEY_FILE",
                 master_key.display().to_string(),
             ),
-        ];
+        ]);
         all.extend(envs.iter().cloned());
         let started = spawn(&all).await;
         let (addr, service) = match started {

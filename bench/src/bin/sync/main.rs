@@ -45,33 +45,12 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tenantry_kit::install_crypto();
     // Logs only when asked (`RUST_LOG=tenantry_sync=debug`).
-    let _telemetry = match std::env::var_os("RUST_LOG") {
-        Some(_) => Some(tenantry_kit::telemetry::init(
-            "bench",
-            tenantry_kit::config::LogFormat::Text,
-        )?),
-        None => None,
-    };
+    let _telemetry = tenantry_bench::telemetry_if_asked()?;
     // Interrupted (Ctrl-C, `timeout`): the figure's future is dropped, and with it its test
     // world, whose `Drop` deletes the streams and schemas it made.
     tokio::select! {
         outcome = run(cli.figure) => outcome,
-        () = interrupted() => anyhow::bail!("interrupted; the bench's streams and schemas are deleted"),
-    }
-}
-
-async fn interrupted() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        () = tenantry_bench::interrupted() => anyhow::bail!("interrupted; the bench's streams and schemas are deleted"),
     }
 }
 
