@@ -1,5 +1,6 @@
-//! Synced records in sync's Postgres: upserted by (integration, stream, external id), and the
-//! usage they add written to the outbox in the same transaction.
+//! Synced records in sync's Postgres: upserted by (integration, stream, external id), with the
+//! usage they add written to the outbox and the tenant's stored bytes kept in the same
+//! statement.
 //!
 //! A record whose data did not change is not written again (the upsert's `WHERE ... IS
 //! DISTINCT FROM`), so a re-run of the same data writes, and meters, nothing.
@@ -35,7 +36,9 @@ impl std::ops::AddAssign for Written {
 }
 
 /// Upserts `records` of `tenant`'s `integration` into `stream` in one transaction, with the
-/// usage they add. A record listed twice keeps its last version.
+/// usage they add and the tenant's stored bytes: what was written, and the tenant's stored
+/// bytes after it (`None` when nothing was written). A record listed twice keeps its last
+/// version.
 pub async fn upsert(
     pool: &PgPool,
     tenant: Uuid,
@@ -43,9 +46,9 @@ pub async fn upsert(
     stream: &str,
     records: Vec<Record>,
     at: DateTime<Utc>,
-) -> Result<Written, sqlx::Error> {
+) -> Result<(Written, Option<u64>), sqlx::Error> {
     if records.is_empty() {
-        return Ok(Written::default());
+        return Ok((Written::default(), None));
     }
     // ON CONFLICT cannot touch one row twice in a statement.
     let mut last: HashMap<String, String> = HashMap::with_capacity(records.len());
@@ -61,14 +64,49 @@ pub async fn upsert(
         data.push(json);
     }
     let mut tx = scoped_tx(pool, Scope::Tenant(tenant)).await?;
-    let written: Vec<i32> = sqlx::query_scalar(
-        "INSERT INTO records (tenant_id, integration_id, stream, external_id, data, bytes, synced_at)
-         SELECT $1, $2, $3, k.external_id, k.data::jsonb, k.bytes, $7
-         FROM UNNEST($4::text[], $5::text[], $6::int[]) AS k(external_id, data, bytes)
-         ON CONFLICT (tenant_id, integration_id, stream, external_id) DO UPDATE
-             SET data = EXCLUDED.data, bytes = EXCLUDED.bytes, synced_at = EXCLUDED.synced_at
-             WHERE records.data IS DISTINCT FROM EXCLUDED.data
-         RETURNING bytes",
+    // Two runs of one integration (a webhook's and a schedule's, or on two replicas) write
+    // the stream one after the other, so the statement below sees what the other wrote.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("sync.records:{tenant}:{integration}:{stream}"))
+        .execute(&mut *tx)
+        .await?;
+    // One statement: every CTE reads the snapshot from before it, so `before` holds the
+    // replaced rows' old sizes, and the tenant's total grows by the difference.
+    let (records, bytes, stored): (i64, i64, Option<i64>) = sqlx::query_as(
+        "WITH k AS (
+             SELECT * FROM UNNEST($4::text[], $5::text[], $6::int[]) AS k(external_id, data, bytes)
+         ),
+         before AS (
+             SELECT r.external_id, r.bytes FROM records r JOIN k USING (external_id)
+             WHERE r.tenant_id = $1 AND r.integration_id = $2 AND r.stream = $3
+         ),
+         up AS (
+             INSERT INTO records (tenant_id, integration_id, stream, external_id, data, bytes, synced_at)
+             SELECT $1, $2, $3, k.external_id, k.data::jsonb, k.bytes, $7 FROM k
+             ON CONFLICT (tenant_id, integration_id, stream, external_id) DO UPDATE
+                 SET data = EXCLUDED.data, bytes = EXCLUDED.bytes, synced_at = EXCLUDED.synced_at
+                 WHERE records.data IS DISTINCT FROM EXCLUDED.data
+             RETURNING external_id, bytes
+         ),
+         sums AS (
+             SELECT count(*) AS records,
+                    COALESCE(SUM(up.bytes), 0)::bigint AS bytes,
+                    (COALESCE(SUM(up.bytes), 0) - COALESCE(SUM(before.bytes), 0))::bigint AS growth
+             FROM up LEFT JOIN before USING (external_id)
+         ),
+         total AS (
+             INSERT INTO tenant_storage (tenant_id, bytes)
+             SELECT $1, growth FROM sums WHERE records > 0
+             ON CONFLICT (tenant_id) DO UPDATE SET bytes = tenant_storage.bytes + EXCLUDED.bytes
+             RETURNING bytes
+         ),
+         usage AS (
+             INSERT INTO usage_outbox (tenant_id, meter, quantity, window_start)
+             SELECT $1, m.meter, m.quantity, $7
+             FROM sums, LATERAL (VALUES ($8, sums.records), ($9, sums.bytes)) AS m(meter, quantity)
+             WHERE sums.records > 0
+         )
+         SELECT records, bytes, (SELECT bytes FROM total) FROM sums",
     )
     .bind(tenant)
     .bind(integration)
@@ -77,28 +115,16 @@ pub async fn upsert(
     .bind(&data)
     .bind(&sizes)
     .bind(at)
-    .fetch_all(&mut *tx)
+    .bind(RECORDS)
+    .bind(STORAGE)
+    .fetch_one(&mut *tx)
     .await?;
-    let total = Written {
-        records: written.len() as u64,
-        bytes: written.iter().map(|b| u64::try_from(*b).unwrap_or(0)).sum(),
-    };
-    if total.records > 0 {
-        sqlx::query(
-            "INSERT INTO usage_outbox (tenant_id, meter, quantity, window_start)
-             VALUES ($1, $2, $3, $5), ($1, $4, $6, $5)",
-        )
-        .bind(tenant)
-        .bind(RECORDS)
-        .bind(i64::try_from(total.records).unwrap_or(i64::MAX))
-        .bind(STORAGE)
-        .bind(at)
-        .bind(i64::try_from(total.bytes).unwrap_or(i64::MAX))
-        .execute(&mut *tx)
-        .await?;
-    }
     tx.commit().await?;
-    Ok(total)
+    let written = Written {
+        records: u64::try_from(records).unwrap_or(0),
+        bytes: u64::try_from(bytes).unwrap_or(0),
+    };
+    Ok((written, stored.map(|b| u64::try_from(b).unwrap_or(0))))
 }
 
 /// How many records `tenant`'s `integration` holds in `stream` (tests, status).
@@ -121,15 +147,15 @@ pub async fn count(
     Ok(n)
 }
 
-/// Bytes of all the tenant's records (what its plan's storage is measured against).
+/// Bytes of all the tenant's records (what its plan's storage is measured against), as the
+/// upserts have kept them.
 pub async fn stored_bytes(pool: &PgPool, tenant: Uuid) -> Result<u64, sqlx::Error> {
     let mut tx = scoped_tx(pool, Scope::Tenant(tenant)).await?;
-    let bytes: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(bytes), 0)::bigint FROM records WHERE tenant_id = $1",
-    )
-    .bind(tenant)
-    .fetch_one(&mut *tx)
-    .await?;
+    let bytes: Option<i64> =
+        sqlx::query_scalar("SELECT bytes FROM tenant_storage WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_optional(&mut *tx)
+            .await?;
     tx.commit().await?;
-    Ok(u64::try_from(bytes).unwrap_or(0))
+    Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
 }

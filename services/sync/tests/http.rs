@@ -26,6 +26,7 @@ fn http_json_body(tenant: Uuid, url: &str, auth_value: &str) -> Value {
         "cursor_field": "updated_at",
         "cursor_param": "updated_since",
         "page_param": "page",
+        "page_size": 2,
         "stream": "items",
         "auth_value": auth_value,
         "auto_sync": true,
@@ -272,6 +273,17 @@ async fn bad_input_is_400_naming_the_bodys_field_and_nothing_is_appended() {
                 "records_path": "$.data[?(",
                 "id_field": "id",
             })
+        }),
+        ("page_size", {
+            let mut b = http_json_body(tenant, "https://api.example.com/items", "x");
+            b["page_size"] = json!(-1);
+            b
+        }),
+        ("page_size", {
+            let mut b = http_json_body(tenant, "https://api.example.com/items", "x");
+            b.as_object_mut().unwrap().remove("page_param");
+            b["page_size"] = json!(50);
+            b
         }),
     ];
     for (field, body) in cases {

@@ -7,6 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::source::{Source, TOKEN};
+use tenantry_kit::Role;
+use tenantry_kit::db::{Scope, scoped_tx};
+use tenantry_proto::events::v1 as pb;
 use tenantry_sync::domain::RunOutcome;
 use tenantry_sync::runs::Mode;
 use uuid::Uuid;
@@ -76,6 +79,21 @@ async fn a_full_then_incremental_run_pages_upserts_and_meters_once() {
     assert_eq!((records, bytes), (0, 0));
     assert_eq!(h.records(tenant, id).await, 6);
 
+    // The tenant's stored bytes, kept by the upserts (a record replaced counts its new size
+    // only), are what its records hold.
+    let mut tx = scoped_tx(&h.svc.pool, Scope::Tenant(tenant)).await.unwrap();
+    let summed: i64 =
+        sqlx::query_scalar("SELECT SUM(bytes)::bigint FROM records WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let kept = tenantry_sync::records::stored_bytes(&h.svc.pool, tenant)
+        .await
+        .unwrap();
+    assert_eq!(kept, u64::try_from(summed).unwrap());
+
     // Usage: records 5 + 2, in reports billing counts once each.
     h.svc.usage.publish_pending().await.unwrap();
     let reports = h.usage_reports(tenant).await;
@@ -91,6 +109,44 @@ async fn a_full_then_incremental_run_pages_upserts_and_meters_once() {
     // Published again (a crash before marking): nothing new reaches the stream.
     assert_eq!(h.svc.usage.publish_pending().await.unwrap(), 0);
     assert_eq!(h.usage_reports(tenant).await.len(), reports.len());
+}
+
+#[tokio::test]
+async fn a_known_page_size_ends_paging_at_a_short_page() {
+    let h = common::start_allowing_loopback().await;
+    let source = Source::default(); // pages of two
+    for id in 1..=3 {
+        source.add(id, &format!("2026-01-0{id}"), &format!("item {id}"));
+    }
+    let (_, url) = source.serve().await;
+    let tenant = Uuid::now_v7();
+    let mut request = common::create_request(tenant, &url, TOKEN);
+    if let Some(pb::integration_config::Source::HttpJson(c)) =
+        request.config.as_mut().and_then(|c| c.source.as_mut())
+    {
+        c.page_size = 2;
+    }
+    let id = h
+        .client()
+        .create_integration(common::with_token(request, &h.token(tenant, Role::Member)))
+        .await
+        .unwrap()
+        .into_inner()
+        .integration_id;
+
+    // Page 2 holds one item, fewer than two: the last page, and no call spent on a third.
+    let (records, _) = written(h.run(tenant, &id, Mode::Full).await);
+    assert_eq!(records, 3);
+    assert_eq!(source.requests(), vec!["page=1", "page=2"]);
+
+    // A full page is not the last: with four items, page 3 is asked and comes back empty.
+    source.add(4, "2026-01-04", "item 4");
+    let (records, _) = written(h.run(tenant, &id, Mode::Full).await);
+    assert_eq!(records, 1);
+    assert_eq!(
+        source.requests()[2..],
+        ["page=1", "page=2", "page=3"].map(String::from)
+    );
 }
 
 #[tokio::test]
@@ -207,6 +263,7 @@ async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() 
         "api_budget",
         "alerts",
         "alert_marks",
+        "tenant_storage",
     ] {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM {table} WHERE tenant_id = $1"
@@ -229,7 +286,7 @@ async fn every_tenant_table_has_forced_rls_and_records_stay_with_their_tenant() 
     .fetch_all(&admin)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 8, "{tables:?}");
+    assert_eq!(tables.len(), 9, "{tables:?}");
     for (table, enabled, forced) in tables {
         assert!(
             enabled && forced,

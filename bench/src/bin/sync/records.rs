@@ -77,7 +77,7 @@ async fn measure(env: &TestEnv, args: &Args) -> anyhow::Result<()> {
         let mut created = Vec::new();
         for _ in 0..args.parallel {
             created.push(
-                world::create_integration(env, &sync, Uuid::now_v7(), &url, world::manual())
+                world::create_integration(env, &sync, Uuid::now_v7(), &url, world::manual(), 0)
                     .await?,
             );
         }

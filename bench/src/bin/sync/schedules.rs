@@ -21,7 +21,7 @@ use tenantry_testkit::TestEnv;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::source::Seen;
+use crate::source::{FEED_PAGE, Seen};
 use crate::world::{self, Source, percentile, sorted};
 
 #[derive(clap::Args, Clone)]
@@ -89,19 +89,22 @@ async fn measure(env: &TestEnv, args: &Args) -> anyhow::Result<()> {
         cron: "* * * * *".into(),
     };
     let created_at = std::time::Instant::now();
-    let created: Vec<world::Created> = futures::stream::iter(0..args.integrations)
-        .map(|n| {
-            source.add(n); // one record each, so a first run writes something
-            let url = format!("http://{addr}/feed/{n}/items");
-            let tenant = tenants[n % tenants.len()];
-            let (env, sync, schedule) = (env, &sync, every_minute.clone());
-            async move { world::create_integration(env, sync, tenant, &url, schedule).await }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let created: Vec<world::Created> =
+        futures::stream::iter(0..args.integrations)
+            .map(|n| {
+                source.add(n); // one record each, so a first run writes something
+                let url = format!("http://{addr}/feed/{n}/items");
+                let tenant = tenants[n % tenants.len()];
+                let (env, sync, schedule) = (env, &sync, every_minute.clone());
+                async move {
+                    world::create_integration(env, sync, tenant, &url, schedule, FEED_PAGE).await
+                }
+            })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
     world::wait_projected(
         &admin,
         env,

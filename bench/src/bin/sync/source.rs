@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub const TOKEN: &str = "Bearer bench-source-token";
 /// A feed's page size.
-const FEED_PAGE: u32 = 100;
+pub const FEED_PAGE: u32 = 100;
 
 /// A request a feed answered: the feed, the page, and when it arrived.
 #[derive(Debug, Clone, Copy)]

@@ -54,18 +54,21 @@ async fn measure(env: &TestEnv, args: &Args) -> anyhow::Result<()> {
         world::load_average()
     );
     let tenants: Vec<Uuid> = (0..args.tenants.max(1)).map(|_| Uuid::now_v7()).collect();
-    let created: Vec<Created> = futures::stream::iter(0..args.deliveries)
-        .map(|n| {
-            let url = format!("http://{addr}/feed/{n}/items");
-            let tenant = tenants[n % tenants.len()];
-            let sync = &sync;
-            async move { world::create_integration(env, sync, tenant, &url, world::manual()).await }
-        })
-        .buffered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let created: Vec<Created> =
+        futures::stream::iter(0..args.deliveries)
+            .map(|n| {
+                let url = format!("http://{addr}/feed/{n}/items");
+                let tenant = tenants[n % tenants.len()];
+                let sync = &sync;
+                async move {
+                    world::create_integration(env, sync, tenant, &url, world::manual(), 0).await
+                }
+            })
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<_>>()?;
     world::wait_projected(
         &admin,
         env,

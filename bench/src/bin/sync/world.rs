@@ -72,13 +72,16 @@ pub struct Created {
 }
 
 /// Creates an `http_json` integration of `tenant` reading `url` (records at
-/// `$.data.items[*]`, paged by `page`, resumed from `updated_at`) on `schedule`.
+/// `$.data.items[*]`, paged by `page`, resumed from `updated_at`) on `schedule`; `page_size`
+/// is the source's page size as declared to sync (0: paged until an empty page, as the
+/// records and webhooks figures were measured).
 pub async fn create_integration(
     env: &TestEnv,
     sync: &Sync,
     tenant: Uuid,
     url: &str,
     schedule: pb::Schedule,
+    page_size: u32,
 ) -> anyhow::Result<Created> {
     let request = api::CreateIntegrationRequest {
         tenant_id: tenant.to_string(),
@@ -95,6 +98,7 @@ pub async fn create_integration(
                     cursor_param: "updated_since".into(),
                     page_param: "page".into(),
                     stream: "items".into(),
+                    page_size,
                 },
             )),
         }),

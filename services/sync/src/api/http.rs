@@ -99,6 +99,17 @@ fn config_fields(kind: SourceKind) -> &'static [&'static str] {
     }
 }
 
+/// `page_size` of a flat body: a whole number (or its digits) up to `u32::MAX`.
+fn page_size_of(value: &Value) -> Result<u32, ApiError> {
+    let n = match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| ApiError::invalid("page_size", "must be a whole number of records"))
+}
+
 /// The type's configuration and credentials from a flat body (`envelope` names the other
 /// fields the endpoint reads itself). A field the type does not take is refused by name.
 fn split(
@@ -109,8 +120,14 @@ fn split(
     let (required, optional) = kind.credentials();
     let mut config: HashMap<&str, String> = HashMap::new();
     let mut credentials = HashMap::new();
+    let mut page_size = 0;
     for (name, value) in body {
         if envelope.contains(&name.as_str()) {
+            continue;
+        }
+        // The one numeric field: taken as a number or as its digits.
+        if kind == SourceKind::HttpJson && name == "page_size" {
+            page_size = page_size_of(value)?;
             continue;
         }
         let Value::String(value) = value else {
@@ -152,6 +169,7 @@ fn split(
             cursor_param: take("cursor_param"),
             page_param: take("page_param"),
             stream: take("stream"),
+            page_size,
         }),
     };
     Ok((

@@ -81,6 +81,9 @@ impl SourceKind {
 
 const MAX_CREDENTIAL: usize = 8192;
 
+/// The largest page an `http_json` source may declare (a page is parsed whole in memory).
+const MAX_PAGE_SIZE: u32 = 100_000;
+
 /// Checks that `credentials` are exactly what `kind` needs (and may take); answers their names.
 pub fn validate_credentials(
     kind: SourceKind,
@@ -255,6 +258,18 @@ fn http_json(mut c: pb::HttpJsonConfig) -> Result<pb::HttpJsonConfig, DomainErro
     if !c.page_param.is_empty() {
         token("config.http_json.page_param", &c.page_param, 100, "_-.[]")?;
     }
+    if c.page_size > 0 && c.page_param.is_empty() {
+        return Err(DomainError::invalid(
+            "config.http_json.page_size",
+            "needs page_param (a source without pages has one)",
+        ));
+    }
+    if c.page_size > MAX_PAGE_SIZE {
+        return Err(DomainError::invalid(
+            "config.http_json.page_size",
+            format!("is more than {MAX_PAGE_SIZE}"),
+        ));
+    }
     if c.stream.is_empty() {
         c.stream = "records".into();
     }
@@ -337,6 +352,28 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn a_page_size_needs_pages_and_a_bound() {
+        let with = |page_param: &str, page_size: u32| {
+            let mut c = http("$");
+            if let Some(Source::HttpJson(h)) = c.source.as_mut() {
+                h.page_param = page_param.into();
+                h.page_size = page_size;
+            }
+            validate_config(SourceKind::HttpJson, Some(&c))
+        };
+        assert!(with("page", 100).is_ok());
+        assert!(with("", 0).is_ok());
+        assert_eq!(
+            field(with("", 100).unwrap_err()),
+            "config.http_json.page_size"
+        );
+        assert_eq!(
+            field(with("page", MAX_PAGE_SIZE + 1).unwrap_err()),
+            "config.http_json.page_size"
+        );
     }
 
     #[test]

@@ -64,10 +64,13 @@ impl Projection for IntegrationsProjection {
             }
         }
         let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = touched.iter().copied().unzip();
+        // A lookup by key per touched integration (a join let the planner scan the table).
         let rows: Vec<(Uuid, Uuid, sqlx::types::Json<Integration>)> = sqlx::query_as(
-            "SELECT i.tenant_id, i.integration_id, i.state FROM integrations i
-             JOIN UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, integration_id)
-               USING (tenant_id, integration_id)",
+            "SELECT i.tenant_id, i.integration_id, i.state
+             FROM UNNEST($1::uuid[], $2::uuid[]) AS k(tenant_id, integration_id),
+                  LATERAL (SELECT * FROM integrations i
+                           WHERE i.tenant_id = k.tenant_id
+                             AND i.integration_id = k.integration_id) i",
         )
         .bind(&tenants)
         .bind(&ids)
@@ -106,6 +109,9 @@ impl Projection for IntegrationsProjection {
                 .await?;
             }
         }
+        // Every touched integration's row in one statement (a batch's worth of runs would
+        // otherwise be as many round trips).
+        let mut rows = IntegrationRows::default();
         for key in touched {
             let Some((s, version)) = states.get(&key) else {
                 continue;
@@ -113,29 +119,61 @@ impl Projection for IntegrationsProjection {
             if !s.exists() {
                 continue;
             }
-            let next_run_at = s.next_run_at();
-            sqlx::query(
-                "INSERT INTO integrations
-                     (tenant_id, integration_id, name, type, enabled, next_run_at, state, version,
-                      updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-                 ON CONFLICT (tenant_id, integration_id) DO UPDATE SET name = EXCLUDED.name,
-                     enabled = EXCLUDED.enabled, next_run_at = EXCLUDED.next_run_at,
-                     state = EXCLUDED.state, version = EXCLUDED.version, updated_at = now()",
-            )
-            .bind(key.0)
-            .bind(key.1)
-            .bind(&s.name)
-            .bind(s.kind.map(|k| k.as_str()).unwrap_or_default())
-            .bind(s.enabled)
-            .bind(next_run_at)
-            .bind(sqlx::types::Json(s))
-            .bind(i64::try_from(*version).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
+            rows.tenants.push(key.0);
+            rows.ids.push(key.1);
+            rows.names.push(s.name.clone());
+            rows.kinds
+                .push(s.kind.map(|k| k.as_str()).unwrap_or_default().to_owned());
+            rows.enabled.push(s.enabled);
+            rows.next_run_at.push(s.next_run_at());
+            rows.states.push(
+                serde_json::to_string(s)
+                    .map_err(|e| ProjectionError::Store(StoreError::Corrupt(e.to_string())))?,
+            );
+            rows.versions
+                .push(i64::try_from(*version).unwrap_or(i64::MAX));
         }
+        if rows.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO integrations
+                 (tenant_id, integration_id, name, type, enabled, next_run_at, state, version,
+                  updated_at)
+             SELECT r.tenant_id, r.integration_id, r.name, r.type, r.enabled, r.next_run_at,
+                    r.state::jsonb, r.version, now()
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bool[],
+                         $6::timestamptz[], $7::text[], $8::bigint[])
+                  AS r(tenant_id, integration_id, name, type, enabled, next_run_at, state, version)
+             ON CONFLICT (tenant_id, integration_id) DO UPDATE SET name = EXCLUDED.name,
+                 enabled = EXCLUDED.enabled, next_run_at = EXCLUDED.next_run_at,
+                 state = EXCLUDED.state, version = EXCLUDED.version, updated_at = now()",
+        )
+        .bind(&rows.tenants)
+        .bind(&rows.ids)
+        .bind(&rows.names)
+        .bind(&rows.kinds)
+        .bind(&rows.enabled)
+        .bind(&rows.next_run_at)
+        .bind(&rows.states)
+        .bind(&rows.versions)
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
+}
+
+/// The `integrations` rows of a batch, column by column (for `UNNEST`).
+#[derive(Default)]
+struct IntegrationRows {
+    tenants: Vec<Uuid>,
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    kinds: Vec<String>,
+    enabled: Vec<bool>,
+    next_run_at: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    states: Vec<String>,
+    versions: Vec<i64>,
 }
 
 /// The alert an event raises, if any: (kind, message).

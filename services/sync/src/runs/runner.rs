@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tenantry_eventstore::{CommandMeta, ExecuteError, Repository};
 use tenantry_kit::Clock;
+use tenantry_kit::db::{Scope, scoped_tx};
 use tenantry_kit::egress::OutboundHttp;
 use tenantry_proto::events::v1::integration_config::Source;
 use tenantry_proto::events::v1::{
@@ -89,14 +90,21 @@ impl Runner {
             clock: self.clock.clone(),
             tenant: job.tenant_id,
             integration: job.integration_id,
+            prepaid: Arc::default(),
         };
-        let read = budget::METER.scope(meter, self.read(job, &state)).await;
+        let read = budget::METER
+            .scope(meter.clone(), self.read(job, &state, &meter))
+            .await;
+        let mut tenant_bytes = None;
         let outcome = match read {
-            Ok((written, cursors)) => RunOutcome::Succeeded {
-                records: written.records,
-                bytes: written.bytes,
-                cursors,
-            },
+            Ok(read) => {
+                tenant_bytes = read.tenant_bytes;
+                RunOutcome::Succeeded {
+                    records: read.written.records,
+                    bytes: read.written.bytes,
+                    cursors: read.cursors,
+                }
+            }
             Err(ConnectorError::Store(e)) => return Err(RunError(format!("storing records: {e}"))),
             Err(ConnectorError::Unrecorded(e)) => {
                 return Err(RunError(format!("recording new credentials: {e}")));
@@ -136,9 +144,8 @@ impl Runner {
             started_at,
             outcome: outcome.clone(),
         };
-        if let RunOutcome::Succeeded { bytes, .. } = &outcome
-            && *bytes > 0
-            && let Err(e) = self.check_storage(job).await
+        if let Some(used) = tenant_bytes
+            && let Err(e) = self.check_storage(job, used).await
         {
             tracing::warn!(tenant_id = %job.tenant_id, error = %e, "the storage alert is not checked");
         }
@@ -153,21 +160,15 @@ impl Runner {
         }
     }
 
-    /// Alerts when the tenant's records reached 80% of its plan's storage (once per plan
-    /// storage size).
-    async fn check_storage(&self, job: &Job) -> Result<(), String> {
+    /// Alerts when the tenant's records (`used` bytes, as the run's last write left them)
+    /// reached 80% of its plan's storage (once per plan storage size).
+    async fn check_storage(&self, job: &Job, used: u64) -> Result<(), String> {
         let limit = self
             .budget
             .plans
             .limits(job.tenant_id)
             .map_or(0, |l| l.storage_bytes);
-        if limit == 0 {
-            return Ok(());
-        }
-        let used = records::stored_bytes(&self.pool, job.tenant_id)
-            .await
-            .map_err(|e| e.to_string())?;
-        if u128::from(used) * 10 < u128::from(limit) * 8 {
+        if limit == 0 || u128::from(used) * 10 < u128::from(limit) * 8 {
             return Ok(());
         }
         alerts::raise_once_for_tenant(
@@ -189,12 +190,25 @@ impl Runner {
         job: &Job,
         state: &Integration,
     ) -> Result<Credentials, ConnectorError> {
+        let mut tx = scoped_tx(&self.pool, Scope::Tenant(job.tenant_id)).await?;
+        let credentials = self.credentials_in(&mut tx, job, state).await?;
+        tx.commit().await?;
+        Ok(credentials)
+    }
+
+    /// [`Runner::credentials`] in the caller's transaction, scoped to the job's tenant.
+    async fn credentials_in(
+        &self,
+        tx: &mut PgConnection,
+        job: &Job,
+        state: &Integration,
+    ) -> Result<Credentials, ConnectorError> {
         let Some(sealed) = &state.credentials else {
             return Ok(Credentials::new());
         };
         let plain = match self
             .keystore
-            .open(job.tenant_id, job.integration_id, &Sealed::from(sealed))
+            .open_in(tx, job.tenant_id, job.integration_id, &Sealed::from(sealed))
             .await
         {
             Ok(plain) => plain,
@@ -204,12 +218,30 @@ impl Runner {
         serde_json::from_slice(&plain).map_err(|_| ConnectorError::Credentials)
     }
 
+    /// The run's start in one transaction of the tenant's: its first call spent from the
+    /// budget (refused when the day's is spent, before anything is opened) and its
+    /// credentials opened.
+    async fn start(
+        &self,
+        job: &Job,
+        state: &Integration,
+        meter: &Meter,
+    ) -> Result<Credentials, ConnectorError> {
+        let mut tx = scoped_tx(&self.pool, Scope::Tenant(job.tenant_id)).await?;
+        let used = meter.prepay(&mut tx).await?;
+        let credentials = self.credentials_in(&mut tx, job, state).await?;
+        tx.commit().await?;
+        meter.spent(used).await;
+        Ok(credentials)
+    }
+
     async fn read(
         &self,
         job: &Job,
         state: &Integration,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
-        let credentials = self.credentials(job, state).await?;
+        meter: &Meter,
+    ) -> Result<Read, ConnectorError> {
+        let credentials = self.start(job, state, meter).await?;
         match &state.config.source {
             Some(Source::HttpJson(c)) => {
                 self.read_http_json(
@@ -259,7 +291,7 @@ impl Runner {
         state: &Integration,
         config: &VtexConfig,
         credentials: &Credentials,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let since = resume_from(job, state, vtex::STREAM);
         let source = self.vtex(config, credentials);
         // One window for the whole run: orders created while it pages wait for the next.
@@ -314,7 +346,7 @@ impl Runner {
         state: &Integration,
         config: &GoogleAdsConfig,
         credentials: &Credentials,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let since = resume_from(job, state, google_ads::STREAM);
         // The same days as Facebook's insights: from the cursor's day, or 90 days back.
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
@@ -356,7 +388,7 @@ impl Runner {
         state: &Integration,
         config: &FacebookAdsConfig,
         access_token: &str,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let since = resume_from(job, state, facebook_ads::STREAM);
         let range = facebook_ads::time_range(since.as_deref(), self.clock.now());
         let source = self.facebook_ads(config, access_token);
@@ -396,7 +428,7 @@ impl Runner {
         state: &Integration,
         config: &MercadoLibreConfig,
         credentials: &Credentials,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let get = |name: &str| credentials.get(name).cloned().unwrap_or_default();
         let mut tokens = Tokens {
             client_id: get("client_id"),
@@ -494,7 +526,7 @@ impl Runner {
         state: &Integration,
         config: &HttpJsonConfig,
         auth_value: Option<&str>,
-    ) -> Result<(Written, BTreeMap<String, String>), ConnectorError> {
+    ) -> Result<Read, ConnectorError> {
         let cursor = resume_from(job, state, &config.stream);
         let source = HttpJson {
             http: &self.http,
@@ -508,15 +540,26 @@ impl Runner {
             if fetched.records.is_empty() {
                 break;
             }
+            // A short page is the last one when the source's page size is known.
+            let last = config.page_param.is_empty()
+                || (config.page_size > 0 && fetched.records.len() < config.page_size as usize);
             progress
                 .store(fetched.records, fetched.cursor, later)
                 .await?;
-            if config.page_param.is_empty() {
+            if last {
                 break;
             }
         }
         Ok(progress.done())
     }
+}
+
+/// What a run read: what it wrote, its stream's cursor, and the tenant's stored bytes after
+/// its last write (`None`: it wrote nothing).
+pub struct Read {
+    written: Written,
+    cursors: BTreeMap<String, String>,
+    tenant_bytes: Option<u64>,
 }
 
 /// What a run has written to its stream so far, and the furthest cursor seen (from the one
@@ -526,6 +569,7 @@ struct Progress<'a> {
     job: &'a Job,
     stream: &'a str,
     written: Written,
+    tenant_bytes: Option<u64>,
     furthest: Option<String>,
 }
 
@@ -536,6 +580,7 @@ impl<'a> Progress<'a> {
             job,
             stream,
             written: Written::default(),
+            tenant_bytes: None,
             furthest: since,
         }
     }
@@ -547,7 +592,7 @@ impl<'a> Progress<'a> {
         cursor: Option<String>,
         later: fn(&str, &str) -> bool,
     ) -> Result<(), ConnectorError> {
-        self.written += records::upsert(
+        let (written, tenant_bytes) = records::upsert(
             &self.runner.pool,
             self.job.tenant_id,
             self.job.integration_id,
@@ -556,6 +601,8 @@ impl<'a> Progress<'a> {
             self.runner.clock.now(),
         )
         .await?;
+        self.written += written;
+        self.tenant_bytes = tenant_bytes.or(self.tenant_bytes);
         if let Some(c) = cursor
             && self.furthest.as_deref().is_none_or(|f| later(&c, f))
         {
@@ -564,12 +611,16 @@ impl<'a> Progress<'a> {
         Ok(())
     }
 
-    fn done(self) -> (Written, BTreeMap<String, String>) {
+    fn done(self) -> Read {
         let cursors = self
             .furthest
             .map(|f| BTreeMap::from([(self.stream.to_owned(), f)]))
             .unwrap_or_default();
-        (self.written, cursors)
+        Read {
+            written: self.written,
+            cursors,
+            tenant_bytes: self.tenant_bytes,
+        }
     }
 }
 

@@ -169,14 +169,14 @@ async fn handle(
     // The tenant's turn first, then a slot of the replica: a tenant's waiting jobs hold no
     // slot another tenant could run in.
     let tenant = slots.tenant(job.tenant_id).await;
-    let Ok(_tenant_turn) = wait_for(&message, every, tenant.acquire_owned()).await else {
+    let Ok(tenant_turn) = wait_for(&message, every, tenant.acquire_owned()).await else {
         return;
     };
     let plan = slots
         .plans
         .limits(job.tenant_id)
         .map_or(0, |l| l.processing_priority);
-    let Some(_slot) = wait_for(
+    let Some(slot) = wait_for(
         &message,
         every,
         slots.all.acquire(plan_rank(plan), job.priority),
@@ -196,6 +196,9 @@ async fn handle(
             }
         }
     };
+    // The run is over: its slot and its tenant's turn go to the next job while the queue
+    // hears how it ended.
+    drop((slot, tenant_turn));
     match result {
         Ok(_) => {
             if let Err(e) = message.double_ack().await {

@@ -252,6 +252,7 @@ pub fn create_request(tenant: Uuid, url: &str, auth_value: &str) -> api::CreateI
                     cursor_param: "updated_since".into(),
                     page_param: "page".into(),
                     stream: "items".into(),
+                    page_size: 0,
                 },
             )),
         }),

@@ -71,6 +71,18 @@ impl Keystore {
         self.open_bound(tenant, &[owner.as_bytes()], sealed).await
     }
 
+    /// [`Keystore::open`] inside the caller's transaction, already scoped to `tenant`.
+    pub async fn open_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        owner: Uuid,
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, SealError> {
+        self.open_bound_in(tx, tenant, &[owner.as_bytes()], sealed)
+            .await
+    }
+
     /// Seals `plaintext` bound to `tenant` and every part of `binding`: it opens only
     /// for the same tenant and the same parts, in order.
     pub async fn seal_bound(
@@ -96,16 +108,29 @@ impl Keystore {
         binding: &[&[u8]],
         sealed: &Sealed,
     ) -> Result<Vec<u8>, SealError> {
-        let version = sealed.key_version;
         let mut tx = scoped_tx(&self.pool, Scope::Tenant(tenant)).await?;
+        let plain = self.open_bound_in(&mut tx, tenant, binding, sealed).await?;
+        tx.commit().await?;
+        Ok(plain)
+    }
+
+    /// [`Keystore::open_bound`] inside the caller's transaction, already scoped to `tenant`
+    /// (a caller with more to do in the tenant's rows saves a transaction).
+    pub async fn open_bound_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        binding: &[&[u8]],
+        sealed: &Sealed,
+    ) -> Result<Vec<u8>, SealError> {
+        let version = sealed.key_version;
         let row: Option<(String, Vec<u8>)> = sqlx::query_as(
             "SELECT master_id, wrapped FROM data_keys WHERE tenant_id = $1 AND version = $2",
         )
         .bind(tenant)
         .bind(i32::try_from(version).map_err(|_| SealError::NoKey(version))?)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx)
         .await?;
-        tx.commit().await?;
         let (master_id, sealed_key) = row.ok_or(SealError::NoKey(version))?;
         let key = self.unwrap(tenant, version, master_id, sealed_key)?;
         key.open(
