@@ -70,15 +70,20 @@ pub async fn upsert(
         .bind(format!("sync.records:{tenant}:{integration}:{stream}"))
         .execute(&mut *tx)
         .await?;
-    // One statement: every CTE reads the snapshot from before it, so `before` holds the
-    // replaced rows' old sizes, and the tenant's total grows by the difference.
+    // One statement: every CTE reads the snapshot from before it, so `replaced` holds the old
+    // sizes of the rows the upsert changes (those whose data differs), and the tenant's total
+    // grows by what was written less those. No CTE is joined to another (they have no
+    // statistics: a join of two was planned as a nested loop, quadratic in a page's records).
     let (records, bytes, stored): (i64, i64, Option<i64>) = sqlx::query_as(
         "WITH k AS (
              SELECT * FROM UNNEST($4::text[], $5::text[], $6::int[]) AS k(external_id, data, bytes)
          ),
-         before AS (
-             SELECT r.external_id, r.bytes FROM records r JOIN k USING (external_id)
-             WHERE r.tenant_id = $1 AND r.integration_id = $2 AND r.stream = $3
+         replaced AS (
+             SELECT COALESCE(SUM(r.bytes), 0)::bigint AS bytes
+             FROM k JOIN records r
+               ON r.tenant_id = $1 AND r.integration_id = $2 AND r.stream = $3
+              AND r.external_id = k.external_id
+             WHERE r.data IS DISTINCT FROM k.data::jsonb
          ),
          up AS (
              INSERT INTO records (tenant_id, integration_id, stream, external_id, data, bytes, synced_at)
@@ -86,17 +91,14 @@ pub async fn upsert(
              ON CONFLICT (tenant_id, integration_id, stream, external_id) DO UPDATE
                  SET data = EXCLUDED.data, bytes = EXCLUDED.bytes, synced_at = EXCLUDED.synced_at
                  WHERE records.data IS DISTINCT FROM EXCLUDED.data
-             RETURNING external_id, bytes
+             RETURNING bytes
          ),
          sums AS (
-             SELECT count(*) AS records,
-                    COALESCE(SUM(up.bytes), 0)::bigint AS bytes,
-                    (COALESCE(SUM(up.bytes), 0) - COALESCE(SUM(before.bytes), 0))::bigint AS growth
-             FROM up LEFT JOIN before USING (external_id)
+             SELECT count(*) AS records, COALESCE(SUM(up.bytes), 0)::bigint AS bytes FROM up
          ),
          total AS (
              INSERT INTO tenant_storage (tenant_id, bytes)
-             SELECT $1, growth FROM sums WHERE records > 0
+             SELECT $1, sums.bytes - replaced.bytes FROM sums, replaced WHERE sums.records > 0
              ON CONFLICT (tenant_id) DO UPDATE SET bytes = tenant_storage.bytes + EXCLUDED.bytes
              RETURNING bytes
          ),

@@ -79,6 +79,11 @@ async fn a_full_then_incremental_run_pages_upserts_and_meters_once() {
     assert_eq!((records, bytes), (0, 0));
     assert_eq!(h.records(tenant, id).await, 6);
 
+    // A full run where one record of a page changed: only it is replaced.
+    source.add(3, "2026-01-08", "item 3 renamed, and longer");
+    let (records, _) = written(h.run(tenant, id, Mode::Full).await);
+    assert_eq!(records, 1);
+
     // The tenant's stored bytes, kept by the upserts (a record replaced counts its new size
     // only), are what its records hold.
     let mut tx = scoped_tx(&h.svc.pool, Scope::Tenant(tenant)).await.unwrap();
@@ -94,7 +99,7 @@ async fn a_full_then_incremental_run_pages_upserts_and_meters_once() {
         .unwrap();
     assert_eq!(kept, u64::try_from(summed).unwrap());
 
-    // Usage: records 5 + 2, in reports billing counts once each.
+    // Usage: records 5 + 2 + 1, in reports billing counts once each.
     h.svc.usage.publish_pending().await.unwrap();
     let reports = h.usage_reports(tenant).await;
     let sum = |meter: &str| -> u64 {
@@ -104,7 +109,7 @@ async fn a_full_then_incremental_run_pages_upserts_and_meters_once() {
             .map(|(_, q)| q)
             .sum()
     };
-    assert_eq!(sum("records"), 7);
+    assert_eq!(sum("records"), 8);
     assert!(sum("storage") > 0);
     // Published again (a crash before marking): nothing new reaches the stream.
     assert_eq!(h.svc.usage.publish_pending().await.unwrap(), 0);
