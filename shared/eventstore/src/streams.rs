@@ -215,15 +215,27 @@ async fn create(
     config: stream::Config,
 ) -> Result<stream::Stream, StoreError> {
     let name = config.name.clone();
-    match js.create_stream(config.clone()).await {
-        // Created, or it exists with exactly these settings.
-        Ok(stream) => return Ok(stream),
-        Err(e) if !exists_with_other_settings(&e) => {
-            return Err(StoreError::Unavailable(format!(
-                "create stream {name}: {e}"
-            )));
+    let mut attempt = 0;
+    loop {
+        match js.create_stream(config.clone()).await {
+            // Created, or it exists with exactly these settings.
+            Ok(stream) => return Ok(stream),
+            // The server failed to make the stream's store: nats-server removes an account's
+            // store directory when its last stream is deleted, and a creation racing that
+            // removal fails once ("could not create storage directory"). Asked again, it
+            // makes the directory anew.
+            Err(e) if store_not_created(&e) && attempt < 4 => {
+                attempt += 1;
+                tracing::warn!(stream = %name, error = %e, attempt, "stream store not created; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) if !exists_with_other_settings(&e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "create stream {name}: {e}"
+                )));
+            }
+            Err(_) => break,
         }
-        Err(_) => {}
     }
     if let Err(e) = js.update_stream(config).await {
         tracing::warn!(
@@ -235,6 +247,12 @@ async fn create(
     js.get_stream(&name)
         .await
         .map_err(|e| StoreError::Unavailable(format!("get stream {name}: {e}")))
+}
+
+fn store_not_created(error: &async_nats::jetstream::context::CreateStreamError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::context::CreateStreamErrorKind;
+    matches!(error.kind(), CreateStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_CREATE)
 }
 
 fn exists_with_other_settings(error: &async_nats::jetstream::context::CreateStreamError) -> bool {
